@@ -1,0 +1,121 @@
+//! The alert text line: `SIEM ALERT -- <type> - [<severity>] <message>. Check <link>`.
+//!
+//! The line is a contract with SOC tooling that greps and forwards it, so
+//! event data can never break it: control characters and line breaks from
+//! events are escaped, and long values are shortened.
+
+use super::severity::{AlertType, Severity};
+use std::fmt::Write as _;
+
+/// Longest value shown per field in a summary, in characters.
+pub const MAX_VALUE_CHARS: usize = 120;
+/// Most fields shown in a summary.
+pub const MAX_SUMMARY_FIELDS: usize = 5;
+
+/// Formats an alert line. `score` is given for anomalies (`[High/63]`).
+pub fn format_line(
+    alert_type: AlertType,
+    severity: Severity,
+    score: Option<f64>,
+    message: &str,
+    link: &str,
+) -> String {
+    let mut line = String::with_capacity(message.len() + link.len() + 48);
+    let _ = write!(line, "SIEM ALERT -- {alert_type} - [{}", severity.label());
+    if let Some(score) = score {
+        let _ = write!(line, "/{}", score.round() as i64);
+    }
+    line.push_str("] ");
+    escape_into(&mut line, message);
+    line.push_str(". Check ");
+    escape_into(&mut line, link);
+    line
+}
+
+/// Appends `text` with control characters, line breaks and Unicode line
+/// separators escaped, so the line stays one line.
+pub fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Shortens to at most `max` characters, marking the cut with `...`.
+pub fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((cut, _)) => {
+            let keep = text[..cut]
+                .char_indices()
+                .nth(max.saturating_sub(3))
+                .map_or(cut, |(i, _)| i);
+            std::borrow::Cow::Owned(format!("{}...", &text[..keep]))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn static_rule_lines_follow_the_contract_exactly() {
+        let line = format_line(
+            AlertType::StaticRule,
+            Severity::High,
+            None,
+            "SSH invalid user: host=h, message=Invalid user x",
+            "https://siem.example.com/alerts/abc",
+        );
+        assert_eq!(
+            line,
+            "SIEM ALERT -- STATIC RULE - [High] SSH invalid user: host=h, message=Invalid user x. Check https://siem.example.com/alerts/abc"
+        );
+    }
+
+    #[test]
+    fn anomaly_lines_carry_the_score() {
+        let line = format_line(
+            AlertType::Anomaly,
+            Severity::High,
+            Some(63.4),
+            "job: x",
+            "l",
+        );
+        assert_eq!(
+            line,
+            "SIEM ALERT -- ANOMALY DETECTED - [High/63] job: x. Check l"
+        );
+    }
+
+    #[test]
+    fn event_data_cannot_break_the_line() {
+        let line = format_line(
+            AlertType::StaticRule,
+            Severity::Low,
+            None,
+            "t: a\nSIEM ALERT -- fake\r\t\u{1b}[31m\u{2028}",
+            "l",
+        );
+        assert_eq!(line.lines().count(), 1);
+        assert!(
+            line.contains("a\\nSIEM ALERT -- fake\\r\\t\\u{001b}[31m\\u{2028}"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn long_values_are_shortened_on_character_boundaries() {
+        assert_eq!(shorten("abcdef", 10), "abcdef");
+        assert_eq!(shorten("abcdefghijkl", 8), "abcde...");
+        assert_eq!(shorten("ééééééééé", 5), "éé...");
+    }
+}

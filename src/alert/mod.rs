@@ -1,0 +1,231 @@
+//! Alerts: the record SOC tooling consumes, its text line, and its triage SLA.
+
+pub mod line;
+pub mod severity;
+pub mod sla;
+
+use crate::detect::CompiledRule;
+use crate::event::{Event, Origin};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use severity::{AlertType, Severity};
+pub use sla::{Sla, SlaConfig, SlaPolicy};
+
+/// Namespace for alert ids (UUID v5), so ids are stable across runs and hosts.
+const ALERT_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
+    0x6f, 0x2b, 0x1e, 0x43, 0x8c, 0x1a, 0x4e, 0x7d, 0x9a, 0x55, 0x0b, 0x3c, 0x71, 0x20, 0xe4, 0x19,
+]);
+
+/// The rule an alert came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub id: String,
+    pub title: String,
+    pub level: String,
+    pub tags: Vec<String>,
+    /// ATT&CK technique ids from the tags, e.g. `T1110.001`.
+    pub attack: Vec<String>,
+    pub references: Vec<String>,
+}
+
+/// An alert record, serialised as one JSON object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Stable: derived from rule and event content, so a replay yields the same id.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    /// Anomaly score 0-100; absent for static rules.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub score: Option<f64>,
+    pub rule: RuleRef,
+    /// The alert text line.
+    pub message: String,
+    pub link: String,
+    pub sla: Sla,
+    pub event_time: DateTime<Utc>,
+    pub detected_at: DateTime<Utc>,
+    /// The original event: the JSON object, or `{raw, fields}` for text.
+    pub event: Value,
+    pub source: Origin,
+}
+
+/// How alerts are built. Serde form of the `[alert]` config section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertConfig {
+    /// `{id}` and `{rule_id}` are replaced.
+    pub link_template: String,
+    /// Whether `informational` rules raise alerts.
+    pub informational: bool,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            link_template: "https://siem.example.com/alerts/{id}".into(),
+            informational: false,
+        }
+    }
+}
+
+/// Builds alerts from rule matches.
+#[derive(Debug, Clone)]
+pub struct AlertBuilder {
+    config: AlertConfig,
+    sla: SlaPolicy,
+}
+
+/// Fields that name who or what an event is about, shown first when present.
+const ENTITY_FIELDS: &[&str] = &[
+    "host",
+    "Computer",
+    "c-ip",
+    "User",
+    "SubjectUserName",
+    "TargetUserName",
+];
+
+impl AlertBuilder {
+    pub fn new(config: AlertConfig, sla: SlaPolicy) -> Self {
+        AlertBuilder { config, sla }
+    }
+
+    /// The alert for a static rule match, or `None` when the rule's level does not alert.
+    pub fn static_rule(
+        &self,
+        rule: &CompiledRule,
+        event: &Event,
+        detected_at: DateTime<Utc>,
+    ) -> Option<Alert> {
+        let r = &rule.rule;
+        // Rules without a level are treated as medium, the middle of the scale.
+        let severity = r.level.unwrap_or(Severity::Medium);
+        if severity == Severity::Informational && !self.config.informational {
+            return None;
+        }
+        let id = alert_id(&r.id, event);
+        let link = self
+            .config
+            .link_template
+            .replace("{id}", &id)
+            .replace("{rule_id}", &r.id);
+        let summary = summary(rule, event);
+        let text = if summary.is_empty() {
+            r.title.clone()
+        } else {
+            format!("{}: {summary}", r.title)
+        };
+        let message = line::format_line(AlertType::StaticRule, severity, None, &text, &link);
+        Some(Alert {
+            sla: self
+                .sla
+                .for_alert(AlertType::StaticRule, severity, detected_at),
+            id,
+            alert_type: AlertType::StaticRule,
+            severity,
+            score: None,
+            rule: RuleRef {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                level: severity.key().to_string(),
+                attack: attack_ids(&r.tags),
+                tags: r.tags.clone(),
+                references: r.references.clone(),
+            },
+            message,
+            link,
+            event_time: event.time,
+            detected_at,
+            event: event.original_json(),
+            source: event.origin.clone(),
+        })
+    }
+}
+
+/// UUID v5 over rule id and event content.
+pub fn alert_id(rule_id: &str, event: &Event) -> String {
+    let mut key = String::with_capacity(rule_id.len() + 256);
+    key.push_str(rule_id);
+    key.push('\n');
+    key.push_str(&event.fingerprint_text());
+    uuid::Uuid::new_v5(&ALERT_ID_NAMESPACE, key.as_bytes()).to_string()
+}
+
+/// ATT&CK technique ids from Sigma tags (`attack.t1110.001` -> `T1110.001`).
+pub fn attack_ids(tags: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter_map(|t| t.strip_prefix("attack."))
+        .filter(|t| {
+            let mut chars = t.chars();
+            matches!(chars.next(), Some('t' | 'T'))
+                && chars.next().is_some_and(|c| c.is_ascii_digit())
+        })
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+/// `key=value, ...`: entity fields, then the rule's `fields:`, then fields its detection reads.
+fn summary(rule: &CompiledRule, event: &Event) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    let candidates = ENTITY_FIELDS
+        .iter()
+        .copied()
+        .chain(rule.rule.fields.iter().map(String::as_str))
+        .chain(rule.detection_fields());
+    for name in candidates {
+        if names.len() >= line::MAX_SUMMARY_FIELDS {
+            break;
+        }
+        if !names.contains(&name) && event.get(name).is_some_and(|v| !v.is_null()) {
+            names.push(name);
+        }
+    }
+    // Keyword rules read no field: show the message, or the raw line.
+    if names.len() <= 1 {
+        if let Some(name) = ["message", "CommandLine", "cs-uri-stem"]
+            .into_iter()
+            .find(|n| event.get(n).is_some())
+        {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    let mut out = String::new();
+    for name in names {
+        let Some(value) = event.get(name) else {
+            continue;
+        };
+        let text = match crate::event::scalar_text(value) {
+            Some(t) => t.into_owned(),
+            None => value.to_string(),
+        };
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        out.push_str(name);
+        out.push('=');
+        out.push_str(&line::shorten(&text, line::MAX_VALUE_CHARS));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attack_ids_are_taken_from_technique_tags_only() {
+        let tags = vec![
+            "attack.credential-access".to_string(),
+            "attack.t1110.001".to_string(),
+            "attack.T1059".to_string(),
+            "cve.2021-44228".to_string(),
+        ];
+        assert_eq!(attack_ids(&tags), vec!["T1110.001", "T1059"]);
+    }
+}

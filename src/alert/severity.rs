@@ -1,0 +1,138 @@
+//! The two labels every alert line starts with: its type and its severity.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What produced the alert. The text form is part of the alert line contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AlertType {
+    /// A Sigma detection or correlation rule matched.
+    #[serde(rename = "STATIC RULE")]
+    StaticRule,
+    /// An anomaly rule decided that ML anomalies make an alert.
+    #[serde(rename = "ANOMALY DETECTED")]
+    Anomaly,
+}
+
+impl AlertType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertType::StaticRule => "STATIC RULE",
+            AlertType::Anomaly => "ANOMALY DETECTED",
+        }
+    }
+}
+
+impl fmt::Display for AlertType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Alert severity, ordered from least to most urgent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] = [
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// Maps a Sigma `level` (case-insensitive) to a severity.
+    pub fn from_sigma_level(level: &str) -> Option<Severity> {
+        match level.to_ascii_lowercase().as_str() {
+            "informational" => Some(Severity::Informational),
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    /// The anomaly score bands of the triage SLA table:
+    /// Critical >= 80, High 50-79, Medium 20-49, Low < 20.
+    pub fn from_anomaly_score(score: f64) -> Severity {
+        if score >= 80.0 {
+            Severity::Critical
+        } else if score >= 50.0 {
+            Severity::High
+        } else if score >= 20.0 {
+            Severity::Medium
+        } else {
+            Severity::Low
+        }
+    }
+
+    /// The capitalised form used in the alert line, e.g. `High`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Informational => "Informational",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+
+    /// The lowercase form used in config keys and metric labels.
+    pub fn key(self) -> &'static str {
+        match self {
+            Severity::Informational => "informational",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anomaly_score_bands_follow_the_sla_table() {
+        assert_eq!(Severity::from_anomaly_score(100.0), Severity::Critical);
+        assert_eq!(Severity::from_anomaly_score(80.0), Severity::Critical);
+        assert_eq!(Severity::from_anomaly_score(79.9), Severity::High);
+        assert_eq!(Severity::from_anomaly_score(50.0), Severity::High);
+        assert_eq!(Severity::from_anomaly_score(49.99), Severity::Medium);
+        assert_eq!(Severity::from_anomaly_score(20.0), Severity::Medium);
+        assert_eq!(Severity::from_anomaly_score(19.9), Severity::Low);
+        assert_eq!(Severity::from_anomaly_score(0.0), Severity::Low);
+    }
+
+    #[test]
+    fn sigma_levels_map_case_insensitively() {
+        assert_eq!(Severity::from_sigma_level("HIGH"), Some(Severity::High));
+        assert_eq!(
+            Severity::from_sigma_level("informational"),
+            Some(Severity::Informational)
+        );
+        assert_eq!(Severity::from_sigma_level("urgent"), None);
+    }
+
+    #[test]
+    fn alert_type_text_is_the_line_contract() {
+        assert_eq!(AlertType::StaticRule.to_string(), "STATIC RULE");
+        assert_eq!(AlertType::Anomaly.to_string(), "ANOMALY DETECTED");
+    }
+}

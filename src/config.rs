@@ -1,0 +1,402 @@
+//! Configuration: built-in defaults < TOML file < `TOCSIN_*` environment < command-line flags.
+//!
+//! Environment variables use `__` between levels: `TOCSIN_METRICS__LISTEN=0.0.0.0:9464`,
+//! `TOCSIN_ENGINE__RULES=rules/,extra/` (lists are comma-separated).
+
+use crate::alert::{AlertConfig, SlaConfig};
+use crate::event::time::TimeOptions;
+use crate::event::InputFormat;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// The built-in defaults, as TOML (also the reference for every key).
+pub const DEFAULTS_TOML: &str = r#"
+[engine]
+rules = ["rules/"]
+channel_capacity = 1024
+
+[dead_letter]
+type = "stderr"
+
+[alert]
+link_template = "https://siem.example.com/alerts/{id}"
+informational = false
+
+[metrics]
+enabled = true
+listen = "127.0.0.1:9464"
+
+[log]
+format = "human"
+level = "info"
+"#;
+
+/// Problems reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub sources: Vec<SourceConfig>,
+    pub sinks: Vec<SinkConfig>,
+    pub dead_letter: DeadLetterConfig,
+    pub alert: AlertConfig,
+    pub sla: SlaConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+    /// Values for `expand` placeholders: `Administrators = ["admin*", "root"]`.
+    pub placeholders: HashMap<String, Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Rule files or folders (searched recursively for `.yml`/`.yaml`).
+    pub rules: Vec<PathBuf>,
+    /// A logsource mapping file replacing the built-in one.
+    pub logsource_map: Option<PathBuf>,
+    /// Records buffered between stages; bounds memory and applies backpressure.
+    pub channel_capacity: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rules: vec![PathBuf::from("rules/")],
+            logsource_map: None,
+            channel_capacity: 1024,
+        }
+    }
+}
+
+/// Logsource tags a source declares for all its events (e.g. `product = "zeek"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogsourceTags {
+    pub product: Option<String>,
+    pub category: Option<String>,
+    pub service: Option<String>,
+}
+
+impl LogsourceTags {
+    pub fn pairs(&self) -> Vec<(String, String)> {
+        [
+            ("product", &self.product),
+            ("category", &self.category),
+            ("service", &self.service),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_ascii_lowercase())))
+        .collect()
+    }
+}
+
+/// An input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// Files by path or glob; `.gz` files are decompressed.
+    File {
+        #[serde(default)]
+        name: Option<String>,
+        paths: Vec<String>,
+        #[serde(default)]
+        format: InputFormat,
+        #[serde(default)]
+        time_field: Option<String>,
+        #[serde(default)]
+        time_format: Option<String>,
+        #[serde(default)]
+        logsource: LogsourceTags,
+    },
+    /// Standard input.
+    Stdin {
+        #[serde(default)]
+        format: InputFormat,
+        #[serde(default)]
+        time_field: Option<String>,
+        #[serde(default)]
+        time_format: Option<String>,
+        #[serde(default)]
+        logsource: LogsourceTags,
+    },
+}
+
+impl SourceConfig {
+    pub fn format(&self) -> InputFormat {
+        match self {
+            SourceConfig::File { format, .. } | SourceConfig::Stdin { format, .. } => *format,
+        }
+    }
+
+    pub fn time_options(&self) -> TimeOptions {
+        match self {
+            SourceConfig::File {
+                time_field,
+                time_format,
+                ..
+            }
+            | SourceConfig::Stdin {
+                time_field,
+                time_format,
+                ..
+            } => TimeOptions {
+                field: time_field.clone(),
+                format: time_format.clone(),
+            },
+        }
+    }
+
+    pub fn logsource(&self) -> &LogsourceTags {
+        match self {
+            SourceConfig::File { logsource, .. } | SourceConfig::Stdin { logsource, .. } => {
+                logsource
+            }
+        }
+    }
+}
+
+/// How alerts are written by a sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// The alert text line.
+    #[default]
+    Text,
+    /// The alert record as one JSON line.
+    Json,
+}
+
+/// An output for alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    Stdout {
+        #[serde(default)]
+        format: OutputFormat,
+    },
+    File {
+        path: PathBuf,
+        #[serde(default = "json_format")]
+        format: OutputFormat,
+    },
+}
+
+fn json_format() -> OutputFormat {
+    OutputFormat::Json
+}
+
+/// Where records that cannot be parsed go, with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DeadLetterConfig {
+    /// JSON lines on standard error.
+    #[default]
+    Stderr,
+    /// JSON lines appended to a file.
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Address for `/metrics` and `/healthz`.
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `tocsin=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Loads the layered configuration. `overrides` are `(key, value)` pairs from flags.
+pub fn load(
+    file: Option<&Path>,
+    overrides: &[(&str, config::Value)],
+) -> Result<Config, ConfigError> {
+    load_with_env(file, overrides, std::env::vars())
+}
+
+/// [`load`] with an explicit environment, for tests.
+pub fn load_with_env(
+    file: Option<&Path>,
+    overrides: &[(&str, config::Value)],
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut builder = config::Config::builder().add_source(config::File::from_str(
+        DEFAULTS_TOML,
+        config::FileFormat::Toml,
+    ));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::Invalid(format!(
+                "{}: file not found",
+                path.display()
+            )));
+        }
+        builder = builder.add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        );
+    }
+    let env: HashMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("TOCSIN_"))
+        .collect();
+    builder = builder.add_source(
+        config::Environment::with_prefix("TOCSIN")
+            .prefix_separator("_")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("engine.rules")
+            .try_parsing(true)
+            .source(Some(env)),
+    );
+    for (key, value) in overrides {
+        builder = builder.set_override(*key, value.clone())?;
+    }
+    let cfg: Config = builder.build()?.try_deserialize()?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.engine.channel_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.channel_capacity must be at least 1".into(),
+            ));
+        }
+        for s in &self.sources {
+            if let SourceConfig::File { paths, .. } = s {
+                if paths.is_empty() {
+                    return Err(ConfigError::Invalid(
+                        "a file source needs at least one path".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_a_file() {
+        let cfg = load_with_env(None, &[], env(&[])).unwrap();
+        assert_eq!(cfg.engine.rules, vec![PathBuf::from("rules/")]);
+        assert_eq!(cfg.metrics.listen, "127.0.0.1:9464");
+        assert_eq!(cfg.dead_letter, DeadLetterConfig::Stderr);
+        assert!(cfg.sources.is_empty());
+    }
+
+    #[test]
+    fn file_then_environment_then_flags_override_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[metrics]\nlisten = \"0.0.0.0:1\"\nenabled = false\n[log]\nlevel = \"debug\"\n[alert]\nlink_template = \"file\"\n\n[[sources]]\ntype = \"file\"\npaths = [\"a.log\"]\nformat = \"syslog\"\n\n[[sinks]]\ntype = \"file\"\npath = \"out.jsonl\"\n",
+        )
+        .unwrap();
+        let cfg = load_with_env(
+            Some(&path),
+            &[("alert.link_template", config::Value::from("flag"))],
+            env(&[
+                ("TOCSIN_METRICS__LISTEN", "127.0.0.1:2"),
+                ("TOCSIN_ALERT__LINK_TEMPLATE", "env"),
+                ("TOCSIN_ENGINE__RULES", "a/,b/"),
+            ]),
+        )
+        .unwrap();
+        assert!(!cfg.metrics.enabled, "from file");
+        assert_eq!(cfg.log.level, "debug", "from file");
+        assert_eq!(cfg.metrics.listen, "127.0.0.1:2", "env beats file");
+        assert_eq!(cfg.alert.link_template, "flag", "flag beats env");
+        assert_eq!(
+            cfg.engine.rules,
+            vec![PathBuf::from("a/"), PathBuf::from("b/")]
+        );
+        assert_eq!(cfg.sources[0].format(), InputFormat::Syslog);
+        assert_eq!(
+            cfg.sinks[0],
+            SinkConfig::File {
+                path: "out.jsonl".into(),
+                format: OutputFormat::Json
+            }
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[metrics]\nlisten_addr = \"x\"\n").unwrap();
+        let err = load_with_env(Some(&path), &[], env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        let err = load_with_env(Some(&dir.path().join("nope.toml")), &[], env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not found"), "{err}");
+    }
+
+    #[test]
+    fn the_example_config_in_deploy_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tocsin.example.toml");
+        let cfg = load_with_env(Some(&path), &[], env(&[])).unwrap();
+        assert!(!cfg.sources.is_empty());
+        assert!(!cfg.sinks.is_empty());
+    }
+}

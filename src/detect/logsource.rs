@@ -1,0 +1,285 @@
+//! Routing events to rules by logsource.
+//!
+//! A mapping file (`src/event/logsources.yml` is built in) says which events
+//! belong to which Sigma logsource: each entry has tags (`product`,
+//! `category`, `service`), an optional parser format and an optional Sigma
+//! selection. An event carries every tag of every entry it matches, and a rule
+//! sees it only if the event carries each of the rule's logsource values. That
+//! is what keeps Windows rules off Linux events.
+
+use super::value::{ItemMatcher, Placeholders};
+use super::EventView;
+use crate::event::{Event, Format};
+use crate::sigma::rule::{Diagnostic, Logsource};
+use crate::sigma::yaml::{parse_documents, Node, Pos};
+use std::fmt;
+use std::path::Path;
+
+/// The built-in mapping.
+pub const BUILTIN_MAPPING: &str = include_str!("../event/logsources.yml");
+
+/// A problem in a mapping file.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct MappingError {
+    pub file: String,
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl fmt::Display for MappingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.pos, self.message)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    name: String,
+    tags: Vec<(&'static str, String)>,
+    format: Option<Format>,
+    when: Vec<ItemMatcher>,
+    fieldmappings: Vec<(String, String)>,
+}
+
+/// The compiled logsource mapping.
+#[derive(Debug, Clone)]
+pub struct LogsourceRouter {
+    entries: Vec<Entry>,
+}
+
+/// A set of mapping entries, as a bitset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntrySet(Vec<u64>);
+
+impl EntrySet {
+    fn insert(&mut self, i: usize) {
+        let (word, bit) = (i / 64, i % 64);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= 1 << bit;
+    }
+
+    fn intersects(&self, other: &EntrySet) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
+    }
+
+    fn clear(&mut self) {
+        self.0.iter_mut().for_each(|w| *w = 0);
+    }
+
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, bits)| {
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
+        })
+    }
+}
+
+/// What the router found for one event: the entries it matched.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    matched: EntrySet,
+}
+
+/// A rule logsource, resolved against the mapping: for each required value,
+/// the entries that provide it, plus the value itself for source-level tags.
+#[derive(Debug, Clone)]
+pub struct LogsourceFilter {
+    requirements: Vec<(&'static str, String, EntrySet)>,
+}
+
+impl LogsourceRouter {
+    /// The built-in mapping.
+    pub fn builtin() -> Result<LogsourceRouter, MappingError> {
+        LogsourceRouter::from_yaml(BUILTIN_MAPPING, "<built-in logsources.yml>")
+    }
+
+    /// Reads a mapping file.
+    pub fn from_file(path: &Path) -> Result<LogsourceRouter, MappingError> {
+        let text = std::fs::read_to_string(path).map_err(|e| MappingError {
+            file: path.display().to_string(),
+            pos: Pos::default(),
+            message: format!("cannot read: {e}"),
+        })?;
+        LogsourceRouter::from_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn from_yaml(text: &str, file: &str) -> Result<LogsourceRouter, MappingError> {
+        let err = |pos: Pos, message: String| MappingError {
+            file: file.to_string(),
+            pos,
+            message,
+        };
+        let docs = parse_documents(text).map_err(|e| err(e.pos, e.message))?;
+        let doc = docs
+            .first()
+            .ok_or_else(|| err(Pos::default(), "empty mapping file".into()))?;
+        let list = doc
+            .get("logsources")
+            .ok_or_else(|| err(doc.pos, "missing `logsources` list".into()))?;
+        let crate::sigma::yaml::Value::Seq(items) = &list.value else {
+            return Err(err(list.pos, "`logsources` must be a list".into()));
+        };
+        let mut entries = Vec::with_capacity(items.len());
+        for item in items {
+            entries.push(parse_entry(item).map_err(|d| err(d.pos, d.message))?);
+        }
+        Ok(LogsourceRouter { entries })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Finds the entries an event matches.
+    pub fn route(&self, event: &Event, routing: &mut Routing) {
+        routing.matched.clear();
+        let view = EventView::new(event, &[]);
+        for (i, entry) in self.entries.iter().enumerate() {
+            if entry.format.is_some_and(|f| f != event.format) {
+                continue;
+            }
+            if entry.when.iter().all(|m| m.matches(&view)) {
+                routing.matched.insert(i);
+            }
+        }
+    }
+
+    /// Field renames that apply to an event with this routing.
+    pub fn aliases<'a>(&'a self, routing: &Routing, out: &mut Vec<(&'a str, &'a str)>) {
+        out.clear();
+        for i in routing.matched.iter() {
+            if let Some(entry) = self.entries.get(i) {
+                out.extend(
+                    entry
+                        .fieldmappings
+                        .iter()
+                        .map(|(a, b)| (a.as_str(), b.as_str())),
+                );
+            }
+        }
+    }
+
+    /// Names of the matched entries (for `scan --explain` style output and tests).
+    pub fn matched_names(&self, routing: &Routing) -> Vec<&str> {
+        routing
+            .matched
+            .iter()
+            .filter_map(|i| self.entries.get(i).map(|e| e.name.as_str()))
+            .collect()
+    }
+
+    /// Resolves a rule's logsource against this mapping.
+    pub fn filter(&self, logsource: &Logsource) -> LogsourceFilter {
+        let requirements = logsource
+            .requirements()
+            .map(|(key, value)| {
+                let mut set = EntrySet::default();
+                for (i, entry) in self.entries.iter().enumerate() {
+                    if entry.tags.iter().any(|(k, v)| *k == key && v == value) {
+                        set.insert(i);
+                    }
+                }
+                (key, value.to_string(), set)
+            })
+            .collect();
+        LogsourceFilter { requirements }
+    }
+}
+
+impl LogsourceFilter {
+    /// Whether an event with this routing and these source-level tags is in the logsource.
+    pub fn admits(&self, routing: &Routing, source_tags: &[(String, String)]) -> bool {
+        self.requirements.iter().all(|(key, value, set)| {
+            set.intersects(&routing.matched)
+                || source_tags.iter().any(|(k, v)| k == key && v == value)
+        })
+    }
+
+    /// Whether some mapping entry or source tag could ever satisfy this filter.
+    pub fn is_reachable(&self) -> bool {
+        self.requirements
+            .iter()
+            .all(|(_, _, set)| set.iter().next().is_some())
+    }
+}
+
+fn parse_entry(node: &Node) -> Result<Entry, Diagnostic> {
+    let name = node
+        .get("name")
+        .and_then(Node::scalar_text)
+        .ok_or_else(|| Diagnostic::new(node.pos, "mapping entry needs a `name`"))?;
+    let ls_node = node
+        .get("logsource")
+        .ok_or_else(|| Diagnostic::new(node.pos, format!("entry `{name}` needs a `logsource`")))?;
+    let logsource = Logsource::from_node(ls_node)?;
+    let tags: Vec<(&'static str, String)> = logsource
+        .requirements()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect();
+    if tags.is_empty() {
+        return Err(Diagnostic::new(
+            ls_node.pos,
+            format!("entry `{name}` tags nothing"),
+        ));
+    }
+    let format = match node.get("format") {
+        None => None,
+        Some(f) => Some(
+            f.scalar_text()
+                .as_deref()
+                .and_then(Format::from_name)
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        f.pos,
+                        "`format` must be json, syslog, access-log or evtx-json",
+                    )
+                })?,
+        ),
+    };
+    let when = match node.get("when") {
+        None => Vec::new(),
+        Some(w) => {
+            let mut diags = Vec::new();
+            let search = crate::sigma::rule::parse_selection(w, &mut diags).ok_or_else(|| {
+                diags
+                    .into_iter()
+                    .next()
+                    .unwrap_or(Diagnostic::new(w.pos, "invalid `when`"))
+            })?;
+            search
+                .iter()
+                .map(|item| {
+                    ItemMatcher::compile(item, &Placeholders::new())
+                        .map_err(|m| Diagnostic::new(item.pos, m))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        }
+    };
+    if format.is_none() && when.is_empty() {
+        return Err(Diagnostic::new(
+            node.pos,
+            format!("entry `{name}` has neither `format` nor `when` and would match every event"),
+        ));
+    }
+    let fieldmappings = match node.get("fieldmappings").and_then(Node::as_map) {
+        None => Vec::new(),
+        Some(pairs) => pairs
+            .iter()
+            .filter_map(|(k, v)| Some((k.scalar_text()?, v.scalar_text()?)))
+            .collect(),
+    };
+    Ok(Entry {
+        name,
+        tags,
+        format,
+        when,
+        fieldmappings,
+    })
+}

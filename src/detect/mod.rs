@@ -1,0 +1,491 @@
+//! Rules compiled into something that runs: the detection engine.
+//!
+//! `Engine::compile` turns loaded Sigma rules into matchers once;
+//! `Engine::evaluate` routes an event by logsource and runs the condition
+//! program of every rule that can see it.
+
+pub mod logsource;
+pub mod pattern;
+pub mod value;
+
+use crate::event::Event;
+use crate::sigma::{Condition, LoadedRule, Quantifier, RuleProblem, SigmaRule};
+use logsource::{LogsourceFilter, LogsourceRouter, Routing};
+use serde_json::Value;
+use std::sync::Arc;
+use value::{ItemMatcher, Placeholders};
+
+pub use logsource::MappingError;
+
+/// An event seen through a logsource's field mappings.
+pub struct EventView<'a> {
+    event: &'a Event,
+    aliases: &'a [(&'a str, &'a str)],
+}
+
+impl<'a> EventView<'a> {
+    pub fn new(event: &'a Event, aliases: &'a [(&'a str, &'a str)]) -> Self {
+        EventView { event, aliases }
+    }
+
+    /// A field by its Sigma name: a mapped name first, then the name itself.
+    pub fn get(&self, name: &str) -> Option<&'a Value> {
+        for (sigma, actual) in self.aliases {
+            if *sigma == name {
+                if let Some(v) = self.event.get(actual) {
+                    return Some(v);
+                }
+            }
+        }
+        self.event.get(name)
+    }
+
+    /// Whether any text of the event satisfies `f`: every string, number and
+    /// boolean value at any depth, and the raw line of text events.
+    /// This is what Sigma keyword searches run against.
+    pub fn any_text(&self, f: impl Fn(&str) -> bool) -> bool {
+        fn walk(v: &Value, f: &dyn Fn(&str) -> bool) -> bool {
+            match v {
+                Value::String(s) => f(s),
+                Value::Array(items) => items.iter().any(|i| walk(i, f)),
+                Value::Object(map) => map.values().any(|i| walk(i, f)),
+                Value::Number(n) => f(&n.to_string()),
+                Value::Bool(_) | Value::Null => false,
+            }
+        }
+        if let Some(raw) = self.event.raw_text() {
+            if f(raw) {
+                return true;
+            }
+        }
+        self.event.fields.values().any(|v| walk(v, &f))
+    }
+}
+
+/// A condition compiled against the rule's search identifiers.
+#[derive(Debug, Clone)]
+enum Program {
+    Search(usize),
+    Not(Box<Program>),
+    And(Vec<Program>),
+    Or(Vec<Program>),
+}
+
+#[derive(Debug, Clone)]
+struct CompiledSearch {
+    any_of: Vec<Vec<ItemMatcher>>,
+}
+
+impl CompiledSearch {
+    fn matches(&self, view: &EventView<'_>) -> bool {
+        self.any_of
+            .iter()
+            .any(|group| group.iter().all(|item| item.matches(view)))
+    }
+}
+
+/// One rule ready to run.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Arc<SigmaRule>,
+    pub file: std::path::PathBuf,
+    searches: Vec<CompiledSearch>,
+    program: Program,
+}
+
+impl CompiledRule {
+    fn run(&self, p: &Program, view: &EventView<'_>) -> bool {
+        match p {
+            Program::Search(i) => self.searches.get(*i).is_some_and(|s| s.matches(view)),
+            Program::Not(inner) => !self.run(inner, view),
+            Program::And(terms) => terms.iter().all(|t| self.run(t, view)),
+            Program::Or(terms) => terms.iter().any(|t| self.run(t, view)),
+        }
+    }
+
+    /// Evaluates the rule's detection on an event (ignoring logsource).
+    pub fn matches(&self, view: &EventView<'_>) -> bool {
+        self.run(&self.program, view)
+    }
+
+    /// Fields the detection reads, in rule order, without duplicates.
+    pub fn detection_fields(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for search in &self.rule.detection.searches {
+            for group in &search.any_of {
+                for item in group {
+                    if let Some(f) = item.field.as_deref() {
+                        if !out.contains(&f) {
+                            out.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Rules that share one logsource, checked together.
+#[derive(Debug, Clone)]
+struct RuleGroup {
+    filter: LogsourceFilter,
+    rules: Vec<usize>,
+}
+
+/// Options for compiling rules.
+#[derive(Debug, Clone, Default)]
+pub struct CompileOptions {
+    pub placeholders: Placeholders,
+}
+
+/// All loaded rules, compiled, with the logsource router.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    rules: Vec<CompiledRule>,
+    groups: Vec<RuleGroup>,
+    router: LogsourceRouter,
+}
+
+/// Scratch space reused across evaluations so the hot path does not allocate.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    routing: Routing,
+}
+
+impl Engine {
+    /// Compiles rules. Rules that fail are left out and reported.
+    pub fn compile(
+        loaded: Vec<LoadedRule>,
+        router: LogsourceRouter,
+        options: &CompileOptions,
+    ) -> (Engine, Vec<RuleProblem>) {
+        let mut rules = Vec::with_capacity(loaded.len());
+        let mut problems = Vec::new();
+        for LoadedRule { rule, file } in loaded {
+            match compile_rule(&rule, options) {
+                Ok((searches, program)) => rules.push(CompiledRule {
+                    rule: Arc::new(rule),
+                    file,
+                    searches,
+                    program,
+                }),
+                Err(d) => problems.push(RuleProblem {
+                    file,
+                    pos: d.pos,
+                    message: d.message,
+                }),
+            }
+        }
+        let mut groups: Vec<(crate::sigma::Logsource, RuleGroup)> = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            match groups.iter_mut().find(|(ls, _)| *ls == r.rule.logsource) {
+                Some((_, g)) => g.rules.push(i),
+                None => groups.push((
+                    r.rule.logsource.clone(),
+                    RuleGroup {
+                        filter: router.filter(&r.rule.logsource),
+                        rules: vec![i],
+                    },
+                )),
+            }
+        }
+        let engine = Engine {
+            rules,
+            groups: groups.into_iter().map(|(_, g)| g).collect(),
+            router,
+        };
+        (engine, problems)
+    }
+
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    pub fn router(&self) -> &LogsourceRouter {
+        &self.router
+    }
+
+    /// Indices of the rules that match the event, in load order.
+    pub fn evaluate(
+        &self,
+        event: &Event,
+        source_tags: &[(String, String)],
+        scratch: &mut Scratch,
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        self.router.route(event, &mut scratch.routing);
+        let mut aliases = Vec::new();
+        self.router.aliases(&scratch.routing, &mut aliases);
+        let view = EventView::new(event, &aliases);
+        for group in &self.groups {
+            if !group.filter.admits(&scratch.routing, source_tags) {
+                continue;
+            }
+            for &i in &group.rules {
+                if self.rules[i].matches(&view) {
+                    out.push(i);
+                }
+            }
+        }
+        out.sort_unstable();
+    }
+
+    /// Rules whose logsource no mapping entry provides: they can only fire
+    /// on sources that declare that logsource in their configuration.
+    pub fn unrouted_rules(&self) -> impl Iterator<Item = &CompiledRule> {
+        self.groups
+            .iter()
+            .filter(|g| !g.filter.is_reachable())
+            .flat_map(|g| g.rules.iter().map(|&i| &self.rules[i]))
+    }
+}
+
+/// What loading rules for an engine found.
+#[derive(Debug, Default)]
+pub struct RuleLoadSummary {
+    pub files: usize,
+    pub loaded: usize,
+    /// Rule documents rejected by the parser or the compiler.
+    pub rejected: usize,
+    /// Every problem, as `file:line:col: message`.
+    pub problems: Vec<RuleProblem>,
+    /// Documents of kinds not evaluated yet (correlation, filter), by kind.
+    pub skipped: Vec<(std::path::PathBuf, crate::sigma::Pos, &'static str)>,
+}
+
+/// Loads and compiles rules from files and folders with a logsource mapping
+/// (the built-in one when `mapping` is `None`).
+pub fn load_engine<P: AsRef<std::path::Path>>(
+    paths: &[P],
+    mapping: Option<&std::path::Path>,
+    options: &CompileOptions,
+) -> Result<(Engine, RuleLoadSummary), MappingError> {
+    let router = match mapping {
+        Some(path) => LogsourceRouter::from_file(path)?,
+        None => LogsourceRouter::builtin()?,
+    };
+    let report = crate::sigma::load_paths(paths);
+    let (engine, compile_problems) = Engine::compile(report.rules, router, options);
+    let mut problems = report.problems;
+    let rejected = report.rejected_documents + compile_problems.len();
+    problems.extend(compile_problems);
+    let summary = RuleLoadSummary {
+        files: report.files,
+        loaded: engine.rules().len(),
+        rejected,
+        problems,
+        skipped: report.skipped,
+    };
+    Ok((engine, summary))
+}
+
+type CompileResult = Result<(Vec<CompiledSearch>, Program), crate::sigma::rule::Diagnostic>;
+
+fn compile_rule(rule: &SigmaRule, options: &CompileOptions) -> CompileResult {
+    use crate::sigma::rule::Diagnostic;
+    let mut searches = Vec::with_capacity(rule.detection.searches.len());
+    for search in &rule.detection.searches {
+        let mut any_of = Vec::with_capacity(search.any_of.len());
+        for group in &search.any_of {
+            let mut items = Vec::with_capacity(group.len());
+            for item in group {
+                let m = ItemMatcher::compile(item, &options.placeholders).map_err(|message| {
+                    let field = item.field.as_deref().unwrap_or("<keywords>");
+                    Diagnostic::new(
+                        item.pos,
+                        format!("rule `{}`, `{field}`: {message}", rule.title),
+                    )
+                })?;
+                items.push(m);
+            }
+            any_of.push(items);
+        }
+        searches.push(CompiledSearch { any_of });
+    }
+    let names: Vec<&str> = rule
+        .detection
+        .searches
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let programs: Vec<Program> = rule
+        .detection
+        .conditions
+        .iter()
+        .map(|(_, c)| compile_condition(c, &names))
+        .collect();
+    let program = if programs.len() == 1 {
+        programs
+            .into_iter()
+            .next()
+            .unwrap_or(Program::Or(Vec::new()))
+    } else {
+        Program::Or(programs)
+    };
+    Ok((searches, program))
+}
+
+fn compile_condition(cond: &Condition, names: &[&str]) -> Program {
+    match cond {
+        Condition::Search(name) => match names.iter().position(|n| n == name) {
+            Some(i) => Program::Search(i),
+            // The parser checked references; an unknown name can only be false.
+            None => Program::Or(Vec::new()),
+        },
+        Condition::Not(inner) => Program::Not(Box::new(compile_condition(inner, names))),
+        Condition::And(terms) => {
+            Program::And(terms.iter().map(|t| compile_condition(t, names)).collect())
+        }
+        Condition::Or(terms) => {
+            Program::Or(terms.iter().map(|t| compile_condition(t, names)).collect())
+        }
+        Condition::Of(q, selector) => {
+            let selected: Vec<Program> = names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| selector.selects(n))
+                .map(|(i, _)| Program::Search(i))
+                .collect();
+            match q {
+                Quantifier::Any => Program::Or(selected),
+                Quantifier::All => Program::And(selected),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Format, Origin, Original, Position};
+    use crate::sigma::load::{load_text, LoadReport};
+    use serde_json::json;
+    use std::path::Path;
+
+    fn engine(rules: &str) -> Engine {
+        let mut report = LoadReport::default();
+        load_text(rules, Path::new("test.yml"), &mut report);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let (engine, problems) = Engine::compile(
+            report.rules,
+            LogsourceRouter::builtin().unwrap(),
+            &CompileOptions::default(),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        engine
+    }
+
+    fn event(fields: Value, format: Format) -> Event {
+        let Value::Object(fields) = fields else {
+            panic!()
+        };
+        Event {
+            fields,
+            format,
+            time: chrono::Utc::now(),
+            time_from_event: false,
+            original: Original::SameAsFields,
+            origin: Origin {
+                source: "t".into(),
+                position: Position::Line { line: 1 },
+            },
+        }
+    }
+
+    fn fired(engine: &Engine, e: &Event) -> Vec<String> {
+        let mut out = Vec::new();
+        engine.evaluate(e, &[], &mut Scratch::default(), &mut out);
+        out.iter()
+            .map(|&i| engine.rules()[i].rule.title.clone())
+            .collect()
+    }
+
+    const RULES: &str = r"
+title: win proc
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\whoami.exe'
+  condition: selection
+---
+title: linux keyword
+logsource: {product: linux, service: sshd}
+detection:
+  keywords: ['whoami.exe']
+  condition: keywords
+---
+title: conditions
+logsource: {product: windows, category: process_creation}
+detection:
+  selection_a:
+    CommandLine|contains: 'a1'
+  selection_b:
+    CommandLine|contains: 'b2'
+  filter_x:
+    User: 'SYSTEM'
+  _helper:
+    CommandLine|contains: 'never'
+  condition: 1 of selection_* and not filter_x
+";
+
+    #[test]
+    fn windows_rules_fire_only_on_windows_events() {
+        let e = engine(RULES);
+        let win = event(
+            json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe"}),
+            Format::Json,
+        );
+        assert_eq!(fired(&e, &win), vec!["win proc"]);
+        let linux = event(
+            json!({"program": "sshd", "message": "ran whoami.exe", "Image": "C:\\whoami.exe"}),
+            Format::Syslog,
+        );
+        assert_eq!(fired(&e, &linux), vec!["linux keyword"]);
+    }
+
+    #[test]
+    fn security_4688_reads_image_through_the_field_mapping() {
+        let e = engine(RULES);
+        let ev = event(
+            json!({"Channel": "Security", "EventID": 4688, "NewProcessName": "C:\\Windows\\System32\\whoami.exe"}),
+            Format::Json,
+        );
+        assert_eq!(fired(&e, &ev), vec!["win proc"]);
+    }
+
+    #[test]
+    fn one_of_patterns_and_not_filters_combine() {
+        let e = engine(RULES);
+        let base = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
+        let with = |extra: Value| {
+            let mut v = base.clone();
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            event(v, Format::Json)
+        };
+        assert_eq!(
+            fired(&e, &with(json!({"CommandLine": "x b2"}))),
+            vec!["conditions"]
+        );
+        assert!(fired(&e, &with(json!({"CommandLine": "x b2", "User": "system"}))).is_empty());
+        assert!(fired(&e, &with(json!({"CommandLine": "x never"}))).is_empty());
+    }
+
+    #[test]
+    fn source_tags_admit_events_no_mapping_entry_covers() {
+        let e = engine("title: zeek\nlogsource: {product: zeek, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
+        let ev = event(json!({"query": "x.evil"}), Format::Json);
+        assert!(fired(&e, &ev).is_empty());
+        let tags = vec![
+            ("product".to_string(), "zeek".to_string()),
+            ("service".to_string(), "dns".to_string()),
+        ];
+        let mut out = Vec::new();
+        e.evaluate(&ev, &tags, &mut Scratch::default(), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(e.unrouted_rules().count(), 1);
+    }
+}

@@ -1,0 +1,223 @@
+//! Events: what a parser makes of one input record.
+//!
+//! An event has Sigma-named fields (a JSON object; nested objects are reached
+//! by dotted path), the time it happened, where it came from, and its original
+//! form kept for evidence.
+
+pub mod access_log;
+pub mod json;
+pub mod parse;
+pub mod syslog;
+pub mod time;
+pub mod windows;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+pub use parse::{InputFormat, ParseError, Parser};
+
+/// Which parser produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    Json,
+    Syslog,
+    AccessLog,
+    EvtxJson,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Syslog => "syslog",
+            Format::AccessLog => "access-log",
+            Format::EvtxJson => "evtx-json",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "json" => Some(Format::Json),
+            "syslog" => Some(Format::Syslog),
+            "access-log" => Some(Format::AccessLog),
+            "evtx-json" => Some(Format::EvtxJson),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a record was read: the source and the position within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Origin {
+    /// The source's name: a file path, `stdin`, or a Kafka topic.
+    pub source: String,
+    #[serde(flatten)]
+    pub position: Position,
+}
+
+/// A record's position within its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Position {
+    /// 1-based line number in a file or stream.
+    Line { line: u64 },
+    /// A Kafka record.
+    Offset { partition: i32, offset: i64 },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Position::Line { line } => write!(f, "{}:{}", self.source, line),
+            Position::Offset { partition, offset } => {
+                write!(f, "{}[{}]@{}", self.source, partition, offset)
+            }
+        }
+    }
+}
+
+/// The event as it arrived, for evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Original {
+    /// The event was a JSON object and `fields` are exactly it.
+    SameAsFields,
+    /// A JSON object that parsing reshaped (Windows evtx_dump JSON).
+    Json(Value),
+    /// A raw text line.
+    Text(String),
+}
+
+/// One parsed event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub fields: Map<String, Value>,
+    pub format: Format,
+    /// When it happened: from the event if it says, else when it was read.
+    pub time: DateTime<Utc>,
+    /// Whether `time` came from the event itself.
+    pub time_from_event: bool,
+    pub original: Original,
+    pub origin: Origin,
+}
+
+impl Event {
+    /// Looks a field up by exact name, then by dotted path into nested objects.
+    ///
+    /// Exact names win because real field names contain dots (`cs-uri.query`
+    /// does not occur, but `winlog.event_data.x` flattened keys do).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        if let Some(v) = self.fields.get(name) {
+            return Some(v);
+        }
+        if !name.contains('.') {
+            return None;
+        }
+        let mut parts = name.split('.');
+        let mut current = self.fields.get(parts.next()?)?;
+        for part in parts {
+            current = match current {
+                Value::Object(map) => map.get(part)?,
+                _ => return None,
+            };
+        }
+        Some(current)
+    }
+
+    /// The raw text line, for raw-text events.
+    pub fn raw_text(&self) -> Option<&str> {
+        match &self.original {
+            Original::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The original event as JSON: the object itself, or `{raw, fields}` for text.
+    pub fn original_json(&self) -> Value {
+        match &self.original {
+            Original::SameAsFields => Value::Object(self.fields.clone()),
+            Original::Json(v) => v.clone(),
+            Original::Text(t) => serde_json::json!({
+                "raw": t,
+                "fields": Value::Object(self.fields.clone()),
+            }),
+        }
+    }
+
+    /// The bytes that identify this event's content, for stable alert ids.
+    pub fn fingerprint_text(&self) -> String {
+        match &self.original {
+            Original::Text(t) => t.clone(),
+            Original::Json(v) => v.to_string(),
+            Original::SameAsFields => Value::Object(self.fields.clone()).to_string(),
+        }
+    }
+}
+
+/// Renders a scalar JSON value as Sigma compares it: strings as-is, numbers and booleans as text.
+pub fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    match value {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(fields: Value) -> Event {
+        let Value::Object(fields) = fields else {
+            panic!()
+        };
+        Event {
+            fields,
+            format: Format::Json,
+            time: Utc::now(),
+            time_from_event: false,
+            original: Original::SameAsFields,
+            origin: Origin {
+                source: "test".into(),
+                position: Position::Line { line: 1 },
+            },
+        }
+    }
+
+    #[test]
+    fn fields_are_found_by_name_then_by_dotted_path() {
+        let e = event(json!({"a.b": 1, "a": {"b": 2, "c": {"d": "x"}}}));
+        assert_eq!(e.get("a.b"), Some(&json!(1)));
+        assert_eq!(e.get("a.c.d"), Some(&json!("x")));
+        assert_eq!(e.get("a.c.e"), None);
+        assert_eq!(e.get("missing"), None);
+    }
+
+    #[test]
+    fn origins_display_as_file_and_line_or_topic_partition_offset() {
+        let file = Origin {
+            source: "auth.log".into(),
+            position: Position::Line { line: 7 },
+        };
+        assert_eq!(file.to_string(), "auth.log:7");
+        let kafka = Origin {
+            source: "logs".into(),
+            position: Position::Offset {
+                partition: 2,
+                offset: 99,
+            },
+        };
+        assert_eq!(kafka.to_string(), "logs[2]@99");
+    }
+}

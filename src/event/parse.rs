@@ -1,0 +1,257 @@
+//! Choosing a parser per source and turning one record into an [`Event`].
+
+use super::time::TimeOptions;
+use super::{access_log, json, syslog, windows, Event, Format, Origin, Original};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The input format a source is configured with.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+#[value(rename_all = "kebab-case")]
+pub enum InputFormat {
+    /// JSON if the line is a JSON object (Windows evtx_dump shape recognised), else access log, else syslog.
+    #[default]
+    Auto,
+    Json,
+    Syslog,
+    AccessLog,
+    EvtxJson,
+}
+
+/// Why a record could not become an event. Goes to the dead-letter destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{format}: {reason}")]
+pub struct ParseError {
+    pub format: &'static str,
+    pub reason: String,
+}
+
+/// A configured parser.
+#[derive(Debug, Clone, Default)]
+pub struct Parser {
+    pub format: InputFormat,
+    pub time: TimeOptions,
+}
+
+impl Parser {
+    pub fn new(format: InputFormat, time: TimeOptions) -> Self {
+        Parser { format, time }
+    }
+
+    /// Parses one record. `ingest_time` is the fallback event time and the
+    /// reference for syslog's missing year.
+    pub fn parse(
+        &self,
+        line: &str,
+        origin: Origin,
+        ingest_time: DateTime<Utc>,
+    ) -> Result<Event, ParseError> {
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        match self.format {
+            InputFormat::Json => self.json(line, origin, ingest_time, false),
+            InputFormat::EvtxJson => self.json(line, origin, ingest_time, true),
+            InputFormat::Syslog => self.syslog(line, origin, ingest_time),
+            InputFormat::AccessLog => self.access(line, origin),
+            InputFormat::Auto => {
+                if line.trim_start().starts_with('{') {
+                    return self.json(line, origin, ingest_time, false);
+                }
+                if let Ok(event) = self.access(line, origin.clone()) {
+                    return Ok(event);
+                }
+                self.syslog(line, origin, ingest_time)
+                    .map_err(|e| ParseError {
+                        format: "auto",
+                        reason: format!(
+                            "not a JSON object, an access log line or a syslog line ({})",
+                            e.reason
+                        ),
+                    })
+            }
+        }
+    }
+
+    fn json(
+        &self,
+        line: &str,
+        origin: Origin,
+        ingest: DateTime<Utc>,
+        require_evtx: bool,
+    ) -> Result<Event, ParseError> {
+        let name = if require_evtx { "evtx-json" } else { "json" };
+        let err = |reason: String| ParseError {
+            format: name,
+            reason,
+        };
+        let object = json::parse_object(line).map_err(err)?;
+        let (fields, format, original) = if windows::is_evtx_shape(&object) {
+            let flat = windows::flatten(&object).map_err(|r| err(r.to_string()))?;
+            (
+                flat,
+                Format::EvtxJson,
+                Original::Json(serde_json::Value::Object(object)),
+            )
+        } else if windows::is_winlogbeat_shape(&object) {
+            let flat = windows::flatten_winlogbeat(&object);
+            (
+                flat,
+                Format::Json,
+                Original::Json(serde_json::Value::Object(object)),
+            )
+        } else if require_evtx {
+            return Err(err(
+                "not an evtx_dump event: no `Event.System` object".into()
+            ));
+        } else {
+            (object, Format::Json, Original::SameAsFields)
+        };
+        let event_time = self.time.extract(&fields);
+        Ok(Event {
+            time: event_time.unwrap_or(ingest),
+            time_from_event: event_time.is_some(),
+            fields,
+            format,
+            original,
+            origin,
+        })
+    }
+
+    fn syslog(
+        &self,
+        line: &str,
+        origin: Origin,
+        ingest: DateTime<Utc>,
+    ) -> Result<Event, ParseError> {
+        let parsed = syslog::parse(line, ingest).map_err(|reason| ParseError {
+            format: "syslog",
+            reason,
+        })?;
+        let time = self.configured_time(&parsed.fields).or(parsed.time);
+        Ok(Event {
+            time: time.unwrap_or(ingest),
+            time_from_event: time.is_some(),
+            fields: parsed.fields,
+            format: Format::Syslog,
+            original: Original::Text(line.to_string()),
+            origin,
+        })
+    }
+
+    fn access(&self, line: &str, origin: Origin) -> Result<Event, ParseError> {
+        let parsed = access_log::parse(line).map_err(|reason| ParseError {
+            format: "access-log",
+            reason,
+        })?;
+        let time = self.configured_time(&parsed.fields).unwrap_or(parsed.time);
+        Ok(Event {
+            time,
+            time_from_event: true,
+            fields: parsed.fields,
+            format: Format::AccessLog,
+            original: Original::Text(line.to_string()),
+            origin,
+        })
+    }
+
+    /// A configured time field overrides what a text parser found.
+    fn configured_time(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<DateTime<Utc>> {
+        self.time.field.as_ref()?;
+        self.time.extract(fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+
+    fn origin() -> Origin {
+        Origin {
+            source: "test".into(),
+            position: Position::Line { line: 1 },
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn auto(line: &str) -> Result<Event, ParseError> {
+        Parser::default().parse(line, origin(), now())
+    }
+
+    #[test]
+    fn auto_detects_each_format() {
+        assert_eq!(auto(r#"{"a": 1}"#).unwrap().format, Format::Json);
+        assert_eq!(
+            auto(r#"{"Event": {"System": {"EventID": 1}}}"#)
+                .unwrap()
+                .format,
+            Format::EvtxJson
+        );
+        assert_eq!(
+            auto(r#"1.2.3.4 - - [21/Apr/2004:10:56:07 -0400] "GET / HTTP/1.1" 200 1"#)
+                .unwrap()
+                .format,
+            Format::AccessLog
+        );
+        assert_eq!(
+            auto("Dec 10 06:55:46 LabSZ sshd[1]: hi").unwrap().format,
+            Format::Syslog
+        );
+    }
+
+    #[test]
+    fn unparseable_lines_say_why() {
+        let err = auto("2016-09-28 04:30:30, Info CBS Loaded Servicing Stack").unwrap_err();
+        assert_eq!(err.format, "auto");
+        assert!(err.reason.contains("not a JSON object"), "{err}");
+        let err = auto(r#"{"broken": "#).unwrap_err();
+        assert_eq!(err.format, "json");
+    }
+
+    #[test]
+    fn explicit_formats_do_not_fall_back() {
+        let p = Parser::new(InputFormat::Syslog, TimeOptions::default());
+        assert!(p.parse(r#"{"a": 1}"#, origin(), now()).is_err());
+        let p = Parser::new(InputFormat::EvtxJson, TimeOptions::default());
+        assert!(p
+            .parse(r#"{"a": 1}"#, origin(), now())
+            .unwrap_err()
+            .reason
+            .contains("evtx"));
+    }
+
+    #[test]
+    fn event_time_comes_from_the_event_else_ingest_time() {
+        let e = auto(r#"{"@timestamp": "2026-01-02T03:04:05Z"}"#).unwrap();
+        assert!(e.time_from_event);
+        assert_eq!(e.time.to_rfc3339(), "2026-01-02T03:04:05+00:00");
+        let e = auto(r#"{"msg": "no time"}"#).unwrap();
+        assert!(!e.time_from_event);
+        assert_eq!(e.time, now());
+    }
+
+    #[test]
+    fn evtx_events_keep_their_original_shape_for_evidence() {
+        let e =
+            auto(r#"{"Event": {"System": {"EventID": "4688", "Channel": "Security"}}}"#).unwrap();
+        assert_eq!(e.fields["EventID"], 4688);
+        assert_eq!(e.original_json()["Event"]["System"]["EventID"], "4688");
+    }
+
+    #[test]
+    fn raw_lines_keep_their_text() {
+        let e = auto("Dec 10 06:55:46 LabSZ sshd[1]: hi\r\n").unwrap();
+        assert_eq!(e.raw_text(), Some("Dec 10 06:55:46 LabSZ sshd[1]: hi"));
+    }
+}

@@ -1,0 +1,14 @@
+//! tocsin: a streaming SIEM alert engine for Sigma rules.
+//!
+//! Data flows one way: `pipeline` sources -> `event` parsing -> `detect`
+//! (compiled Sigma rules from `sigma`) -> `alert` (record, line, SLA) ->
+//! `pipeline` sinks, with `metrics` on the side and `config` around it all.
+
+pub mod alert;
+pub mod config;
+pub mod detect;
+pub mod event;
+pub mod metrics;
+pub mod pipeline;
+pub mod ruletest;
+pub mod sigma;

@@ -1,0 +1,440 @@
+//! The `tocsin` command line: run, scan, rules check|test.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tocsin::alert::{AlertBuilder, SlaPolicy};
+use tocsin::config::{
+    self, Config, DeadLetterConfig, LogFormat, OutputFormat, SinkConfig, SourceConfig,
+};
+use tocsin::detect::{load_engine, CompileOptions, Engine, RuleLoadSummary};
+use tocsin::event::InputFormat;
+use tocsin::metrics::Metrics;
+use tocsin::pipeline::{Pipeline, RunStats, Shutdown};
+
+#[derive(Parser)]
+#[command(
+    name = "tocsin",
+    version,
+    about = "Streaming SIEM alert engine for Sigma rules"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the streaming pipeline as configured, until input ends or SIGINT/SIGTERM.
+    ///
+    /// Without --config, runs the built-in demo: the sample events in samples/
+    /// against the rules in rules/, alerts on stdout.
+    Run(RunArgs),
+    /// Evaluate rules over files or stdin once; alerts to stdout, a summary to stderr.
+    Scan(ScanArgs),
+    /// Rule tools.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file (defaults < file < TOCSIN_* environment < flags).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Rule files or folders (overrides engine.rules).
+    #[arg(long)]
+    rules: Vec<PathBuf>,
+    /// Address for /metrics and /healthz (overrides metrics.listen).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Rule files or folders (default: engine.rules from the configuration).
+    #[arg(long)]
+    rules: Vec<PathBuf>,
+    /// TOML configuration file (SLA, alert link, placeholders, logsource map).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Output: the alert text line, or the alert record as JSON.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// How to parse the input.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    input_format: InputFormat,
+    /// Write unparseable records here (JSON lines) instead of counting them only.
+    #[arg(long)]
+    dead_letters: Option<PathBuf>,
+    /// Input files or globs (`.gz` is read transparently); none or `-` reads stdin.
+    inputs: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Load and compile rules; print each problem as file:line:col: message.
+    Check {
+        /// Rule files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also list the rules that no logsource mapping routes events to.
+        #[arg(long)]
+        unrouted: bool,
+    },
+    /// Run rule test cases (events that must and must not match).
+    Test {
+        /// Rule files or folders.
+        #[arg(long, required = true)]
+        rules: Vec<PathBuf>,
+        /// Test case files or folders.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => cmd_run(args),
+        Command::Scan(args) => cmd_scan(args),
+        Command::Rules(RulesCommand::Check { paths, unrouted }) => {
+            cmd_rules_check(&paths, unrouted)
+        }
+        Command::Rules(RulesCommand::Test { rules, cases }) => cmd_rules_test(&rules, &cases),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tocsin: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// The rules and the alert builder, as configured.
+fn build_engine(cfg: &Config) -> Result<(Engine, RuleLoadSummary, AlertBuilder)> {
+    let options = CompileOptions {
+        placeholders: cfg.placeholders.clone(),
+    };
+    let (engine, summary) = load_engine(
+        &cfg.engine.rules,
+        cfg.engine.logsource_map.as_deref(),
+        &options,
+    )?;
+    let sla = SlaPolicy::from_config(&cfg.sla)?;
+    Ok((engine, summary, AlertBuilder::new(cfg.alert.clone(), sla)))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// The demo sources used by `tocsin run` without a configuration file.
+fn demo_sources() -> Result<Vec<SourceConfig>> {
+    let dir = Path::new("samples");
+    if !dir.is_dir() {
+        bail!("no --config given and the demo samples were not found in ./samples: run from the repository root, or pass --config FILE (see deploy/tocsin.example.toml)");
+    }
+    Ok([
+        "auth.log",
+        "syslog-rfc5424.log",
+        "access.log",
+        "windows.jsonl",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| p.exists())
+    .map(|p| SourceConfig::File {
+        name: Some(p.display().to_string()),
+        paths: vec![p.display().to_string()],
+        format: InputFormat::Auto,
+        time_field: None,
+        time_format: None,
+        logsource: Default::default(),
+    })
+    .collect())
+}
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    let mut overrides: Vec<(&str, ::config::Value)> = Vec::new();
+    if !args.rules.is_empty() {
+        let rules: Vec<String> = args.rules.iter().map(|p| p.display().to_string()).collect();
+        overrides.push(("engine.rules", rules.into()));
+    }
+    if let Some(listen) = &args.metrics_listen {
+        overrides.push(("metrics.listen", listen.clone().into()));
+    }
+    let mut cfg = config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&cfg);
+    if cfg.sources.is_empty() {
+        if args.config.is_some() {
+            bail!("the configuration has no [[sources]]");
+        }
+        cfg.sources = demo_sources()?;
+    }
+    if cfg.sinks.is_empty() {
+        cfg.sinks.push(SinkConfig::Stdout {
+            format: OutputFormat::Text,
+        });
+    }
+    let (engine, summary, alerts) = build_engine(&cfg)?;
+    report_rule_problems(&summary);
+    if summary.loaded == 0 {
+        bail!("no rules loaded from {:?}", cfg.engine.rules);
+    }
+    tracing::info!(
+        rules = summary.loaded,
+        rejected = summary.rejected,
+        sources = cfg.sources.len(),
+        "starting pipeline"
+    );
+    let metrics = Arc::new(Metrics::new()?);
+    metrics.rules_loaded.set(summary.loaded as i64);
+    metrics.rules_rejected.set(summary.rejected as i64);
+
+    let rt = runtime()?;
+    let stats = rt.block_on(async {
+        if cfg.metrics.enabled {
+            let listener = tocsin::metrics::bind(&cfg.metrics.listen)
+                .await
+                .with_context(|| {
+                    format!("binding the metrics endpoint on {}", cfg.metrics.listen)
+                })?;
+            tracing::info!(address = %cfg.metrics.listen, "serving /metrics and /healthz");
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                if let Err(e) = tocsin::metrics::serve(listener, m).await {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
+        let shutdown = Shutdown::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        let pipeline = Pipeline {
+            engine: Arc::new(engine),
+            alerts,
+            sources: cfg.sources.clone(),
+            sinks: cfg.sinks.clone(),
+            dead_letter: cfg.dead_letter.clone(),
+            channel_capacity: cfg.engine.channel_capacity,
+            metrics: Some(metrics.clone()),
+        };
+        pipeline.run(shutdown).await.map_err(anyhow::Error::from)
+    })?;
+    tracing::info!(
+        records = stats.process.records,
+        events = stats.process.events,
+        parse_failures = stats.process.parse_failures,
+        alerts = stats.alerts(),
+        elapsed_ms = stats.elapsed.as_millis() as u64,
+        "pipeline finished"
+    );
+    // Leave the runtime without waiting for the metrics server task.
+    rt.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown (drain, flush). Second: exit now.
+async fn watch_signals(shutdown: Shutdown) {
+    for round in 0..2 {
+        wait_for_signal().await;
+        if round == 0 {
+            tracing::info!("shutdown requested: draining and flushing (signal again to exit now)");
+            shutdown.trigger();
+        } else {
+            tracing::warn!("second signal: exiting without draining");
+            std::process::exit(130);
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn report_rule_problems(summary: &RuleLoadSummary) {
+    for p in &summary.problems {
+        tracing::warn!("{p}");
+    }
+}
+
+fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
+    let mut overrides: Vec<(&str, ::config::Value)> = vec![("log.level", "warn".into())];
+    if !args.rules.is_empty() {
+        let rules: Vec<String> = args.rules.iter().map(|p| p.display().to_string()).collect();
+        overrides.push(("engine.rules", rules.into()));
+    }
+    let cfg = config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&cfg);
+    let (engine, summary, alerts) = build_engine(&cfg)?;
+    for p in &summary.problems {
+        eprintln!("{p}");
+    }
+    if summary.loaded == 0 {
+        bail!("no usable rules in {:?}", cfg.engine.rules);
+    }
+    let files: Vec<String> = args
+        .inputs
+        .iter()
+        .filter(|i| i.as_str() != "-")
+        .cloned()
+        .collect();
+    let read_stdin = args.inputs.is_empty() || args.inputs.iter().any(|i| i == "-");
+    let mut sources = Vec::new();
+    if !files.is_empty() {
+        sources.push(SourceConfig::File {
+            name: None,
+            paths: files,
+            format: args.input_format,
+            time_field: None,
+            time_format: None,
+            logsource: Default::default(),
+        });
+    }
+    if read_stdin {
+        sources.push(SourceConfig::Stdin {
+            format: args.input_format,
+            time_field: None,
+            time_format: None,
+            logsource: Default::default(),
+        });
+    }
+    let dead_letter = match &args.dead_letters {
+        Some(path) => DeadLetterConfig::File { path: path.clone() },
+        None => DeadLetterConfig::Stderr,
+    };
+    let pipeline = Pipeline {
+        engine: Arc::new(engine),
+        alerts,
+        sources,
+        sinks: vec![SinkConfig::Stdout {
+            format: args.format,
+        }],
+        dead_letter,
+        channel_capacity: cfg.engine.channel_capacity,
+        metrics: None,
+    };
+    let rt = runtime()?;
+    let stats = rt.block_on(pipeline.run(Shutdown::new()))?;
+    print_scan_summary(&summary, &stats);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_scan_summary(rules: &RuleLoadSummary, stats: &RunStats) {
+    let by_severity: Vec<String> = stats
+        .alerts_by_severity
+        .iter()
+        .rev()
+        .map(|(s, n)| format!("{}={n}", s.key()))
+        .collect();
+    eprintln!(
+        "tocsin scan: {} records, {} events, {} parse failures (dead-lettered), {} blank; rules: {} loaded, {} rejected; alerts: {} ({}); {:.0} events/s",
+        stats.process.records,
+        stats.process.events,
+        stats.process.parse_failures,
+        stats.process.blank,
+        rules.loaded,
+        rules.rejected,
+        stats.alerts(),
+        if by_severity.is_empty() { "none".to_string() } else { by_severity.join(", ") },
+        stats.events_per_second(),
+    );
+}
+
+fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
+    let (engine, summary) = load_engine(paths, None, &CompileOptions::default())?;
+    for p in &summary.problems {
+        println!("{p}");
+    }
+    let mut skipped: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, _, kind) in &summary.skipped {
+        *skipped.entry(kind).or_default() += 1;
+    }
+    if unrouted {
+        for r in engine.unrouted_rules() {
+            println!(
+                "{}: note: no logsource mapping routes events to {:?}",
+                r.file.display(),
+                r.rule.logsource
+            );
+        }
+    }
+    let skipped_text: Vec<String> = skipped.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "{} files: {} rules loaded, {} rejected{}",
+        summary.files,
+        summary.loaded,
+        summary.rejected,
+        if skipped_text.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", skipped (not evaluated by this version): {}",
+                skipped_text.join(", ")
+            )
+        }
+    );
+    Ok(if summary.rejected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_rules_test(rules: &[PathBuf], cases: &[PathBuf]) -> Result<ExitCode> {
+    let (engine, summary) = load_engine(rules, None, &CompileOptions::default())?;
+    for p in &summary.problems {
+        println!("{p}");
+    }
+    let results = tocsin::ruletest::run_paths(&engine, cases);
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    for r in &results {
+        if r.failure.is_some() {
+            println!("{r}");
+        }
+    }
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    Ok(
+        if failed == 0 && summary.rejected == 0 && !results.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
+}

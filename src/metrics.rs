@@ -1,0 +1,207 @@
+//! Prometheus metrics and the HTTP endpoint that serves them (`/metrics`, `/healthz`).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Every metric tocsin exports. Cheap to clone (handles into one registry).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub events_read: IntCounterVec,
+    pub events_parsed: IntCounterVec,
+    pub events_failed: IntCounterVec,
+    pub rule_matches: IntCounterVec,
+    pub alerts: IntCounterVec,
+    pub detection_latency: HistogramVec,
+    pub rules_loaded: IntGauge,
+    pub rules_rejected: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("tocsin".into()), None)?;
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let events_read = counter(
+            "events_read_total",
+            "Records read, per source.",
+            &["source"],
+        )?;
+        let events_parsed = counter(
+            "events_parsed_total",
+            "Records parsed into events, per source.",
+            &["source"],
+        )?;
+        let events_failed = counter(
+            "events_failed_total",
+            "Records that could not be parsed and went to the dead-letter destination, per source.",
+            &["source"],
+        )?;
+        let rule_matches = counter(
+            "rule_matches_total",
+            "Rule matches, per rule and level.",
+            &["rule_id", "rule_title", "level"],
+        )?;
+        let alerts = counter(
+            "alerts_total",
+            "Alerts emitted, per type and severity.",
+            &["type", "severity"],
+        )?;
+        let detection_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "detection_latency_seconds",
+                "Time from reading a record to handing its alerts to the sinks.",
+            )
+            .buckets(vec![
+                0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
+            ]),
+            &["source"],
+        )?;
+        registry.register(Box::new(detection_latency.clone()))?;
+        let rules_loaded = gauge("rules_loaded", "Rules compiled and running.")?;
+        let rules_rejected = gauge(
+            "rules_rejected",
+            "Rule documents rejected at load or compile time.",
+        )?;
+        Ok(Metrics {
+            registry,
+            events_read,
+            events_parsed,
+            events_failed,
+            rule_matches,
+            alerts,
+            detection_latency,
+            rules_loaded,
+            rules_rejected,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            return format!("# encoding failed: {e}\n");
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Binds the metrics endpoint. Binding is separate from serving so that a
+/// taken address is reported before the pipeline starts.
+pub async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("metrics.listen `{listen}`: {e}"),
+        )
+    })?;
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serves `/metrics` and `/healthz` until the future is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+) -> std::io::Result<()> {
+    use axum::{http::header, routing::get, Router};
+    let m = metrics.clone();
+    let app = Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        m.render(),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/healthz",
+            get(move || {
+                let rules = metrics.rules_loaded.get();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        format!("{{\"status\":\"ok\",\"rules_loaded\":{rules}}}"),
+                    )
+                }
+            }),
+        );
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_in_prometheus_text_format_with_the_tocsin_prefix() {
+        let m = Metrics::new().unwrap();
+        m.events_read.with_label_values(&["auth.log"]).inc_by(3);
+        m.alerts.with_label_values(&["STATIC RULE", "high"]).inc();
+        m.detection_latency
+            .with_label_values(&["auth.log"])
+            .observe(0.002);
+        let text = m.render();
+        assert!(
+            text.contains("tocsin_events_read_total{source=\"auth.log\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tocsin_alerts_total{severity=\"high\",type=\"STATIC RULE\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tocsin_detection_latency_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_serves_metrics_and_health_over_http() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let m = Arc::new(Metrics::new().unwrap());
+        m.rules_loaded.set(7);
+        let listener = bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, m));
+        for (path, expect) in [
+            ("/healthz", "\"rules_loaded\":7"),
+            ("/metrics", "tocsin_rules_loaded 7"),
+        ] {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut body = String::new();
+            s.read_to_string(&mut body).await.unwrap();
+            assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+            assert!(body.contains(expect), "{path}: {body}");
+        }
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_bad_listen_address_is_a_clear_error() {
+        let err = bind("not-an-address").await.unwrap_err();
+        assert!(err.to_string().contains("metrics.listen"));
+    }
+}

@@ -1,0 +1,38 @@
+//! Dead letters: records that could not become events, kept with the reason.
+
+use crate::event::Origin;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A record that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeadLetter {
+    pub reason: String,
+    pub source: Origin,
+    pub received_at: DateTime<Utc>,
+    /// The record as text (invalid UTF-8 replaced).
+    pub payload: String,
+    /// The exact bytes, when they were not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+}
+
+impl DeadLetter {
+    pub fn new(reason: String, source: Origin, received_at: DateTime<Utc>, bytes: &[u8]) -> Self {
+        let (payload, payload_base64) = match std::str::from_utf8(bytes) {
+            Ok(text) => (text.trim_end_matches(['\n', '\r']).to_string(), None),
+            Err(_) => (
+                String::from_utf8_lossy(bytes).into_owned(),
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ),
+        };
+        DeadLetter {
+            reason,
+            source,
+            received_at,
+            payload,
+            payload_base64,
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The streaming pipeline: sources -> parse/detect/alert -> sinks.
+//!
+//! Stages are connected by bounded channels (backpressure, no unbounded
+//! buffering). Shutdown stops the sources; everything already read is still
+//! processed and flushed before `run` returns.
+
+pub mod dead_letter;
+pub mod process;
+pub mod sink;
+pub mod source;
+
+use crate::alert::{AlertBuilder, Severity};
+use crate::config::{DeadLetterConfig, SinkConfig, SourceConfig};
+use crate::detect::Engine;
+use crate::event::Parser;
+use crate::metrics::Metrics;
+use process::{Output, ProcessStats, Processor, SourceContext};
+use sink::{AlertSink, DeadLetterSink, SinkError};
+use source::SourceError;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, Notify};
+
+/// A shutdown request shared by every stage.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown(Arc<(AtomicBool, Notify)>);
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn trigger(&self) {
+        self.0 .0.store(true, Ordering::SeqCst);
+        self.0 .1.notify_waiters();
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.0 .0.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once shutdown is triggered.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.0 .1.notified();
+            if self.is_triggered() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Errors that stop the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("pipeline stage failed: {0}")]
+    Stage(String),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunStats {
+    pub process: ProcessStats,
+    pub alerts_by_severity: BTreeMap<Severity, u64>,
+    pub dead_letters: u64,
+    pub elapsed: Duration,
+}
+
+impl RunStats {
+    pub fn alerts(&self) -> u64 {
+        self.alerts_by_severity.values().sum()
+    }
+
+    pub fn events_per_second(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.process.records as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A configured pipeline, ready to run.
+pub struct Pipeline {
+    pub engine: Arc<Engine>,
+    pub alerts: AlertBuilder,
+    pub sources: Vec<SourceConfig>,
+    pub sinks: Vec<SinkConfig>,
+    pub dead_letter: DeadLetterConfig,
+    pub channel_capacity: usize,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+impl Pipeline {
+    /// Runs until every source ends or shutdown is triggered, then drains and flushes.
+    pub async fn run(self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
+        let started = Instant::now();
+        // Open sinks and check inputs before reading anything: fail fast on typos.
+        let mut alert_sinks = self
+            .sinks
+            .iter()
+            .map(AlertSink::open)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut dead_sink = DeadLetterSink::open(&self.dead_letter)?;
+        let mut contexts = Vec::with_capacity(self.sources.len());
+        let mut file_lists = Vec::with_capacity(self.sources.len());
+        for (i, src) in self.sources.iter().enumerate() {
+            let (name, files) = match src {
+                SourceConfig::File { name, paths, .. } => {
+                    let files = source::expand_paths(paths)?;
+                    (name.clone().unwrap_or_else(|| paths.join(",")), Some(files))
+                }
+                SourceConfig::Stdin { .. } => ("stdin".to_string(), None),
+            };
+            contexts.push(SourceContext {
+                name,
+                parser: Parser::new(src.format(), src.time_options()),
+                tags: src.logsource().pairs(),
+            });
+            file_lists.push((i, files));
+        }
+
+        let (record_tx, mut record_rx) = mpsc::channel(self.channel_capacity);
+        let (output_tx, mut output_rx) =
+            mpsc::channel::<Vec<Output>>(self.channel_capacity.div_ceil(16).max(4));
+
+        let mut source_tasks = Vec::new();
+        for (i, files) in file_lists {
+            let tx = record_tx.clone();
+            let sd = shutdown.clone();
+            source_tasks.push(match files {
+                Some(files) => {
+                    tokio::task::spawn_blocking(move || source::read_files(i, files, tx, sd))
+                }
+                None => tokio::spawn(source::read_stdin(i, tx, sd)),
+            });
+        }
+        drop(record_tx);
+
+        let mut processor = Processor::new(
+            self.engine.clone(),
+            self.alerts.clone(),
+            contexts,
+            self.metrics.clone(),
+        );
+        let detector = tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::new();
+            while let Some(record) = record_rx.blocking_recv() {
+                processor.process(record, &mut batch);
+                if !batch.is_empty() && output_tx.blocking_send(std::mem::take(&mut batch)).is_err()
+                {
+                    break;
+                }
+            }
+            processor.stats
+        });
+
+        let metrics = self.metrics.clone();
+        let writer = tokio::spawn(async move {
+            let mut alerts_by_severity: BTreeMap<Severity, u64> = BTreeMap::new();
+            let mut dead_letters = 0u64;
+            while let Some(batch) = output_rx.recv().await {
+                for output in batch {
+                    match output {
+                        Output::Alert(alert) => {
+                            for sink in &mut alert_sinks {
+                                sink.write(&alert)?;
+                            }
+                            *alerts_by_severity.entry(alert.severity).or_default() += 1;
+                            if let Some(m) = &metrics {
+                                m.alerts
+                                    .with_label_values(&[
+                                        alert.alert_type.as_str(),
+                                        alert.severity.key(),
+                                    ])
+                                    .inc();
+                            }
+                        }
+                        Output::DeadLetter(letter) => {
+                            dead_sink.write(&letter)?;
+                            dead_letters += 1;
+                        }
+                    }
+                }
+                // Flush whenever the queue runs dry, so alerts are not held back in quiet periods.
+                if output_rx.is_empty() {
+                    for sink in &mut alert_sinks {
+                        sink.flush()?;
+                    }
+                    dead_sink.flush()?;
+                }
+            }
+            for sink in &mut alert_sinks {
+                sink.flush()?;
+            }
+            dead_sink.flush()?;
+            Ok::<_, SinkError>((alerts_by_severity, dead_letters))
+        });
+
+        let mut source_error = None;
+        for task in source_tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    // Stop the other sources too; what was read is still processed.
+                    shutdown.trigger();
+                    source_error.get_or_insert(PipelineError::Source(e));
+                }
+                Err(e) => {
+                    shutdown.trigger();
+                    source_error.get_or_insert(PipelineError::Stage(format!("source task: {e}")));
+                }
+            }
+        }
+        let process = detector
+            .await
+            .map_err(|e| PipelineError::Stage(format!("detector: {e}")))?;
+        let (alerts_by_severity, dead_letters) = writer
+            .await
+            .map_err(|e| PipelineError::Stage(format!("sink task: {e}")))??;
+        if let Some(e) = source_error {
+            return Err(e);
+        }
+        Ok(RunStats {
+            process,
+            alerts_by_severity,
+            dead_letters,
+            elapsed: started.elapsed(),
+        })
+    }
+}

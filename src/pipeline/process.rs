@@ -1,0 +1,153 @@
+//! The transform stage: record -> event -> rule matches -> alerts, or a dead letter.
+//!
+//! Plain and synchronous so it can be tested without any I/O and run on a
+//! worker thread.
+
+use super::dead_letter::DeadLetter;
+use super::source::Record;
+use crate::alert::{Alert, AlertBuilder};
+use crate::detect::{Engine, Scratch};
+use crate::event::Parser;
+use crate::metrics::Metrics;
+use chrono::Utc;
+use std::sync::Arc;
+
+/// How one source's records are read.
+#[derive(Debug, Clone)]
+pub struct SourceContext {
+    pub name: String,
+    pub parser: Parser,
+    /// Logsource tags the source declares for all its events.
+    pub tags: Vec<(String, String)>,
+}
+
+/// What processing a record produced.
+#[derive(Debug, Clone)]
+pub enum Output {
+    Alert(Box<Alert>),
+    DeadLetter(Box<DeadLetter>),
+}
+
+/// Counts kept by the processor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    pub records: u64,
+    pub events: u64,
+    pub parse_failures: u64,
+    pub blank: u64,
+    pub matches: u64,
+}
+
+/// Parses, detects and builds alerts.
+pub struct Processor {
+    engine: Arc<Engine>,
+    alerts: AlertBuilder,
+    sources: Vec<SourceContext>,
+    metrics: Option<Arc<Metrics>>,
+    scratch: Scratch,
+    matched: Vec<usize>,
+    pub stats: ProcessStats,
+}
+
+impl Processor {
+    pub fn new(
+        engine: Arc<Engine>,
+        alerts: AlertBuilder,
+        sources: Vec<SourceContext>,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        Processor {
+            engine,
+            alerts,
+            sources,
+            metrics,
+            scratch: Scratch::default(),
+            matched: Vec::new(),
+            stats: ProcessStats::default(),
+        }
+    }
+
+    /// Processes one record, appending what it produced to `out`.
+    pub fn process(&mut self, record: Record, out: &mut Vec<Output>) {
+        self.stats.records += 1;
+        let Some(ctx) = self.sources.get(record.source) else {
+            out.push(Output::DeadLetter(Box::new(DeadLetter::new(
+                format!("record from unknown source #{}", record.source),
+                record.origin,
+                record.ingest_time,
+                &record.payload,
+            ))));
+            self.stats.parse_failures += 1;
+            return;
+        };
+        if let Some(m) = &self.metrics {
+            m.events_read.with_label_values(&[ctx.name.as_str()]).inc();
+        }
+        let text = match std::str::from_utf8(&record.payload) {
+            Ok(t) => t,
+            Err(e) => {
+                self.dead_letter(format!("not valid UTF-8: {e}"), record, out);
+                return;
+            }
+        };
+        if text.trim().is_empty() {
+            self.stats.blank += 1;
+            return;
+        }
+        let event = match ctx
+            .parser
+            .parse(text, record.origin.clone(), record.ingest_time)
+        {
+            Ok(e) => e,
+            Err(e) => {
+                self.dead_letter(e.to_string(), record, out);
+                return;
+            }
+        };
+        self.stats.events += 1;
+        if let Some(m) = &self.metrics {
+            m.events_parsed
+                .with_label_values(&[ctx.name.as_str()])
+                .inc();
+        }
+        self.engine
+            .evaluate(&event, &ctx.tags, &mut self.scratch, &mut self.matched);
+        if self.matched.is_empty() {
+            return;
+        }
+        let detected_at = Utc::now();
+        for &i in &self.matched {
+            let rule = &self.engine.rules()[i];
+            self.stats.matches += 1;
+            if let Some(m) = &self.metrics {
+                let level = rule.rule.level.map_or("medium", |l| l.key());
+                m.rule_matches
+                    .with_label_values(&[rule.rule.id.as_str(), rule.rule.title.as_str(), level])
+                    .inc();
+            }
+            if let Some(alert) = self.alerts.static_rule(rule, &event, detected_at) {
+                out.push(Output::Alert(Box::new(alert)));
+            }
+        }
+        if let Some(m) = &self.metrics {
+            m.detection_latency
+                .with_label_values(&[ctx.name.as_str()])
+                .observe(record.read_at.elapsed().as_secs_f64());
+        }
+    }
+
+    fn dead_letter(&mut self, reason: String, record: Record, out: &mut Vec<Output>) {
+        self.stats.parse_failures += 1;
+        if let (Some(m), Some(ctx)) = (&self.metrics, self.sources.get(record.source)) {
+            m.events_failed
+                .with_label_values(&[ctx.name.as_str()])
+                .inc();
+        }
+        out.push(Output::DeadLetter(Box::new(DeadLetter::new(
+            reason,
+            record.origin,
+            record.ingest_time,
+            &record.payload,
+        ))));
+    }
+}

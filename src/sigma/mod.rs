@@ -1,0 +1,16 @@
+//! Sigma rules: YAML with positions -> rule AST (detection, condition, modifiers).
+//!
+//! This module knows the Sigma format only; turning rules into something that
+//! runs is `detect`'s job.
+
+pub mod condition;
+pub mod load;
+pub mod modifier;
+pub mod rule;
+pub mod yaml;
+
+pub use condition::{Condition, Quantifier, Selector};
+pub use load::{load_paths, LoadReport, LoadedRule, RuleProblem};
+pub use modifier::Modifier;
+pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaRule};
+pub use yaml::Pos;

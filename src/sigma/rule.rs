@@ -1,0 +1,611 @@
+//! The Sigma rule AST, built from a marked YAML document.
+//!
+//! The AST keeps values as written (escapes and wildcards unresolved) and the
+//! position of every search item, so that the compiler in `detect` can report
+//! `file:line:col` for problems it finds later.
+
+use super::condition::{self, Condition};
+use super::modifier::Modifier;
+use super::yaml::{Node, Pos, Value};
+use crate::alert::Severity;
+
+/// A problem in one rule document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub pos: Pos,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            pos,
+            message: message.into(),
+        }
+    }
+}
+
+/// A Sigma detection rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigmaRule {
+    /// The rule's `id`; when absent, a stable id derived from the title.
+    pub id: String,
+    pub name: Option<String>,
+    pub title: String,
+    pub status: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub date: Option<String>,
+    pub level: Option<Severity>,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub falsepositives: Vec<String>,
+    /// Fields the analyst should see first (`fields:`).
+    pub fields: Vec<String>,
+    pub logsource: Logsource,
+    pub detection: Detection,
+    /// Where the rule document starts.
+    pub pos: Pos,
+}
+
+/// The rule's `logsource`, lowercased.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Logsource {
+    pub product: Option<String>,
+    pub category: Option<String>,
+    pub service: Option<String>,
+}
+
+impl Logsource {
+    pub fn from_node(node: &Node) -> Result<Logsource, Diagnostic> {
+        if node.as_map().is_none() {
+            return Err(Diagnostic::new(
+                node.pos,
+                format!("`logsource` must be a mapping, found a {}", node.kind()),
+            ));
+        }
+        let attr = |key: &str| -> Result<Option<String>, Diagnostic> {
+            match node.get(key) {
+                None => Ok(None),
+                Some(n) => match n.scalar_text() {
+                    Some(text) => Ok(Some(text.to_ascii_lowercase())),
+                    None if n.value == Value::Null => Ok(None),
+                    None => Err(Diagnostic::new(
+                        n.pos,
+                        format!("`logsource.{key}` must be a string, found a {}", n.kind()),
+                    )),
+                },
+            }
+        };
+        Ok(Logsource {
+            product: attr("product")?,
+            category: attr("category")?,
+            service: attr("service")?,
+        })
+    }
+
+    /// The `(key, value)` pairs this logsource requires.
+    pub fn requirements(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("product", self.product.as_deref()),
+            ("category", self.category.as_deref()),
+            ("service", self.service.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+    }
+}
+
+/// The `detection` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    /// Search identifiers in document order.
+    pub searches: Vec<Search>,
+    /// The condition; a list of conditions is their `or`.
+    pub conditions: Vec<(Pos, Condition)>,
+}
+
+/// A named search identifier: an `or` of `and`-groups of items.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Search {
+    pub name: String,
+    pub pos: Pos,
+    pub any_of: Vec<Vec<SearchItem>>,
+}
+
+/// `field|modifiers: values`, or a keyword item when `field` is `None`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchItem {
+    pub field: Option<String>,
+    pub modifiers: Vec<Modifier>,
+    pub values: Vec<RuleValue>,
+    pub pos: Pos,
+}
+
+/// A value as written in the rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleValue {
+    /// A string, with Sigma escapes and wildcards still unresolved.
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+}
+
+impl RuleValue {
+    fn from_node(node: &Node) -> Result<RuleValue, Diagnostic> {
+        Ok(match &node.value {
+            Value::Str(s) => RuleValue::Str(s.clone()),
+            Value::Int(i) => RuleValue::Int(*i),
+            Value::Float(f) => RuleValue::Float(*f),
+            Value::Bool(b) => RuleValue::Bool(*b),
+            Value::Null => RuleValue::Null,
+            Value::Seq(_) | Value::Map(_) => {
+                return Err(Diagnostic::new(
+                    node.pos,
+                    format!("a search value must be a scalar, found a {}", node.kind()),
+                ))
+            }
+        })
+    }
+
+    /// The value's text as Sigma compares it: numbers and booleans in their plain form.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            RuleValue::Str(s) => Some(s.clone()),
+            RuleValue::Int(i) => Some(i.to_string()),
+            RuleValue::Float(f) => Some(f.to_string()),
+            RuleValue::Bool(b) => Some(b.to_string()),
+            RuleValue::Null => None,
+        }
+    }
+}
+
+/// What one YAML document of a rule file holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Document {
+    Rule(Box<SigmaRule>),
+    /// A document kind this version does not evaluate (correlation, filter), with its name.
+    Unsupported {
+        kind: &'static str,
+        pos: Pos,
+    },
+}
+
+/// Parses one YAML document into a rule. All problems found are returned, not just the first.
+pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
+    if doc.as_map().is_none() {
+        return Err(vec![Diagnostic::new(
+            doc.pos,
+            format!("a Sigma document must be a mapping, found a {}", doc.kind()),
+        )]);
+    }
+    if doc.get("correlation").is_some() {
+        return Ok(Document::Unsupported {
+            kind: "correlation",
+            pos: doc.pos,
+        });
+    }
+    if doc.get("filter").is_some() && doc.get("detection").is_none() {
+        return Ok(Document::Unsupported {
+            kind: "filter",
+            pos: doc.pos,
+        });
+    }
+    let mut diags = Vec::new();
+
+    let title = match doc.get("title").map(|n| (n, n.scalar_text())) {
+        Some((_, Some(t))) if !t.trim().is_empty() => t,
+        Some((n, _)) => {
+            diags.push(Diagnostic::new(n.pos, "`title` must be a non-empty string"));
+            String::new()
+        }
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `title`"));
+            String::new()
+        }
+    };
+    let text = |key: &str| doc.get(key).and_then(Node::scalar_text);
+    let list = |key: &str, diags: &mut Vec<Diagnostic>| -> Vec<String> {
+        match doc.get(key) {
+            None => Vec::new(),
+            Some(n) => match &n.value {
+                Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
+                Value::Null => Vec::new(),
+                _ => match n.scalar_text() {
+                    Some(s) => vec![s],
+                    None => {
+                        diags.push(Diagnostic::new(n.pos, format!("`{key}` must be a list")));
+                        Vec::new()
+                    }
+                },
+            },
+        }
+    };
+    let tags = list("tags", &mut diags);
+    let references = list("references", &mut diags);
+    let falsepositives = list("falsepositives", &mut diags);
+    let fields = list("fields", &mut diags);
+
+    let level = match doc.get("level") {
+        None => None,
+        Some(n) => match n
+            .scalar_text()
+            .as_deref()
+            .and_then(Severity::from_sigma_level)
+        {
+            Some(level) => Some(level),
+            None => {
+                diags.push(Diagnostic::new(
+                    n.pos,
+                    "`level` must be one of informational, low, medium, high, critical",
+                ));
+                None
+            }
+        },
+    };
+
+    let logsource = match doc.get("logsource") {
+        Some(n) => Logsource::from_node(n).unwrap_or_else(|d| {
+            diags.push(d);
+            Logsource::default()
+        }),
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
+            Logsource::default()
+        }
+    };
+
+    let detection = match doc.get("detection") {
+        Some(n) => parse_detection(n, &mut diags),
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
+            None
+        }
+    };
+
+    let id = match doc.get("id") {
+        Some(n) => match n.scalar_text() {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => {
+                diags.push(Diagnostic::new(n.pos, "`id` must be a non-empty string"));
+                String::new()
+            }
+        },
+        None => derived_id(&title),
+    };
+
+    match detection {
+        Some(detection) if diags.is_empty() => Ok(Document::Rule(Box::new(SigmaRule {
+            id,
+            name: text("name"),
+            title,
+            status: text("status"),
+            description: text("description"),
+            author: text("author"),
+            date: text("date"),
+            level,
+            tags,
+            references,
+            falsepositives,
+            fields,
+            logsource,
+            detection,
+            pos: doc.pos,
+        }))),
+        _ => Err(diags),
+    }
+}
+
+/// A stable id for rules without one, so alert ids stay stable across replays.
+fn derived_id(title: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, title.as_bytes()).to_string()
+}
+
+fn parse_detection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Detection> {
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::new(node.pos, "`detection` must be a mapping"));
+        return None;
+    };
+    let before = diags.len();
+    let mut searches = Vec::new();
+    let mut conditions = Vec::new();
+    let mut saw_condition = false;
+    for (key, value) in entries {
+        let Some(name) = key.scalar_text() else {
+            diags.push(Diagnostic::new(
+                key.pos,
+                "search identifiers must be strings",
+            ));
+            continue;
+        };
+        if name == "condition" {
+            saw_condition = true;
+            parse_conditions(value, &mut conditions, diags);
+            continue;
+        }
+        if name == "timeframe" {
+            diags.push(Diagnostic::new(
+                key.pos,
+                "`timeframe` belongs to removed aggregation syntax; use a correlation rule",
+            ));
+            continue;
+        }
+        if searches.iter().any(|s: &Search| s.name == name) {
+            diags.push(Diagnostic::new(
+                key.pos,
+                format!("duplicate search identifier `{name}`"),
+            ));
+            continue;
+        }
+        // A search that fails still defines its name, so the condition
+        // check does not report a second, misleading problem.
+        let any_of = parse_search(value, diags).unwrap_or_default();
+        searches.push(Search {
+            name,
+            pos: key.pos,
+            any_of,
+        });
+    }
+    if !saw_condition {
+        diags.push(Diagnostic::new(node.pos, "`detection` has no `condition`"));
+    }
+    // Every identifier named in a condition must exist; patterns must select something.
+    for (pos, cond) in &conditions {
+        check_references(cond, &searches, *pos, diags);
+    }
+    (diags.len() == before).then_some(Detection {
+        searches,
+        conditions,
+    })
+}
+
+fn parse_conditions(node: &Node, out: &mut Vec<(Pos, Condition)>, diags: &mut Vec<Diagnostic>) {
+    let items: Vec<&Node> = match &node.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    if items.is_empty() {
+        diags.push(Diagnostic::new(node.pos, "`condition` is empty"));
+    }
+    for item in items {
+        let Some(text) = item.as_str() else {
+            diags.push(Diagnostic::new(item.pos, "`condition` must be a string"));
+            continue;
+        };
+        match condition::parse(text) {
+            Ok(cond) => out.push((item.pos, cond)),
+            Err(e) => diags.push(Diagnostic::new(
+                item.pos,
+                format!("condition `{text}`: {e}"),
+            )),
+        }
+    }
+}
+
+fn check_references(cond: &Condition, searches: &[Search], pos: Pos, diags: &mut Vec<Diagnostic>) {
+    match cond {
+        Condition::Search(name) => {
+            if !searches.iter().any(|s| &s.name == name) {
+                diags.push(Diagnostic::new(
+                    pos,
+                    format!(
+                        "condition names `{name}`, which is not a search identifier of this rule"
+                    ),
+                ));
+            }
+        }
+        Condition::Not(inner) => check_references(inner, searches, pos, diags),
+        Condition::And(terms) | Condition::Or(terms) => {
+            for t in terms {
+                check_references(t, searches, pos, diags);
+            }
+        }
+        Condition::Of(_, selector) => {
+            if !searches.iter().any(|s| selector.selects(&s.name)) {
+                let what = match selector {
+                    condition::Selector::Them => "them".to_string(),
+                    condition::Selector::Pattern(p) => format!("`{p}`"),
+                };
+                diags.push(Diagnostic::new(
+                    pos,
+                    format!("{what} selects no search identifier of this rule"),
+                ));
+            }
+        }
+    }
+}
+
+/// A search body: a map (AND), a list of maps (OR of ANDs), or a keyword list.
+fn parse_search(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<Vec<SearchItem>>> {
+    match &node.value {
+        Value::Map(entries) => Some(vec![parse_map(entries, diags)?]),
+        Value::Seq(items) => {
+            let mut any_of = Vec::new();
+            let mut keywords = Vec::new();
+            for item in items {
+                match &item.value {
+                    Value::Map(entries) => any_of.push(parse_map(entries, diags)?),
+                    Value::Seq(_) => {
+                        diags.push(Diagnostic::new(
+                            item.pos,
+                            "nested lists are not valid in a search",
+                        ));
+                        return None;
+                    }
+                    _ => keywords.push(RuleValue::from_node(item).map_err(|d| diags.push(d)).ok()?),
+                }
+            }
+            if !keywords.is_empty() {
+                any_of.push(vec![SearchItem {
+                    field: None,
+                    modifiers: Vec::new(),
+                    values: keywords,
+                    pos: node.pos,
+                }]);
+            }
+            if any_of.is_empty() {
+                diags.push(Diagnostic::new(node.pos, "empty search list"));
+                return None;
+            }
+            Some(any_of)
+        }
+        _ => Some(vec![vec![SearchItem {
+            field: None,
+            modifiers: Vec::new(),
+            values: vec![RuleValue::from_node(node).map_err(|d| diags.push(d)).ok()?],
+            pos: node.pos,
+        }]]),
+    }
+}
+
+/// A single selection map (`field|mods: values`, AND), as used outside rules
+/// (logsource mapping conditions).
+pub fn parse_selection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<SearchItem>> {
+    match node.as_map() {
+        Some(entries) => parse_map(entries, diags),
+        None => {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!("a selection must be a mapping, found a {}", node.kind()),
+            ));
+            None
+        }
+    }
+}
+
+fn parse_map(entries: &[(Node, Node)], diags: &mut Vec<Diagnostic>) -> Option<Vec<SearchItem>> {
+    let before = diags.len();
+    let mut items = Vec::new();
+    for (key, value) in entries {
+        let Some(key_text) = key.scalar_text() else {
+            diags.push(Diagnostic::new(key.pos, "field names must be strings"));
+            continue;
+        };
+        let mut parts = key_text.split('|');
+        let field = parts.next().unwrap_or("");
+        let mut modifiers = Vec::new();
+        for part in parts {
+            match part.parse::<Modifier>() {
+                Ok(m) => modifiers.push(m),
+                Err(e) => diags.push(Diagnostic::new(key.pos, format!("`{key_text}`: {e}"))),
+            }
+        }
+        let values = match &value.value {
+            Value::Seq(items) => {
+                let mut values = Vec::with_capacity(items.len());
+                for item in items {
+                    match RuleValue::from_node(item) {
+                        Ok(v) => values.push(v),
+                        Err(d) => diags.push(d),
+                    }
+                }
+                if values.is_empty() {
+                    diags.push(Diagnostic::new(
+                        value.pos,
+                        format!("`{key_text}` has an empty list of values"),
+                    ));
+                }
+                values
+            }
+            _ => match RuleValue::from_node(value) {
+                Ok(v) => vec![v],
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            },
+        };
+        items.push(SearchItem {
+            field: (!field.is_empty()).then(|| field.to_string()),
+            modifiers,
+            values,
+            pos: key.pos,
+        });
+    }
+    (diags.len() == before).then_some(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sigma::yaml::parse_documents;
+
+    fn parse(text: &str) -> Result<SigmaRule, Vec<Diagnostic>> {
+        let docs = parse_documents(text).unwrap();
+        match parse_document(&docs[0])? {
+            Document::Rule(r) => Ok(*r),
+            other => panic!("not a rule: {other:?}"),
+        }
+    }
+
+    const RULE: &str = "title: Test\nid: 1234\nlevel: high\ntags: [attack.t1110]\nlogsource:\n  product: Linux\n  service: sshd\ndetection:\n  selection:\n    message|startswith: 'Invalid user'\n    pid: [1, 2]\n  keywords:\n    - evil\n    - bad\n  condition: selection or keywords\n";
+
+    #[test]
+    fn a_complete_rule_parses() {
+        let rule = parse(RULE).unwrap();
+        assert_eq!(rule.id, "1234");
+        assert_eq!(rule.level, Some(Severity::High));
+        assert_eq!(rule.logsource.product.as_deref(), Some("linux"));
+        assert_eq!(rule.detection.searches.len(), 2);
+        let sel = &rule.detection.searches[0].any_of[0];
+        assert_eq!(sel[0].field.as_deref(), Some("message"));
+        assert_eq!(sel[0].modifiers, vec![Modifier::StartsWith]);
+        assert_eq!(sel[1].values, vec![RuleValue::Int(1), RuleValue::Int(2)]);
+        let kw = &rule.detection.searches[1].any_of[0][0];
+        assert_eq!(kw.field, None);
+        assert_eq!(kw.values.len(), 2);
+    }
+
+    #[test]
+    fn unknown_modifiers_are_reported_at_their_line() {
+        let text = RULE.replace("message|startswith", "message|startwith");
+        let diags = parse(&text).unwrap_err();
+        assert_eq!(diags[0].pos.line, 10, "{diags:?}");
+        assert!(diags[0].message.contains("startwith"));
+    }
+
+    #[test]
+    fn conditions_naming_missing_searches_are_rejected() {
+        let text = RULE.replace("selection or keywords", "selection or keyword");
+        let diags = parse(&text).unwrap_err();
+        assert!(diags[0].message.contains("`keyword`"), "{diags:?}");
+        assert_eq!(diags[0].pos.line, 15);
+    }
+
+    #[test]
+    fn missing_sections_are_all_reported() {
+        let diags = parse("title: x\n").unwrap_err();
+        let text: Vec<_> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert!(text.contains(&"missing `logsource`"), "{text:?}");
+        assert!(text.contains(&"missing `detection`"), "{text:?}");
+    }
+
+    #[test]
+    fn a_list_of_maps_is_an_or_of_ands() {
+        let rule = parse("title: t\nlogsource: {product: windows}\ndetection:\n  sel:\n    - {a: 1, b: 2}\n    - {c: 3}\n  condition: sel\n").unwrap();
+        let any_of = &rule.detection.searches[0].any_of;
+        assert_eq!(any_of.len(), 2);
+        assert_eq!(any_of[0].len(), 2);
+    }
+
+    #[test]
+    fn rules_without_id_get_a_stable_derived_one() {
+        let text = RULE.replace("id: 1234\n", "");
+        assert_eq!(parse(&text).unwrap().id, parse(&text).unwrap().id);
+        assert_ne!(parse(&text).unwrap().id, "");
+    }
+
+    #[test]
+    fn correlation_documents_are_recognized() {
+        let docs = parse_documents("title: c\ncorrelation:\n  type: event_count\n").unwrap();
+        assert!(matches!(
+            parse_document(&docs[0]),
+            Ok(Document::Unsupported {
+                kind: "correlation",
+                ..
+            })
+        ));
+    }
+}
