@@ -107,11 +107,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // A closed stdout (`tocsin scan ... | head`) is how a reader says "enough".
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tocsin: error: {e:#}");
             ExitCode::from(2)
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(cfg: &Config) {
@@ -218,7 +228,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
                 .with_context(|| {
                     format!("binding the metrics endpoint on {}", cfg.metrics.listen)
                 })?;
-            tracing::info!(address = %cfg.metrics.listen, "serving /metrics and /healthz");
+            let address = listener
+                .local_addr()
+                .map_or(cfg.metrics.listen.clone(), |a| a.to_string());
+            tracing::info!(%address, "serving /metrics and /healthz");
             let m = metrics.clone();
             tokio::spawn(async move {
                 if let Err(e) = tocsin::metrics::serve(listener, m).await {

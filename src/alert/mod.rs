@@ -209,7 +209,7 @@ fn summary(rule: &CompiledRule, event: &Event) -> String {
         }
         out.push_str(name);
         out.push('=');
-        out.push_str(&line::shorten(&text, line::MAX_VALUE_CHARS));
+        out.push_str(&line::shorten(text.trim(), line::MAX_VALUE_CHARS));
     }
     out
 }

@@ -5,6 +5,18 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use std::sync::OnceLock;
 
+/// Servers that log raw quotes inside the request (`"GET" /x HTTP/1.0"`) break
+/// the strict form; this one takes the request up to the first `" status bytes`.
+fn lenient_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(
+            r#"^(\S+) (\S+) (\S+) \[([^\]]+)\] "(.*?)" (\d{3}|-) (\d+|-)(?: "(.*?)" "(.*)")?$"#,
+        )
+        .unwrap_or_else(|e| panic!("lenient access log regex is valid: {e}"))
+    })
+}
+
 fn line_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
@@ -26,8 +38,10 @@ pub struct AccessLine {
 
 /// Parses one line of common or combined log format.
 pub fn parse(line: &str) -> Result<AccessLine, String> {
+    let line = line.trim_end();
     let caps = line_regex()
-        .captures(line.trim_end())
+        .captures(line)
+        .or_else(|| lenient_regex().captures(line))
         .ok_or("not a common/combined access log line")?;
     let get = |i| caps.get(i).map_or("", |m| m.as_str());
     let time = DateTime::parse_from_str(get(4), "%d/%b/%Y:%H:%M:%S %z")
@@ -39,8 +53,14 @@ pub fn parse(line: &str) -> Result<AccessLine, String> {
         f.insert("cs-username".into(), get(3).into());
     }
     let request = unescape(get(5));
-    let mut parts = request.splitn(3, ' ');
-    match (parts.next(), parts.next(), parts.next()) {
+    // METHOD URI VERSION, where attacks put spaces into the URI: the version
+    // is the last word only if it looks like one.
+    let (method, rest) = request.split_once(' ').unwrap_or((request.as_str(), ""));
+    let (uri, version) = match rest.rsplit_once(' ') {
+        Some((uri, v)) if v.starts_with("HTTP/") => (uri, Some(v)),
+        _ => (rest, None),
+    };
+    match (Some(method), Some(uri), version) {
         (Some(method), Some(uri), version) if !method.is_empty() && !uri.is_empty() => {
             f.insert("cs-method".into(), method.into());
             let (stem, query) = match uri.split_once('?') {
@@ -146,6 +166,25 @@ mod tests {
         assert_eq!(l.fields["cs-uri-stem"], "\\x16\\x03");
         assert!(l.fields.get("cs-method").is_none());
         assert_eq!(l.fields["cs-user-agent"], "say \"hi\"");
+    }
+
+    #[test]
+    fn spaces_inside_the_uri_stay_in_the_uri() {
+        let l = parse(r#"1.2.3.4 - - [21/Apr/2004:10:56:07 -0400] "GET /site/' UNION ALL SELECT 1 HTTP/1.0" 200 1"#).unwrap();
+        assert_eq!(l.fields["cs-uri-stem"], "/site/' UNION ALL SELECT 1");
+        assert_eq!(l.fields["cs-version"], "HTTP/1.0");
+        let l = parse(r#"1.2.3.4 - - [21/Apr/2004:10:56:07 -0400] "GET /a b" 200 1"#).unwrap();
+        assert_eq!(l.fields["cs-uri-stem"], "/a b");
+        assert!(l.fields.get("cs-version").is_none());
+    }
+
+    #[test]
+    fn raw_quotes_inside_the_request_are_tolerated() {
+        let l = parse(r#"68.49.152.86 - - [22/Apr/2004:11:55:13 -0400] "GET" /hostadmin/?page=' HTTP/1.0" 501 345 "-" "Mozilla/4.75 (Nikto/1.32 )""#).unwrap();
+        assert_eq!(l.fields["sc-status"], 501);
+        assert_eq!(l.fields["cs-uri-stem"], "/hostadmin/");
+        assert_eq!(l.fields["cs-uri-query"], "page='");
+        assert_eq!(l.fields["cs-user-agent"], "Mozilla/4.75 (Nikto/1.32 )");
     }
 
     #[test]

@@ -103,9 +103,20 @@ pub fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, String> {
             }
         }
     }
+    // Data fields must not replace System ones: a 104 event's UserData has a
+    // `Channel` (the log that was cleared) that is not the event's channel.
+    // A clashing data field is kept as `<Section>_<name>`.
     for section in ["EventData", "UserData"] {
         if let Some(data) = event.get(section) {
-            flatten_data(section, data, &mut out);
+            let mut fields = Map::new();
+            flatten_data(section, data, &mut fields);
+            for (k, v) in fields {
+                if out.contains_key(&k) {
+                    out.insert(format!("{section}_{k}"), v);
+                } else {
+                    out.insert(k, v);
+                }
+            }
         }
     }
     // Other top-level keys (e.g. `_meta` added by shippers) are kept as they are.
@@ -246,6 +257,12 @@ mod tests {
             "UserData": {"LogFileCleared": {"#attributes": {"xmlns": "x"}, "SubjectUserName": "bob"}}}}),
         );
         assert_eq!(f["SubjectUserName"], "bob");
+        let f = flat(
+            json!({"Event": {"System": {"EventID": 104, "Channel": "System"},
+            "UserData": {"LogFileCleared": {"SubjectUserName": "bob", "Channel": "Application"}}}}),
+        );
+        assert_eq!(f["Channel"], "System", "System fields win");
+        assert_eq!(f["UserData_Channel"], "Application");
         let f = flat(
             json!({"Event": {"System": {"EventID": 1}, "EventData": {"Data": {"#text": "free text"}}}}),
         );

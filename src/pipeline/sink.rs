@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 
 /// A failed write: the sink's name and why.
 #[derive(Debug, thiserror::Error)]
-#[error("sink {sink}: {source}")]
+#[error("sink {sink}")]
 pub struct SinkError {
     pub sink: String,
     #[source]

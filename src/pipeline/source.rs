@@ -28,7 +28,7 @@ pub struct Record {
 /// Problems with an input.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: String,
         #[source]

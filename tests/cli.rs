@@ -1,0 +1,340 @@
+//! End-to-end tests of the `tocsin` binary: the commands users and scripts rely on.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tocsin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    // Keep the environment from changing what the tests see.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOCSIN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `SIEM ALERT -- <type> - [<severity>] <message>. Check <link>`
+fn assert_alert_line(line: &str) {
+    let re = regex::Regex::new(
+        r"^SIEM ALERT -- STATIC RULE - \[(Critical|High|Medium|Low)\] [^\n]+: [^\n]+\. Check https://siem\.example\.com/alerts/[0-9a-f-]{36}$",
+    )
+    .unwrap();
+    assert!(re.is_match(line), "not an alert line: {line:?}");
+}
+
+const RULE: &str = "title: Invalid SSH user
+id: 6a1b3c4d-0000-4000-8000-000000000001
+level: medium
+logsource: {product: linux, service: sshd}
+detection:
+  selection:
+    message|startswith: 'Invalid user '
+  condition: selection
+";
+
+#[test]
+fn scan_prints_alert_lines_and_a_summary_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.yml"), RULE).unwrap();
+    let mut child = tocsin()
+        .args(["scan", "--rules"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n\
+              Nov 20 08:14:03 bastion1 sshd[4121]: Accepted publickey for deploy from 192.0.2.4\n\
+              this line is no known format\n\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_alert_line(lines[0]);
+    assert!(
+        lines[0].contains("[Medium] Invalid SSH user: host=bastion1"),
+        "{}",
+        lines[0]
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // The unparseable line is dead-lettered to stderr with its reason, and counted.
+    assert!(
+        stderr.contains("\"reason\":\"auto: not a JSON object"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("4 records, 2 events, 1 parse failures"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("alerts: 1 (medium=1)"), "{stderr}");
+}
+
+#[test]
+fn scan_json_records_carry_rule_sla_event_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.yml"), RULE).unwrap();
+    let input = dir.path().join("auth.log");
+    std::fs::write(
+        &input,
+        "Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n",
+    )
+    .unwrap();
+    let out = tocsin()
+        .args(["scan", "--format", "json", "--rules"])
+        .arg(dir.path().join("r.yml"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["type"], "STATIC RULE");
+    assert_eq!(record["severity"], "medium");
+    assert_eq!(record["rule"]["id"], "6a1b3c4d-0000-4000-8000-000000000001");
+    assert_eq!(record["sla"]["policy"], "static_rule");
+    assert_eq!(record["sla"]["triage_within"], "5 business days");
+    assert_eq!(record["event"]["fields"]["program"], "sshd");
+    assert!(record["event"]["raw"]
+        .as_str()
+        .unwrap()
+        .contains("Invalid user admin"));
+    assert_eq!(record["source"]["line"], 1);
+    assert!(record["event_time"]
+        .as_str()
+        .unwrap()
+        .ends_with("-11-20T08:14:02Z"));
+    assert_alert_line(record["message"].as_str().unwrap());
+    // The same event and rule give the same id on a replay.
+    let again = tocsin()
+        .args(["scan", "--format", "json", "--rules"])
+        .arg(dir.path().join("r.yml"))
+        .arg(&input)
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(record["id"], again["id"]);
+}
+
+#[test]
+fn scan_fails_on_missing_input_or_unusable_rules() {
+    let out = tocsin()
+        .args(["scan", "--rules", "rules/", "no/such/file.log"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/file.log"));
+    let dir = tempfile::tempdir().unwrap();
+    let out = tocsin()
+        .args(["scan", "--rules"])
+        .arg(dir.path())
+        .arg("README.md")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable rules"));
+}
+
+#[test]
+fn rules_check_reports_file_line_column_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("good.yml"), RULE).unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        RULE.replace("message|startswith", "message|startwith")
+            .replace("Invalid SSH user", "Broken"),
+    )
+    .unwrap();
+    let out = tocsin()
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected = format!(
+        "{}:7:5: `message|startwith`: unknown value modifier `startwith`",
+        bad.display()
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+    assert!(
+        stdout.contains("2 files: 1 rules loaded, 1 rejected"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn rules_check_passes_on_the_bundled_rule_pack() {
+    let out = tocsin()
+        .args(["rules", "check", "rules/"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" 0 rejected"), "{stdout}");
+}
+
+#[test]
+fn rules_test_runs_the_rule_pack_cases() {
+    let out = tocsin()
+        .args(["rules", "test", "--rules", "rules/", "tests/rules/"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn run_without_config_runs_the_demo_and_prints_alert_lines() {
+    let port = free_port();
+    let out = tocsin()
+        .args(["run", "--metrics-listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.len() >= 10, "{stdout}");
+    for line in &lines {
+        assert_alert_line(line);
+    }
+    // Every sample file contributes alerts.
+    for needle in ["host=bastion", "c-ip=", "Computer="] {
+        assert!(
+            lines.iter().any(|l| l.contains(needle)),
+            "no alert with {needle}: {stdout}"
+        );
+    }
+}
+
+/// A config that reads stdin and writes JSON alerts to a file, with metrics on a free port.
+fn stdin_config(dir: &Path, port: u16) -> PathBuf {
+    let path = dir.join("tocsin.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[engine]\nrules = [\"{rules}\"]\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+             [[sources]]\ntype = \"stdin\"\nformat = \"syslog\"\n\
+             [[sinks]]\ntype = \"file\"\npath = \"{out}\"\n\
+             [dead_letter]\ntype = \"file\"\npath = \"{dead}\"\n",
+            rules = root().join("rules").display(),
+            out = dir.join("alerts.jsonl").display(),
+            dead = dir.join("dead.jsonl").display(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn run_serves_metrics_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = stdin_config(dir.path(), port);
+    let mut child = tocsin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\nnot syslog\n")
+        .unwrap();
+    stdin.flush().unwrap();
+    // Wait until the record has gone through the pipeline, as seen by /metrics.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Some(body) = http_get(port, "/metrics") {
+            if body.contains("tocsin_alerts_total") && body.contains("tocsin_events_failed_total") {
+                break body;
+            }
+        }
+        assert!(Instant::now() < deadline, "metrics never showed the alert");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        metrics.contains("tocsin_events_read_total{source=\"stdin\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tocsin_events_failed_total{source=\"stdin\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tocsin_rule_matches_total{"), "{metrics}");
+    assert!(
+        metrics.contains("tocsin_detection_latency_seconds_bucket"),
+        "{metrics}"
+    );
+    let health = http_get(port, "/healthz").unwrap();
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+
+    // SIGTERM with stdin still open: the engine must stop reading, flush and exit 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tocsin did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
+    assert!(alerts.contains("\"type\":\"STATIC RULE\""), "{alerts}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
+    assert!(dead.contains("\"payload\":\"not syslog\""), "{dead}");
+}
