@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use tocsin::detect::{load_engine, CompileOptions, Engine, Scratch};
+use tocsin::event::time::TimeOptions;
+use tocsin::event::{InputFormat, Origin, Parser, Position};
+
+/// `../shared` beside the project, if present. Tests that need it print why
+/// they skip; CI always has it.
+pub fn shared_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIPPED: ../shared is absent (reference data: SigmaHQ rules, datasets)");
+        None
+    }
+}
+
+pub fn project_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn engine(paths: &[PathBuf]) -> Engine {
+    let (engine, summary) =
+        load_engine(paths, None, &CompileOptions::default()).expect("logsource mapping loads");
+    assert_eq!(summary.rejected, 0, "{:#?}", summary.problems);
+    engine
+}
+
+/// Lines of a text file, gzip or not.
+pub fn lines(path: &Path) -> Vec<String> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    BufReader::new(reader).lines().map(|l| l.unwrap()).collect()
+}
+
+/// What scanning a set of lines gave.
+#[derive(Debug, Default)]
+pub struct ScanCounts {
+    pub events: usize,
+    pub parse_failures: usize,
+    /// Matches per rule title.
+    pub by_rule: BTreeMap<String, usize>,
+    /// Line numbers (1-based) per rule title.
+    pub lines_by_rule: BTreeMap<String, Vec<usize>>,
+}
+
+/// Parses and evaluates every line; `reference` fixes "now" (syslog's missing year).
+pub fn scan(engine: &Engine, lines: &[String], format: InputFormat, reference: &str) -> ScanCounts {
+    let now = chrono::DateTime::parse_from_rfc3339(reference)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let parser = Parser::new(format, TimeOptions::default());
+    let mut counts = ScanCounts::default();
+    let mut scratch = Scratch::default();
+    let mut matched = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let origin = Origin {
+            source: "test".into(),
+            position: Position::Line { line: i as u64 + 1 },
+        };
+        let Ok(event) = parser.parse(line, origin, now) else {
+            counts.parse_failures += 1;
+            continue;
+        };
+        counts.events += 1;
+        engine.evaluate(&event, &[], &mut scratch, &mut matched);
+        for &r in &matched {
+            let title = engine.rules()[r].rule.title.clone();
+            *counts.by_rule.entry(title.clone()).or_default() += 1;
+            counts.lines_by_rule.entry(title).or_default().push(i + 1);
+        }
+    }
+    counts
+}
+
+/// Compares `actual` with the snapshot file under tests/snapshots/, or
+/// rewrites it when TOCSIN_UPDATE_SNAPSHOTS=1. A change in behaviour shows as a diff.
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path = project_path("tests/snapshots").join(name);
+    if std::env::var("TOCSIN_UPDATE_SNAPSHOTS").as_deref() == Ok("1") {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with TOCSIN_UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| format!("- {a}\n+ {b}"))
+            .take(30)
+            .collect();
+        panic!(
+            "snapshot {name} differs ({} vs {} lines); first differences:\n{}\nIf the change is intended, rerun with TOCSIN_UPDATE_SNAPSHOTS=1 and commit the file.",
+            expected.lines().count(),
+            actual.lines().count(),
+            diff.join("\n")
+        );
+    }
+}

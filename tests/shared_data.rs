@@ -1,0 +1,156 @@
+//! Tests on the real reference data in ../shared (SigmaHQ rules, raw logs).
+//! They skip with a message when ../shared is absent; CI always has it.
+
+mod common;
+
+use common::{engine, lines, project_path, scan, shared_dir};
+use tocsin::detect::{load_engine, CompileOptions};
+use tocsin::event::InputFormat;
+
+/// The sshd counts below are checked independently with grep:
+/// `grep -c 'sshd\[[0-9]*\]: Failed password for'` = 518, plus 2
+/// "message repeated N times: [ Failed password ..." lines = 520;
+/// `grep -c 'sshd\[[0-9]*\]: Invalid user '` = 113;
+/// `grep -c 'POSSIBLE BREAK-IN ATTEMPT'` = 85;
+/// too many failures / max attempts / "PAM N more" = 13; no root login succeeds.
+#[test]
+fn openssh_log_raises_the_sshd_alerts_grep_predicts() {
+    let Some(shared) = shared_dir() else { return };
+    let e = engine(&[project_path("rules")]);
+    let c = scan(
+        &e,
+        &lines(&shared.join("datasets/raw/openssh.log")),
+        InputFormat::Auto,
+        "2026-11-23T00:00:00Z",
+    );
+    assert_eq!(c.events, 2000);
+    assert_eq!(c.parse_failures, 0);
+    let count = |title: &str| {
+        assert!(
+            e.rules().iter().any(|r| r.rule.title == title),
+            "no rule titled {title:?}"
+        );
+        c.by_rule.get(title).copied().unwrap_or(0)
+    };
+    assert_eq!(count("SSH Password Authentication Failure"), 520);
+    assert_eq!(count("SSH Login Attempt For A Non-Existent User"), 113);
+    assert_eq!(count("SSH Client Address With Mismatching Reverse DNS"), 85);
+    assert_eq!(
+        count("SSH Session Dropped After Too Many Authentication Failures"),
+        13
+    );
+    assert_eq!(count("Successful SSH Login As Root"), 0);
+    // The first failed password is line 6 of the file.
+    assert_eq!(c.lines_by_rule["SSH Password Authentication Failure"][0], 6);
+    // Only sshd rules fire on an sshd log.
+    assert!(
+        c.by_rule.keys().all(|t| t.starts_with("SSH ")),
+        "{:?}",
+        c.by_rule.keys()
+    );
+}
+
+#[test]
+fn linux_syslog_pam_failures_in_the_older_program_form_alert() {
+    let Some(shared) = shared_dir() else { return };
+    let e = engine(&[project_path("rules")]);
+    let log = lines(&shared.join("datasets/raw/linux_syslog.log"));
+    let c = scan(&e, &log, InputFormat::Syslog, "2026-11-23T00:00:00Z");
+    assert_eq!(c.parse_failures, 0);
+    // Every "authentication failure" line of a `(pam_unix)` program, counted here independently.
+    let expected = log
+        .iter()
+        .filter(|l| l.contains("(pam_unix)[") && l.contains("]: authentication failure"))
+        .count();
+    assert!(expected > 400, "{expected}");
+    assert_eq!(
+        c.by_rule
+            .get("Local PAM Authentication Failure (su, sudo, login)")
+            .copied(),
+        Some(expected)
+    );
+}
+
+#[test]
+fn web_access_logs_parse_completely_and_raise_web_alerts() {
+    let Some(shared) = shared_dir() else { return };
+    let e = engine(&[project_path("rules")]);
+    let mut report = String::new();
+    for name in [
+        "apache_access_honeynet.log.gz",
+        "apache_access_scanners.log.gz",
+    ] {
+        let log = lines(&shared.join("datasets/raw").join(name));
+        let c = scan(&e, &log, InputFormat::Auto, "2026-11-23T00:00:00Z");
+        assert_eq!(c.parse_failures, 0, "{name}");
+        assert_eq!(c.events, log.len(), "{name}");
+        // Scanner user agents, counted independently of the rule.
+        let nikto = log
+            .iter()
+            .filter(|l| l.to_lowercase().contains("nikto"))
+            .count();
+        let w3af = log
+            .iter()
+            .filter(|l| l.to_lowercase().contains("w3af"))
+            .count();
+        let ua_alerts = c
+            .by_rule
+            .get("Web Vulnerability Scanner User Agent")
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            ua_alerts >= nikto.max(w3af) * 9 / 10,
+            "{name}: {ua_alerts} UA alerts, nikto {nikto}, w3af {w3af}"
+        );
+        report.push_str(&format!("# {name}: {} events\n", c.events));
+        for (rule, n) in &c.by_rule {
+            report.push_str(&format!("{n:>6} {rule}\n"));
+        }
+    }
+    common::assert_snapshot("web_access_logs.txt", &report);
+}
+
+#[test]
+fn the_sigmahq_corpus_loads_with_only_the_rejections_the_spec_requires() {
+    let Some(shared) = shared_dir() else { return };
+    let dirs: Vec<_> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
+        .iter()
+        .map(|d| shared.join("sigma").join(d))
+        .collect();
+    let (engine, summary) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
+    eprintln!(
+        "SigmaHQ corpus: {} files, {} rules loaded, {} rejected",
+        summary.files, summary.loaded, summary.rejected
+    );
+    for p in &summary.problems {
+        eprintln!("  rejected: {p}");
+        // Sigma: "If the tool isn't able to handle placeholders, it must reject the rule."
+        assert!(
+            p.message.contains("unresolved placeholder"),
+            "unexpected rejection: {p}"
+        );
+    }
+    assert!(summary.loaded >= 3700, "{}", summary.loaded);
+    assert_eq!(engine.rules().len(), summary.loaded);
+}
+
+#[test]
+fn deprecated_and_unsupported_rules_never_panic() {
+    let Some(shared) = shared_dir() else { return };
+    let dirs = [
+        shared.join("sigma/deprecated"),
+        shared.join("sigma/unsupported"),
+    ];
+    let (_, summary) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
+    eprintln!(
+        "deprecated+unsupported: {} loaded, {} rejected",
+        summary.loaded, summary.rejected
+    );
+    assert!(summary.files > 200);
+    // Every rejection names a file and a line.
+    assert!(
+        summary.problems.iter().all(|p| p.pos.line > 0),
+        "{:#?}",
+        summary.problems
+    );
+}
