@@ -12,6 +12,7 @@ use super::EventView;
 use crate::event::{Event, Format};
 use crate::sigma::rule::{Diagnostic, Logsource};
 use crate::sigma::yaml::{parse_documents, Node, Pos};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -42,9 +43,17 @@ struct Entry {
 }
 
 /// The compiled logsource mapping.
+///
+/// Most entries test one field for exact values (`Channel: Security`); they
+/// are keyed by that value so an event only checks the entries of its own
+/// channel instead of all of them.
 #[derive(Debug, Clone)]
 pub struct LogsourceRouter {
     entries: Vec<Entry>,
+    /// Per discriminating field: lowercased value -> entries that require it.
+    keyed: Vec<(String, HashMap<String, Vec<usize>>)>,
+    /// Entries without an exact-value condition: checked for every event.
+    unkeyed: Vec<usize>,
 }
 
 /// A set of mapping entries, as a bitset.
@@ -81,6 +90,8 @@ impl EntrySet {
 #[derive(Debug, Clone, Default)]
 pub struct Routing {
     matched: EntrySet,
+    /// Reused buffer for the lowercased discriminator value.
+    key: String,
 }
 
 /// A rule logsource, resolved against the mapping: for each required value,
@@ -126,7 +137,34 @@ impl LogsourceRouter {
         for item in items {
             entries.push(parse_entry(item).map_err(|d| err(d.pos, d.message))?);
         }
-        Ok(LogsourceRouter { entries })
+        Ok(LogsourceRouter::index(entries))
+    }
+
+    fn index(entries: Vec<Entry>) -> LogsourceRouter {
+        let mut keyed: Vec<(String, HashMap<String, Vec<usize>>)> = Vec::new();
+        let mut unkeyed = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let Some((field, values)) = entry.when.iter().find_map(ItemMatcher::exact_values)
+            else {
+                unkeyed.push(i);
+                continue;
+            };
+            let slot = match keyed.iter().position(|(f, _)| f == field) {
+                Some(slot) => slot,
+                None => {
+                    keyed.push((field.to_string(), HashMap::new()));
+                    keyed.len() - 1
+                }
+            };
+            for v in values {
+                keyed[slot].1.entry(v.to_string()).or_default().push(i);
+            }
+        }
+        LogsourceRouter {
+            entries,
+            keyed,
+            unkeyed,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -141,14 +179,28 @@ impl LogsourceRouter {
     pub fn route(&self, event: &Event, routing: &mut Routing) {
         routing.matched.clear();
         let view = EventView::new(event, &[]);
-        for (i, entry) in self.entries.iter().enumerate() {
+        let mut check = |i: usize| {
+            let entry = &self.entries[i];
             if entry.format.is_some_and(|f| f != event.format) {
-                continue;
+                return;
             }
             if entry.when.iter().all(|m| m.matches(&view)) {
                 routing.matched.insert(i);
             }
+        };
+        for (field, by_value) in &self.keyed {
+            let Some(serde_json::Value::String(value)) = event.get(field) else {
+                continue;
+            };
+            routing.key.clear();
+            routing
+                .key
+                .extend(value.chars().flat_map(char::to_lowercase));
+            if let Some(ids) = by_value.get(routing.key.as_str()) {
+                ids.iter().for_each(|&i| check(i));
+            }
         }
+        self.unkeyed.iter().for_each(|&i| check(i));
     }
 
     /// Field renames that apply to an event with this routing.

@@ -4,6 +4,7 @@
 //! `Engine::evaluate` routes an event by logsource and runs the condition
 //! program of every rule that can see it.
 
+pub mod index;
 pub mod logsource;
 pub mod pattern;
 pub mod value;
@@ -126,7 +127,7 @@ impl CompiledRule {
     }
 }
 
-/// Rules that share one logsource, checked together.
+/// Rules that share one logsource.
 #[derive(Debug, Clone)]
 struct RuleGroup {
     filter: LogsourceFilter,
@@ -145,12 +146,15 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     groups: Vec<RuleGroup>,
     router: LogsourceRouter,
+    index: index::RuleIndex,
 }
 
 /// Scratch space reused across evaluations so the hot path does not allocate.
 #[derive(Debug, Default)]
 pub struct Scratch {
     routing: Routing,
+    index: index::IndexScratch,
+    admitted: index::GroupSet,
 }
 
 impl Engine {
@@ -177,23 +181,36 @@ impl Engine {
                 }),
             }
         }
-        let mut groups: Vec<(crate::sigma::Logsource, RuleGroup)> = Vec::new();
+        let mut by_logsource: Vec<(crate::sigma::Logsource, Vec<usize>)> = Vec::new();
         for (i, r) in rules.iter().enumerate() {
-            match groups.iter_mut().find(|(ls, _)| *ls == r.rule.logsource) {
-                Some((_, g)) => g.rules.push(i),
-                None => groups.push((
-                    r.rule.logsource.clone(),
-                    RuleGroup {
-                        filter: router.filter(&r.rule.logsource),
-                        rules: vec![i],
-                    },
-                )),
+            match by_logsource
+                .iter_mut()
+                .find(|(ls, _)| *ls == r.rule.logsource)
+            {
+                Some((_, members)) => members.push(i),
+                None => by_logsource.push((r.rule.logsource.clone(), vec![i])),
             }
         }
+        let mut group_of = vec![0u32; rules.len()];
+        let groups: Vec<RuleGroup> = by_logsource
+            .into_iter()
+            .enumerate()
+            .map(|(g, (logsource, members))| {
+                for &r in &members {
+                    group_of[r] = g as u32;
+                }
+                RuleGroup {
+                    filter: router.filter(&logsource),
+                    rules: members,
+                }
+            })
+            .collect();
+        let index = index::RuleIndex::build(&rules, group_of);
         let engine = Engine {
             rules,
-            groups: groups.into_iter().map(|(_, g)| g).collect(),
+            groups,
             router,
+            index,
         };
         (engine, problems)
     }
@@ -219,17 +236,55 @@ impl Engine {
         let mut aliases = Vec::new();
         self.router.aliases(&scratch.routing, &mut aliases);
         let view = EventView::new(event, &aliases);
-        for group in &self.groups {
-            if !group.filter.admits(&scratch.routing, source_tags) {
-                continue;
+        scratch.admitted.clear();
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.filter.admits(&scratch.routing, source_tags) {
+                scratch.admitted.insert(g);
             }
-            for &i in &group.rules {
-                if self.rules[i].matches(&view) {
-                    out.push(i);
-                }
+        }
+        for &r in self
+            .index
+            .candidates(&view, &aliases, &scratch.admitted, &mut scratch.index)
+        {
+            let r = r as usize;
+            if self.rules[r].matches(&view) {
+                out.push(r);
+            }
+        }
+    }
+
+    /// The reference evaluation: every rule of every admitted logsource
+    /// group, without the prefilter. Slow; tests use it to check that the
+    /// index never drops a match.
+    pub fn evaluate_exhaustive(
+        &self,
+        event: &Event,
+        source_tags: &[(String, String)],
+        out: &mut Vec<usize>,
+    ) {
+        out.clear();
+        let mut routing = Routing::default();
+        self.router.route(event, &mut routing);
+        let mut aliases = Vec::new();
+        self.router.aliases(&routing, &mut aliases);
+        let view = EventView::new(event, &aliases);
+        for group in &self.groups {
+            if group.filter.admits(&routing, source_tags) {
+                out.extend(
+                    group
+                        .rules
+                        .iter()
+                        .copied()
+                        .filter(|&r| self.rules[r].matches(&view)),
+                );
             }
         }
         out.sort_unstable();
+    }
+
+    /// Rules the prefilter cannot index, evaluated for every event of their logsource.
+    pub fn unindexed_rules(&self) -> usize {
+        self.index.unindexed()
     }
 
     /// Rules whose logsource no mapping entry provides: they can only fire

@@ -144,6 +144,45 @@ impl StrPattern {
         StrPattern::new(&parse_wildcards(text), cased)
     }
 
+    /// A literal every matching string contains, for the prefilter index:
+    /// the whole needle for exact/prefix/suffix/substring shapes, the longest
+    /// literal run of a glob. `None` when there is none, or when it has
+    /// non-ASCII text (the index folds ASCII case only).
+    pub fn required_literal(&self) -> Option<String> {
+        let text = match &self.shape {
+            Shape::Any => return None,
+            Shape::Exact(n) | Shape::Prefix(n) | Shape::Suffix(n) | Shape::Contains(n, _) => {
+                n.text.clone()
+            }
+            Shape::Glob(toks) => {
+                let mut best = String::new();
+                let mut run = String::new();
+                for t in toks.iter().chain(std::iter::once(&GlobTok::Star)) {
+                    match t {
+                        GlobTok::Char(c) => run.push(*c),
+                        _ => {
+                            if run.len() > best.len() {
+                                best = std::mem::take(&mut run);
+                            }
+                            run.clear();
+                        }
+                    }
+                }
+                best
+            }
+        };
+        (!text.is_empty() && text.is_ascii()).then_some(text)
+    }
+
+    /// The whole value when this pattern is an exact, case-insensitive string
+    /// (the logsource router keys entries by it).
+    pub fn exact_folded(&self) -> Option<&str> {
+        match &self.shape {
+            Shape::Exact(n) if !self.cased => Some(&n.text),
+            _ => None,
+        }
+    }
+
     /// Whether `hay` matches the whole pattern.
     pub fn is_match(&self, hay: &str) -> bool {
         match &self.shape {
@@ -334,6 +373,16 @@ mod tests {
     fn non_ascii_needles_fold_with_unicode_rules() {
         assert!(m("*ÄRGER*", "viel ärger hier"));
         assert!(m("ÖL", "öl"));
+    }
+
+    #[test]
+    fn required_literals_are_substrings_of_every_match() {
+        let lit = |p: &str| StrPattern::from_sigma(p, false).required_literal();
+        assert_eq!(lit("*\\Cmd.exe").as_deref(), Some("\\cmd.exe"));
+        assert_eq!(lit("ab*cdef?g").as_deref(), Some("cdef"));
+        assert_eq!(lit("*"), None);
+        assert_eq!(lit(""), None);
+        assert_eq!(lit("*ärger*"), None);
     }
 
     #[test]

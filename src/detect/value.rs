@@ -278,6 +278,60 @@ impl ItemMatcher {
         })
     }
 
+    /// The field this item reads (`None` for keywords).
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    /// Literals of which at least one occurs (ASCII case-insensitively) in the
+    /// item's field whenever the item matches; `None` when no such set exists
+    /// (negations, regexes, networks, comparisons, existence, null).
+    /// For `all`, any single value's literals are necessary: the most selective is taken.
+    pub fn index_atoms(&self) -> Option<Vec<String>> {
+        let ItemTest::Values { preds, all, negate } = &self.test else {
+            return None;
+        };
+        if *negate {
+            return None;
+        }
+        let literal = |p: &ValuePred| match p {
+            ValuePred::Str(s) => s.required_literal(),
+            ValuePred::Number { value, text } if value.fract() == 0.0 => text.required_literal(),
+            _ => None,
+        };
+        if *all {
+            preds
+                .iter()
+                .filter_map(literal)
+                .max_by_key(String::len)
+                .map(|l| vec![l])
+        } else {
+            preds.iter().map(literal).collect()
+        }
+    }
+
+    /// For a positive item of plain, case-insensitive exact strings: the
+    /// field and its lowercased values (the logsource router's keys).
+    pub fn exact_values(&self) -> Option<(&str, Vec<&str>)> {
+        let field = self.field.as_deref()?;
+        let ItemTest::Values {
+            preds,
+            all: false,
+            negate: false,
+        } = &self.test
+        else {
+            return None;
+        };
+        let values = preds
+            .iter()
+            .map(|p| match p {
+                ValuePred::Str(s) => s.exact_folded(),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((field, values))
+    }
+
     /// Evaluates the item on an event.
     pub fn matches(&self, view: &EventView<'_>) -> bool {
         match (&self.test, &self.field) {

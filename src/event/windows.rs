@@ -161,14 +161,24 @@ fn flatten_data(section: &str, data: &Value, out: &mut Map<String, Value>) {
             ("UserData", Value::Object(inner)) => {
                 for (k, v) in inner {
                     if k != "#attributes" {
-                        out.insert(k.clone(), text_of(v));
+                        out.insert(sigma_name(k), text_of(v));
                     }
                 }
             }
             _ => {
-                out.insert(key.clone(), text_of(value));
+                out.insert(sigma_name(key), text_of(value));
             }
         }
+    }
+}
+
+/// Sigma field names are the log's names with spaces stripped
+/// (`Source Name` -> `SourceName`, as Windows Defender events need).
+fn sigma_name(name: &str) -> String {
+    if name.contains(' ') {
+        name.replace(' ', "")
+    } else {
+        name.to_string()
     }
 }
 
@@ -186,7 +196,7 @@ fn flatten_data_elements(value: &Value, out: &mut Map<String, Value>) {
             .and_then(Value::as_str);
         match name {
             Some(name) => {
-                out.insert(name.to_string(), text_of(item));
+                out.insert(sigma_name(name), text_of(item));
             }
             None => unnamed.push(text_of(item)),
         }
@@ -235,6 +245,14 @@ mod tests {
         assert_eq!(f["Execution_ProcessID"], 3904);
         assert_eq!(f["Image"], "C:\\x.exe");
         assert!(f.get("Correlation").is_none());
+    }
+
+    #[test]
+    fn spaces_are_stripped_from_data_field_names() {
+        let f = flat(
+            json!({"Event": {"System": {"EventID": 1116}, "EventData": {"Source Name": "Real-Time Protection"}}}),
+        );
+        assert_eq!(f["SourceName"], "Real-Time Protection");
     }
 
     #[test]

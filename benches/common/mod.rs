@@ -1,0 +1,95 @@
+//! Shared set-up for the benchmarks: the Mordor events and rule subsets.
+#![allow(dead_code)] // each bench target uses a subset
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use tocsin::detect::{logsource::LogsourceRouter, CompileOptions, Engine, Scratch};
+use tocsin::event::time::TimeOptions;
+use tocsin::event::{InputFormat, Origin, Parser, Position};
+use tocsin::sigma::{load_paths, LoadedRule};
+
+pub fn shared() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
+    dir.is_dir().then_some(dir)
+}
+
+/// Up to `limit` Mordor events as JSON lines.
+pub fn mordor_lines(shared: &Path, limit: usize) -> Vec<String> {
+    let file =
+        std::fs::File::open(shared.join("datasets/mordor_windows.jsonl.gz")).expect("mordor data");
+    BufReader::new(flate2::read::MultiGzDecoder::new(file))
+        .lines()
+        .map_while(Result::ok)
+        .take(limit)
+        .collect()
+}
+
+/// Every rule of the SigmaHQ corpus that compiles, in path order.
+pub fn corpus(shared: &Path) -> Vec<LoadedRule> {
+    let dirs: Vec<PathBuf> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
+        .iter()
+        .map(|d| shared.join("sigma").join(d))
+        .collect();
+    load_paths(&dirs).rules
+}
+
+/// `n` rules spread evenly over the corpus, so subsets have the corpus's mix of products.
+pub fn spread(rules: &[LoadedRule], n: usize) -> Vec<LoadedRule> {
+    if n >= rules.len() {
+        return rules.to_vec();
+    }
+    (0..n).map(|i| rules[i * rules.len() / n].clone()).collect()
+}
+
+pub fn compile(rules: Vec<LoadedRule>) -> Engine {
+    let router = LogsourceRouter::builtin().expect("built-in mapping");
+    Engine::compile(rules, router, &CompileOptions::default()).0
+}
+
+pub fn parser() -> Parser {
+    Parser::new(InputFormat::Json, TimeOptions::default())
+}
+
+pub fn origin() -> Origin {
+    Origin {
+        source: "bench".into(),
+        position: Position::Line { line: 0 },
+    }
+}
+
+/// Parse and evaluate every line; returns the number of matches (kept so the work is not optimised away).
+pub fn detect_all(engine: &Engine, parser: &Parser, lines: &[String]) -> usize {
+    let now = chrono::Utc::now();
+    let mut scratch = Scratch::default();
+    let mut matched = Vec::new();
+    let mut total = 0;
+    for line in lines {
+        if let Ok(event) = parser.parse(line, origin(), now) {
+            engine.evaluate(&event, &[], &mut scratch, &mut matched);
+            total += matched.len();
+        }
+    }
+    total
+}
+
+/// The parse-only baseline: serde_json into a value.
+pub fn parse_only(lines: &[String]) -> usize {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|v| v.as_object().map_or(0, |o| o.len()))
+        .sum()
+}
+
+/// Resident memory of this process, from /proc (Linux).
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
