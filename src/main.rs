@@ -410,9 +410,10 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
     }
     let skipped_text: Vec<String> = skipped.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
-        "{} files: {} rules loaded, {} rejected{}",
+        "{} files: {} rules loaded, {} filters, {} rejected{}",
         summary.files,
         summary.loaded,
+        summary.filters,
         summary.rejected,
         if skipped_text.is_empty() {
             String::new()

@@ -174,7 +174,7 @@ fn rules_check_reports_file_line_column_and_fails() {
     );
     assert!(stdout.contains(&expected), "{stdout}");
     assert!(
-        stdout.contains("2 files: 1 rules loaded, 1 rejected"),
+        stdout.contains("2 files: 1 rules loaded, 0 filters, 1 rejected"),
         "{stdout}"
     );
 }
@@ -337,4 +337,52 @@ fn run_serves_metrics_and_drains_on_sigterm() {
     assert!(alerts.contains("\"type\":\"STATIC RULE\""), "{alerts}");
     let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap();
     assert!(dead.contains("\"payload\":\"not syslog\""), "{dead}");
+}
+
+#[test]
+fn the_example_sigma_filter_silences_only_its_account() {
+    let input = "Nov 20 09:06:30 bastion1 sudo: ops-breakglass : TTY=pts/0 ; PWD=/root ; USER=root ; COMMAND=/bin/bash\n\
+                 Nov 20 09:06:31 bastion1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash\n";
+    let scan = |extra: &[&str]| {
+        let mut child = tocsin()
+            .args(["scan", "--rules", "rules/"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let without = scan(&[]);
+    assert_eq!(
+        without
+            .matches("Interactive Root Shell Opened With Sudo")
+            .count(),
+        2,
+        "{without}"
+    );
+    let with = scan(&["--rules", "deploy/filters/"]);
+    assert_eq!(
+        with.matches("Interactive Root Shell Opened With Sudo")
+            .count(),
+        1,
+        "{with}"
+    );
+    assert!(with.contains("alice"), "{with}");
+    let check = tocsin()
+        .args(["rules", "check", "rules/", "deploy/filters/"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(check.stdout).unwrap();
+    assert!(check.status.success(), "{stdout}");
+    assert!(stdout.contains(" 1 filters, 0 rejected"), "{stdout}");
 }

@@ -43,7 +43,7 @@ pub fn spread(rules: &[LoadedRule], n: usize) -> Vec<LoadedRule> {
 
 pub fn compile(rules: Vec<LoadedRule>) -> Engine {
     let router = LogsourceRouter::builtin().expect("built-in mapping");
-    Engine::compile(rules, router, &CompileOptions::default()).0
+    Engine::compile(rules, Vec::new(), router, &CompileOptions::default()).0
 }
 
 pub fn parser() -> Parser {

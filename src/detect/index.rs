@@ -111,7 +111,9 @@ impl RuleIndex {
         let mut always = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let group = group_of.get(i).copied().unwrap_or(0) as usize;
-            let Some(atoms) = program_atoms(&rule.program, rule).filter(|a| !a.is_empty()) else {
+            let Some(atoms) =
+                program_atoms(&rule.detection.program, rule).filter(|a| !a.is_empty())
+            else {
                 always.push(i as u32);
                 continue;
             };
@@ -341,7 +343,7 @@ fn best(options: impl Iterator<Item = Atoms>) -> Option<Atoms> {
 fn program_atoms(p: &Program, rule: &CompiledRule) -> Option<Atoms> {
     match p {
         Program::Search(i) => {
-            let search = rule.searches.get(*i)?;
+            let search = rule.detection.searches.get(*i)?;
             // An `or` of groups: every group must contribute atoms.
             let mut all = Vec::new();
             for group in &search.any_of {

@@ -10,7 +10,7 @@ pub mod pattern;
 pub mod value;
 
 use crate::event::Event;
-use crate::sigma::{Condition, LoadedRule, Quantifier, RuleProblem, SigmaRule};
+use crate::sigma::{Condition, Detection, LoadedFilter, LoadedRule, Quantifier, RuleProblem};
 use logsource::{LogsourceFilter, LogsourceRouter, Routing};
 use serde_json::Value;
 use std::sync::Arc;
@@ -85,16 +85,14 @@ impl CompiledSearch {
     }
 }
 
-/// One rule ready to run.
+/// A compiled `detection`: searches and the condition program over them.
 #[derive(Debug, Clone)]
-pub struct CompiledRule {
-    pub rule: Arc<SigmaRule>,
-    pub file: std::path::PathBuf,
+struct CompiledDetection {
     searches: Vec<CompiledSearch>,
     program: Program,
 }
 
-impl CompiledRule {
+impl CompiledDetection {
     fn run(&self, p: &Program, view: &EventView<'_>) -> bool {
         match p {
             Program::Search(i) => self.searches.get(*i).is_some_and(|s| s.matches(view)),
@@ -104,9 +102,27 @@ impl CompiledRule {
         }
     }
 
-    /// Evaluates the rule's detection on an event (ignoring logsource).
-    pub fn matches(&self, view: &EventView<'_>) -> bool {
+    fn matches(&self, view: &EventView<'_>) -> bool {
         self.run(&self.program, view)
+    }
+}
+
+/// One rule ready to run.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub rule: Arc<crate::sigma::SigmaRule>,
+    pub file: std::path::PathBuf,
+    detection: CompiledDetection,
+    /// Sigma filters naming this rule: a match of any of them vetoes the rule.
+    filters: Vec<Arc<CompiledDetection>>,
+    /// Titles of those filters, for `rules check` and explanations.
+    pub filter_titles: Vec<String>,
+}
+
+impl CompiledRule {
+    /// Evaluates the rule's detection, with its filters, on an event (ignoring logsource).
+    pub fn matches(&self, view: &EventView<'_>) -> bool {
+        self.detection.matches(view) && !self.filters.iter().any(|f| f.matches(view))
     }
 
     /// Fields the detection reads, in rule order, without duplicates.
@@ -161,18 +177,20 @@ impl Engine {
     /// Compiles rules. Rules that fail are left out and reported.
     pub fn compile(
         loaded: Vec<LoadedRule>,
+        filters: Vec<LoadedFilter>,
         router: LogsourceRouter,
         options: &CompileOptions,
     ) -> (Engine, Vec<RuleProblem>) {
         let mut rules = Vec::with_capacity(loaded.len());
         let mut problems = Vec::new();
         for LoadedRule { rule, file } in loaded {
-            match compile_rule(&rule, options) {
-                Ok((searches, program)) => rules.push(CompiledRule {
+            match compile_detection(&rule.title, &rule.detection, options) {
+                Ok(detection) => rules.push(CompiledRule {
                     rule: Arc::new(rule),
                     file,
-                    searches,
-                    program,
+                    detection,
+                    filters: Vec::new(),
+                    filter_titles: Vec::new(),
                 }),
                 Err(d) => problems.push(RuleProblem {
                     file,
@@ -181,6 +199,7 @@ impl Engine {
                 }),
             }
         }
+        apply_filters(&mut rules, filters, options, &mut problems);
         let mut by_logsource: Vec<(crate::sigma::Logsource, Vec<usize>)> = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             match by_logsource
@@ -306,7 +325,9 @@ pub struct RuleLoadSummary {
     pub rejected: usize,
     /// Every problem, as `file:line:col: message`.
     pub problems: Vec<RuleProblem>,
-    /// Documents of kinds not evaluated yet (correlation, filter), by kind.
+    /// Sigma filters loaded (applied to the rules they name).
+    pub filters: usize,
+    /// Documents of kinds not evaluated yet (correlation), by kind.
     pub skipped: Vec<(std::path::PathBuf, crate::sigma::Pos, &'static str)>,
 }
 
@@ -322,13 +343,15 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         None => LogsourceRouter::builtin()?,
     };
     let report = crate::sigma::load_paths(paths);
-    let (engine, compile_problems) = Engine::compile(report.rules, router, options);
+    let filters = report.filters.len();
+    let (engine, compile_problems) = Engine::compile(report.rules, report.filters, router, options);
     let mut problems = report.problems;
     let rejected = report.rejected_documents + compile_problems.len();
     problems.extend(compile_problems);
     let summary = RuleLoadSummary {
         files: report.files,
         loaded: engine.rules().len(),
+        filters,
         rejected,
         problems,
         skipped: report.skipped,
@@ -336,22 +359,84 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
     Ok((engine, summary))
 }
 
-type CompileResult = Result<(Vec<CompiledSearch>, Program), crate::sigma::rule::Diagnostic>;
+/// Attaches each filter to the rules it names (by id or name) whose logsource
+/// it covers. Unknown names and logsource mismatches are reported; a filter
+/// that fails to compile is rejected and changes nothing.
+fn apply_filters(
+    rules: &mut [CompiledRule],
+    filters: Vec<LoadedFilter>,
+    options: &CompileOptions,
+    problems: &mut Vec<RuleProblem>,
+) {
+    for LoadedFilter { filter, file } in filters {
+        let compiled = match compile_detection(&filter.title, &filter.detection, options) {
+            Ok(c) => Arc::new(c),
+            Err(d) => {
+                problems.push(RuleProblem {
+                    file: file.clone(),
+                    pos: d.pos,
+                    message: d.message,
+                });
+                continue;
+            }
+        };
+        let problem = |message: String| RuleProblem {
+            file: file.clone(),
+            pos: filter.pos,
+            message,
+        };
+        for reference in &filter.rules {
+            let targets: Vec<usize> = rules
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| {
+                    r.rule.id == *reference || r.rule.name.as_deref() == Some(reference.as_str())
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if targets.is_empty() {
+                problems.push(problem(format!(
+                    "filter `{}` names rule `{reference}`, which is not loaded",
+                    filter.title
+                )));
+            }
+            for i in targets {
+                let rule = &mut rules[i];
+                let covered = filter.logsource.requirements().all(|(k, v)| {
+                    rule.rule
+                        .logsource
+                        .requirements()
+                        .any(|(rk, rv)| rk == k && rv == v)
+                });
+                if !covered {
+                    problems.push(problem(format!(
+                        "filter `{}` does not apply to rule `{}`: its logsource {:?} is not the rule's {:?}",
+                        filter.title, rule.rule.title, filter.logsource, rule.rule.logsource
+                    )));
+                    continue;
+                }
+                rule.filters.push(compiled.clone());
+                rule.filter_titles.push(filter.title.clone());
+            }
+        }
+    }
+}
 
-fn compile_rule(rule: &SigmaRule, options: &CompileOptions) -> CompileResult {
+fn compile_detection(
+    title: &str,
+    detection: &Detection,
+    options: &CompileOptions,
+) -> Result<CompiledDetection, crate::sigma::rule::Diagnostic> {
     use crate::sigma::rule::Diagnostic;
-    let mut searches = Vec::with_capacity(rule.detection.searches.len());
-    for search in &rule.detection.searches {
+    let mut searches = Vec::with_capacity(detection.searches.len());
+    for search in &detection.searches {
         let mut any_of = Vec::with_capacity(search.any_of.len());
         for group in &search.any_of {
             let mut items = Vec::with_capacity(group.len());
             for item in group {
                 let m = ItemMatcher::compile(item, &options.placeholders).map_err(|message| {
                     let field = item.field.as_deref().unwrap_or("<keywords>");
-                    Diagnostic::new(
-                        item.pos,
-                        format!("rule `{}`, `{field}`: {message}", rule.title),
-                    )
+                    Diagnostic::new(item.pos, format!("rule `{title}`, `{field}`: {message}"))
                 })?;
                 items.push(m);
             }
@@ -359,14 +444,8 @@ fn compile_rule(rule: &SigmaRule, options: &CompileOptions) -> CompileResult {
         }
         searches.push(CompiledSearch { any_of });
     }
-    let names: Vec<&str> = rule
-        .detection
-        .searches
-        .iter()
-        .map(|s| s.name.as_str())
-        .collect();
-    let programs: Vec<Program> = rule
-        .detection
+    let names: Vec<&str> = detection.searches.iter().map(|s| s.name.as_str()).collect();
+    let programs: Vec<Program> = detection
         .conditions
         .iter()
         .map(|(_, c)| compile_condition(c, &names))
@@ -379,7 +458,7 @@ fn compile_rule(rule: &SigmaRule, options: &CompileOptions) -> CompileResult {
     } else {
         Program::Or(programs)
     };
-    Ok((searches, program))
+    Ok(CompiledDetection { searches, program })
 }
 
 fn compile_condition(cond: &Condition, names: &[&str]) -> Program {
@@ -425,6 +504,7 @@ mod tests {
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         let (engine, problems) = Engine::compile(
             report.rules,
+            report.filters,
             LogsourceRouter::builtin().unwrap(),
             &CompileOptions::default(),
         );
@@ -527,6 +607,86 @@ detection:
         );
         assert!(fired(&e, &with(json!({"CommandLine": "x b2", "User": "system"}))).is_empty());
         assert!(fired(&e, &with(json!({"CommandLine": "x never"}))).is_empty());
+    }
+
+    fn compile_with_problems(text: &str) -> (Engine, Vec<RuleProblem>) {
+        let mut report = LoadReport::default();
+        load_text(text, Path::new("test.yml"), &mut report);
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        Engine::compile(
+            report.rules,
+            report.filters,
+            LogsourceRouter::builtin().unwrap(),
+            &CompileOptions::default(),
+        )
+    }
+
+    const FILTERED: &str = r"
+title: rar compress
+id: 6f3e2987-db24-4c78-a860-b4f4095a7095
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\rar.exe'
+  condition: selection
+---
+title: Filter Administrator account
+logsource: {product: windows, category: process_creation}
+filter:
+  rules:
+    - 6f3e2987-db24-4c78-a860-b4f4095a7095
+  selection:
+    User|startswith: 'adm_'
+  condition: selection
+";
+
+    #[test]
+    fn sigma_filters_veto_the_rules_they_name() {
+        let (e, problems) = compile_with_problems(FILTERED);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            e.rules()[0].filter_titles,
+            vec!["Filter Administrator account"]
+        );
+        let ev = |user: &str| {
+            event(
+                json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\rar.exe", "User": user}),
+                Format::Json,
+            )
+        };
+        assert_eq!(fired(&e, &ev("alice")), vec!["rar compress"]);
+        assert!(
+            fired(&e, &ev("ADM_bob")).is_empty(),
+            "the filter silences admin accounts"
+        );
+        let mut out = Vec::new();
+        e.evaluate_exhaustive(&ev("adm_bob"), &[], &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn filters_naming_unknown_rules_or_other_logsources_are_reported() {
+        let text = FILTERED.replace(
+            "    - 6f3e2987-db24-4c78-a860-b4f4095a7095",
+            "    - no-such-rule",
+        );
+        let (_, problems) = compile_with_problems(&text);
+        assert!(
+            problems[0]
+                .message
+                .contains("`no-such-rule`, which is not loaded"),
+            "{problems:?}"
+        );
+        let text = FILTERED.replace(
+            "title: Filter Administrator account\nlogsource: {product: windows, category: process_creation}",
+            "title: Filter Administrator account\nlogsource: {product: linux}",
+        );
+        let (e, problems) = compile_with_problems(&text);
+        assert!(
+            problems[0].message.contains("does not apply"),
+            "{problems:?}"
+        );
+        assert!(e.rules()[0].filter_titles.is_empty());
     }
 
     #[test]

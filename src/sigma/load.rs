@@ -1,6 +1,6 @@
 //! Reading rule files: one or many YAML documents per file, directories recursively.
 
-use super::rule::{parse_document, Document, SigmaRule};
+use super::rule::{parse_document, Document, SigmaFilter, SigmaRule};
 use super::yaml::{parse_documents, Pos};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone)]
 pub struct LoadedRule {
     pub rule: SigmaRule,
+    pub file: PathBuf,
+}
+
+/// A filter with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedFilter {
+    pub filter: SigmaFilter,
     pub file: PathBuf,
 }
 
@@ -32,6 +39,7 @@ impl std::error::Error for RuleProblem {}
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub rules: Vec<LoadedRule>,
+    pub filters: Vec<LoadedFilter>,
     /// One entry per rejected document (its first problem carries the position).
     pub problems: Vec<RuleProblem>,
     /// Documents of kinds this version does not evaluate, by kind.
@@ -93,6 +101,10 @@ pub fn load_text(text: &str, file: &Path, report: &mut LoadReport) {
         match parse_document(doc) {
             Ok(Document::Rule(rule)) => report.rules.push(LoadedRule {
                 rule: *rule,
+                file: file.to_path_buf(),
+            }),
+            Ok(Document::Filter(filter)) => report.filters.push(LoadedFilter {
+                filter: *filter,
                 file: file.to_path_buf(),
             }),
             Ok(Document::Unsupported { kind, pos }) => {

@@ -10,7 +10,7 @@ pub mod rule;
 pub mod yaml;
 
 pub use condition::{Condition, Quantifier, Selector};
-pub use load::{load_paths, LoadReport, LoadedRule, RuleProblem};
+pub use load::{load_paths, LoadReport, LoadedFilter, LoadedRule, RuleProblem};
 pub use modifier::Modifier;
-pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaRule};
+pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaFilter, SigmaRule};
 pub use yaml::Pos;

@@ -162,11 +162,26 @@ impl RuleValue {
     }
 }
 
+/// A Sigma filter: exclusions added to other rules without editing them
+/// (sigma-filters-specification). A rule it names matches only when the
+/// filter's condition does not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigmaFilter {
+    pub id: Option<String>,
+    pub title: String,
+    pub logsource: Logsource,
+    /// The rules it applies to, by id or name.
+    pub rules: Vec<String>,
+    pub detection: Detection,
+    pub pos: Pos,
+}
+
 /// What one YAML document of a rule file holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
     Rule(Box<SigmaRule>),
-    /// A document kind this version does not evaluate (correlation, filter), with its name.
+    Filter(Box<SigmaFilter>),
+    /// A document kind this version does not evaluate yet (correlation), with its name.
     Unsupported {
         kind: &'static str,
         pos: Pos,
@@ -187,11 +202,8 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
             pos: doc.pos,
         });
     }
-    if doc.get("filter").is_some() && doc.get("detection").is_none() {
-        return Ok(Document::Unsupported {
-            kind: "filter",
-            pos: doc.pos,
-        });
+    if let (Some(filter), None) = (doc.get("filter"), doc.get("detection")) {
+        return parse_filter(doc, filter).map(|f| Document::Filter(Box::new(f)));
     }
     let mut diags = Vec::new();
 
@@ -258,7 +270,7 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
     };
 
     let detection = match doc.get("detection") {
-        Some(n) => parse_detection(n, &mut diags),
+        Some(n) => parse_detection(n, &[], &mut diags),
         None => {
             diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
             None
@@ -303,7 +315,55 @@ fn derived_id(title: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, title.as_bytes()).to_string()
 }
 
-fn parse_detection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Detection> {
+fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let title = doc
+        .get("title")
+        .and_then(Node::scalar_text)
+        .unwrap_or_default();
+    if title.trim().is_empty() {
+        diags.push(Diagnostic::new(doc.pos, "missing `title`"));
+    }
+    let logsource = match doc.get("logsource") {
+        Some(n) => Logsource::from_node(n).unwrap_or_else(|d| {
+            diags.push(d);
+            Logsource::default()
+        }),
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
+            Logsource::default()
+        }
+    };
+    let rules: Vec<String> = match filter.get("rules").map(|r| &r.value) {
+        Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
+        Some(_) => match filter.get("rules").and_then(Node::scalar_text) {
+            Some(one) => vec![one],
+            None => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    if rules.is_empty() {
+        diags.push(Diagnostic::new(
+            filter.pos,
+            "`filter.rules` must list at least one rule id or name",
+        ));
+    }
+    let detection = parse_detection(filter, &["rules"], &mut diags);
+    match detection {
+        Some(detection) if diags.is_empty() => Ok(SigmaFilter {
+            id: doc.get("id").and_then(Node::scalar_text),
+            title,
+            logsource,
+            rules,
+            detection,
+            pos: doc.pos,
+        }),
+        _ => Err(diags),
+    }
+}
+
+/// Parses a detection map; keys in `skip` are not search identifiers.
+fn parse_detection(node: &Node, skip: &[&str], diags: &mut Vec<Diagnostic>) -> Option<Detection> {
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::new(node.pos, "`detection` must be a mapping"));
         return None;
@@ -320,6 +380,9 @@ fn parse_detection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Detection
             ));
             continue;
         };
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
         if name == "condition" {
             saw_condition = true;
             parse_conditions(value, &mut conditions, diags);
@@ -595,6 +658,20 @@ mod tests {
         let text = RULE.replace("id: 1234\n", "");
         assert_eq!(parse(&text).unwrap().id, parse(&text).unwrap().id);
         assert_ne!(parse(&text).unwrap().id, "");
+    }
+
+    #[test]
+    fn filter_documents_parse_with_their_rules_and_condition() {
+        let docs = parse_documents("title: f\nlogsource: {product: windows, category: process_creation}\nfilter:\n  rules: [abc, my_rule]\n  selection:\n    User|startswith: adm_\n  condition: selection\n").unwrap();
+        let Ok(Document::Filter(f)) = parse_document(&docs[0]) else {
+            panic!("not a filter")
+        };
+        assert_eq!(f.rules, vec!["abc", "my_rule"]);
+        assert_eq!(f.detection.searches.len(), 1);
+        assert_eq!(f.detection.searches[0].name, "selection");
+        let docs = parse_documents("title: f\nlogsource: {product: windows}\nfilter:\n  selection: {a: 1}\n  condition: selection\n").unwrap();
+        let diags = parse_document(&docs[0]).unwrap_err();
+        assert!(diags[0].message.contains("filter.rules"), "{diags:?}");
     }
 
     #[test]
