@@ -15,6 +15,7 @@ pub const DEFAULTS_TOML: &str = r#"
 [engine]
 rules = ["rules/"]
 channel_capacity = 1024
+workers = 0
 
 [dead_letter]
 type = "stderr"
@@ -66,6 +67,18 @@ pub struct EngineConfig {
     pub logsource_map: Option<PathBuf>,
     /// Records buffered between stages; bounds memory and applies backpressure.
     pub channel_capacity: usize,
+    /// Detection threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl EngineConfig {
+    /// The number of detection threads to run.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -74,6 +87,7 @@ impl Default for EngineConfig {
             rules: vec![PathBuf::from("rules/")],
             logsource_map: None,
             channel_capacity: 1024,
+            workers: 0,
         }
     }
 }

@@ -50,6 +50,9 @@ struct RunArgs {
     /// Address for /metrics and /healthz (overrides metrics.listen).
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Detection threads, 0 = one per core (overrides engine.workers).
+    #[arg(long)]
+    workers: Option<usize>,
 }
 
 #[derive(Args)]
@@ -66,6 +69,9 @@ struct ScanArgs {
     /// How to parse the input.
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     input_format: InputFormat,
+    /// Detection threads, 0 = one per core (overrides engine.workers).
+    #[arg(long)]
+    workers: Option<usize>,
     /// Write unparseable records here (JSON lines) instead of counting them only.
     #[arg(long)]
     dead_letters: Option<PathBuf>,
@@ -192,6 +198,9 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     if let Some(listen) = &args.metrics_listen {
         overrides.push(("metrics.listen", listen.clone().into()));
     }
+    if let Some(workers) = args.workers {
+        overrides.push(("engine.workers", (workers as u64).into()));
+    }
     let mut cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
     if cfg.sources.is_empty() {
@@ -248,6 +257,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             sinks: cfg.sinks.clone(),
             dead_letter: cfg.dead_letter.clone(),
             channel_capacity: cfg.engine.channel_capacity,
+            workers: cfg.engine.worker_threads(),
             metrics: Some(metrics.clone()),
         };
         pipeline.run(shutdown).await.map_err(anyhow::Error::from)
@@ -313,6 +323,9 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         let rules: Vec<String> = args.rules.iter().map(|p| p.display().to_string()).collect();
         overrides.push(("engine.rules", rules.into()));
     }
+    if let Some(workers) = args.workers {
+        overrides.push(("engine.workers", (workers as u64).into()));
+    }
     let cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
     let (engine, summary, alerts) = build_engine(&cfg)?;
@@ -361,6 +374,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         }],
         dead_letter,
         channel_capacity: cfg.engine.channel_capacity,
+        workers: cfg.engine.worker_threads(),
         metrics: None,
     };
     let rt = runtime()?;

@@ -386,3 +386,25 @@ fn the_example_sigma_filter_silences_only_its_account() {
     assert!(check.status.success(), "{stdout}");
     assert!(stdout.contains(" 1 filters, 0 rejected"), "{stdout}");
 }
+
+#[test]
+fn several_workers_give_the_same_alerts_in_the_same_order_as_one() {
+    let run = |workers: &str| {
+        let out = tocsin()
+            .args(["scan", "--rules", "rules/", "--workers", workers])
+            .args([
+                "samples/auth.log",
+                "samples/access.log",
+                "samples/windows.jsonl",
+                "samples/syslog-rfc5424.log",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one = run("1");
+    assert!(one.lines().count() > 40, "{one}");
+    assert_eq!(run("4"), one);
+    assert_eq!(run("0"), one);
+}

@@ -96,6 +96,8 @@ pub struct Pipeline {
     pub sinks: Vec<SinkConfig>,
     pub dead_letter: DeadLetterConfig,
     pub channel_capacity: usize,
+    /// Detection threads (at least 1).
+    pub workers: usize,
     pub metrics: Option<Arc<Metrics>>,
 }
 
@@ -128,9 +130,11 @@ impl Pipeline {
             file_lists.push((i, files));
         }
 
-        let (record_tx, mut record_rx) = mpsc::channel(self.channel_capacity);
-        let (output_tx, mut output_rx) =
-            mpsc::channel::<Vec<Output>>(self.channel_capacity.div_ceil(16).max(4));
+        // Capacity is counted in records; the channels carry batches.
+        let batches = (self.channel_capacity / source::BATCH_SIZE).max(2);
+        let (record_tx, record_rx) = mpsc::channel::<source::Batch>(batches);
+        let workers = self.workers.max(1);
+        let (output_tx, mut output_rx) = mpsc::channel::<(u64, Vec<Output>)>(workers * 2);
 
         let mut source_tasks = Vec::new();
         for (i, files) in file_lists {
@@ -145,48 +149,74 @@ impl Pipeline {
         }
         drop(record_tx);
 
-        let mut processor = Processor::new(
-            self.engine.clone(),
-            self.alerts.clone(),
-            contexts,
-            self.metrics.clone(),
-        );
-        let detector = tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::new();
-            while let Some(record) = record_rx.blocking_recv() {
-                processor.process(record, &mut batch);
-                if !batch.is_empty() && output_tx.blocking_send(std::mem::take(&mut batch)).is_err()
-                {
-                    break;
+        // Workers take batches in turn; the sequence number taken with each
+        // batch lets the writer restore input order, so alerts leave in the
+        // order their events arrived whatever the number of workers.
+        let queue = Arc::new(std::sync::Mutex::new((record_rx, 0u64)));
+        let mut detectors = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let queue = queue.clone();
+            let output_tx = output_tx.clone();
+            let mut processor = Processor::new(
+                self.engine.clone(),
+                self.alerts.clone(),
+                contexts.clone(),
+                self.metrics.clone(),
+            );
+            detectors.push(tokio::task::spawn_blocking(move || {
+                loop {
+                    let next = match queue.lock() {
+                        Ok(mut q) => q.0.blocking_recv().map(|batch| {
+                            let seq = q.1;
+                            q.1 += 1;
+                            (seq, batch)
+                        }),
+                        Err(_) => None,
+                    };
+                    let Some((seq, batch)) = next else { break };
+                    let mut outputs = Vec::new();
+                    for record in batch {
+                        processor.process(record, &mut outputs);
+                    }
+                    if output_tx.blocking_send((seq, outputs)).is_err() {
+                        break;
+                    }
                 }
-            }
-            processor.stats
-        });
+                processor.stats
+            }));
+        }
+        drop(output_tx);
 
         let metrics = self.metrics.clone();
         let writer = tokio::spawn(async move {
             let mut alerts_by_severity: BTreeMap<Severity, u64> = BTreeMap::new();
             let mut dead_letters = 0u64;
-            while let Some(batch) = output_rx.recv().await {
-                for output in batch {
-                    match output {
-                        Output::Alert(alert) => {
-                            for sink in &mut alert_sinks {
-                                sink.write(&alert)?;
+            let mut pending: BTreeMap<u64, Vec<Output>> = BTreeMap::new();
+            let mut next_seq = 0u64;
+            while let Some((seq, outputs)) = output_rx.recv().await {
+                pending.insert(seq, outputs);
+                while let Some(batch) = pending.remove(&next_seq) {
+                    next_seq += 1;
+                    for output in batch {
+                        match output {
+                            Output::Alert(alert) => {
+                                for sink in &mut alert_sinks {
+                                    sink.write(&alert)?;
+                                }
+                                *alerts_by_severity.entry(alert.severity).or_default() += 1;
+                                if let Some(m) = &metrics {
+                                    m.alerts
+                                        .with_label_values(&[
+                                            alert.alert_type.as_str(),
+                                            alert.severity.key(),
+                                        ])
+                                        .inc();
+                                }
                             }
-                            *alerts_by_severity.entry(alert.severity).or_default() += 1;
-                            if let Some(m) = &metrics {
-                                m.alerts
-                                    .with_label_values(&[
-                                        alert.alert_type.as_str(),
-                                        alert.severity.key(),
-                                    ])
-                                    .inc();
+                            Output::DeadLetter(letter) => {
+                                dead_sink.write(&letter)?;
+                                dead_letters += 1;
                             }
-                        }
-                        Output::DeadLetter(letter) => {
-                            dead_sink.write(&letter)?;
-                            dead_letters += 1;
                         }
                     }
                 }
@@ -220,9 +250,12 @@ impl Pipeline {
                 }
             }
         }
-        let process = detector
-            .await
-            .map_err(|e| PipelineError::Stage(format!("detector: {e}")))?;
+        let mut process = ProcessStats::default();
+        for detector in detectors {
+            process += detector
+                .await
+                .map_err(|e| PipelineError::Stage(format!("detector: {e}")))?;
+        }
         let (alerts_by_severity, dead_letters) = writer
             .await
             .map_err(|e| PipelineError::Stage(format!("sink task: {e}")))??;

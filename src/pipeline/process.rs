@@ -38,6 +38,16 @@ pub struct ProcessStats {
     pub matches: u64,
 }
 
+impl std::ops::AddAssign for ProcessStats {
+    fn add_assign(&mut self, o: ProcessStats) {
+        self.records += o.records;
+        self.events += o.events;
+        self.parse_failures += o.parse_failures;
+        self.blank += o.blank;
+        self.matches += o.matches;
+    }
+}
+
 /// Parses, detects and builds alerts.
 pub struct Processor {
     engine: Arc<Engine>,

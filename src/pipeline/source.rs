@@ -25,6 +25,13 @@ pub struct Record {
     pub read_at: Instant,
 }
 
+/// Records travel in batches: one channel operation (and at most one thread
+/// wake-up) per batch instead of per record.
+pub type Batch = Vec<Record>;
+
+/// Most records in one batch.
+pub const BATCH_SIZE: usize = 256;
+
 /// Problems with an input.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -92,9 +99,10 @@ fn open(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
 pub fn read_files(
     source: usize,
     files: Vec<PathBuf>,
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Batch>,
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
     for path in files {
         let name = path.display().to_string();
         let io = |source| SourceError::Io {
@@ -123,31 +131,46 @@ pub fn read_files(
                 ingest_time: Utc::now(),
                 read_at: Instant::now(),
             };
-            if tx.blocking_send(record).is_err() {
+            batch.push(record);
+            if batch.len() >= BATCH_SIZE
+                && tx
+                    .blocking_send(std::mem::replace(
+                        &mut batch,
+                        Vec::with_capacity(BATCH_SIZE),
+                    ))
+                    .is_err()
+            {
                 // The pipeline stopped; nothing more to deliver to.
                 return Ok(());
             }
         }
     }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
     Ok(())
 }
 
 /// Reads standard input line by line until it ends or shutdown is requested.
+///
+/// A batch is sent when it is full or when no more input is buffered, so an
+/// interactive stream is never held back waiting for a full batch.
 pub async fn read_stdin(
     source: usize,
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Batch>,
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
     let mut reader = tokio::io::BufReader::new(tokio::io::stdin());
     let mut line_no = 0u64;
+    let mut batch = Vec::with_capacity(BATCH_SIZE);
     loop {
         let mut buf = Vec::with_capacity(256);
         let n = tokio::select! {
             read = reader.read_until(b'\n', &mut buf) => read.map_err(|source| SourceError::Io { path: "stdin".into(), source })?,
-            _ = shutdown.wait() => return Ok(()),
+            _ = shutdown.wait() => break,
         };
         if n == 0 {
-            return Ok(());
+            break;
         }
         line_no += 1;
         let record = Record {
@@ -160,10 +183,23 @@ pub async fn read_stdin(
             ingest_time: Utc::now(),
             read_at: Instant::now(),
         };
-        if tx.send(record).await.is_err() {
+        batch.push(record);
+        if (batch.len() >= BATCH_SIZE || reader.buffer().is_empty())
+            && tx
+                .send(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(BATCH_SIZE),
+                ))
+                .await
+                .is_err()
+        {
             return Ok(());
         }
     }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -207,8 +243,10 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(10);
         read_files(0, vec![path], tx, Shutdown::new()).unwrap();
         let mut lines = Vec::new();
-        while let Ok(r) = rx.try_recv() {
-            lines.push((String::from_utf8(r.payload).unwrap(), r.origin.position));
+        while let Ok(batch) = rx.try_recv() {
+            for r in batch {
+                lines.push((String::from_utf8(r.payload).unwrap(), r.origin.position));
+            }
         }
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2], ("three".to_string(), Position::Line { line: 3 }));
