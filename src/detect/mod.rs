@@ -641,6 +641,23 @@ filter:
 ";
 
     #[test]
+    fn a_list_of_conditions_is_their_or() {
+        let e = engine("title: list\nlogsource: {product: linux, service: sshd}\ndetection:\n  a: {message|contains: one}\n  b: {message|contains: two}\n  condition:\n    - a and b\n    - b and not a and not b\n    - a and message_two\n  message_two: {message|contains: three}\n");
+        let ev = |m: &str| event(json!({"program": "sshd", "message": m}), Format::Syslog);
+        assert_eq!(fired(&e, &ev("one two")), vec!["list"]);
+        assert_eq!(fired(&e, &ev("one three")), vec!["list"]);
+        assert!(fired(&e, &ev("two")).is_empty());
+        assert!(fired(&e, &ev("one")).is_empty());
+    }
+
+    #[test]
+    fn all_of_them_excludes_underscore_identifiers() {
+        let e = engine("title: them\nlogsource: {product: linux, service: sshd}\ndetection:\n  a: {message|contains: one}\n  _never: {message|contains: nothing-like-this}\n  condition: all of them\n");
+        let ev = event(json!({"program": "sshd", "message": "one"}), Format::Syslog);
+        assert_eq!(fired(&e, &ev), vec!["them"]);
+    }
+
+    #[test]
     fn sigma_filters_veto_the_rules_they_name() {
         let (e, problems) = compile_with_problems(FILTERED);
         assert!(problems.is_empty(), "{problems:?}");
