@@ -30,6 +30,18 @@ fn assert_alert_line(line: &str) {
     assert!(re.is_match(line), "not an alert line: {line:?}");
 }
 
+/// Runs `tocsin` with `input` on stdin and returns its output.
+fn with_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 const RULE: &str = "title: Invalid SSH user
 id: 6a1b3c4d-0000-4000-8000-000000000001
 level: medium
@@ -44,25 +56,12 @@ detection:
 fn scan_prints_alert_lines_and_a_summary_from_stdin() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("r.yml"), RULE).unwrap();
-    let mut child = tocsin()
-        .args(["scan", "--rules"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n\
+    let out = with_stdin(
+        tocsin().args(["scan", "--rules"]).arg(dir.path()),
+        b"Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n\
               Nov 20 08:14:03 bastion1 sshd[4121]: Accepted publickey for deploy from 192.0.2.4\n\
               this line is no known format\n\n",
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    );
     assert!(out.status.success(), "{out:?}");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -344,21 +343,10 @@ fn the_example_sigma_filter_silences_only_its_account() {
     let input = "Nov 20 09:06:30 bastion1 sudo: ops-breakglass : TTY=pts/0 ; PWD=/root ; USER=root ; COMMAND=/bin/bash\n\
                  Nov 20 09:06:31 bastion1 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/bash\n";
     let scan = |extra: &[&str]| {
-        let mut child = tocsin()
-            .args(["scan", "--rules", "rules/"])
-            .args(extra)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = with_stdin(
+            tocsin().args(["scan", "--rules", "rules/"]).args(extra),
+            input.as_bytes(),
+        );
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap()
     };

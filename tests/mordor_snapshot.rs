@@ -14,10 +14,7 @@ use tocsin::event::{InputFormat, Origin, Parser, Position};
 #[test]
 fn mordor_alerts_per_rule_match_the_snapshot() {
     let Some(shared) = shared_dir() else { return };
-    let dirs: Vec<_> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
-        .iter()
-        .map(|d| shared.join("sigma").join(d))
-        .collect();
+    let dirs = common::sigma_corpus(&shared);
     let (engine, _) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
     let events = lines(&shared.join("datasets/mordor_windows.jsonl.gz"));
     assert_eq!(events.len(), 158_545);

@@ -54,10 +54,7 @@ fn index_agrees_with_exhaustive_evaluation_on_the_samples() {
 #[test]
 fn index_agrees_with_exhaustive_evaluation_on_real_windows_events_with_the_sigmahq_corpus() {
     let Some(shared) = shared_dir() else { return };
-    let dirs: Vec<_> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
-        .iter()
-        .map(|d| shared.join("sigma").join(d))
-        .collect();
+    let dirs = common::sigma_corpus(&shared);
     let (engine, summary) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
     eprintln!(
         "{} rules, {} not indexable (always evaluated)",

@@ -113,10 +113,7 @@ fn web_access_logs_parse_completely_and_raise_web_alerts() {
 #[test]
 fn the_sigmahq_corpus_loads_with_only_the_rejections_the_spec_requires() {
     let Some(shared) = shared_dir() else { return };
-    let dirs: Vec<_> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
-        .iter()
-        .map(|d| shared.join("sigma").join(d))
-        .collect();
+    let dirs = common::sigma_corpus(&shared);
     let (engine, summary) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
     eprintln!(
         "SigmaHQ corpus: {} files, {} rules loaded, {} rejected",

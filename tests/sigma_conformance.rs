@@ -134,10 +134,7 @@ fn run(engine: &Engine, case: &Case) -> Option<String> {
 fn sigmahq_regression_tests_fire_their_rules() {
     let Some(shared) = shared_dir() else { return };
     let sigma = shared.join("sigma");
-    let dirs: Vec<_> = ["rules", "rules-emerging-threats", "rules-threat-hunting"]
-        .iter()
-        .map(|d| sigma.join(d))
-        .collect();
+    let dirs = common::sigma_corpus(&shared);
     let (engine, _) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
     let cases = cases(&sigma.join("regression_data"));
     let mut failures = BTreeSet::new();

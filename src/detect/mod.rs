@@ -493,7 +493,7 @@ fn compile_condition(cond: &Condition, names: &[&str]) -> Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Format, Origin, Original, Position};
+    use crate::event::Format;
     use crate::sigma::load::{load_text, LoadReport};
     use serde_json::json;
     use std::path::Path;
@@ -513,20 +513,7 @@ mod tests {
     }
 
     fn event(fields: Value, format: Format) -> Event {
-        let Value::Object(fields) = fields else {
-            panic!()
-        };
-        Event {
-            fields,
-            format,
-            time: chrono::Utc::now(),
-            time_from_event: false,
-            original: Original::SameAsFields,
-            origin: Origin {
-                source: "t".into(),
-                position: Position::Line { line: 1 },
-            },
-        }
+        crate::event::test_event(fields, format)
     }
 
     fn fired(engine: &Engine, e: &Event) -> Vec<String> {

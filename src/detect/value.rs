@@ -778,25 +778,12 @@ fn expand_placeholders(raw: &str, placeholders: &Placeholders) -> Result<Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Format, Origin, Original, Position};
+    use crate::event::Event;
     use crate::sigma::yaml::Pos;
     use serde_json::json;
 
     fn event(fields: Value) -> Event {
-        let Value::Object(fields) = fields else {
-            panic!("not an object")
-        };
-        Event {
-            fields,
-            format: Format::Json,
-            time: chrono::Utc::now(),
-            time_from_event: false,
-            original: Original::SameAsFields,
-            origin: Origin {
-                source: "t".into(),
-                position: Position::Line { line: 1 },
-            },
-        }
+        crate::event::test_event(fields, crate::event::Format::Json)
     }
 
     fn item(key: &str, values: Vec<RuleValue>) -> SearchItem {

@@ -162,6 +162,25 @@ impl Event {
     }
 }
 
+/// An event made of the given fields, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_event(fields: Value, format: Format) -> Event {
+    let Value::Object(fields) = fields else {
+        panic!("test events are JSON objects")
+    };
+    Event {
+        fields,
+        format,
+        time: chrono::Utc::now(),
+        time_from_event: false,
+        original: Original::SameAsFields,
+        origin: Origin {
+            source: "test".into(),
+            position: Position::Line { line: 1 },
+        },
+    }
+}
+
 /// Renders a scalar JSON value as Sigma compares it: strings as-is, numbers and booleans as text.
 pub fn scalar_text(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
     use std::borrow::Cow;
@@ -179,20 +198,7 @@ mod tests {
     use serde_json::json;
 
     fn event(fields: Value) -> Event {
-        let Value::Object(fields) = fields else {
-            panic!()
-        };
-        Event {
-            fields,
-            format: Format::Json,
-            time: Utc::now(),
-            time_from_event: false,
-            original: Original::SameAsFields,
-            origin: Origin {
-                source: "test".into(),
-                position: Position::Line { line: 1 },
-            },
-        }
+        test_event(fields, Format::Json)
     }
 
     #[test]

@@ -62,6 +62,14 @@ impl LineWriter {
             })
     }
 
+    fn json_line<T: serde::Serialize>(&mut self, item: &T) -> Result<(), SinkError> {
+        let json = serde_json::to_string(item).map_err(|e| SinkError {
+            sink: self.name.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        self.line(&json)
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         self.out.flush().map_err(|source| SinkError {
             sink: self.name.clone(),
@@ -93,13 +101,7 @@ impl AlertSink {
     pub fn write(&mut self, alert: &Alert) -> Result<(), SinkError> {
         match self.format {
             OutputFormat::Text => self.writer.line(&alert.message),
-            OutputFormat::Json => {
-                let json = serde_json::to_string(alert).map_err(|e| SinkError {
-                    sink: self.writer.name.clone(),
-                    source: std::io::Error::other(e),
-                })?;
-                self.writer.line(&json)
-            }
+            OutputFormat::Json => self.writer.json_line(alert),
         }
     }
 
@@ -124,11 +126,7 @@ impl DeadLetterSink {
     }
 
     pub fn write(&mut self, letter: &DeadLetter) -> Result<(), SinkError> {
-        let json = serde_json::to_string(letter).map_err(|e| SinkError {
-            sink: self.writer.name.clone(),
-            source: std::io::Error::other(e),
-        })?;
-        self.writer.line(&json)
+        self.writer.json_line(letter)
     }
 
     pub fn flush(&mut self) -> Result<(), SinkError> {

@@ -25,6 +25,22 @@ pub struct Record {
     pub read_at: Instant,
 }
 
+impl Record {
+    /// A line just read from a file or stream.
+    fn line(source: usize, payload: Vec<u8>, name: &str, line: u64) -> Record {
+        Record {
+            source,
+            payload,
+            origin: Origin {
+                source: name.to_string(),
+                position: Position::Line { line },
+            },
+            ingest_time: Utc::now(),
+            read_at: Instant::now(),
+        }
+    }
+}
+
 /// Records travel in batches: one channel operation (and at most one thread
 /// wake-up) per batch instead of per record.
 pub type Batch = Vec<Record>;
@@ -121,16 +137,7 @@ pub fn read_files(
                 break;
             }
             line_no += 1;
-            let record = Record {
-                source,
-                payload: buf,
-                origin: Origin {
-                    source: name.clone(),
-                    position: Position::Line { line: line_no },
-                },
-                ingest_time: Utc::now(),
-                read_at: Instant::now(),
-            };
+            let record = Record::line(source, buf, &name, line_no);
             batch.push(record);
             if batch.len() >= BATCH_SIZE
                 && tx
@@ -173,16 +180,7 @@ pub async fn read_stdin(
             break;
         }
         line_no += 1;
-        let record = Record {
-            source,
-            payload: buf,
-            origin: Origin {
-                source: "stdin".into(),
-                position: Position::Line { line: line_no },
-            },
-            ingest_time: Utc::now(),
-            read_at: Instant::now(),
-        };
+        let record = Record::line(source, buf, "stdin", line_no);
         batch.push(record);
         if (batch.len() >= BATCH_SIZE || reader.buffer().is_empty())
             && tx

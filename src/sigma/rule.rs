@@ -258,16 +258,7 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
         },
     };
 
-    let logsource = match doc.get("logsource") {
-        Some(n) => Logsource::from_node(n).unwrap_or_else(|d| {
-            diags.push(d);
-            Logsource::default()
-        }),
-        None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
-            Logsource::default()
-        }
-    };
+    let logsource = required_logsource(doc, &mut diags);
 
     let detection = match doc.get("detection") {
         Some(n) => parse_detection(n, &[], &mut diags),
@@ -315,6 +306,20 @@ fn derived_id(title: &str) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, title.as_bytes()).to_string()
 }
 
+/// The mandatory `logsource` of a rule or filter document.
+fn required_logsource(doc: &Node, diags: &mut Vec<Diagnostic>) -> Logsource {
+    match doc.get("logsource") {
+        Some(n) => Logsource::from_node(n).unwrap_or_else(|d| {
+            diags.push(d);
+            Logsource::default()
+        }),
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
+            Logsource::default()
+        }
+    }
+}
+
 fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let title = doc
@@ -324,16 +329,7 @@ fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic
     if title.trim().is_empty() {
         diags.push(Diagnostic::new(doc.pos, "missing `title`"));
     }
-    let logsource = match doc.get("logsource") {
-        Some(n) => Logsource::from_node(n).unwrap_or_else(|d| {
-            diags.push(d);
-            Logsource::default()
-        }),
-        None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
-            Logsource::default()
-        }
-    };
+    let logsource = required_logsource(doc, &mut diags);
     let rules: Vec<String> = match filter.get("rules").map(|r| &r.value) {
         Some(Value::Seq(items)) => items.iter().filter_map(Node::scalar_text).collect(),
         Some(_) => match filter.get("rules").and_then(Node::scalar_text) {

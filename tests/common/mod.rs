@@ -20,6 +20,14 @@ pub fn shared_dir() -> Option<PathBuf> {
     }
 }
 
+/// The SigmaHQ rule folders the corpus tests load.
+pub fn sigma_corpus(shared: &Path) -> Vec<PathBuf> {
+    ["rules", "rules-emerging-threats", "rules-threat-hunting"]
+        .iter()
+        .map(|d| shared.join("sigma").join(d))
+        .collect()
+}
+
 pub fn project_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
