@@ -7,6 +7,7 @@
 pub mod index;
 pub mod logsource;
 pub mod pattern;
+pub mod regex_literals;
 pub mod value;
 
 use crate::event::Event;

@@ -171,7 +171,12 @@ impl StrPattern {
                 best
             }
         };
-        (!text.is_empty() && text.is_ascii()).then_some(text)
+        // Characters without case (digits, punctuation, emoji, format marks)
+        // are safe at any code point; other non-ASCII letters are not, because
+        // the index folds ASCII case only.
+        let caseless =
+            |c: char| c.is_ascii() || (c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]));
+        (!text.is_empty() && text.chars().all(caseless)).then_some(text)
     }
 
     /// The whole value when this pattern is an exact, case-insensitive string
@@ -383,6 +388,11 @@ mod tests {
         assert_eq!(lit("*"), None);
         assert_eq!(lit(""), None);
         assert_eq!(lit("*ärger*"), None);
+        assert_eq!(
+            lit("*\u{202e}*").as_deref(),
+            Some("\u{202e}"),
+            "caseless characters are fine"
+        );
     }
 
     #[test]

@@ -85,7 +85,11 @@ enum ValuePred {
         value: f64,
         text: StrPattern,
     },
-    Regex(regex::Regex),
+    Regex {
+        re: regex::Regex,
+        /// Literals one of which every match contains (for the prefilter index).
+        required: Option<Vec<String>>,
+    },
     Cidr(ipnet::IpNet),
     Compare(CmpOp, f64),
     Time(TimePart, CmpOp, f64),
@@ -179,7 +183,10 @@ impl ItemMatcher {
                     regex::RegexBuilder::new(&pattern)
                         .size_limit(1 << 22)
                         .build()
-                        .map(ValuePred::Regex)
+                        .map(|re| ValuePred::Regex {
+                            re,
+                            required: super::regex_literals::required_literals(&pattern),
+                        })
                         .map_err(|e| {
                             format!(
                                 "invalid regular expression `{text}`: {}",
@@ -294,19 +301,23 @@ impl ItemMatcher {
         if *negate {
             return None;
         }
-        let literal = |p: &ValuePred| match p {
-            ValuePred::Str(s) => s.required_literal(),
-            ValuePred::Number { value, text } if value.fract() == 0.0 => text.required_literal(),
+        let literals = |p: &ValuePred| match p {
+            ValuePred::Str(s) => s.required_literal().map(|l| vec![l]),
+            ValuePred::Number { value, text } if value.fract() == 0.0 => {
+                text.required_literal().map(|l| vec![l])
+            }
+            ValuePred::Regex { required, .. } => required.clone(),
             _ => None,
         };
         if *all {
+            // Every value must match, so any one value's literals are necessary: take the best.
             preds
                 .iter()
-                .filter_map(literal)
-                .max_by_key(String::len)
-                .map(|l| vec![l])
+                .filter_map(literals)
+                .max_by_key(|set| set.iter().map(String::len).min().unwrap_or(0))
         } else {
-            preds.iter().map(literal).collect()
+            let sets = preds.iter().map(literals).collect::<Option<Vec<_>>>()?;
+            Some(sets.into_iter().flatten().collect())
         }
     }
 
@@ -385,7 +396,7 @@ impl ValuePred {
         match self {
             ValuePred::Str(p) => p.is_match(text),
             ValuePred::Number { text: p, .. } => p.is_match(text),
-            ValuePred::Regex(re) => re.is_match(text),
+            ValuePred::Regex { re, .. } => re.is_match(text),
             ValuePred::Cidr(net) => parse_ip(text).is_some_and(|ip| net.contains(&ip)),
             ValuePred::Compare(op, rhs) => text
                 .trim()
