@@ -409,10 +409,6 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
     for p in &summary.problems {
         println!("{p}");
     }
-    let mut skipped: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (_, _, kind) in &summary.skipped {
-        *skipped.entry(kind).or_default() += 1;
-    }
     if unrouted {
         for r in engine.unrouted_rules() {
             println!(
@@ -422,21 +418,13 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
             );
         }
     }
-    let skipped_text: Vec<String> = skipped.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(
-        "{} files: {} rules loaded, {} filters, {} rejected{}",
+        "{} files: {} rules loaded, {} filters, {} correlation rules (checked, not evaluated yet), {} rejected",
         summary.files,
         summary.loaded,
         summary.filters,
+        summary.correlations.len(),
         summary.rejected,
-        if skipped_text.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", skipped (not evaluated by this version): {}",
-                skipped_text.join(", ")
-            )
-        }
     );
     Ok(if summary.rejected == 0 {
         ExitCode::SUCCESS

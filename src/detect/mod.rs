@@ -328,8 +328,8 @@ pub struct RuleLoadSummary {
     pub problems: Vec<RuleProblem>,
     /// Sigma filters loaded (applied to the rules they name).
     pub filters: usize,
-    /// Documents of kinds not evaluated yet (correlation), by kind.
-    pub skipped: Vec<(std::path::PathBuf, crate::sigma::Pos, &'static str)>,
+    /// Correlation rules, checked but not compiled here (see `correlate`).
+    pub correlations: Vec<crate::sigma::LoadedCorrelation>,
 }
 
 /// Loads and compiles rules from files and folders with a logsource mapping
@@ -355,7 +355,7 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         filters,
         rejected,
         problems,
-        skipped: report.skipped,
+        correlations: report.correlations,
     };
     Ok((engine, summary))
 }

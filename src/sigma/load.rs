@@ -19,6 +19,13 @@ pub struct LoadedFilter {
     pub file: PathBuf,
 }
 
+/// A correlation rule with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedCorrelation {
+    pub correlation: super::correlation::SigmaCorrelation,
+    pub file: PathBuf,
+}
+
 /// A problem with a rule file, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleProblem {
@@ -42,8 +49,7 @@ pub struct LoadReport {
     pub filters: Vec<LoadedFilter>,
     /// One entry per rejected document (its first problem carries the position).
     pub problems: Vec<RuleProblem>,
-    /// Documents of kinds this version does not evaluate, by kind.
-    pub skipped: Vec<(PathBuf, Pos, &'static str)>,
+    pub correlations: Vec<LoadedCorrelation>,
     pub files: usize,
     /// Documents rejected (a document may have several problems).
     pub rejected_documents: usize,
@@ -107,9 +113,10 @@ pub fn load_text(text: &str, file: &Path, report: &mut LoadReport) {
                 filter: *filter,
                 file: file.to_path_buf(),
             }),
-            Ok(Document::Unsupported { kind, pos }) => {
-                report.skipped.push((file.to_path_buf(), pos, kind))
-            }
+            Ok(Document::Correlation(correlation)) => report.correlations.push(LoadedCorrelation {
+                correlation: *correlation,
+                file: file.to_path_buf(),
+            }),
             Err(diags) => {
                 report.rejected_documents += 1;
                 report

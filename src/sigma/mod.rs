@@ -4,13 +4,14 @@
 //! runs is `detect`'s job.
 
 pub mod condition;
+pub mod correlation;
 pub mod load;
 pub mod modifier;
 pub mod rule;
 pub mod yaml;
 
 pub use condition::{Condition, Quantifier, Selector};
-pub use load::{load_paths, LoadReport, LoadedFilter, LoadedRule, RuleProblem};
+pub use load::{load_paths, LoadReport, LoadedCorrelation, LoadedFilter, LoadedRule, RuleProblem};
 pub use modifier::Modifier;
 pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaFilter, SigmaRule};
 pub use yaml::Pos;

@@ -181,11 +181,7 @@ pub struct SigmaFilter {
 pub enum Document {
     Rule(Box<SigmaRule>),
     Filter(Box<SigmaFilter>),
-    /// A document kind this version does not evaluate yet (correlation), with its name.
-    Unsupported {
-        kind: &'static str,
-        pos: Pos,
-    },
+    Correlation(Box<super::correlation::SigmaCorrelation>),
 }
 
 /// Parses one YAML document into a rule. All problems found are returned, not just the first.
@@ -196,17 +192,69 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
             format!("a Sigma document must be a mapping, found a {}", doc.kind()),
         )]);
     }
-    if doc.get("correlation").is_some() {
-        return Ok(Document::Unsupported {
-            kind: "correlation",
-            pos: doc.pos,
-        });
-    }
     if let (Some(filter), None) = (doc.get("filter"), doc.get("detection")) {
         return parse_filter(doc, filter).map(|f| Document::Filter(Box::new(f)));
     }
     let mut diags = Vec::new();
+    if doc.get("correlation").is_some() {
+        let meta = parse_meta(doc, &mut diags);
+        return match super::correlation::parse_correlation(doc, meta, &mut diags) {
+            Some(c) if diags.is_empty() => Ok(Document::Correlation(Box::new(c))),
+            _ => Err(diags),
+        };
+    }
+    let meta = parse_meta(doc, &mut diags);
+    let logsource = required_logsource(doc, &mut diags);
 
+    let detection = match doc.get("detection") {
+        Some(n) => parse_detection(n, &[], &mut diags),
+        None => {
+            diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
+            None
+        }
+    };
+
+    match detection {
+        Some(detection) if diags.is_empty() => Ok(Document::Rule(Box::new(SigmaRule {
+            id: meta.id,
+            name: meta.name,
+            title: meta.title,
+            status: meta.status,
+            description: meta.description,
+            author: meta.author,
+            date: meta.date,
+            level: meta.level,
+            tags: meta.tags,
+            references: meta.references,
+            falsepositives: meta.falsepositives,
+            fields: meta.fields,
+            logsource,
+            detection,
+            pos: doc.pos,
+        }))),
+        _ => Err(diags),
+    }
+}
+
+/// The metadata every rule kind shares.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SigmaRuleMeta {
+    /// The `id`; when absent, a stable id derived from the title.
+    pub id: String,
+    pub name: Option<String>,
+    pub title: String,
+    pub status: Option<String>,
+    pub description: Option<String>,
+    pub author: Option<String>,
+    pub date: Option<String>,
+    pub level: Option<Severity>,
+    pub tags: Vec<String>,
+    pub references: Vec<String>,
+    pub falsepositives: Vec<String>,
+    pub fields: Vec<String>,
+}
+
+fn parse_meta(doc: &Node, diags: &mut Vec<Diagnostic>) -> SigmaRuleMeta {
     let title = match doc.get("title").map(|n| (n, n.scalar_text())) {
         Some((_, Some(t))) if !t.trim().is_empty() => t,
         Some((n, _)) => {
@@ -235,10 +283,10 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
             },
         }
     };
-    let tags = list("tags", &mut diags);
-    let references = list("references", &mut diags);
-    let falsepositives = list("falsepositives", &mut diags);
-    let fields = list("fields", &mut diags);
+    let tags = list("tags", diags);
+    let references = list("references", diags);
+    let falsepositives = list("falsepositives", diags);
+    let fields = list("fields", diags);
 
     let level = match doc.get("level") {
         None => None,
@@ -258,16 +306,6 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
         },
     };
 
-    let logsource = required_logsource(doc, &mut diags);
-
-    let detection = match doc.get("detection") {
-        Some(n) => parse_detection(n, &[], &mut diags),
-        None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
-            None
-        }
-    };
-
     let id = match doc.get("id") {
         Some(n) => match n.scalar_text() {
             Some(id) if !id.trim().is_empty() => id,
@@ -279,25 +317,19 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
         None => derived_id(&title),
     };
 
-    match detection {
-        Some(detection) if diags.is_empty() => Ok(Document::Rule(Box::new(SigmaRule {
-            id,
-            name: text("name"),
-            title,
-            status: text("status"),
-            description: text("description"),
-            author: text("author"),
-            date: text("date"),
-            level,
-            tags,
-            references,
-            falsepositives,
-            fields,
-            logsource,
-            detection,
-            pos: doc.pos,
-        }))),
-        _ => Err(diags),
+    SigmaRuleMeta {
+        id,
+        name: text("name"),
+        title,
+        status: text("status"),
+        description: text("description"),
+        author: text("author"),
+        date: text("date"),
+        level,
+        tags,
+        references,
+        falsepositives,
+        fields,
     }
 }
 
@@ -668,17 +700,5 @@ mod tests {
         let docs = parse_documents("title: f\nlogsource: {product: windows}\nfilter:\n  selection: {a: 1}\n  condition: selection\n").unwrap();
         let diags = parse_document(&docs[0]).unwrap_err();
         assert!(diags[0].message.contains("filter.rules"), "{diags:?}");
-    }
-
-    #[test]
-    fn correlation_documents_are_recognized() {
-        let docs = parse_documents("title: c\ncorrelation:\n  type: event_count\n").unwrap();
-        assert!(matches!(
-            parse_document(&docs[0]),
-            Ok(Document::Unsupported {
-                kind: "correlation",
-                ..
-            })
-        ));
     }
 }

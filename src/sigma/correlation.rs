@@ -1,0 +1,374 @@
+//! Sigma correlation rules (sigma-correlation-rules-specification): the AST.
+
+use super::rule::{Diagnostic, SigmaRuleMeta};
+use super::yaml::{Node, Pos, Value};
+use std::time::Duration;
+
+/// The correlation types of the specification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CorrelationType {
+    EventCount,
+    ValueCount,
+    Temporal,
+    TemporalOrdered,
+    ValueSum,
+    ValueAvg,
+    ValuePercentile,
+}
+
+impl CorrelationType {
+    fn parse(s: &str) -> Option<CorrelationType> {
+        Some(match s {
+            "event_count" => CorrelationType::EventCount,
+            "value_count" => CorrelationType::ValueCount,
+            "temporal" => CorrelationType::Temporal,
+            "temporal_ordered" => CorrelationType::TemporalOrdered,
+            "value_sum" => CorrelationType::ValueSum,
+            "value_avg" => CorrelationType::ValueAvg,
+            "value_percentile" => CorrelationType::ValuePercentile,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CorrelationType::EventCount => "event_count",
+            CorrelationType::ValueCount => "value_count",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
+            CorrelationType::ValueSum => "value_sum",
+            CorrelationType::ValueAvg => "value_avg",
+            CorrelationType::ValuePercentile => "value_percentile",
+        }
+    }
+
+    /// Types whose condition needs a `field`.
+    fn needs_field(self) -> bool {
+        matches!(
+            self,
+            CorrelationType::ValueCount
+                | CorrelationType::ValueSum
+                | CorrelationType::ValueAvg
+                | CorrelationType::ValuePercentile
+        )
+    }
+}
+
+/// A comparison of the condition.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bound {
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    Eq(f64),
+    Neq(f64),
+}
+
+impl Bound {
+    pub fn holds(self, v: f64) -> bool {
+        match self {
+            Bound::Gt(x) => v > x,
+            Bound::Gte(x) => v >= x,
+            Bound::Lt(x) => v < x,
+            Bound::Lte(x) => v <= x,
+            Bound::Eq(x) => v == x,
+            Bound::Neq(x) => v != x,
+        }
+    }
+}
+
+/// The condition: a conjunction of bounds (a range), on a field for value types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationCondition {
+    pub field: Option<String>,
+    pub bounds: Vec<Bound>,
+}
+
+impl CorrelationCondition {
+    pub fn holds(&self, v: f64) -> bool {
+        self.bounds.iter().all(|b| b.holds(v))
+    }
+
+    /// Whether the condition can only be decided when the window is over:
+    /// "fewer than" conditions (and exact counts) can still be broken by a
+    /// later event, so they are judged at window end.
+    pub fn decided_at_window_end(&self) -> bool {
+        self.bounds.iter().any(|b| {
+            matches!(
+                b,
+                Bound::Lt(_) | Bound::Lte(_) | Bound::Eq(_) | Bound::Neq(_)
+            )
+        })
+    }
+}
+
+/// A correlation rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SigmaCorrelation {
+    pub meta: SigmaRuleMeta,
+    pub kind: CorrelationType,
+    /// Referenced rules (detection or correlation), by id or name.
+    pub rules: Vec<String>,
+    pub group_by: Vec<String>,
+    pub timespan: Duration,
+    pub condition: CorrelationCondition,
+    /// alias -> [(rule name or id, field)].
+    pub aliases: Vec<(String, Vec<(String, String)>)>,
+    /// Whether the referenced rules also alert on their own.
+    pub generate: bool,
+    pub pos: Pos,
+}
+
+/// `90m`, `1h`, `30s`, `1d` (number + lowercase unit).
+pub fn parse_timespan(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        'd' => n.checked_mul(86_400)?,
+        'w' => n.checked_mul(7 * 86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then_some(Duration::from_secs(secs))
+}
+
+/// Parses a correlation document (`meta` is the shared rule metadata).
+pub fn parse_correlation(
+    doc: &Node,
+    meta: SigmaRuleMeta,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<SigmaCorrelation> {
+    let before = diags.len();
+    let corr = doc.get("correlation")?;
+    if corr.as_map().is_none() {
+        diags.push(Diagnostic::new(corr.pos, "`correlation` must be a mapping"));
+        return None;
+    }
+    let kind = match corr.get("type") {
+        Some(t) => match t.scalar_text().as_deref().and_then(CorrelationType::parse) {
+            Some(k) => Some(k),
+            None => {
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    "`correlation.type` must be one of event_count, value_count, temporal, temporal_ordered, value_sum, value_avg, value_percentile",
+                ));
+                None
+            }
+        },
+        None => {
+            diags.push(Diagnostic::new(corr.pos, "missing `correlation.type`"));
+            None
+        }
+    };
+    let list = |key: &str, diags: &mut Vec<Diagnostic>| -> Vec<String> {
+        match corr.get(key) {
+            Some(Node {
+                value: Value::Seq(items),
+                ..
+            }) => items.iter().filter_map(Node::scalar_text).collect(),
+            Some(n) => match n.scalar_text() {
+                Some(one) => vec![one],
+                None => {
+                    diags.push(Diagnostic::new(
+                        n.pos,
+                        format!("`correlation.{key}` must be a list"),
+                    ));
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        }
+    };
+    let rules = list("rules", diags);
+    if rules.is_empty() {
+        diags.push(Diagnostic::new(
+            corr.pos,
+            "`correlation.rules` must name at least one rule",
+        ));
+    }
+    let group_by = list("group-by", diags);
+    let timespan = match corr.get("timespan") {
+        Some(t) => match t.scalar_text().as_deref().and_then(parse_timespan) {
+            Some(d) => d,
+            None => {
+                diags.push(Diagnostic::new(
+                    t.pos,
+                    "`timespan` must be a number and a unit: s, m, h, d (e.g. `90m`)",
+                ));
+                Duration::ZERO
+            }
+        },
+        None => {
+            diags.push(Diagnostic::new(corr.pos, "missing `correlation.timespan`"));
+            Duration::ZERO
+        }
+    };
+    let condition = parse_condition(corr.get("condition"), kind, corr.pos, diags);
+    let mut aliases = Vec::new();
+    if let Some(a) = corr.get("aliases") {
+        match a.as_map() {
+            Some(entries) => {
+                for (alias, mapping) in entries {
+                    let pairs: Vec<(String, String)> = mapping
+                        .as_map()
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(r, f)| Some((r.scalar_text()?, f.scalar_text()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if pairs.is_empty() {
+                        diags.push(Diagnostic::new(
+                            mapping.pos,
+                            "an alias maps rule names to field names",
+                        ));
+                    }
+                    aliases.push((alias.scalar_text().unwrap_or_default(), pairs));
+                }
+            }
+            None => diags.push(Diagnostic::new(a.pos, "`aliases` must be a mapping")),
+        }
+    }
+    let generate = match doc
+        .get("generate")
+        .or_else(|| corr.get("generate"))
+        .map(|g| &g.value)
+    {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            diags.push(Diagnostic::new(doc.pos, "`generate` must be true or false"));
+            false
+        }
+    };
+    let kind = kind?;
+    (diags.len() == before).then(|| SigmaCorrelation {
+        meta,
+        kind,
+        rules,
+        group_by,
+        timespan,
+        condition: condition.unwrap_or(CorrelationCondition {
+            field: None,
+            bounds: Vec::new(),
+        }),
+        aliases,
+        generate,
+        pos: doc.pos,
+    })
+}
+
+fn parse_condition(
+    node: Option<&Node>,
+    kind: Option<CorrelationType>,
+    pos: Pos,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<CorrelationCondition> {
+    let temporal = matches!(
+        kind,
+        Some(CorrelationType::Temporal | CorrelationType::TemporalOrdered)
+    );
+    let Some(node) = node else {
+        if !temporal && kind.is_some() {
+            diags.push(Diagnostic::new(pos, "missing `correlation.condition`"));
+        }
+        return None;
+    };
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::new(
+            node.pos,
+            "`condition` must be a mapping like `gte: 10`",
+        ));
+        return None;
+    };
+    let mut field = None;
+    let mut bounds = Vec::new();
+    for (k, v) in entries {
+        let key = k.scalar_text().unwrap_or_default();
+        if key == "field" {
+            field = v.scalar_text();
+            continue;
+        }
+        let n = match &v.value {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            _ => {
+                diags.push(Diagnostic::new(v.pos, format!("`{key}` needs a number")));
+                continue;
+            }
+        };
+        bounds.push(match key.as_str() {
+            "gt" => Bound::Gt(n),
+            "gte" => Bound::Gte(n),
+            "lt" => Bound::Lt(n),
+            "lte" => Bound::Lte(n),
+            "eq" => Bound::Eq(n),
+            "neq" => Bound::Neq(n),
+            other => {
+                diags.push(Diagnostic::new(
+                    k.pos,
+                    format!("unknown condition `{other}`: use gt, gte, lt, lte, eq, neq"),
+                ));
+                continue;
+            }
+        });
+    }
+    if bounds.is_empty() {
+        diags.push(Diagnostic::new(
+            node.pos,
+            "`condition` needs at least one of gt, gte, lt, lte, eq, neq",
+        ));
+    }
+    if let Some(k) = kind {
+        if k.needs_field() && field.is_none() {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!("`{}` needs `field` in its condition", k.name()),
+            ));
+        }
+    }
+    Some(CorrelationCondition { field, bounds })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timespans_are_number_and_unit() {
+        assert_eq!(parse_timespan("90m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_timespan("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timespan("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_timespan("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_timespan("0m"), None);
+        assert_eq!(parse_timespan("5x"), None);
+        assert_eq!(parse_timespan("m"), None);
+    }
+
+    #[test]
+    fn conditions_are_ranges() {
+        let c = CorrelationCondition {
+            field: None,
+            bounds: vec![Bound::Gt(100.0), Bound::Lte(200.0)],
+        };
+        assert!(!c.holds(100.0));
+        assert!(c.holds(101.0));
+        assert!(c.holds(200.0));
+        assert!(!c.holds(201.0));
+        assert!(!c.decided_at_window_end() || c.bounds.iter().any(|b| matches!(b, Bound::Lte(_))));
+        assert!(CorrelationCondition {
+            field: None,
+            bounds: vec![Bound::Lt(3.0)]
+        }
+        .decided_at_window_end());
+        assert!(!CorrelationCondition {
+            field: None,
+            bounds: vec![Bound::Gte(3.0)]
+        }
+        .decided_at_window_end());
+    }
+}
