@@ -6,6 +6,7 @@
 
 pub mod alert;
 pub mod config;
+pub mod correlate;
 pub mod detect;
 pub mod event;
 pub mod metrics;

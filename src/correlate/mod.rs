@@ -1,0 +1,801 @@
+//! Correlation rules at run time: windows and state per group.
+//!
+//! [`CorrelationSet`] is the compiled, shared part: which rule matches feed
+//! which correlation, and which fields form the group key. [`Correlator`] is
+//! the state; it runs on the ordered stage of the pipeline, so it sees
+//! matches in the order their events arrived.
+//!
+//! Semantics (also in docs/correlation.md):
+//! - windows are sliding in event time: a correlation fires as soon as its
+//!   condition holds over the entries of the last `timespan`;
+//! - `gt`/`gte` fire as soon as they hold; `lt`, `lte`, `eq` and `neq` can be
+//!   broken by a later event, so they are decided when the window, starting
+//!   at the group's first entry, is over (the newest event time passed its
+//!   end) or when the input ends;
+//! - after firing, the group starts over;
+//! - an event without a group-by field does not take part (as a backend's
+//!   `by` clause drops it);
+//! - a firing feeds the correlations that reference this one (chains).
+
+pub mod window;
+
+use crate::detect::Engine;
+use crate::event::{Event, Origin};
+use crate::sigma::correlation::{CorrelationType, SigmaCorrelation};
+use crate::sigma::{LoadedCorrelation, RuleProblem};
+use chrono::{DateTime, Utc};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use window::{Entry, Window};
+
+/// Most evidence ids carried by one correlation alert.
+pub const MAX_EVIDENCE: usize = 20;
+
+/// What a correlation reads from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Rule(usize),
+    Correlation(usize),
+}
+
+/// One correlation, resolved against the loaded rules.
+#[derive(Debug, Clone)]
+pub struct CompiledCorrelation {
+    pub rule: SigmaCorrelation,
+    pub file: std::path::PathBuf,
+    inputs: Vec<Input>,
+    /// Per input: the field read for each group-by name (aliases applied).
+    group_fields: Vec<Vec<String>>,
+    span: chrono::Duration,
+}
+
+/// All correlations, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct CorrelationSet {
+    correlations: Vec<CompiledCorrelation>,
+    /// Detection rule -> (correlation, input position) that consume its matches.
+    by_rule: HashMap<usize, Vec<(usize, usize)>>,
+    /// Correlation -> correlations that consume its firings.
+    by_correlation: Vec<Vec<(usize, usize)>>,
+    /// Detection rules whose matches do not alert on their own (`generate: false`).
+    silenced: HashSet<usize>,
+}
+
+/// A rule match offered to one correlation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub correlation: usize,
+    pub group: Vec<String>,
+    pub entry: Entry,
+    pub origin: Origin,
+}
+
+/// A correlation whose condition held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Firing {
+    pub correlation: usize,
+    /// Group-by names and values.
+    pub group: Vec<(String, String)>,
+    /// The measured count, distinct count, sum, average or share.
+    pub value: f64,
+    pub events: usize,
+    pub first: DateTime<Utc>,
+    pub last: DateTime<Utc>,
+    pub evidence: Vec<String>,
+    /// Where the last contributing event came from.
+    pub origin: Origin,
+}
+
+impl CorrelationSet {
+    /// Resolves references (rule or correlation, by id or name). Correlations
+    /// with unknown references or in a reference cycle are reported and left out.
+    pub fn build(
+        loaded: Vec<LoadedCorrelation>,
+        engine: &Engine,
+    ) -> (CorrelationSet, Vec<RuleProblem>) {
+        let mut problems = Vec::new();
+        let names: Vec<(String, Option<String>)> = loaded
+            .iter()
+            .map(|l| {
+                (
+                    l.correlation.meta.id.clone(),
+                    l.correlation.meta.name.clone(),
+                )
+            })
+            .collect();
+        let find_corr = |r: &str| {
+            names
+                .iter()
+                .position(|(id, name)| id == r || name.as_deref() == Some(r))
+        };
+        let find_rule = |r: &str| {
+            engine
+                .rules()
+                .iter()
+                .position(|c| c.rule.id == r || c.rule.name.as_deref() == Some(r))
+        };
+        // Resolve each correlation's inputs first (indices into `loaded`).
+        let mut resolved: Vec<Option<Vec<Input>>> = Vec::with_capacity(loaded.len());
+        for l in &loaded {
+            let mut inputs = Vec::new();
+            let mut ok = true;
+            for r in &l.correlation.rules {
+                match (find_rule(r), find_corr(r)) {
+                    (Some(i), _) => inputs.push(Input::Rule(i)),
+                    (None, Some(c)) => inputs.push(Input::Correlation(c)),
+                    (None, None) => {
+                        problems.push(RuleProblem {
+                            file: l.file.clone(),
+                            pos: l.correlation.pos,
+                            message: format!(
+                                "correlation `{}` names rule `{r}`, which is not loaded",
+                                l.correlation.meta.title
+                            ),
+                        });
+                        ok = false;
+                    }
+                }
+            }
+            resolved.push(ok.then_some(inputs));
+        }
+        // Drop correlations in cycles or depending on dropped ones.
+        let mut usable = vec![true; loaded.len()];
+        for i in 0..loaded.len() {
+            if !reaches_only_usable(i, &resolved, &mut Vec::new()) {
+                usable[i] = false;
+                if resolved[i].is_some() {
+                    problems.push(RuleProblem {
+                        file: loaded[i].file.clone(),
+                        pos: loaded[i].correlation.pos,
+                        message: format!(
+                            "correlation `{}` references itself through a chain, or a correlation that failed",
+                            loaded[i].correlation.meta.title
+                        ),
+                    });
+                }
+            }
+        }
+        // Renumber the usable ones.
+        let mut new_index = vec![usize::MAX; loaded.len()];
+        let mut next = 0;
+        for (i, u) in usable.iter().enumerate() {
+            if *u {
+                new_index[i] = next;
+                next += 1;
+            }
+        }
+        let mut set = CorrelationSet::default();
+        for (i, l) in loaded.into_iter().enumerate() {
+            let (true, Some(inputs)) = (usable[i], resolved[i].take()) else {
+                continue;
+            };
+            let inputs: Vec<Input> = inputs
+                .into_iter()
+                .map(|inp| match inp {
+                    Input::Correlation(c) => Input::Correlation(new_index[c]),
+                    rule => rule,
+                })
+                .collect();
+            let c = &l.correlation;
+            let group_fields = inputs
+                .iter()
+                .map(|inp| {
+                    let (id, name) = match inp {
+                        Input::Rule(r) => (
+                            engine.rules()[*r].rule.id.clone(),
+                            engine.rules()[*r].rule.name.clone(),
+                        ),
+                        Input::Correlation(_) => (String::new(), None),
+                    };
+                    c.group_by
+                        .iter()
+                        .map(|g| {
+                            alias_field(c, g, &id, name.as_deref()).unwrap_or_else(|| g.clone())
+                        })
+                        .collect()
+                })
+                .collect();
+            let me = set.correlations.len();
+            for (pos, inp) in inputs.iter().enumerate() {
+                match inp {
+                    Input::Rule(r) => {
+                        set.by_rule.entry(*r).or_default().push((me, pos));
+                        if !c.generate {
+                            set.silenced.insert(*r);
+                        }
+                    }
+                    Input::Correlation(_) => {}
+                }
+            }
+            set.correlations.push(CompiledCorrelation {
+                span: chrono::Duration::from_std(c.timespan).unwrap_or(chrono::Duration::MAX),
+                rule: l.correlation,
+                file: l.file,
+                inputs,
+                group_fields,
+            });
+        }
+        set.by_correlation = vec![Vec::new(); set.correlations.len()];
+        for (me, c) in set.correlations.iter().enumerate() {
+            for (pos, inp) in c.inputs.iter().enumerate() {
+                if let Input::Correlation(src) = inp {
+                    set.by_correlation[*src].push((me, pos));
+                }
+            }
+        }
+        // A rule referenced with generate: true alerts on its own after all.
+        for c in &set.correlations {
+            if c.rule.generate {
+                for inp in &c.inputs {
+                    if let Input::Rule(r) = inp {
+                        set.silenced.remove(r);
+                    }
+                }
+            }
+        }
+        (set, problems)
+    }
+
+    pub fn len(&self) -> usize {
+        self.correlations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.correlations.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&CompiledCorrelation> {
+        self.correlations.get(i)
+    }
+
+    /// Whether a detection rule's own matches are kept from alerting.
+    pub fn is_silenced(&self, rule: usize) -> bool {
+        self.silenced.contains(&rule)
+    }
+
+    /// The observations a match of `rule` on `event` makes, one per consuming correlation.
+    pub fn observations(
+        &self,
+        rule: usize,
+        event: &Event,
+        evidence: &str,
+        out: &mut Vec<Observation>,
+    ) {
+        let Some(consumers) = self.by_rule.get(&rule) else {
+            return;
+        };
+        for &(c, input) in consumers {
+            let corr = &self.correlations[c];
+            let text = |field: &str| {
+                event
+                    .get(field)
+                    .and_then(crate::event::scalar_text)
+                    .map(|t| t.into_owned())
+            };
+            let Some(group) = corr.group_fields[input]
+                .iter()
+                .map(|f| text(f))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let value = match &corr.rule.condition.field {
+                Some(f) => match text(f) {
+                    Some(v) => Some(v),
+                    None => continue,
+                },
+                None => None,
+            };
+            out.push(Observation {
+                correlation: c,
+                group,
+                entry: Entry {
+                    time: event.time,
+                    input,
+                    value,
+                    evidence: evidence.to_string(),
+                },
+                origin: event.origin.clone(),
+            });
+        }
+    }
+}
+
+/// The field an alias names for the rule with this id or name.
+fn alias_field(c: &SigmaCorrelation, group: &str, id: &str, name: Option<&str>) -> Option<String> {
+    let (_, mapping) = c.aliases.iter().find(|(alias, _)| alias == group)?;
+    mapping
+        .iter()
+        .find(|(rule, _)| rule == id || Some(rule.as_str()) == name)
+        .map(|(_, field)| field.clone())
+}
+
+fn reaches_only_usable(i: usize, resolved: &[Option<Vec<Input>>], path: &mut Vec<usize>) -> bool {
+    if path.contains(&i) {
+        return false;
+    }
+    let Some(inputs) = resolved.get(i).and_then(Option::as_ref) else {
+        return false;
+    };
+    path.push(i);
+    let ok = inputs.iter().all(|inp| match inp {
+        Input::Rule(_) => true,
+        Input::Correlation(c) => reaches_only_usable(*c, resolved, path),
+    });
+    path.pop();
+    ok
+}
+
+/// When a group's window ends: (end, correlation, group key).
+type Deadline = (DateTime<Utc>, usize, Vec<String>);
+
+/// The state of every group of every correlation.
+#[derive(Debug)]
+pub struct Correlator {
+    set: std::sync::Arc<CorrelationSet>,
+    groups: HashMap<(usize, Vec<String>), (Window, Origin)>,
+    /// Window ends to decide, earliest first (lazily revalidated).
+    deadlines: BinaryHeap<Reverse<Deadline>>,
+    newest: Option<DateTime<Utc>>,
+}
+
+impl Correlator {
+    pub fn new(set: std::sync::Arc<CorrelationSet>) -> Self {
+        Correlator {
+            set,
+            groups: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            newest: None,
+        }
+    }
+
+    /// Groups currently tracked.
+    pub fn active_groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Feeds one observation; returns what fired (including chained correlations
+    /// and windows that this event's time closed).
+    pub fn observe(&mut self, obs: Observation) -> Vec<Firing> {
+        let mut fired = Vec::new();
+        let time = obs.entry.time;
+        if self.newest.is_none_or(|n| time > n) {
+            self.newest = Some(time);
+            self.close_windows_before(time, &mut fired);
+        }
+        self.add(obs, &mut fired);
+        fired
+    }
+
+    /// End of input: every open window is over; decide the ones waiting for their end.
+    pub fn finish(&mut self) -> Vec<Firing> {
+        let mut fired = Vec::new();
+        self.close_windows_before(DateTime::<Utc>::MAX_UTC, &mut fired);
+        fired
+    }
+
+    fn add(&mut self, obs: Observation, fired: &mut Vec<Firing>) {
+        let Some(corr) = self.set.correlations.get(obs.correlation) else {
+            return;
+        };
+        let key = (obs.correlation, obs.group);
+        let latest_value = obs.entry.value.clone();
+        let (window, origin) = self
+            .groups
+            .entry(key.clone())
+            .or_insert_with(|| (Window::default(), obs.origin.clone()));
+        let was_empty = window.is_empty();
+        *origin = obs.origin;
+        window.add(obs.entry, corr.span);
+        let at_end = corr.rule.condition.decided_at_window_end();
+        if at_end {
+            if was_empty {
+                if let Some(first) = window.first_time() {
+                    self.deadlines
+                        .push(Reverse((first + corr.span, key.0, key.1.clone())));
+                }
+            }
+            return;
+        }
+        let measured = window.measure(corr.rule.kind, corr.inputs.len(), latest_value.as_deref());
+        let holds = match measured {
+            Some(v) if corr.rule.condition.bounds.is_empty() => Some(v),
+            Some(v) if corr.rule.condition.holds(v) => Some(v),
+            _ => None,
+        };
+        if let Some(value) = holds {
+            self.fire(key, value, fired);
+        }
+    }
+
+    fn fire(&mut self, key: (usize, Vec<String>), value: f64, fired: &mut Vec<Firing>) {
+        let Some((window, origin)) = self.groups.remove(&key) else {
+            return;
+        };
+        let corr = &self.set.correlations[key.0];
+        let (Some(first), Some(last)) = (window.first_time(), window.last_time()) else {
+            return;
+        };
+        let firing = Firing {
+            correlation: key.0,
+            group: corr
+                .rule
+                .group_by
+                .iter()
+                .cloned()
+                .zip(key.1.iter().cloned())
+                .collect(),
+            value,
+            events: window.len(),
+            first,
+            last,
+            evidence: window.evidence(MAX_EVIDENCE),
+            origin: origin.clone(),
+        };
+        // Chains: the firing is an observation for the correlations that reference this one.
+        let consumers = self.set.by_correlation[key.0].clone();
+        let evidence = correlation_id(corr, &firing);
+        fired.push(firing.clone());
+        for (c, input) in consumers {
+            let next = &self.set.correlations[c];
+            let group: Option<Vec<String>> = next.group_fields[input]
+                .iter()
+                .map(|f| {
+                    firing
+                        .group
+                        .iter()
+                        .find(|(g, _)| g == f)
+                        .map(|(_, v)| v.clone())
+                })
+                .collect();
+            let Some(group) = group else { continue };
+            self.add(
+                Observation {
+                    correlation: c,
+                    group,
+                    entry: Entry {
+                        time: firing.last,
+                        input,
+                        value: Some(firing.value.to_string()),
+                        evidence: evidence.clone(),
+                    },
+                    origin: origin.clone(),
+                },
+                fired,
+            );
+        }
+    }
+
+    /// Decides the window-end conditions of windows that ended before `now`.
+    fn close_windows_before(&mut self, now: DateTime<Utc>, fired: &mut Vec<Firing>) {
+        while let Some(Reverse((end, c, group))) = self.deadlines.peek().cloned() {
+            if end >= now {
+                break;
+            }
+            self.deadlines.pop();
+            let key = (c, group);
+            let Some(corr) = self.set.correlations.get(c) else {
+                continue;
+            };
+            let Some((window, _)) = self.groups.get(&key) else {
+                continue;
+            };
+            // The window may have slid since the deadline was set.
+            if let Some(first) = window.first_time() {
+                if first + corr.span > end {
+                    self.deadlines
+                        .push(Reverse((first + corr.span, c, key.1.clone())));
+                    continue;
+                }
+            }
+            let measured = window.measure(corr.rule.kind, corr.inputs.len(), None);
+            match measured {
+                Some(v) if corr.rule.condition.holds(v) => self.fire(key, v, fired),
+                _ => {
+                    self.groups.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// A stable id for a correlation firing: its rule, group and window start.
+pub fn correlation_id(corr: &CompiledCorrelation, f: &Firing) -> String {
+    let mut key = corr.rule.meta.id.clone();
+    for (_, v) in &f.group {
+        key.push('\n');
+        key.push_str(v);
+    }
+    key.push('\n');
+    key.push_str(&f.first.to_rfc3339());
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
+}
+
+/// Human description of the measured value, e.g. `12 events`, `5 distinct user`.
+pub fn describe(kind: CorrelationType, value: f64, field: Option<&str>) -> String {
+    let field = field.unwrap_or("values");
+    let v = if value.fract() == 0.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.2}")
+    };
+    match kind {
+        CorrelationType::EventCount => format!("{v} events"),
+        CorrelationType::ValueCount => format!("{v} distinct {field}"),
+        CorrelationType::Temporal => format!("all {v} rules"),
+        CorrelationType::TemporalOrdered => format!("all {v} rules in order"),
+        CorrelationType::ValueSum => format!("{field} sum {v}"),
+        CorrelationType::ValueAvg => format!("{field} average {v}"),
+        CorrelationType::ValuePercentile => format!("{field} share {v}%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{logsource::LogsourceRouter, CompileOptions, Scratch};
+    use crate::event::{test_event, Format};
+    use crate::sigma::load::{load_text, LoadReport};
+    use serde_json::json;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    /// Two base rules on a generic JSON source: `a` (action: a) and `b` (action: b).
+    const BASE: &str = "title: A\nid: rule-a\nname: rule_a\nlogsource: {product: test}\ndetection:\n  s: {action: a}\n  condition: s\n---\ntitle: B\nid: rule-b\nname: rule_b\nlogsource: {product: test}\ndetection:\n  s: {action: b}\n  condition: s\n";
+
+    fn setup(correlations: &str) -> (Engine, Arc<CorrelationSet>, Vec<RuleProblem>) {
+        let mut report = LoadReport::default();
+        load_text(
+            &format!("{BASE}---\n{correlations}"),
+            Path::new("t.yml"),
+            &mut report,
+        );
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let (engine, problems) = Engine::compile(
+            report.rules,
+            report.filters,
+            LogsourceRouter::builtin().unwrap(),
+            &CompileOptions::default(),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        let (set, problems) = CorrelationSet::build(report.correlations, &engine);
+        (engine, Arc::new(set), problems)
+    }
+
+    /// Feeds events (seconds, fields) in the given order; returns (title, group values, value) of each firing.
+    fn run(
+        correlations: &str,
+        events: &[(i64, serde_json::Value)],
+    ) -> Vec<(String, Vec<String>, f64)> {
+        let (engine, set, problems) = setup(correlations);
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut correlator = Correlator::new(set.clone());
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let (mut scratch, mut matched, mut obs, mut fired) =
+            (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
+        for (i, (secs, fields)) in events.iter().enumerate() {
+            let mut event = test_event(fields.clone(), Format::Json);
+            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            for &r in &matched {
+                obs.clear();
+                set.observations(r, &event, &format!("ev{i}"), &mut obs);
+                for o in obs.drain(..) {
+                    fired.extend(correlator.observe(o));
+                }
+            }
+        }
+        fired.extend(correlator.finish());
+        fired
+            .iter()
+            .map(|f| {
+                let c = set.get(f.correlation).unwrap();
+                (
+                    c.rule.meta.title.clone(),
+                    f.group.iter().map(|(_, v)| v.clone()).collect(),
+                    f.value,
+                )
+            })
+            .collect()
+    }
+
+    fn a(user: &str) -> serde_json::Value {
+        json!({"action": "a", "user": user, "src": "10.0.0.1"})
+    }
+
+    const COUNT: &str = "title: three a\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 3}\n";
+
+    #[test]
+    fn event_count_fires_when_the_count_is_reached_within_the_span() {
+        let fired = run(
+            COUNT,
+            &[
+                (0, a("bob")),
+                (10, a("alice")),
+                (20, a("bob")),
+                (30, a("bob")),
+                (40, a("alice")),
+            ],
+        );
+        assert_eq!(
+            fired,
+            vec![("three a".to_string(), vec!["bob".to_string()], 3.0)]
+        );
+    }
+
+    #[test]
+    fn event_count_windows_slide_and_events_outside_the_span_do_not_count() {
+        // 0 and 61 are 61 s apart: never three within 60 s until 62, 100, 110.
+        let fired = run(
+            COUNT,
+            &[
+                (0, a("bob")),
+                (61, a("bob")),
+                (62, a("bob")),
+                (130, a("bob")),
+                (140, a("bob")),
+                (150, a("bob")),
+            ],
+        );
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].2, 3.0);
+    }
+
+    #[test]
+    fn late_events_within_the_span_are_placed_correctly() {
+        let fired = run(COUNT, &[(30, a("bob")), (0, a("bob")), (20, a("bob"))]);
+        assert_eq!(fired.len(), 1);
+    }
+
+    #[test]
+    fn a_group_starts_over_after_firing() {
+        let events: Vec<_> = (0..7).map(|i| (i, a("bob"))).collect();
+        assert_eq!(run(COUNT, &events).len(), 2);
+    }
+
+    #[test]
+    fn value_count_counts_distinct_values_per_group() {
+        let corr = "title: spray\ncorrelation:\n  type: value_count\n  rules: [rule_a]\n  group-by: [src]\n  timespan: 5m\n  condition: {field: user, gte: 3}\n";
+        let fired = run(
+            corr,
+            &[(0, a("u1")), (1, a("u1")), (2, a("u2")), (3, a("u3"))],
+        );
+        assert_eq!(
+            fired,
+            vec![("spray".to_string(), vec!["10.0.0.1".to_string()], 3.0)]
+        );
+    }
+
+    #[test]
+    fn temporal_needs_every_rule_in_any_order() {
+        let corr = "title: both\ncorrelation:\n  type: temporal\n  rules: [rule_a, rule_b]\n  group-by: [user]\n  timespan: 30s\n";
+        let b = json!({"action": "b", "user": "bob"});
+        assert_eq!(run(corr, &[(0, b.clone()), (10, a("bob"))]).len(), 1);
+        assert_eq!(
+            run(corr, &[(0, b.clone()), (40, a("bob"))]).len(),
+            0,
+            "too far apart"
+        );
+        assert_eq!(
+            run(corr, &[(0, b), (10, a("alice"))]).len(),
+            0,
+            "different users"
+        );
+    }
+
+    #[test]
+    fn temporal_ordered_needs_the_rules_in_order() {
+        let corr = "title: a then b\ncorrelation:\n  type: temporal_ordered\n  rules: [rule_a, rule_b]\n  group-by: [user]\n  timespan: 30s\n";
+        let b = json!({"action": "b", "user": "bob"});
+        assert_eq!(run(corr, &[(0, a("bob")), (10, b.clone())]).len(), 1);
+        assert_eq!(run(corr, &[(0, b), (10, a("bob"))]).len(), 0);
+    }
+
+    #[test]
+    fn value_sum_avg_and_percentile_measure_the_field() {
+        let ev = |n: i64| json!({"action": "a", "user": "bob", "bytes": n});
+        let sum = "title: sum\ncorrelation:\n  type: value_sum\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 1h\n  condition: {field: bytes, gt: 100}\n";
+        assert_eq!(
+            run(sum, &[(0, ev(50)), (1, ev(40)), (2, ev(20))]),
+            vec![("sum".to_string(), vec!["bob".to_string()], 110.0)]
+        );
+        let avg = "title: avg\ncorrelation:\n  type: value_avg\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 1h\n  condition: {field: bytes, gte: 500}\n";
+        assert_eq!(run(avg, &[(0, ev(100)), (1, ev(900))])[0].2, 500.0);
+        let pct = "title: rare\ncorrelation:\n  type: value_percentile\n  rules: [rule_a]\n  group-by: [src]\n  timespan: 1h\n  condition: {field: user, lte: 20}\n";
+        let mut events: Vec<_> = (0..9).map(|i| (i, a("common"))).collect();
+        events.push((10, a("rare")));
+        let fired = run(pct, &events);
+        assert!(fired.iter().any(|f| f.2 == 10.0), "{fired:?}");
+    }
+
+    #[test]
+    fn fewer_than_conditions_are_decided_at_window_end() {
+        let corr = "title: quiet\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {lt: 3}\n";
+        // bob: 2 events in his window -> fires when a later event (alice at 100) closes it.
+        // alice: 3 events -> does not fire, even at the end of input.
+        let fired = run(
+            corr,
+            &[
+                (0, a("bob")),
+                (10, a("bob")),
+                (100, a("alice")),
+                (101, a("alice")),
+                (102, a("alice")),
+            ],
+        );
+        assert_eq!(
+            fired,
+            vec![("quiet".to_string(), vec!["bob".to_string()], 2.0)]
+        );
+    }
+
+    #[test]
+    fn ranges_combine_bounds() {
+        let corr = "title: range\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gt: 1, lte: 2}\n";
+        // Decided at window end because of lte: 2 events fire, 3 do not.
+        assert_eq!(run(corr, &[(0, a("bob")), (1, a("bob"))]).len(), 1);
+        assert_eq!(
+            run(corr, &[(0, a("bob")), (1, a("bob")), (2, a("bob"))]).len(),
+            0
+        );
+    }
+
+    #[test]
+    fn correlations_chain_by_name() {
+        let corr = "title: many a\nname: many_a\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 10m\n  condition: {gte: 3}\n---\ntitle: many a then b\ncorrelation:\n  type: temporal_ordered\n  rules: [many_a, rule_b]\n  group-by: [user]\n  timespan: 10m\n";
+        let b = json!({"action": "b", "user": "bob"});
+        let fired = run(corr, &[(0, a("bob")), (1, a("bob")), (2, a("bob")), (5, b)]);
+        let titles: Vec<&str> = fired.iter().map(|f| f.0.as_str()).collect();
+        assert_eq!(titles, vec!["many a", "many a then b"]);
+    }
+
+    #[test]
+    fn aliases_group_different_fields_of_different_rules() {
+        let corr = "title: same address\ncorrelation:\n  type: temporal\n  rules: [rule_a, rule_b]\n  group-by: [ip]\n  timespan: 1m\n  aliases:\n    ip:\n      rule_a: src\n      rule_b: dst\n";
+        let b = json!({"action": "b", "dst": "10.0.0.1"});
+        assert_eq!(
+            run(corr, &[(0, a("x")), (5, b)]),
+            vec![(
+                "same address".to_string(),
+                vec!["10.0.0.1".to_string()],
+                2.0
+            )]
+        );
+    }
+
+    #[test]
+    fn generate_decides_whether_base_rules_alert_on_their_own() {
+        let (_, set, _) = setup(COUNT);
+        assert!(
+            set.is_silenced(0),
+            "rule_a feeds a correlation without generate"
+        );
+        assert!(!set.is_silenced(1));
+        let (_, set, _) = setup(&COUNT.replace("correlation:", "generate: true\ncorrelation:"));
+        assert!(!set.is_silenced(0));
+    }
+
+    #[test]
+    fn unknown_references_and_cycles_are_reported() {
+        let (_, set, problems) = setup("title: x\ncorrelation:\n  type: event_count\n  rules: [nope]\n  group-by: [user]\n  timespan: 1m\n  condition: {gte: 1}\n");
+        assert!(problems[0].message.contains("`nope`"), "{problems:?}");
+        assert!(set.is_empty());
+        let cyc = "title: c1\nname: c1\ncorrelation:\n  type: event_count\n  rules: [c2]\n  group-by: [user]\n  timespan: 1m\n  condition: {gte: 1}\n---\ntitle: c2\nname: c2\ncorrelation:\n  type: event_count\n  rules: [c1]\n  group-by: [user]\n  timespan: 1m\n  condition: {gte: 1}\n";
+        let (_, set, problems) = setup(cyc);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn events_without_the_group_field_do_not_take_part() {
+        let fired = run(
+            COUNT,
+            &[
+                (0, json!({"action": "a"})),
+                (1, json!({"action": "a"})),
+                (2, json!({"action": "a"})),
+            ],
+        );
+        assert!(fired.is_empty());
+    }
+}
