@@ -9,6 +9,7 @@ use tocsin::alert::{AlertBuilder, SlaPolicy};
 use tocsin::config::{
     self, Config, DeadLetterConfig, LogFormat, OutputFormat, SinkConfig, SourceConfig,
 };
+use tocsin::correlate::CorrelationSet;
 use tocsin::detect::{load_engine, CompileOptions, Engine, RuleLoadSummary};
 use tocsin::event::InputFormat;
 use tocsin::metrics::Metrics;
@@ -142,18 +143,37 @@ fn init_logging(cfg: &Config) {
     };
 }
 
+/// Detection rules, filters and correlation rules, compiled together.
+fn load_rules(
+    paths: &[PathBuf],
+    mapping: Option<&Path>,
+    options: &CompileOptions,
+) -> Result<(Engine, CorrelationSet, RuleLoadSummary)> {
+    let (engine, mut summary) = load_engine(paths, mapping, options)?;
+    let (correlations, problems) =
+        CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
+    summary.rejected += problems.len();
+    summary.problems.extend(problems);
+    Ok((engine, correlations, summary))
+}
+
 /// The rules and the alert builder, as configured.
-fn build_engine(cfg: &Config) -> Result<(Engine, RuleLoadSummary, AlertBuilder)> {
+fn build_engine(cfg: &Config) -> Result<(Engine, CorrelationSet, RuleLoadSummary, AlertBuilder)> {
     let options = CompileOptions {
         placeholders: cfg.placeholders.clone(),
     };
-    let (engine, summary) = load_engine(
+    let (engine, correlations, summary) = load_rules(
         &cfg.engine.rules,
         cfg.engine.logsource_map.as_deref(),
         &options,
     )?;
     let sla = SlaPolicy::from_config(&cfg.sla)?;
-    Ok((engine, summary, AlertBuilder::new(cfg.alert.clone(), sla)))
+    Ok((
+        engine,
+        correlations,
+        summary,
+        AlertBuilder::new(cfg.alert.clone(), sla),
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -214,7 +234,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             format: OutputFormat::Text,
         });
     }
-    let (engine, summary, alerts) = build_engine(&cfg)?;
+    let (engine, correlations, summary, alerts) = build_engine(&cfg)?;
     report_rule_problems(&summary);
     if summary.loaded == 0 {
         bail!("no rules loaded from {:?}", cfg.engine.rules);
@@ -253,6 +273,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         let pipeline = Pipeline {
             engine: Arc::new(engine),
             alerts,
+            correlations: Arc::new(correlations),
             sources: cfg.sources.clone(),
             sinks: cfg.sinks.clone(),
             dead_letter: cfg.dead_letter.clone(),
@@ -328,7 +349,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     }
     let cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
-    let (engine, summary, alerts) = build_engine(&cfg)?;
+    let (engine, correlations, summary, alerts) = build_engine(&cfg)?;
     for p in &summary.problems {
         eprintln!("{p}");
     }
@@ -368,6 +389,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     let pipeline = Pipeline {
         engine: Arc::new(engine),
         alerts,
+        correlations: Arc::new(correlations),
         sources,
         sinks: vec![SinkConfig::Stdout {
             format: args.format,
@@ -405,7 +427,7 @@ fn print_scan_summary(rules: &RuleLoadSummary, stats: &RunStats) {
 }
 
 fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
-    let (engine, summary) = load_engine(paths, None, &CompileOptions::default())?;
+    let (engine, correlations, summary) = load_rules(paths, None, &CompileOptions::default())?;
     for p in &summary.problems {
         println!("{p}");
     }
@@ -419,11 +441,11 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
         }
     }
     println!(
-        "{} files: {} rules loaded, {} filters, {} correlation rules (checked, not evaluated yet), {} rejected",
+        "{} files: {} rules loaded, {} filters, {} correlation rules, {} rejected",
         summary.files,
         summary.loaded,
         summary.filters,
-        summary.correlations.len(),
+        correlations.len(),
         summary.rejected,
     );
     Ok(if summary.rejected == 0 {
@@ -434,7 +456,7 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
 }
 
 fn cmd_rules_test(rules: &[PathBuf], cases: &[PathBuf]) -> Result<ExitCode> {
-    let (engine, summary) = load_engine(rules, None, &CompileOptions::default())?;
+    let (engine, _, summary) = load_rules(rules, None, &CompileOptions::default())?;
     for p in &summary.problems {
         println!("{p}");
     }

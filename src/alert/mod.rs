@@ -146,6 +146,97 @@ impl AlertBuilder {
     }
 }
 
+impl AlertBuilder {
+    /// The alert for a correlation firing, or `None` when its level does not alert.
+    pub fn correlation(
+        &self,
+        corr: &crate::correlate::CompiledCorrelation,
+        firing: &crate::correlate::Firing,
+        detected_at: DateTime<Utc>,
+    ) -> Option<Alert> {
+        let c = &corr.rule;
+        let severity = c.meta.level.unwrap_or(Severity::Medium);
+        if severity == Severity::Informational && !self.config.informational {
+            return None;
+        }
+        let id = crate::correlate::correlation_id(corr, firing);
+        let link = self
+            .config
+            .link_template
+            .replace("{id}", &id)
+            .replace("{rule_id}", &c.meta.id);
+        let group: Vec<String> = firing
+            .group
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let text = format!(
+            "{}: {} for {} within {} ({} to {})",
+            c.meta.title,
+            crate::correlate::describe(c.kind, firing.value, c.condition.field.as_deref()),
+            if group.is_empty() {
+                "all events".to_string()
+            } else {
+                group.join(", ")
+            },
+            humantime_span(c.timespan),
+            firing
+                .first
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            firing
+                .last
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let message = line::format_line(AlertType::StaticRule, severity, None, &text, &link);
+        let event = serde_json::json!({
+            "correlation": {
+                "type": c.kind.name(),
+                "group": firing.group.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<String, Value>>(),
+                "value": firing.value,
+                "events": firing.events,
+                "first": firing.first,
+                "last": firing.last,
+                "timespan_seconds": c.timespan.as_secs(),
+                "evidence": firing.evidence,
+            }
+        });
+        Some(Alert {
+            sla: self
+                .sla
+                .for_alert(AlertType::StaticRule, severity, detected_at),
+            id,
+            alert_type: AlertType::StaticRule,
+            severity,
+            score: None,
+            rule: RuleRef {
+                id: c.meta.id.clone(),
+                title: c.meta.title.clone(),
+                level: severity.key().to_string(),
+                attack: attack_ids(&c.meta.tags),
+                tags: c.meta.tags.clone(),
+                references: c.meta.references.clone(),
+            },
+            message,
+            link,
+            event_time: firing.last,
+            detected_at,
+            event,
+            source: firing.origin.clone(),
+        })
+    }
+}
+
+/// `600s` -> `10m`, as Sigma writes timespans.
+fn humantime_span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// UUID v5 over rule id and event content.
 pub fn alert_id(rule_id: &str, event: &Event) -> String {
     let mut key = String::with_capacity(rule_id.len() + 256);

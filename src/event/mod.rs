@@ -7,6 +7,7 @@
 pub mod access_log;
 pub mod json;
 pub mod parse;
+pub mod sshd;
 pub mod syslog;
 pub mod time;
 pub mod windows;

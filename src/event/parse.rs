@@ -1,7 +1,7 @@
 //! Choosing a parser per source and turning one record into an [`Event`].
 
 use super::time::TimeOptions;
-use super::{access_log, json, syslog, windows, Event, Format, Origin, Original};
+use super::{access_log, json, sshd, syslog, windows, Event, Format, Origin, Original};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -126,10 +126,11 @@ impl Parser {
         origin: Origin,
         ingest: DateTime<Utc>,
     ) -> Result<Event, ParseError> {
-        let parsed = syslog::parse(line, ingest).map_err(|reason| ParseError {
+        let mut parsed = syslog::parse(line, ingest).map_err(|reason| ParseError {
             format: "syslog",
             reason,
         })?;
+        sshd::enrich(&mut parsed.fields);
         let time = self.configured_time(&parsed.fields).or(parsed.time);
         Ok(Event {
             time: time.unwrap_or(ingest),

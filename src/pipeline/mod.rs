@@ -88,10 +88,40 @@ impl RunStats {
     }
 }
 
+/// Writes an alert to every sink and counts it.
+fn emit(
+    alert: &crate::alert::Alert,
+    sinks: &mut [AlertSink],
+    by_severity: &mut BTreeMap<Severity, u64>,
+    metrics: Option<&Metrics>,
+) -> Result<(), SinkError> {
+    for sink in sinks.iter_mut() {
+        sink.write(alert)?;
+    }
+    *by_severity.entry(alert.severity).or_default() += 1;
+    if let Some(m) = metrics {
+        m.alerts
+            .with_label_values(&[alert.alert_type.as_str(), alert.severity.key()])
+            .inc();
+    }
+    Ok(())
+}
+
+/// The alert for a correlation firing.
+fn correlation_alert(
+    builder: &AlertBuilder,
+    set: &crate::correlate::CorrelationSet,
+    firing: &crate::correlate::Firing,
+) -> Option<crate::alert::Alert> {
+    builder.correlation(set.get(firing.correlation)?, firing, chrono::Utc::now())
+}
+
 /// A configured pipeline, ready to run.
 pub struct Pipeline {
     pub engine: Arc<Engine>,
     pub alerts: AlertBuilder,
+    /// Correlation rules over the engine's matches (may be empty).
+    pub correlations: Arc<crate::correlate::CorrelationSet>,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub dead_letter: DeadLetterConfig,
@@ -160,6 +190,7 @@ impl Pipeline {
             let mut processor = Processor::new(
                 self.engine.clone(),
                 self.alerts.clone(),
+                self.correlations.clone(),
                 contexts.clone(),
                 self.metrics.clone(),
             );
@@ -188,6 +219,9 @@ impl Pipeline {
         drop(output_tx);
 
         let metrics = self.metrics.clone();
+        let correlations = self.correlations.clone();
+        let mut correlator = crate::correlate::Correlator::new(correlations.clone());
+        let builder = self.alerts.clone();
         let writer = tokio::spawn(async move {
             let mut alerts_by_severity: BTreeMap<Severity, u64> = BTreeMap::new();
             let mut dead_letters = 0u64;
@@ -200,17 +234,25 @@ impl Pipeline {
                     for output in batch {
                         match output {
                             Output::Alert(alert) => {
-                                for sink in &mut alert_sinks {
-                                    sink.write(&alert)?;
-                                }
-                                *alerts_by_severity.entry(alert.severity).or_default() += 1;
-                                if let Some(m) = &metrics {
-                                    m.alerts
-                                        .with_label_values(&[
-                                            alert.alert_type.as_str(),
-                                            alert.severity.key(),
-                                        ])
-                                        .inc();
+                                emit(
+                                    &alert,
+                                    &mut alert_sinks,
+                                    &mut alerts_by_severity,
+                                    metrics.as_deref(),
+                                )?;
+                            }
+                            Output::Observation(obs) => {
+                                for firing in correlator.observe(*obs) {
+                                    if let Some(alert) =
+                                        correlation_alert(&builder, &correlations, &firing)
+                                    {
+                                        emit(
+                                            &alert,
+                                            &mut alert_sinks,
+                                            &mut alerts_by_severity,
+                                            metrics.as_deref(),
+                                        )?;
+                                    }
                                 }
                             }
                             Output::DeadLetter(letter) => {
@@ -226,6 +268,17 @@ impl Pipeline {
                         sink.flush()?;
                     }
                     dead_sink.flush()?;
+                }
+            }
+            // End of input: windows waiting for their end are decided now.
+            for firing in correlator.finish() {
+                if let Some(alert) = correlation_alert(&builder, &correlations, &firing) {
+                    emit(
+                        &alert,
+                        &mut alert_sinks,
+                        &mut alerts_by_severity,
+                        metrics.as_deref(),
+                    )?;
                 }
             }
             for sink in &mut alert_sinks {

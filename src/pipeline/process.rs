@@ -6,6 +6,7 @@
 use super::dead_letter::DeadLetter;
 use super::source::Record;
 use crate::alert::{Alert, AlertBuilder};
+use crate::correlate::{CorrelationSet, Observation};
 use crate::detect::{Engine, Scratch};
 use crate::event::Parser;
 use crate::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct SourceContext {
 pub enum Output {
     Alert(Box<Alert>),
     DeadLetter(Box<DeadLetter>),
+    /// A rule match for a correlation rule, decided later on the ordered stage.
+    Observation(Box<Observation>),
 }
 
 /// Counts kept by the processor.
@@ -52,10 +55,12 @@ impl std::ops::AddAssign for ProcessStats {
 pub struct Processor {
     engine: Arc<Engine>,
     alerts: AlertBuilder,
+    correlations: Arc<CorrelationSet>,
     sources: Vec<SourceContext>,
     metrics: Option<Arc<Metrics>>,
     scratch: Scratch,
     matched: Vec<usize>,
+    observations: Vec<Observation>,
     pub stats: ProcessStats,
 }
 
@@ -63,16 +68,19 @@ impl Processor {
     pub fn new(
         engine: Arc<Engine>,
         alerts: AlertBuilder,
+        correlations: Arc<CorrelationSet>,
         sources: Vec<SourceContext>,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         Processor {
             engine,
             alerts,
+            correlations,
             sources,
             metrics,
             scratch: Scratch::default(),
             matched: Vec::new(),
+            observations: Vec::new(),
             stats: ProcessStats::default(),
         }
     }
@@ -134,6 +142,18 @@ impl Processor {
                 m.rule_matches
                     .with_label_values(&[rule.rule.id.as_str(), rule.rule.title.as_str(), level])
                     .inc();
+            }
+            let evidence = crate::alert::alert_id(&rule.rule.id, &event);
+            self.correlations
+                .observations(i, &event, &evidence, &mut self.observations);
+            out.extend(
+                self.observations
+                    .drain(..)
+                    .map(|o| Output::Observation(Box::new(o))),
+            );
+            // `generate: false` correlations keep their rules from alerting on their own.
+            if self.correlations.is_silenced(i) {
+                continue;
             }
             if let Some(alert) = self.alerts.static_rule(rule, &event, detected_at) {
                 out.push(Output::Alert(Box::new(alert)));
