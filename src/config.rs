@@ -56,6 +56,23 @@ pub struct Config {
     pub log: LogConfig,
     /// Values for `expand` placeholders: `Administrators = ["admin*", "root"]`.
     pub placeholders: HashMap<String, Vec<String>>,
+    pub correlation: CorrelationConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorrelationConfig {
+    /// Most correlation groups (rule and group key) tracked at once; past it
+    /// the group expiring first is dropped (counted in a metric, logged).
+    pub max_groups: usize,
+}
+
+impl Default for CorrelationConfig {
+    fn default() -> Self {
+        CorrelationConfig {
+            max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

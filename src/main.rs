@@ -274,6 +274,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             engine: Arc::new(engine),
             alerts,
             correlations: Arc::new(correlations),
+            correlation_max_groups: cfg.correlation.max_groups,
             sources: cfg.sources.clone(),
             sinks: cfg.sinks.clone(),
             dead_letter: cfg.dead_letter.clone(),
@@ -390,6 +391,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         engine: Arc::new(engine),
         alerts,
         correlations: Arc::new(correlations),
+        correlation_max_groups: cfg.correlation.max_groups,
         sources,
         sinks: vec![SinkConfig::Stdout {
             format: args.format,

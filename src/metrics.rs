@@ -18,6 +18,9 @@ pub struct Metrics {
     pub detection_latency: HistogramVec,
     pub rules_loaded: IntGauge,
     pub rules_rejected: IntGauge,
+    pub correlation_groups: IntGauge,
+    pub correlation_evictions: prometheus::IntCounter,
+    pub correlation_firings: IntCounterVec,
 }
 
 impl Metrics {
@@ -75,6 +78,20 @@ impl Metrics {
             "rules_rejected",
             "Rule documents rejected at load or compile time.",
         )?;
+        let correlation_groups = gauge(
+            "correlation_groups",
+            "Correlation groups (rule and group key) with open windows.",
+        )?;
+        let correlation_evictions = prometheus::IntCounter::new(
+            "correlation_evictions_total",
+            "Correlation groups dropped because correlation.max_groups was reached.",
+        )?;
+        registry.register(Box::new(correlation_evictions.clone()))?;
+        let correlation_firings = counter(
+            "correlation_firings_total",
+            "Correlation rules whose condition held, per rule.",
+            &["rule_id"],
+        )?;
         Ok(Metrics {
             registry,
             events_read,
@@ -85,6 +102,9 @@ impl Metrics {
             detection_latency,
             rules_loaded,
             rules_rejected,
+            correlation_groups,
+            correlation_evictions,
+            correlation_firings,
         })
     }
 

@@ -326,32 +326,65 @@ fn reaches_only_usable(i: usize, resolved: &[Option<Vec<Input>>], path: &mut Vec
     ok
 }
 
-/// When a group's window ends: (end, correlation, group key).
-type Deadline = (DateTime<Utc>, usize, Vec<String>);
+/// When a group expires: (time, correlation, group key).
+type Expiry = (DateTime<Utc>, usize, Vec<String>);
+
+/// Default cap on tracked groups (all correlations together).
+pub const DEFAULT_MAX_GROUPS: usize = 1_000_000;
 
 /// The state of every group of every correlation.
+///
+/// State is bounded: every group has an expiry (its window end for
+/// conditions decided then, else a timespan after its last entry), kept in a
+/// min-heap with one entry per group that is revalidated when it comes up;
+/// and a hard cap on groups evicts the one expiring first when it is
+/// exceeded, counting evictions.
 #[derive(Debug)]
 pub struct Correlator {
     set: std::sync::Arc<CorrelationSet>,
     groups: HashMap<(usize, Vec<String>), (Window, Origin)>,
-    /// Window ends to decide, earliest first (lazily revalidated).
-    deadlines: BinaryHeap<Reverse<Deadline>>,
+    expiries: BinaryHeap<Reverse<Expiry>>,
     newest: Option<DateTime<Utc>>,
+    max_groups: usize,
+    evictions: u64,
 }
 
 impl Correlator {
     pub fn new(set: std::sync::Arc<CorrelationSet>) -> Self {
+        Self::with_max_groups(set, DEFAULT_MAX_GROUPS)
+    }
+
+    pub fn with_max_groups(set: std::sync::Arc<CorrelationSet>, max_groups: usize) -> Self {
         Correlator {
             set,
             groups: HashMap::new(),
-            deadlines: BinaryHeap::new(),
+            expiries: BinaryHeap::new(),
             newest: None,
+            max_groups: max_groups.max(1),
+            evictions: 0,
         }
     }
 
     /// Groups currently tracked.
     pub fn active_groups(&self) -> usize {
         self.groups.len()
+    }
+
+    /// Groups dropped because the cap was reached, since start.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// When a group expires: at its window end for conditions decided then,
+    /// else when its newest entry is a timespan old.
+    fn expiry_of(&self, c: usize, window: &Window) -> Option<DateTime<Utc>> {
+        let corr = self.set.correlations.get(c)?;
+        let base = if corr.rule.condition.decided_at_window_end() {
+            window.first_time()?
+        } else {
+            window.last_time()?
+        };
+        Some(base + corr.span)
     }
 
     /// Feeds one observation; returns what fired (including chained correlations
@@ -375,28 +408,36 @@ impl Correlator {
     }
 
     fn add(&mut self, obs: Observation, fired: &mut Vec<Firing>) {
-        let Some(corr) = self.set.correlations.get(obs.correlation) else {
+        let set = self.set.clone();
+        let Some(corr) = set.correlations.get(obs.correlation) else {
             return;
         };
         let key = (obs.correlation, obs.group);
         let latest_value = obs.entry.value.clone();
+        let is_new = !self.groups.contains_key(&key);
         let (window, origin) = self
             .groups
             .entry(key.clone())
             .or_insert_with(|| (Window::default(), obs.origin.clone()));
-        let was_empty = window.is_empty();
         *origin = obs.origin;
         window.add(obs.entry, corr.span);
         let at_end = corr.rule.condition.decided_at_window_end();
-        if at_end {
-            if was_empty {
-                if let Some(first) = window.first_time() {
-                    self.deadlines
-                        .push(Reverse((first + corr.span, key.0, key.1.clone())));
-                }
+        if is_new {
+            let span = corr.span;
+            if let Some(first) = window.first_time() {
+                self.expiries
+                    .push(Reverse((first + span, key.0, key.1.clone())));
             }
+            if self.groups.len() > self.max_groups {
+                self.evict_one(&key);
+            }
+        }
+        if at_end {
             return;
         }
+        let Some((window, _)) = self.groups.get(&key) else {
+            return;
+        };
         let measured = window.measure(corr.rule.kind, corr.inputs.len(), latest_value.as_deref());
         let holds = match measured {
             Some(v) if corr.rule.condition.bounds.is_empty() => Some(v),
@@ -466,27 +507,60 @@ impl Correlator {
         }
     }
 
-    /// Decides the window-end conditions of windows that ended before `now`.
+    /// Drops the group expiring first (not `keep`, the one just added).
+    fn evict_one(&mut self, keep: &(usize, Vec<String>)) {
+        let mut skipped = Vec::new();
+        while let Some(Reverse(entry)) = self.expiries.pop() {
+            let key = (entry.1, entry.2.clone());
+            if &key == keep {
+                skipped.push(entry);
+                continue;
+            }
+            if self.groups.remove(&key).is_some() {
+                self.evictions += 1;
+                if self.evictions % 10_000 == 1 {
+                    tracing::warn!(
+                        max_groups = self.max_groups,
+                        evictions = self.evictions,
+                        "correlation state is at its cap: dropping the groups that expire first"
+                    );
+                }
+                break;
+            }
+        }
+        self.expiries.extend(skipped.into_iter().map(Reverse));
+    }
+
+    /// Expires groups up to `now`: window-end conditions are decided, the
+    /// rest are dropped once their newest entry is a timespan old.
     fn close_windows_before(&mut self, now: DateTime<Utc>, fired: &mut Vec<Firing>) {
-        while let Some(Reverse((end, c, group))) = self.deadlines.peek().cloned() {
+        while let Some(Reverse((end, c, group))) = self.expiries.peek().cloned() {
             if end >= now {
                 break;
             }
-            self.deadlines.pop();
+            self.expiries.pop();
             let key = (c, group);
-            let Some(corr) = self.set.correlations.get(c) else {
-                continue;
-            };
             let Some((window, _)) = self.groups.get(&key) else {
                 continue;
             };
-            // The window may have slid since the deadline was set.
-            if let Some(first) = window.first_time() {
-                if first + corr.span > end {
-                    self.deadlines
-                        .push(Reverse((first + corr.span, c, key.1.clone())));
+            // The window may have moved since this expiry was set.
+            match self.expiry_of(c, window) {
+                Some(current) if current > end => {
+                    self.expiries.push(Reverse((current, c, key.1.clone())));
                     continue;
                 }
+                None => {
+                    self.groups.remove(&key);
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let Some(corr) = self.set.correlations.get(c) else {
+                continue;
+            };
+            if !corr.rule.condition.decided_at_window_end() {
+                self.groups.remove(&key);
+                continue;
             }
             let measured = window.measure(corr.rule.kind, corr.inputs.len(), None);
             match measured {
@@ -784,6 +858,49 @@ mod tests {
         let (_, set, problems) = setup(cyc);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(set.is_empty());
+    }
+
+    #[test]
+    fn groups_expire_once_their_window_is_over() {
+        let (engine, set, _) = setup(COUNT);
+        let mut correlator = Correlator::new(set.clone());
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let (mut scratch, mut matched, mut obs) = (Scratch::default(), Vec::new(), Vec::new());
+        let mut feed = |c: &mut Correlator, secs: i64, user: &str| {
+            let mut event = test_event(a(user), Format::Json);
+            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            set.observations(matched[0], &event, "e", &mut obs);
+            for o in obs.drain(..) {
+                c.observe(o);
+            }
+        };
+        for (i, user) in ["u1", "u2", "u3"].iter().enumerate() {
+            feed(&mut correlator, i as i64, user);
+        }
+        assert_eq!(correlator.active_groups(), 3);
+        // 10 minutes later: the three old groups are past their timespan and gone.
+        feed(&mut correlator, 600, "u4");
+        assert_eq!(correlator.active_groups(), 1);
+    }
+
+    #[test]
+    fn the_group_cap_evicts_the_oldest_and_counts_it() {
+        let (engine, set, _) = setup(COUNT);
+        let mut correlator = Correlator::with_max_groups(set.clone(), 2);
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let (mut scratch, mut matched, mut obs) = (Scratch::default(), Vec::new(), Vec::new());
+        for (i, user) in ["u1", "u2", "u3", "u3", "u3"].iter().enumerate() {
+            let mut event = test_event(a(user), Format::Json);
+            event.time = DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            set.observations(matched[0], &event, "e", &mut obs);
+            for o in obs.drain(..) {
+                correlator.observe(o);
+            }
+        }
+        assert!(correlator.active_groups() <= 2);
+        assert_eq!(correlator.evictions(), 1);
     }
 
     #[test]

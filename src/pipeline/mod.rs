@@ -112,8 +112,15 @@ fn correlation_alert(
     builder: &AlertBuilder,
     set: &crate::correlate::CorrelationSet,
     firing: &crate::correlate::Firing,
+    metrics: Option<&Metrics>,
 ) -> Option<crate::alert::Alert> {
-    builder.correlation(set.get(firing.correlation)?, firing, chrono::Utc::now())
+    let corr = set.get(firing.correlation)?;
+    if let Some(m) = metrics {
+        m.correlation_firings
+            .with_label_values(&[corr.rule.meta.id.as_str()])
+            .inc();
+    }
+    builder.correlation(corr, firing, chrono::Utc::now())
 }
 
 /// A configured pipeline, ready to run.
@@ -122,6 +129,8 @@ pub struct Pipeline {
     pub alerts: AlertBuilder,
     /// Correlation rules over the engine's matches (may be empty).
     pub correlations: Arc<crate::correlate::CorrelationSet>,
+    /// Cap on correlation groups tracked at once.
+    pub correlation_max_groups: usize,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub dead_letter: DeadLetterConfig,
@@ -220,7 +229,10 @@ impl Pipeline {
 
         let metrics = self.metrics.clone();
         let correlations = self.correlations.clone();
-        let mut correlator = crate::correlate::Correlator::new(correlations.clone());
+        let mut correlator = crate::correlate::Correlator::with_max_groups(
+            correlations.clone(),
+            self.correlation_max_groups,
+        );
         let builder = self.alerts.clone();
         let writer = tokio::spawn(async move {
             let mut alerts_by_severity: BTreeMap<Severity, u64> = BTreeMap::new();
@@ -243,9 +255,12 @@ impl Pipeline {
                             }
                             Output::Observation(obs) => {
                                 for firing in correlator.observe(*obs) {
-                                    if let Some(alert) =
-                                        correlation_alert(&builder, &correlations, &firing)
-                                    {
+                                    if let Some(alert) = correlation_alert(
+                                        &builder,
+                                        &correlations,
+                                        &firing,
+                                        metrics.as_deref(),
+                                    ) {
                                         emit(
                                             &alert,
                                             &mut alert_sinks,
@@ -262,6 +277,14 @@ impl Pipeline {
                         }
                     }
                 }
+                if let Some(m) = &metrics {
+                    m.correlation_groups.set(correlator.active_groups() as i64);
+                    let counted = m.correlation_evictions.get();
+                    if correlator.evictions() > counted {
+                        m.correlation_evictions
+                            .inc_by(correlator.evictions() - counted);
+                    }
+                }
                 // Flush whenever the queue runs dry, so alerts are not held back in quiet periods.
                 if output_rx.is_empty() {
                     for sink in &mut alert_sinks {
@@ -272,7 +295,9 @@ impl Pipeline {
             }
             // End of input: windows waiting for their end are decided now.
             for firing in correlator.finish() {
-                if let Some(alert) = correlation_alert(&builder, &correlations, &firing) {
+                if let Some(alert) =
+                    correlation_alert(&builder, &correlations, &firing, metrics.as_deref())
+                {
                     emit(
                         &alert,
                         &mut alert_sinks,
