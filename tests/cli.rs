@@ -372,10 +372,8 @@ fn the_example_sigma_filter_silences_only_its_account() {
         .unwrap();
     let stdout = String::from_utf8(check.stdout).unwrap();
     assert!(check.status.success(), "{stdout}");
-    assert!(
-        stdout.contains(" 1 filters, 1 correlation rules, 0 rejected"),
-        "{stdout}"
-    );
+    assert!(stdout.contains(" 1 filters, "), "{stdout}");
+    assert!(stdout.contains(" 0 rejected"), "{stdout}");
 }
 
 #[test]
