@@ -157,43 +157,9 @@ fn deprecated_and_unsupported_rules_never_panic() {
 /// computed independently from the raw lines (see the file's header).
 #[test]
 fn openssh_brute_force_correlation_matches_the_independent_computation() {
-    use tocsin::correlate::{CorrelationSet, Correlator};
-    use tocsin::detect::Scratch;
-    use tocsin::event::time::TimeOptions;
-    use tocsin::event::{Origin, Parser, Position};
     let Some(shared) = shared_dir() else { return };
-    let (engine, mut summary) =
-        load_engine(&[project_path("rules")], None, &CompileOptions::default()).unwrap();
-    let (set, problems) = CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
-    assert!(problems.is_empty(), "{problems:?}");
-    let set = std::sync::Arc::new(set);
-    let mut correlator = Correlator::new(set.clone());
-    let parser = Parser::new(InputFormat::Syslog, TimeOptions::default());
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let (mut scratch, mut matched, mut obs, mut fired) =
-        (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
-    for (i, line) in lines(&shared.join("datasets/raw/openssh.log"))
-        .iter()
-        .enumerate()
-    {
-        let origin = Origin {
-            source: "openssh.log".into(),
-            position: Position::Line { line: i as u64 + 1 },
-        };
-        let Ok(event) = parser.parse(line, origin, now) else {
-            continue;
-        };
-        engine.evaluate(&event, &[], &mut scratch, &mut matched);
-        for &r in &matched {
-            set.observations(r, &event, "e", &mut obs);
-            for o in obs.drain(..) {
-                fired.extend(correlator.observe(o));
-            }
-        }
-    }
-    fired.extend(correlator.finish());
+    let log = lines(&shared.join("datasets/raw/openssh.log"));
+    let (set, fired) = common::correlate_lines(&log, InputFormat::Syslog, "2026-11-23T00:00:00Z");
     let actual: Vec<String> = fired
         .iter()
         .filter(|f| {

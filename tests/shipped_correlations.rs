@@ -4,45 +4,13 @@
 
 mod common;
 
-use common::project_path;
-use std::sync::Arc;
-use tocsin::correlate::{CorrelationSet, Correlator};
-use tocsin::detect::{load_engine, CompileOptions, Scratch};
-use tocsin::event::time::TimeOptions;
-use tocsin::event::{InputFormat, Origin, Parser, Position};
+use common::correlate_lines;
+use tocsin::event::InputFormat;
 
 /// Titles of the correlation rules that fire on `lines` (each a syslog,
 /// access-log or JSON line), in order.
 fn correlations_fired(lines: &[String]) -> Vec<String> {
-    let (engine, mut summary) =
-        load_engine(&[project_path("rules")], None, &CompileOptions::default()).unwrap();
-    let (set, problems) = CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
-    assert!(problems.is_empty(), "{problems:?}");
-    let set = Arc::new(set);
-    let mut correlator = Correlator::new(set.clone());
-    let parser = Parser::new(InputFormat::Auto, TimeOptions::default());
-    let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T00:00:00Z")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let (mut scratch, mut matched, mut obs, mut fired) =
-        (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
-    for (i, line) in lines.iter().enumerate() {
-        let origin = Origin {
-            source: "stream".into(),
-            position: Position::Line { line: i as u64 + 1 },
-        };
-        let event = parser
-            .parse(line, origin, now)
-            .unwrap_or_else(|e| panic!("{line}: {e}"));
-        engine.evaluate(&event, &[], &mut scratch, &mut matched);
-        for &r in &matched {
-            set.observations(r, &event, &format!("e{i}"), &mut obs);
-            for o in obs.drain(..) {
-                fired.extend(correlator.observe(o));
-            }
-        }
-    }
-    fired.extend(correlator.finish());
+    let (set, fired) = correlate_lines(lines, InputFormat::Auto, "2026-11-23T00:00:00Z");
     fired
         .iter()
         .map(|f| set.get(f.correlation).unwrap().rule.meta.title.clone())

@@ -107,42 +107,26 @@ impl AlertBuilder {
         if severity == Severity::Informational && !self.config.informational {
             return None;
         }
-        let id = alert_id(&r.id, event);
-        let link = self
-            .config
-            .link_template
-            .replace("{id}", &id)
-            .replace("{rule_id}", &r.id);
         let summary = summary(rule, event);
         let text = if summary.is_empty() {
             r.title.clone()
         } else {
             format!("{}: {summary}", r.title)
         };
-        let message = line::format_line(AlertType::StaticRule, severity, None, &text, &link);
-        Some(Alert {
-            sla: self
-                .sla
-                .for_alert(AlertType::StaticRule, severity, detected_at),
-            id,
-            alert_type: AlertType::StaticRule,
-            severity,
-            score: None,
-            rule: RuleRef {
-                id: r.id.clone(),
-                title: r.title.clone(),
-                level: severity.key().to_string(),
-                attack: attack_ids(&r.tags),
-                tags: r.tags.clone(),
-                references: r.references.clone(),
+        Some(self.static_alert(
+            RuleInfo {
+                id: &r.id,
+                title: &r.title,
+                tags: &r.tags,
+                references: &r.references,
             },
-            message,
-            link,
-            event_time: event.time,
-            detected_at,
-            event: event.original_json(),
-            source: event.origin.clone(),
-        })
+            severity,
+            alert_id(&r.id, event),
+            &text,
+            (event.time, detected_at),
+            event.original_json(),
+            event.origin.clone(),
+        ))
     }
 }
 
@@ -159,12 +143,6 @@ impl AlertBuilder {
         if severity == Severity::Informational && !self.config.informational {
             return None;
         }
-        let id = crate::correlate::correlation_id(corr, firing);
-        let link = self
-            .config
-            .link_template
-            .replace("{id}", &id)
-            .replace("{rule_id}", &c.meta.id);
         let group: Vec<String> = firing
             .group
             .iter()
@@ -187,7 +165,6 @@ impl AlertBuilder {
                 .last
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         );
-        let message = line::format_line(AlertType::StaticRule, severity, None, &text, &link);
         let event = serde_json::json!({
             "correlation": {
                 "type": c.kind.name(),
@@ -200,29 +177,72 @@ impl AlertBuilder {
                 "evidence": firing.evidence,
             }
         });
-        Some(Alert {
+        Some(self.static_alert(
+            RuleInfo {
+                id: &c.meta.id,
+                title: &c.meta.title,
+                tags: &c.meta.tags,
+                references: &c.meta.references,
+            },
+            severity,
+            crate::correlate::correlation_id(corr, firing),
+            &text,
+            (firing.last, detected_at),
+            event,
+            firing.origin.clone(),
+        ))
+    }
+}
+
+/// What an alert says about the rule it came from.
+struct RuleInfo<'a> {
+    id: &'a str,
+    title: &'a str,
+    tags: &'a [String],
+    references: &'a [String],
+}
+
+impl AlertBuilder {
+    /// A `STATIC RULE` alert: link, text line and SLA from the configuration.
+    #[allow(clippy::too_many_arguments)]
+    fn static_alert(
+        &self,
+        rule: RuleInfo<'_>,
+        severity: Severity,
+        id: String,
+        text: &str,
+        (event_time, detected_at): (DateTime<Utc>, DateTime<Utc>),
+        event: Value,
+        source: Origin,
+    ) -> Alert {
+        let link = self
+            .config
+            .link_template
+            .replace("{id}", &id)
+            .replace("{rule_id}", rule.id);
+        Alert {
             sla: self
                 .sla
                 .for_alert(AlertType::StaticRule, severity, detected_at),
+            message: line::format_line(AlertType::StaticRule, severity, None, text, &link),
             id,
             alert_type: AlertType::StaticRule,
             severity,
             score: None,
             rule: RuleRef {
-                id: c.meta.id.clone(),
-                title: c.meta.title.clone(),
+                id: rule.id.to_string(),
+                title: rule.title.to_string(),
                 level: severity.key().to_string(),
-                attack: attack_ids(&c.meta.tags),
-                tags: c.meta.tags.clone(),
-                references: c.meta.references.clone(),
+                attack: attack_ids(rule.tags),
+                tags: rule.tags.to_vec(),
+                references: rule.references.to_vec(),
             },
-            message,
             link,
-            event_time: firing.last,
+            event_time,
             detected_at,
             event,
-            source: firing.origin.clone(),
-        })
+            source,
+        }
     }
 }
 

@@ -107,20 +107,29 @@ fn emit(
     Ok(())
 }
 
-/// The alert for a correlation firing.
-fn correlation_alert(
+/// Turns correlation firings into alerts and writes them.
+fn emit_firings(
+    firings: Vec<crate::correlate::Firing>,
     builder: &AlertBuilder,
     set: &crate::correlate::CorrelationSet,
-    firing: &crate::correlate::Firing,
+    sinks: &mut [AlertSink],
+    by_severity: &mut BTreeMap<Severity, u64>,
     metrics: Option<&Metrics>,
-) -> Option<crate::alert::Alert> {
-    let corr = set.get(firing.correlation)?;
-    if let Some(m) = metrics {
-        m.correlation_firings
-            .with_label_values(&[corr.rule.meta.id.as_str()])
-            .inc();
+) -> Result<(), SinkError> {
+    for firing in firings {
+        let Some(corr) = set.get(firing.correlation) else {
+            continue;
+        };
+        if let Some(m) = metrics {
+            m.correlation_firings
+                .with_label_values(&[corr.rule.meta.id.as_str()])
+                .inc();
+        }
+        if let Some(alert) = builder.correlation(corr, &firing, chrono::Utc::now()) {
+            emit(&alert, sinks, by_severity, metrics)?;
+        }
     }
-    builder.correlation(corr, firing, chrono::Utc::now())
+    Ok(())
 }
 
 /// A configured pipeline, ready to run.
@@ -254,21 +263,15 @@ impl Pipeline {
                                 )?;
                             }
                             Output::Observation(obs) => {
-                                for firing in correlator.observe(*obs) {
-                                    if let Some(alert) = correlation_alert(
-                                        &builder,
-                                        &correlations,
-                                        &firing,
-                                        metrics.as_deref(),
-                                    ) {
-                                        emit(
-                                            &alert,
-                                            &mut alert_sinks,
-                                            &mut alerts_by_severity,
-                                            metrics.as_deref(),
-                                        )?;
-                                    }
-                                }
+                                let firings = correlator.observe(*obs);
+                                emit_firings(
+                                    firings,
+                                    &builder,
+                                    &correlations,
+                                    &mut alert_sinks,
+                                    &mut alerts_by_severity,
+                                    metrics.as_deref(),
+                                )?;
                             }
                             Output::DeadLetter(letter) => {
                                 dead_sink.write(&letter)?;
@@ -294,18 +297,15 @@ impl Pipeline {
                 }
             }
             // End of input: windows waiting for their end are decided now.
-            for firing in correlator.finish() {
-                if let Some(alert) =
-                    correlation_alert(&builder, &correlations, &firing, metrics.as_deref())
-                {
-                    emit(
-                        &alert,
-                        &mut alert_sinks,
-                        &mut alerts_by_severity,
-                        metrics.as_deref(),
-                    )?;
-                }
-            }
+            let firings = correlator.finish();
+            emit_firings(
+                firings,
+                &builder,
+                &correlations,
+                &mut alert_sinks,
+                &mut alerts_by_severity,
+                metrics.as_deref(),
+            )?;
             for sink in &mut alert_sinks {
                 sink.flush()?;
             }

@@ -123,3 +123,48 @@ pub fn assert_snapshot(name: &str, actual: &str) {
         );
     }
 }
+
+/// Runs lines through the project's rules, filters and correlation rules (as
+/// the pipeline does, with "now" fixed at `reference`); returns the
+/// correlation set and everything that fired.
+pub fn correlate_lines(
+    lines: &[String],
+    format: InputFormat,
+    reference: &str,
+) -> (
+    std::sync::Arc<tocsin::correlate::CorrelationSet>,
+    Vec<tocsin::correlate::Firing>,
+) {
+    use tocsin::correlate::{CorrelationSet, Correlator};
+    let (engine, mut summary) =
+        load_engine(&[project_path("rules")], None, &CompileOptions::default())
+            .expect("rules load");
+    let (set, problems) = CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
+    assert!(problems.is_empty(), "{problems:?}");
+    let set = std::sync::Arc::new(set);
+    let mut correlator = Correlator::new(set.clone());
+    let parser = Parser::new(format, TimeOptions::default());
+    let now = chrono::DateTime::parse_from_rfc3339(reference)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let (mut scratch, mut matched, mut obs, mut fired) =
+        (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
+    for (i, line) in lines.iter().enumerate() {
+        let origin = Origin {
+            source: "stream".into(),
+            position: Position::Line { line: i as u64 + 1 },
+        };
+        let event = parser
+            .parse(line, origin, now)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        engine.evaluate(&event, &[], &mut scratch, &mut matched);
+        for &r in &matched {
+            set.observations(r, &event, &format!("e{i}"), &mut obs);
+            for o in obs.drain(..) {
+                fired.extend(correlator.observe(o));
+            }
+        }
+    }
+    fired.extend(correlator.finish());
+    (set, fired)
+}
