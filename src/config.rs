@@ -57,6 +57,7 @@ pub struct Config {
     /// Values for `expand` placeholders: `Administrators = ["admin*", "root"]`.
     pub placeholders: HashMap<String, Vec<String>>,
     pub correlation: CorrelationConfig,
+    pub suppression: crate::alert::suppress::SuppressionConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

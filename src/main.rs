@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tocsin::alert::suppress::SuppressionPolicy;
 use tocsin::alert::{AlertBuilder, SlaPolicy};
 use tocsin::config::{
     self, Config, DeadLetterConfig, LogFormat, OutputFormat, SinkConfig, SourceConfig,
@@ -157,8 +158,17 @@ fn load_rules(
     Ok((engine, correlations, summary))
 }
 
-/// The rules and the alert builder, as configured.
-fn build_engine(cfg: &Config) -> Result<(Engine, CorrelationSet, RuleLoadSummary, AlertBuilder)> {
+/// What `build_engine` makes of the configuration.
+struct Built {
+    engine: Engine,
+    correlations: CorrelationSet,
+    summary: RuleLoadSummary,
+    alerts: AlertBuilder,
+    suppression: Arc<SuppressionPolicy>,
+}
+
+/// The rules, the alert builder and the suppression policy, as configured.
+fn build_engine(cfg: &Config) -> Result<Built> {
     let options = CompileOptions {
         placeholders: cfg.placeholders.clone(),
     };
@@ -168,12 +178,15 @@ fn build_engine(cfg: &Config) -> Result<(Engine, CorrelationSet, RuleLoadSummary
         &options,
     )?;
     let sla = SlaPolicy::from_config(&cfg.sla)?;
-    Ok((
+    let suppression = Arc::new(SuppressionPolicy::from_config(&cfg.suppression)?);
+    let alerts = AlertBuilder::new(cfg.alert.clone(), sla).with_suppression(suppression.clone());
+    Ok(Built {
         engine,
         correlations,
         summary,
-        AlertBuilder::new(cfg.alert.clone(), sla),
-    ))
+        alerts,
+        suppression,
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -234,7 +247,13 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             format: OutputFormat::Text,
         });
     }
-    let (engine, correlations, summary, alerts) = build_engine(&cfg)?;
+    let Built {
+        engine,
+        correlations,
+        summary,
+        alerts,
+        suppression,
+    } = build_engine(&cfg)?;
     report_rule_problems(&summary);
     if summary.loaded == 0 {
         bail!("no rules loaded from {:?}", cfg.engine.rules);
@@ -275,6 +294,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             alerts,
             correlations: Arc::new(correlations),
             correlation_max_groups: cfg.correlation.max_groups,
+            suppression: suppression.clone(),
             sources: cfg.sources.clone(),
             sinks: cfg.sinks.clone(),
             dead_letter: cfg.dead_letter.clone(),
@@ -350,7 +370,13 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     }
     let cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
-    let (engine, correlations, summary, alerts) = build_engine(&cfg)?;
+    let Built {
+        engine,
+        correlations,
+        summary,
+        alerts,
+        suppression,
+    } = build_engine(&cfg)?;
     for p in &summary.problems {
         eprintln!("{p}");
     }
@@ -392,6 +418,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         alerts,
         correlations: Arc::new(correlations),
         correlation_max_groups: cfg.correlation.max_groups,
+        suppression: suppression.clone(),
         sources,
         sinks: vec![SinkConfig::Stdout {
             format: args.format,

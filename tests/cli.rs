@@ -397,3 +397,44 @@ fn several_workers_give_the_same_alerts_in_the_same_order_as_one() {
     assert_eq!(run("4"), one);
     assert_eq!(run("0"), one);
 }
+
+#[test]
+fn suppression_collapses_repeats_per_rule_and_group_into_one_alert_and_one_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[[suppression.rules]]\nrule = \"SSH Password Authentication Failure\"\nwindow = \"1h\"\nby = [\"src_ip\"]\n",
+    )
+    .unwrap();
+    let mut input = String::new();
+    for (i, ip) in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.1"]
+        .iter()
+        .enumerate()
+    {
+        input.push_str(&format!("Nov 20 08:14:0{i} bastion1 sshd[41]: Failed password for bob from {ip} port 22{i} ssh2\n"));
+    }
+    let out = with_stdin(
+        tocsin()
+            .args(["scan", "--format", "json", "--rules", "rules/", "--config"])
+            .arg(&config),
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let records: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["rule"]["title"] == "SSH Password Authentication Failure")
+        .collect();
+    // One alert per address, then one update for 203.0.113.1 (two more) at the end of input.
+    assert_eq!(records.len(), 3, "{records:#?}");
+    assert_eq!(records[0]["group"]["src_ip"], "203.0.113.1");
+    assert_eq!(records[1]["group"]["src_ip"], "203.0.113.2");
+    assert_eq!(records[2]["id"], records[0]["id"]);
+    assert_eq!(records[2]["suppressed"]["count"], 2);
+    assert!(records[2]["message"]
+        .as_str()
+        .unwrap()
+        .contains("(+2 similar until "));
+}

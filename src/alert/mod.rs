@@ -3,6 +3,7 @@
 pub mod line;
 pub mod severity;
 pub mod sla;
+pub mod suppress;
 
 use crate::detect::CompiledRule;
 use crate::event::{Event, Origin};
@@ -51,6 +52,20 @@ pub struct Alert {
     /// The original event: the JSON object, or `{raw, fields}` for text.
     pub event: Value,
     pub source: Origin,
+    /// The group this alert is about: a correlation's group-by values, or a
+    /// detection rule's suppression `by` fields.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group: Option<std::collections::BTreeMap<String, String>>,
+    /// On an update record: how many similar alerts were suppressed, until when.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub suppressed: Option<Suppressed>,
+}
+
+/// The suppression summary of an update record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppressed {
+    pub count: u64,
+    pub last_seen: DateTime<Utc>,
 }
 
 /// How alerts are built. Serde form of the `[alert]` config section.
@@ -77,6 +92,7 @@ impl Default for AlertConfig {
 pub struct AlertBuilder {
     config: AlertConfig,
     sla: SlaPolicy,
+    suppression: std::sync::Arc<suppress::SuppressionPolicy>,
 }
 
 /// Fields that name who or what an event is about, shown first when present.
@@ -91,7 +107,17 @@ const ENTITY_FIELDS: &[&str] = &[
 
 impl AlertBuilder {
     pub fn new(config: AlertConfig, sla: SlaPolicy) -> Self {
-        AlertBuilder { config, sla }
+        AlertBuilder {
+            config,
+            sla,
+            suppression: Default::default(),
+        }
+    }
+
+    /// Groups detection-rule alerts by the suppression `by` fields.
+    pub fn with_suppression(mut self, policy: std::sync::Arc<suppress::SuppressionPolicy>) -> Self {
+        self.suppression = policy;
+        self
     }
 
     /// The alert for a static rule match, or `None` when the rule's level does not alert.
@@ -126,6 +152,7 @@ impl AlertBuilder {
             (event.time, detected_at),
             event.original_json(),
             event.origin.clone(),
+            self.group_of(r, event),
         ))
     }
 }
@@ -190,6 +217,7 @@ impl AlertBuilder {
             (firing.last, detected_at),
             event,
             firing.origin.clone(),
+            Some(firing.group.iter().cloned().collect()),
         ))
     }
 }
@@ -214,6 +242,7 @@ impl AlertBuilder {
         (event_time, detected_at): (DateTime<Utc>, DateTime<Utc>),
         event: Value,
         source: Origin,
+        group: Option<std::collections::BTreeMap<String, String>>,
     ) -> Alert {
         let link = self
             .config
@@ -242,7 +271,33 @@ impl AlertBuilder {
             detected_at,
             event,
             source,
+            group,
+            suppressed: None,
         }
+    }
+
+    /// The values of a detection rule's suppression `by` fields in an event.
+    fn group_of(
+        &self,
+        r: &crate::sigma::SigmaRule,
+        event: &Event,
+    ) -> Option<std::collections::BTreeMap<String, String>> {
+        let fields = self.suppression.group_fields(&r.id, &r.title);
+        if fields.is_empty() {
+            return None;
+        }
+        Some(
+            fields
+                .iter()
+                .map(|f| {
+                    let v = event
+                        .get(f)
+                        .and_then(crate::event::scalar_text)
+                        .map(|t| t.into_owned());
+                    (f.clone(), v.unwrap_or_default())
+                })
+                .collect(),
+        )
     }
 }
 

@@ -88,48 +88,73 @@ impl RunStats {
     }
 }
 
-/// Writes an alert to every sink and counts it.
-fn emit(
-    alert: &crate::alert::Alert,
-    sinks: &mut [AlertSink],
-    by_severity: &mut BTreeMap<Severity, u64>,
-    metrics: Option<&Metrics>,
-) -> Result<(), SinkError> {
-    for sink in sinks.iter_mut() {
-        sink.write(alert)?;
-    }
-    *by_severity.entry(alert.severity).or_default() += 1;
-    if let Some(m) = metrics {
-        m.alerts
-            .with_label_values(&[alert.alert_type.as_str(), alert.severity.key()])
-            .inc();
-    }
-    Ok(())
+/// The writer's alert side: suppression, then every sink, counted.
+struct AlertOutput {
+    sinks: Vec<AlertSink>,
+    suppressor: crate::alert::suppress::Suppressor,
+    by_severity: BTreeMap<Severity, u64>,
+    metrics: Option<Arc<Metrics>>,
 }
 
-/// Turns correlation firings into alerts and writes them.
-fn emit_firings(
-    firings: Vec<crate::correlate::Firing>,
-    builder: &AlertBuilder,
-    set: &crate::correlate::CorrelationSet,
-    sinks: &mut [AlertSink],
-    by_severity: &mut BTreeMap<Severity, u64>,
-    metrics: Option<&Metrics>,
-) -> Result<(), SinkError> {
-    for firing in firings {
-        let Some(corr) = set.get(firing.correlation) else {
-            continue;
-        };
-        if let Some(m) = metrics {
-            m.correlation_firings
-                .with_label_values(&[corr.rule.meta.id.as_str()])
+impl AlertOutput {
+    /// Sends an alert through suppression.
+    fn send(&mut self, alert: crate::alert::Alert) -> Result<(), SinkError> {
+        for a in self.suppressor.offer(alert) {
+            self.write(&a)?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, alert: &crate::alert::Alert) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            sink.write(alert)?;
+        }
+        *self.by_severity.entry(alert.severity).or_default() += 1;
+        if let Some(m) = &self.metrics {
+            m.alerts
+                .with_label_values(&[alert.alert_type.as_str(), alert.severity.key()])
                 .inc();
         }
-        if let Some(alert) = builder.correlation(corr, &firing, chrono::Utc::now()) {
-            emit(&alert, sinks, by_severity, metrics)?;
-        }
+        Ok(())
     }
-    Ok(())
+
+    /// Turns correlation firings into alerts and sends them.
+    fn send_firings(
+        &mut self,
+        firings: Vec<crate::correlate::Firing>,
+        builder: &AlertBuilder,
+        set: &crate::correlate::CorrelationSet,
+    ) -> Result<(), SinkError> {
+        for firing in firings {
+            let Some(corr) = set.get(firing.correlation) else {
+                continue;
+            };
+            if let Some(m) = &self.metrics {
+                m.correlation_firings
+                    .with_label_values(&[corr.rule.meta.id.as_str()])
+                    .inc();
+            }
+            if let Some(alert) = builder.correlation(corr, &firing, chrono::Utc::now()) {
+                self.send(alert)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        for sink in &mut self.sinks {
+            sink.flush()?;
+        }
+        Ok(())
+    }
+
+    /// End of input: the updates of every open suppression window, then flush.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        for a in self.suppressor.finish() {
+            self.write(&a)?;
+        }
+        self.flush()
+    }
 }
 
 /// A configured pipeline, ready to run.
@@ -140,6 +165,8 @@ pub struct Pipeline {
     pub correlations: Arc<crate::correlate::CorrelationSet>,
     /// Cap on correlation groups tracked at once.
     pub correlation_max_groups: usize,
+    /// Suppression of repeated alerts (off by default).
+    pub suppression: Arc<crate::alert::suppress::SuppressionPolicy>,
     pub sources: Vec<SourceConfig>,
     pub sinks: Vec<SinkConfig>,
     pub dead_letter: DeadLetterConfig,
@@ -154,7 +181,7 @@ impl Pipeline {
     pub async fn run(self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
         let started = Instant::now();
         // Open sinks and check inputs before reading anything: fail fast on typos.
-        let mut alert_sinks = self
+        let alert_sinks = self
             .sinks
             .iter()
             .map(AlertSink::open)
@@ -243,8 +270,13 @@ impl Pipeline {
             self.correlation_max_groups,
         );
         let builder = self.alerts.clone();
+        let mut alert_out = AlertOutput {
+            sinks: alert_sinks,
+            suppressor: crate::alert::suppress::Suppressor::new((*self.suppression).clone()),
+            by_severity: BTreeMap::new(),
+            metrics: self.metrics.clone(),
+        };
         let writer = tokio::spawn(async move {
-            let mut alerts_by_severity: BTreeMap<Severity, u64> = BTreeMap::new();
             let mut dead_letters = 0u64;
             let mut pending: BTreeMap<u64, Vec<Output>> = BTreeMap::new();
             let mut next_seq = 0u64;
@@ -254,24 +286,10 @@ impl Pipeline {
                     next_seq += 1;
                     for output in batch {
                         match output {
-                            Output::Alert(alert) => {
-                                emit(
-                                    &alert,
-                                    &mut alert_sinks,
-                                    &mut alerts_by_severity,
-                                    metrics.as_deref(),
-                                )?;
-                            }
+                            Output::Alert(alert) => alert_out.send(*alert)?,
                             Output::Observation(obs) => {
                                 let firings = correlator.observe(*obs);
-                                emit_firings(
-                                    firings,
-                                    &builder,
-                                    &correlations,
-                                    &mut alert_sinks,
-                                    &mut alerts_by_severity,
-                                    metrics.as_deref(),
-                                )?;
+                                alert_out.send_firings(firings, &builder, &correlations)?;
                             }
                             Output::DeadLetter(letter) => {
                                 dead_sink.write(&letter)?;
@@ -290,27 +308,16 @@ impl Pipeline {
                 }
                 // Flush whenever the queue runs dry, so alerts are not held back in quiet periods.
                 if output_rx.is_empty() {
-                    for sink in &mut alert_sinks {
-                        sink.flush()?;
-                    }
+                    alert_out.flush()?;
                     dead_sink.flush()?;
                 }
             }
             // End of input: windows waiting for their end are decided now.
             let firings = correlator.finish();
-            emit_firings(
-                firings,
-                &builder,
-                &correlations,
-                &mut alert_sinks,
-                &mut alerts_by_severity,
-                metrics.as_deref(),
-            )?;
-            for sink in &mut alert_sinks {
-                sink.flush()?;
-            }
+            alert_out.send_firings(firings, &builder, &correlations)?;
+            alert_out.finish()?;
             dead_sink.flush()?;
-            Ok::<_, SinkError>((alerts_by_severity, dead_letters))
+            Ok::<_, SinkError>((alert_out.by_severity, dead_letters))
         });
 
         let mut source_error = None;
