@@ -66,13 +66,32 @@ pub struct CorrelationConfig {
     /// Most correlation groups (rule and group key) tracked at once; past it
     /// the group expiring first is dropped (counted in a metric, logged).
     pub max_groups: usize,
+    /// How far behind the newest event time an event may arrive and still be
+    /// placed in its window (`90s`, `5m`); windows are final only after it.
+    pub allowed_lateness: String,
 }
 
 impl Default for CorrelationConfig {
     fn default() -> Self {
         CorrelationConfig {
             max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
+            allowed_lateness: "1m".into(),
         }
+    }
+}
+
+impl CorrelationConfig {
+    /// The allowed lateness; `0s` allows none.
+    pub fn lateness(&self) -> Result<std::time::Duration, ConfigError> {
+        let t = self.allowed_lateness.trim();
+        if t == "0" || t == "0s" {
+            return Ok(std::time::Duration::ZERO);
+        }
+        crate::sigma::correlation::parse_timespan(t).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "correlation.allowed_lateness `{t}` is not a number and a unit (s, m, h, d)"
+            ))
+        })
     }
 }
 
@@ -334,6 +353,7 @@ pub fn load_with_env(
 
 impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
+        self.correlation.lateness()?;
         if self.engine.channel_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "engine.channel_capacity must be at least 1".into(),

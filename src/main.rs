@@ -294,6 +294,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             alerts,
             correlations: Arc::new(correlations),
             correlation_max_groups: cfg.correlation.max_groups,
+            correlation_lateness: cfg.correlation.lateness()?,
             suppression: suppression.clone(),
             sources: cfg.sources.clone(),
             sinks: cfg.sinks.clone(),
@@ -418,6 +419,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         alerts,
         correlations: Arc::new(correlations),
         correlation_max_groups: cfg.correlation.max_groups,
+        correlation_lateness: cfg.correlation.lateness()?,
         suppression: suppression.clone(),
         sources,
         sinks: vec![SinkConfig::Stdout {

@@ -20,6 +20,7 @@ pub struct Metrics {
     pub rules_rejected: IntGauge,
     pub correlation_groups: IntGauge,
     pub correlation_evictions: prometheus::IntCounter,
+    pub correlation_late_events: prometheus::IntCounter,
     pub correlation_firings: IntCounterVec,
 }
 
@@ -87,6 +88,11 @@ impl Metrics {
             "Correlation groups dropped because correlation.max_groups was reached.",
         )?;
         registry.register(Box::new(correlation_evictions.clone()))?;
+        let correlation_late_events = prometheus::IntCounter::new(
+            "correlation_late_events_total",
+            "Rule matches dropped by correlation because they arrived later than correlation.allowed_lateness.",
+        )?;
+        registry.register(Box::new(correlation_late_events.clone()))?;
         let correlation_firings = counter(
             "correlation_firings_total",
             "Correlation rules whose condition held, per rule.",
@@ -104,6 +110,7 @@ impl Metrics {
             rules_rejected,
             correlation_groups,
             correlation_evictions,
+            correlation_late_events,
             correlation_firings,
         })
     }

@@ -10,8 +10,10 @@
 //!   condition holds over the entries of the last `timespan`;
 //! - `gt`/`gte` fire as soon as they hold; `lt`, `lte`, `eq` and `neq` can be
 //!   broken by a later event, so they are decided when the window, starting
-//!   at the group's first entry, is over (the newest event time passed its
-//!   end) or when the input ends;
+//!   at the group's first entry, is final: the newest event time minus the
+//!   allowed lateness passed its end, or the input ended;
+//! - events more than the allowed lateness behind the newest one are dropped
+//!   and counted (their windows may be decided already);
 //! - after firing, the group starts over;
 //! - an event without a group-by field does not take part (as a backend's
 //!   `by` clause drops it);
@@ -332,6 +334,9 @@ type Expiry = (DateTime<Utc>, usize, Vec<String>);
 /// Default cap on tracked groups (all correlations together).
 pub const DEFAULT_MAX_GROUPS: usize = 1_000_000;
 
+/// Default allowed lateness: how far behind the newest event an event may arrive.
+pub const DEFAULT_LATENESS: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The state of every group of every correlation.
 ///
 /// State is bounded: every group has an expiry (its window end for
@@ -347,6 +352,12 @@ pub struct Correlator {
     newest: Option<DateTime<Utc>>,
     max_groups: usize,
     evictions: u64,
+    /// How far behind the newest event time an event may arrive and still count.
+    lateness: chrono::Duration,
+    late_events: u64,
+    /// Newest event time per source: lateness is judged within a source, so
+    /// a second file with older timestamps is not "late".
+    newest_by_source: HashMap<String, DateTime<Utc>>,
 }
 
 impl Correlator {
@@ -362,7 +373,29 @@ impl Correlator {
             newest: None,
             max_groups: max_groups.max(1),
             evictions: 0,
+            lateness: chrono::Duration::seconds(DEFAULT_LATENESS.as_secs() as i64),
+            late_events: 0,
+            newest_by_source: HashMap::new(),
         }
+    }
+
+    /// Allows events to arrive this much behind the newest event time: windows
+    /// are final (decided, expired) only once the newest time minus the
+    /// lateness has passed their end, and an event further behind the newest
+    /// event of its own source is dropped.
+    pub fn with_lateness(mut self, lateness: std::time::Duration) -> Self {
+        self.lateness = chrono::Duration::from_std(lateness).unwrap_or(chrono::Duration::zero());
+        self
+    }
+
+    /// Events dropped because they arrived later than the allowed lateness.
+    pub fn late_events(&self) -> u64 {
+        self.late_events
+    }
+
+    /// Event time up to which windows are final.
+    fn watermark(&self) -> Option<DateTime<Utc>> {
+        self.newest.map(|n| n - self.lateness)
     }
 
     /// Groups currently tracked.
@@ -394,7 +427,21 @@ impl Correlator {
         let time = obs.entry.time;
         if self.newest.is_none_or(|n| time > n) {
             self.newest = Some(time);
-            self.close_windows_before(time, &mut fired);
+            if let Some(watermark) = self.watermark() {
+                self.close_windows_before(watermark, &mut fired);
+            }
+        }
+        // Later than the allowed lateness within its own source: out of order
+        // beyond what the source promises, so its windows may be decided already.
+        let source_newest = self
+            .newest_by_source
+            .entry(obs.origin.source.clone())
+            .or_insert(time);
+        if time > *source_newest {
+            *source_newest = time;
+        } else if time < *source_newest - self.lateness {
+            self.late_events += 1;
+            return fired;
         }
         self.add(obs, &mut fired);
         fired
@@ -719,6 +766,59 @@ mod tests {
     fn late_events_within_the_span_are_placed_correctly() {
         let fired = run(COUNT, &[(30, a("bob")), (0, a("bob")), (20, a("bob"))]);
         assert_eq!(fired.len(), 1);
+    }
+
+    #[test]
+    fn events_later_than_the_allowed_lateness_are_dropped_and_counted() {
+        let (engine, set, _) = setup(COUNT);
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let run_with = |lateness_secs: u64| {
+            let mut c = Correlator::new(set.clone())
+                .with_lateness(std::time::Duration::from_secs(lateness_secs));
+            let (mut scratch, mut matched, mut obs, mut fired) =
+                (Scratch::default(), Vec::new(), Vec::new(), 0);
+            // Newest first, then two events 40 s and 50 s older.
+            for secs in [100, 60, 50] {
+                let mut event = test_event(a("bob"), Format::Json);
+                event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+                engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+                set.observations(matched[0], &event, "e", &mut obs);
+                for o in obs.drain(..) {
+                    fired += c.observe(o).len();
+                }
+            }
+            (fired, c.late_events())
+        };
+        // 60 s allowed: both late events count, three within 60 s fire.
+        assert_eq!(run_with(60), (1, 0));
+        // 45 s allowed: the event 50 s late is dropped; only two count.
+        assert_eq!(run_with(45), (0, 1));
+    }
+
+    #[test]
+    fn another_source_with_older_times_is_not_late() {
+        let (engine, set, _) = setup(COUNT);
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let mut c = Correlator::new(set.clone());
+        let (mut scratch, mut matched, mut obs, mut fired) =
+            (Scratch::default(), Vec::new(), Vec::new(), 0);
+        // Source one is an hour ahead of source two; source two's events all count.
+        for (source, user, secs) in [
+            ("one", "bob", 3600),
+            ("two", "alice", 0),
+            ("two", "alice", 10),
+            ("two", "alice", 20),
+        ] {
+            let mut event = test_event(a(user), Format::Json);
+            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+            event.origin.source = source.into();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            set.observations(matched[0], &event, "e", &mut obs);
+            for o in obs.drain(..) {
+                fired += c.observe(o).len();
+            }
+        }
+        assert_eq!((fired, c.late_events()), (1, 0));
     }
 
     #[test]

@@ -165,6 +165,8 @@ pub struct Pipeline {
     pub correlations: Arc<crate::correlate::CorrelationSet>,
     /// Cap on correlation groups tracked at once.
     pub correlation_max_groups: usize,
+    /// How late an event may arrive for correlation windows.
+    pub correlation_lateness: std::time::Duration,
     /// Suppression of repeated alerts (off by default).
     pub suppression: Arc<crate::alert::suppress::SuppressionPolicy>,
     pub sources: Vec<SourceConfig>,
@@ -268,7 +270,8 @@ impl Pipeline {
         let mut correlator = crate::correlate::Correlator::with_max_groups(
             correlations.clone(),
             self.correlation_max_groups,
-        );
+        )
+        .with_lateness(self.correlation_lateness);
         let builder = self.alerts.clone();
         let mut alert_out = AlertOutput {
             sinks: alert_sinks,
@@ -300,6 +303,11 @@ impl Pipeline {
                 }
                 if let Some(m) = &metrics {
                     m.correlation_groups.set(correlator.active_groups() as i64);
+                    let late = m.correlation_late_events.get();
+                    if correlator.late_events() > late {
+                        m.correlation_late_events
+                            .inc_by(correlator.late_events() - late);
+                    }
                     let counted = m.correlation_evictions.get();
                     if correlator.evictions() > counted {
                         m.correlation_evictions
