@@ -162,13 +162,54 @@ fn load_rules(
 struct Built {
     engine: Engine,
     correlations: CorrelationSet,
-    summary: RuleLoadSummary,
     alerts: AlertBuilder,
     suppression: Arc<SuppressionPolicy>,
 }
 
+impl Built {
+    /// The pipeline over these rules, with the configuration's engine and correlation settings.
+    fn into_pipeline(
+        self,
+        cfg: &Config,
+        sources: Vec<SourceConfig>,
+        sinks: Vec<SinkConfig>,
+        dead_letter: DeadLetterConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Pipeline> {
+        Ok(Pipeline {
+            engine: Arc::new(self.engine),
+            alerts: self.alerts,
+            correlations: Arc::new(self.correlations),
+            correlation_max_groups: cfg.correlation.max_groups,
+            correlation_lateness: cfg.correlation.lateness()?,
+            suppression: self.suppression,
+            sources,
+            sinks,
+            dead_letter,
+            channel_capacity: cfg.engine.channel_capacity,
+            workers: cfg.engine.worker_threads(),
+            metrics,
+        })
+    }
+}
+
+/// Flags shared by `run` and `scan` that override the configuration.
+fn engine_overrides(
+    rules: &[PathBuf],
+    workers: Option<usize>,
+    out: &mut Vec<(&str, ::config::Value)>,
+) {
+    if !rules.is_empty() {
+        let rules: Vec<String> = rules.iter().map(|p| p.display().to_string()).collect();
+        out.push(("engine.rules", rules.into()));
+    }
+    if let Some(workers) = workers {
+        out.push(("engine.workers", (workers as u64).into()));
+    }
+}
+
 /// The rules, the alert builder and the suppression policy, as configured.
-fn build_engine(cfg: &Config) -> Result<Built> {
+fn build_engine(cfg: &Config) -> Result<(Built, RuleLoadSummary)> {
     let options = CompileOptions {
         placeholders: cfg.placeholders.clone(),
     };
@@ -180,13 +221,15 @@ fn build_engine(cfg: &Config) -> Result<Built> {
     let sla = SlaPolicy::from_config(&cfg.sla)?;
     let suppression = Arc::new(SuppressionPolicy::from_config(&cfg.suppression)?);
     let alerts = AlertBuilder::new(cfg.alert.clone(), sla).with_suppression(suppression.clone());
-    Ok(Built {
-        engine,
-        correlations,
+    Ok((
+        Built {
+            engine,
+            correlations,
+            alerts,
+            suppression,
+        },
         summary,
-        alerts,
-        suppression,
-    })
+    ))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -224,15 +267,9 @@ fn demo_sources() -> Result<Vec<SourceConfig>> {
 
 fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let mut overrides: Vec<(&str, ::config::Value)> = Vec::new();
-    if !args.rules.is_empty() {
-        let rules: Vec<String> = args.rules.iter().map(|p| p.display().to_string()).collect();
-        overrides.push(("engine.rules", rules.into()));
-    }
+    engine_overrides(&args.rules, args.workers, &mut overrides);
     if let Some(listen) = &args.metrics_listen {
         overrides.push(("metrics.listen", listen.clone().into()));
-    }
-    if let Some(workers) = args.workers {
-        overrides.push(("engine.workers", (workers as u64).into()));
     }
     let mut cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
@@ -247,13 +284,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             format: OutputFormat::Text,
         });
     }
-    let Built {
-        engine,
-        correlations,
-        summary,
-        alerts,
-        suppression,
-    } = build_engine(&cfg)?;
+    let (built, summary) = build_engine(&cfg)?;
     report_rule_problems(&summary);
     if summary.loaded == 0 {
         bail!("no rules loaded from {:?}", cfg.engine.rules);
@@ -289,20 +320,13 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         }
         let shutdown = Shutdown::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        let pipeline = Pipeline {
-            engine: Arc::new(engine),
-            alerts,
-            correlations: Arc::new(correlations),
-            correlation_max_groups: cfg.correlation.max_groups,
-            correlation_lateness: cfg.correlation.lateness()?,
-            suppression: suppression.clone(),
-            sources: cfg.sources.clone(),
-            sinks: cfg.sinks.clone(),
-            dead_letter: cfg.dead_letter.clone(),
-            channel_capacity: cfg.engine.channel_capacity,
-            workers: cfg.engine.worker_threads(),
-            metrics: Some(metrics.clone()),
-        };
+        let pipeline = built.into_pipeline(
+            &cfg,
+            cfg.sources.clone(),
+            cfg.sinks.clone(),
+            cfg.dead_letter.clone(),
+            Some(metrics.clone()),
+        )?;
         pipeline.run(shutdown).await.map_err(anyhow::Error::from)
     })?;
     tracing::info!(
@@ -362,22 +386,10 @@ fn report_rule_problems(summary: &RuleLoadSummary) {
 
 fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     let mut overrides: Vec<(&str, ::config::Value)> = vec![("log.level", "warn".into())];
-    if !args.rules.is_empty() {
-        let rules: Vec<String> = args.rules.iter().map(|p| p.display().to_string()).collect();
-        overrides.push(("engine.rules", rules.into()));
-    }
-    if let Some(workers) = args.workers {
-        overrides.push(("engine.workers", (workers as u64).into()));
-    }
+    engine_overrides(&args.rules, args.workers, &mut overrides);
     let cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
-    let Built {
-        engine,
-        correlations,
-        summary,
-        alerts,
-        suppression,
-    } = build_engine(&cfg)?;
+    let (built, summary) = build_engine(&cfg)?;
     for p in &summary.problems {
         eprintln!("{p}");
     }
@@ -414,22 +426,15 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         Some(path) => DeadLetterConfig::File { path: path.clone() },
         None => DeadLetterConfig::Stderr,
     };
-    let pipeline = Pipeline {
-        engine: Arc::new(engine),
-        alerts,
-        correlations: Arc::new(correlations),
-        correlation_max_groups: cfg.correlation.max_groups,
-        correlation_lateness: cfg.correlation.lateness()?,
-        suppression: suppression.clone(),
+    let pipeline = built.into_pipeline(
+        &cfg,
         sources,
-        sinks: vec![SinkConfig::Stdout {
+        vec![SinkConfig::Stdout {
             format: args.format,
         }],
         dead_letter,
-        channel_capacity: cfg.engine.channel_capacity,
-        workers: cfg.engine.worker_threads(),
-        metrics: None,
-    };
+        None,
+    )?;
     let rt = runtime()?;
     let stats = rt.block_on(pipeline.run(Shutdown::new()))?;
     print_scan_summary(&summary, &stats);
