@@ -126,7 +126,11 @@ pub fn run_text(engine: &Engine, file: &Path, text: &str, results: &mut Vec<Case
             ));
             continue;
         };
-        let Some(rule_index) = engine.rules().iter().position(|r| r.rule.id == rule_id) else {
+        let Some(rule_index) = engine
+            .rules()
+            .iter()
+            .position(|r| r.rule.meta.id == rule_id)
+        else {
             results.push(failure(
                 file,
                 doc.pos.line,

@@ -43,8 +43,8 @@ fn mordor_alerts_per_rule_match_the_snapshot() {
         .map(|(&r, &n)| {
             (
                 n,
-                engine.rules()[r].rule.id.as_str(),
-                engine.rules()[r].rule.title.as_str(),
+                engine.rules()[r].rule.meta.id.as_str(),
+                engine.rules()[r].rule.meta.title.as_str(),
             )
         })
         .collect();

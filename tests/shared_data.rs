@@ -27,7 +27,7 @@ fn openssh_log_raises_the_sshd_alerts_grep_predicts() {
     assert_eq!(c.parse_failures, 0);
     let count = |title: &str| {
         assert!(
-            e.rules().iter().any(|r| r.rule.title == title),
+            e.rules().iter().any(|r| r.rule.meta.title == title),
             "no rule titled {title:?}"
         );
         c.by_rule.get(title).copied().unwrap_or(0)

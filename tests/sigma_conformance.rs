@@ -86,7 +86,7 @@ fn run(engine: &Engine, case: &Case) -> Option<String> {
     let Some(rule) = engine
         .rules()
         .iter()
-        .position(|r| r.rule.id == case.rule_id)
+        .position(|r| r.rule.meta.id == case.rule_id)
     else {
         return Some(format!("rule {} is not loaded", case.rule_id));
     };

@@ -129,25 +129,25 @@ impl AlertBuilder {
     ) -> Option<Alert> {
         let r = &rule.rule;
         // Rules without a level are treated as medium, the middle of the scale.
-        let severity = r.level.unwrap_or(Severity::Medium);
+        let severity = r.meta.level.unwrap_or(Severity::Medium);
         if severity == Severity::Informational && !self.config.informational {
             return None;
         }
         let summary = summary(rule, event);
         let text = if summary.is_empty() {
-            r.title.clone()
+            r.meta.title.clone()
         } else {
-            format!("{}: {summary}", r.title)
+            format!("{}: {summary}", r.meta.title)
         };
         Some(self.static_alert(
             RuleInfo {
-                id: &r.id,
-                title: &r.title,
-                tags: &r.tags,
-                references: &r.references,
+                id: &r.meta.id,
+                title: &r.meta.title,
+                tags: &r.meta.tags,
+                references: &r.meta.references,
             },
             severity,
-            alert_id(&r.id, event),
+            alert_id(&r.meta.id, event),
             &text,
             (event.time, detected_at),
             event.original_json(),
@@ -282,7 +282,7 @@ impl AlertBuilder {
         r: &crate::sigma::SigmaRule,
         event: &Event,
     ) -> Option<std::collections::BTreeMap<String, String>> {
-        let fields = self.suppression.group_fields(&r.id, &r.title);
+        let fields = self.suppression.group_fields(&r.meta.id, &r.meta.title);
         if fields.is_empty() {
             return None;
         }
@@ -340,7 +340,7 @@ fn summary(rule: &CompiledRule, event: &Event) -> String {
     let candidates = ENTITY_FIELDS
         .iter()
         .copied()
-        .chain(rule.rule.fields.iter().map(String::as_str))
+        .chain(rule.rule.meta.fields.iter().map(String::as_str))
         .chain(rule.detection_fields());
     for name in candidates {
         if names.len() >= line::MAX_SUMMARY_FIELDS {

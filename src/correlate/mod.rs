@@ -114,7 +114,7 @@ impl CorrelationSet {
             engine
                 .rules()
                 .iter()
-                .position(|c| c.rule.id == r || c.rule.name.as_deref() == Some(r))
+                .position(|c| c.rule.meta.id == r || c.rule.meta.name.as_deref() == Some(r))
         };
         // Resolve each correlation's inputs first (indices into `loaded`).
         let mut resolved: Vec<Option<Vec<Input>>> = Vec::with_capacity(loaded.len());
@@ -184,8 +184,8 @@ impl CorrelationSet {
                 .map(|inp| {
                     let (id, name) = match inp {
                         Input::Rule(r) => (
-                            engine.rules()[*r].rule.id.clone(),
-                            engine.rules()[*r].rule.name.clone(),
+                            engine.rules()[*r].rule.meta.id.clone(),
+                            engine.rules()[*r].rule.meta.name.clone(),
                         ),
                         Input::Correlation(_) => (String::new(), None),
                     };

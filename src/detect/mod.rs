@@ -185,7 +185,7 @@ impl Engine {
         let mut rules = Vec::with_capacity(loaded.len());
         let mut problems = Vec::new();
         for LoadedRule { rule, file } in loaded {
-            match compile_detection(&rule.title, &rule.detection, options) {
+            match compile_detection(&rule.meta.title, &rule.detection, options) {
                 Ok(detection) => rules.push(CompiledRule {
                     rule: Arc::new(rule),
                     file,
@@ -391,7 +391,8 @@ fn apply_filters(
                 .iter()
                 .enumerate()
                 .filter(|(_, r)| {
-                    r.rule.id == *reference || r.rule.name.as_deref() == Some(reference.as_str())
+                    r.rule.meta.id == *reference
+                        || r.rule.meta.name.as_deref() == Some(reference.as_str())
                 })
                 .map(|(i, _)| i)
                 .collect();
@@ -412,7 +413,7 @@ fn apply_filters(
                 if !covered {
                     problems.push(problem(format!(
                         "filter `{}` does not apply to rule `{}`: its logsource {:?} is not the rule's {:?}",
-                        filter.title, rule.rule.title, filter.logsource, rule.rule.logsource
+                        filter.title, rule.rule.meta.title, filter.logsource, rule.rule.logsource
                     )));
                     continue;
                 }
@@ -521,7 +522,7 @@ mod tests {
         let mut out = Vec::new();
         engine.evaluate(e, &[], &mut Scratch::default(), &mut out);
         out.iter()
-            .map(|&i| engine.rules()[i].rule.title.clone())
+            .map(|&i| engine.rules()[i].rule.meta.title.clone())
             .collect()
     }
 

@@ -138,12 +138,16 @@ impl Processor {
             let rule = &self.engine.rules()[i];
             self.stats.matches += 1;
             if let Some(m) = &self.metrics {
-                let level = rule.rule.level.map_or("medium", |l| l.key());
+                let level = rule.rule.meta.level.map_or("medium", |l| l.key());
                 m.rule_matches
-                    .with_label_values(&[rule.rule.id.as_str(), rule.rule.title.as_str(), level])
+                    .with_label_values(&[
+                        rule.rule.meta.id.as_str(),
+                        rule.rule.meta.title.as_str(),
+                        level,
+                    ])
                     .inc();
             }
-            let evidence = crate::alert::alert_id(&rule.rule.id, &event);
+            let evidence = crate::alert::alert_id(&rule.rule.meta.id, &event);
             self.correlations
                 .observations(i, &event, &evidence, &mut self.observations);
             out.extend(

@@ -28,20 +28,8 @@ impl Diagnostic {
 /// A Sigma detection rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigmaRule {
-    /// The rule's `id`; when absent, a stable id derived from the title.
-    pub id: String,
-    pub name: Option<String>,
-    pub title: String,
-    pub status: Option<String>,
-    pub description: Option<String>,
-    pub author: Option<String>,
-    pub date: Option<String>,
-    pub level: Option<Severity>,
-    pub tags: Vec<String>,
-    pub references: Vec<String>,
-    pub falsepositives: Vec<String>,
-    /// Fields the analyst should see first (`fields:`).
-    pub fields: Vec<String>,
+    /// Title, id, level, tags and the rest every rule kind shares.
+    pub meta: SigmaRuleMeta,
     pub logsource: Logsource,
     pub detection: Detection,
     /// Where the rule document starts.
@@ -216,18 +204,7 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
 
     match detection {
         Some(detection) if diags.is_empty() => Ok(Document::Rule(Box::new(SigmaRule {
-            id: meta.id,
-            name: meta.name,
-            title: meta.title,
-            status: meta.status,
-            description: meta.description,
-            author: meta.author,
-            date: meta.date,
-            level: meta.level,
-            tags: meta.tags,
-            references: meta.references,
-            falsepositives: meta.falsepositives,
-            fields: meta.fields,
+            meta,
             logsource,
             detection,
             pos: doc.pos,
@@ -636,8 +613,8 @@ mod tests {
     #[test]
     fn a_complete_rule_parses() {
         let rule = parse(RULE).unwrap();
-        assert_eq!(rule.id, "1234");
-        assert_eq!(rule.level, Some(Severity::High));
+        assert_eq!(rule.meta.id, "1234");
+        assert_eq!(rule.meta.level, Some(Severity::High));
         assert_eq!(rule.logsource.product.as_deref(), Some("linux"));
         assert_eq!(rule.detection.searches.len(), 2);
         let sel = &rule.detection.searches[0].any_of[0];
@@ -684,8 +661,8 @@ mod tests {
     #[test]
     fn rules_without_id_get_a_stable_derived_one() {
         let text = RULE.replace("id: 1234\n", "");
-        assert_eq!(parse(&text).unwrap().id, parse(&text).unwrap().id);
-        assert_ne!(parse(&text).unwrap().id, "");
+        assert_eq!(parse(&text).unwrap().meta.id, parse(&text).unwrap().meta.id);
+        assert_ne!(parse(&text).unwrap().meta.id, "");
     }
 
     #[test]

@@ -85,7 +85,7 @@ pub fn scan(engine: &Engine, lines: &[String], format: InputFormat, reference: &
         counts.events += 1;
         engine.evaluate(&event, &[], &mut scratch, &mut matched);
         for &r in &matched {
-            let title = engine.rules()[r].rule.title.clone();
+            let title = engine.rules()[r].rule.meta.title.clone();
             *counts.by_rule.entry(title.clone()).or_default() += 1;
             counts.lines_by_rule.entry(title).or_default().push(i + 1);
         }
