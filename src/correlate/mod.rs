@@ -683,6 +683,32 @@ mod tests {
         (engine, Arc::new(set), problems)
     }
 
+    /// Feeds events (source, seconds, fields) to a correlator the way the
+    /// pipeline does; returns what fired.
+    fn feed(
+        engine: &Engine,
+        set: &CorrelationSet,
+        c: &mut Correlator,
+        events: &[(&str, i64, serde_json::Value)],
+    ) -> Vec<Firing> {
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let (mut scratch, mut matched, mut obs, mut fired) =
+            (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
+        for (i, (source, secs, fields)) in events.iter().enumerate() {
+            let mut event = test_event(fields.clone(), Format::Json);
+            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+            event.origin.source = source.to_string();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            for &r in &matched {
+                set.observations(r, &event, &format!("ev{i}"), &mut obs);
+                for o in obs.drain(..) {
+                    fired.extend(c.observe(o));
+                }
+            }
+        }
+        fired
+    }
+
     /// Feeds events (seconds, fields) in the given order; returns (title, group values, value) of each firing.
     fn run(
         correlations: &str,
@@ -691,21 +717,11 @@ mod tests {
         let (engine, set, problems) = setup(correlations);
         assert!(problems.is_empty(), "{problems:?}");
         let mut correlator = Correlator::new(set.clone());
-        let tags = vec![("product".to_string(), "test".to_string())];
-        let (mut scratch, mut matched, mut obs, mut fired) =
-            (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
-        for (i, (secs, fields)) in events.iter().enumerate() {
-            let mut event = test_event(fields.clone(), Format::Json);
-            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
-            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
-            for &r in &matched {
-                obs.clear();
-                set.observations(r, &event, &format!("ev{i}"), &mut obs);
-                for o in obs.drain(..) {
-                    fired.extend(correlator.observe(o));
-                }
-            }
-        }
+        let events: Vec<_> = events
+            .iter()
+            .map(|(secs, f)| ("test", *secs, f.clone()))
+            .collect();
+        let mut fired = feed(&engine, &set, &mut correlator, &events);
         fired.extend(correlator.finish());
         fired
             .iter()
@@ -771,22 +787,16 @@ mod tests {
     #[test]
     fn events_later_than_the_allowed_lateness_are_dropped_and_counted() {
         let (engine, set, _) = setup(COUNT);
-        let tags = vec![("product".to_string(), "test".to_string())];
         let run_with = |lateness_secs: u64| {
             let mut c = Correlator::new(set.clone())
                 .with_lateness(std::time::Duration::from_secs(lateness_secs));
-            let (mut scratch, mut matched, mut obs, mut fired) =
-                (Scratch::default(), Vec::new(), Vec::new(), 0);
             // Newest first, then two events 40 s and 50 s older.
-            for secs in [100, 60, 50] {
-                let mut event = test_event(a("bob"), Format::Json);
-                event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
-                engine.evaluate(&event, &tags, &mut scratch, &mut matched);
-                set.observations(matched[0], &event, "e", &mut obs);
-                for o in obs.drain(..) {
-                    fired += c.observe(o).len();
-                }
-            }
+            let events = [
+                ("s", 100, a("bob")),
+                ("s", 60, a("bob")),
+                ("s", 50, a("bob")),
+            ];
+            let fired = feed(&engine, &set, &mut c, &events).len();
             (fired, c.late_events())
         };
         // 60 s allowed: both late events count, three within 60 s fire.
@@ -798,26 +808,15 @@ mod tests {
     #[test]
     fn another_source_with_older_times_is_not_late() {
         let (engine, set, _) = setup(COUNT);
-        let tags = vec![("product".to_string(), "test".to_string())];
         let mut c = Correlator::new(set.clone());
-        let (mut scratch, mut matched, mut obs, mut fired) =
-            (Scratch::default(), Vec::new(), Vec::new(), 0);
         // Source one is an hour ahead of source two; source two's events all count.
-        for (source, user, secs) in [
-            ("one", "bob", 3600),
-            ("two", "alice", 0),
-            ("two", "alice", 10),
-            ("two", "alice", 20),
-        ] {
-            let mut event = test_event(a(user), Format::Json);
-            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
-            event.origin.source = source.into();
-            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
-            set.observations(matched[0], &event, "e", &mut obs);
-            for o in obs.drain(..) {
-                fired += c.observe(o).len();
-            }
-        }
+        let events = [
+            ("one", 3600, a("bob")),
+            ("two", 0, a("alice")),
+            ("two", 10, a("alice")),
+            ("two", 20, a("alice")),
+        ];
+        let fired = feed(&engine, &set, &mut c, &events).len();
         assert_eq!((fired, c.late_events()), (1, 0));
     }
 
@@ -964,23 +963,11 @@ mod tests {
     fn groups_expire_once_their_window_is_over() {
         let (engine, set, _) = setup(COUNT);
         let mut correlator = Correlator::new(set.clone());
-        let tags = vec![("product".to_string(), "test".to_string())];
-        let (mut scratch, mut matched, mut obs) = (Scratch::default(), Vec::new(), Vec::new());
-        let mut feed = |c: &mut Correlator, secs: i64, user: &str| {
-            let mut event = test_event(a(user), Format::Json);
-            event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
-            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
-            set.observations(matched[0], &event, "e", &mut obs);
-            for o in obs.drain(..) {
-                c.observe(o);
-            }
-        };
-        for (i, user) in ["u1", "u2", "u3"].iter().enumerate() {
-            feed(&mut correlator, i as i64, user);
-        }
+        let first = [("s", 0, a("u1")), ("s", 1, a("u2")), ("s", 2, a("u3"))];
+        feed(&engine, &set, &mut correlator, &first);
         assert_eq!(correlator.active_groups(), 3);
         // 10 minutes later: the three old groups are past their timespan and gone.
-        feed(&mut correlator, 600, "u4");
+        feed(&engine, &set, &mut correlator, &[("s", 600, a("u4"))]);
         assert_eq!(correlator.active_groups(), 1);
     }
 
@@ -988,17 +975,12 @@ mod tests {
     fn the_group_cap_evicts_the_oldest_and_counts_it() {
         let (engine, set, _) = setup(COUNT);
         let mut correlator = Correlator::with_max_groups(set.clone(), 2);
-        let tags = vec![("product".to_string(), "test".to_string())];
-        let (mut scratch, mut matched, mut obs) = (Scratch::default(), Vec::new(), Vec::new());
-        for (i, user) in ["u1", "u2", "u3", "u3", "u3"].iter().enumerate() {
-            let mut event = test_event(a(user), Format::Json);
-            event.time = DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap();
-            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
-            set.observations(matched[0], &event, "e", &mut obs);
-            for o in obs.drain(..) {
-                correlator.observe(o);
-            }
-        }
+        let events: Vec<_> = ["u1", "u2", "u3", "u3", "u3"]
+            .iter()
+            .enumerate()
+            .map(|(i, user)| ("s", i as i64, a(user)))
+            .collect();
+        feed(&engine, &set, &mut correlator, &events);
         assert!(correlator.active_groups() <= 2);
         assert_eq!(correlator.evictions(), 1);
     }
