@@ -58,6 +58,83 @@ pub struct Config {
     pub placeholders: HashMap<String, Vec<String>>,
     pub correlation: CorrelationConfig,
     pub suppression: crate::alert::suppress::SuppressionConfig,
+    /// librdkafka properties, passed through verbatim to the consumer and the
+    /// producer (`"bootstrap.servers"`, TLS, SASL, timeouts). From the
+    /// environment, `_` stands for `.`: `TOCSIN_KAFKA__BOOTSTRAP_SERVERS`.
+    pub kafka: std::collections::BTreeMap<String, String>,
+    /// How Kafka offsets and alerts are committed.
+    pub delivery: DeliveryConfig,
+}
+
+/// Delivery guarantee between the input topics and the alerts topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Offsets are committed only after every alert derived from the records
+    /// before them is acknowledged by the broker. A crash may repeat alerts.
+    #[default]
+    AtLeastOnce,
+    /// Alerts and offsets are committed in one Kafka transaction.
+    ExactlyOnce,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    pub mode: DeliveryMode,
+    /// Most time between two commits while records keep arriving (`1s`, `500ms`).
+    pub commit_interval: String,
+    /// Exactly-once only: the producer's `transactional.id`, unique per
+    /// instance and stable across its restarts (default: `tocsin-<group.id>-<hostname>`).
+    pub transactional_id: Option<String>,
+    /// How long a shutdown may take to drain, flush and commit before giving up.
+    pub shutdown_timeout: String,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            mode: DeliveryMode::AtLeastOnce,
+            commit_interval: "1s".into(),
+            transactional_id: None,
+            shutdown_timeout: "30s".into(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn commit_every(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("delivery.commit_interval", &self.commit_interval)
+    }
+
+    pub fn shutdown_within(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("delivery.shutdown_timeout", &self.shutdown_timeout)
+    }
+}
+
+/// A librdkafka property name from a config key: the environment cannot
+/// spell `.`, so `bootstrap_servers` means `bootstrap.servers` (no librdkafka
+/// property has an underscore in its name).
+pub fn kafka_key(key: &str) -> String {
+    key.replace('_', ".")
+}
+
+/// A duration setting: a number and a unit (`ms`, `s`, `m`, `h`, `d`), or `0`.
+fn duration(key: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
+    let t = value.trim();
+    if t == "0" || t == "0s" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if let Some(ms) = t.strip_suffix("ms") {
+        if let Ok(n) = ms.trim().parse::<u64>() {
+            return Ok(std::time::Duration::from_millis(n));
+        }
+    }
+    crate::sigma::correlation::parse_timespan(t).ok_or_else(|| {
+        ConfigError::Invalid(format!(
+            "{key} `{t}` is not a number and a unit (ms, s, m, h, d)"
+        ))
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,15 +160,7 @@ impl Default for CorrelationConfig {
 impl CorrelationConfig {
     /// The allowed lateness; `0s` allows none.
     pub fn lateness(&self) -> Result<std::time::Duration, ConfigError> {
-        let t = self.allowed_lateness.trim();
-        if t == "0" || t == "0s" {
-            return Ok(std::time::Duration::ZERO);
-        }
-        crate::sigma::correlation::parse_timespan(t).ok_or_else(|| {
-            ConfigError::Invalid(format!(
-                "correlation.allowed_lateness `{t}` is not a number and a unit (s, m, h, d)"
-            ))
-        })
+        duration("correlation.allowed_lateness", &self.allowed_lateness)
     }
 }
 
@@ -180,12 +249,27 @@ pub enum SourceConfig {
         #[serde(default)]
         logsource: LogsourceTags,
     },
+    /// A Kafka topic, read by the consumer group of `[kafka]`; every Kafka
+    /// source shares one consumer, each topic has its own parser.
+    Kafka {
+        topic: String,
+        #[serde(default)]
+        format: InputFormat,
+        #[serde(default)]
+        time_field: Option<String>,
+        #[serde(default)]
+        time_format: Option<String>,
+        #[serde(default)]
+        logsource: LogsourceTags,
+    },
 }
 
 impl SourceConfig {
     pub fn format(&self) -> InputFormat {
         match self {
-            SourceConfig::File { format, .. } | SourceConfig::Stdin { format, .. } => *format,
+            SourceConfig::File { format, .. }
+            | SourceConfig::Stdin { format, .. }
+            | SourceConfig::Kafka { format, .. } => *format,
         }
     }
 
@@ -200,6 +284,11 @@ impl SourceConfig {
                 time_field,
                 time_format,
                 ..
+            }
+            | SourceConfig::Kafka {
+                time_field,
+                time_format,
+                ..
             } => TimeOptions {
                 field: time_field.clone(),
                 format: time_format.clone(),
@@ -209,9 +298,9 @@ impl SourceConfig {
 
     pub fn logsource(&self) -> &LogsourceTags {
         match self {
-            SourceConfig::File { logsource, .. } | SourceConfig::Stdin { logsource, .. } => {
-                logsource
-            }
+            SourceConfig::File { logsource, .. }
+            | SourceConfig::Stdin { logsource, .. }
+            | SourceConfig::Kafka { logsource, .. } => logsource,
         }
     }
 }
@@ -240,6 +329,14 @@ pub enum SinkConfig {
         #[serde(default = "json_format")]
         format: OutputFormat,
     },
+    /// A Kafka topic: the alert record as JSON (or the text line), keyed by
+    /// the alert id (correlation alerts: the group key), with headers
+    /// `type`, `severity` and `rule_id`.
+    Kafka {
+        topic: String,
+        #[serde(default = "json_format")]
+        format: OutputFormat,
+    },
 }
 
 fn json_format() -> OutputFormat {
@@ -255,6 +352,9 @@ pub enum DeadLetterConfig {
     Stderr,
     /// JSON lines appended to a file.
     File { path: PathBuf },
+    /// A Kafka topic: the original bytes as the value, the reason and the
+    /// source topic, partition and offset in headers.
+    Kafka { topic: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -368,7 +468,50 @@ impl Config {
                 }
             }
         }
+        self.delivery.commit_every()?;
+        self.delivery.shutdown_within()?;
+        if self.uses_kafka()
+            && !self
+                .kafka
+                .keys()
+                .any(|k| kafka_key(k) == "bootstrap.servers")
+        {
+            return Err(ConfigError::Invalid(
+                "Kafka sources or sinks are configured but [kafka] has no \"bootstrap.servers\""
+                    .into(),
+            ));
+        }
+        if self.delivery.mode == DeliveryMode::ExactlyOnce
+            && !self
+                .sources
+                .iter()
+                .any(|s| matches!(s, SourceConfig::Kafka { .. }))
+        {
+            return Err(ConfigError::Invalid(
+                "delivery.mode = \"exactly-once\" needs Kafka sources".into(),
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether any source, sink or the dead-letter destination is Kafka.
+    pub fn uses_kafka(&self) -> bool {
+        self.sources
+            .iter()
+            .any(|s| matches!(s, SourceConfig::Kafka { .. }))
+            || self
+                .sinks
+                .iter()
+                .any(|s| matches!(s, SinkConfig::Kafka { .. }))
+            || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. })
+    }
+
+    /// The librdkafka properties with their keys normalised (see [`kafka_key`]).
+    pub fn kafka_properties(&self) -> Vec<(String, String)> {
+        self.kafka
+            .iter()
+            .map(|(k, v)| (kafka_key(k), v.clone()))
+            .collect()
     }
 }
 

@@ -189,8 +189,38 @@ impl Built {
             channel_capacity: cfg.engine.channel_capacity,
             workers: cfg.engine.worker_threads(),
             metrics,
+            kafka: kafka_settings(cfg)?,
         })
     }
+}
+
+/// The Kafka side of the configuration, with the exactly-once
+/// `transactional.id` defaulted to one stable per host and group.
+fn kafka_settings(cfg: &Config) -> anyhow::Result<tocsin::pipeline::kafka::KafkaSettings> {
+    use tocsin::config::DeliveryMode;
+    let properties = cfg.kafka_properties();
+    let exactly_once = cfg.delivery.mode == DeliveryMode::ExactlyOnce;
+    let transactional_id = cfg.delivery.transactional_id.clone().or_else(|| {
+        exactly_once.then(|| {
+            let group = properties
+                .iter()
+                .find(|(k, _)| k == "group.id")
+                .map_or("tocsin", |(_, v)| v.as_str());
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "local".into());
+            format!("tocsin-{group}-{host}")
+        })
+    });
+    Ok(tocsin::pipeline::kafka::KafkaSettings {
+        properties,
+        exactly_once,
+        transactional_id,
+        commit_interval: cfg.delivery.commit_every()?,
+    })
 }
 
 /// Flags shared by `run` and `scan` that override the configuration.

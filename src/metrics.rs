@@ -1,7 +1,8 @@
 //! Prometheus metrics and the HTTP endpoint that serves them (`/metrics`, `/healthz`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,12 @@ pub struct Metrics {
     pub correlation_evictions: prometheus::IntCounter,
     pub correlation_late_events: prometheus::IntCounter,
     pub correlation_firings: IntCounterVec,
+    pub dead_letters: IntCounterVec,
+    pub in_flight_events: IntGauge,
+    pub kafka_consumer_lag: IntGaugeVec,
+    pub kafka_commit_latency: Histogram,
+    pub kafka_commits: IntCounterVec,
+    pub kafka_produce_errors: IntCounterVec,
 }
 
 impl Metrics {
@@ -98,6 +105,43 @@ impl Metrics {
             "Correlation rules whose condition held, per rule.",
             &["rule_id"],
         )?;
+        let dead_letters = counter(
+            "dead_letters_total",
+            "Records written to the dead-letter destination, per destination.",
+            &["destination"],
+        )?;
+        let in_flight_events = gauge(
+            "in_flight_events",
+            "Records consumed from Kafka whose alerts are not yet handed to the sinks.",
+        )?;
+        let kafka_consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "kafka_consumer_lag",
+                "Records behind the partition's high watermark, per topic and partition (from librdkafka statistics).",
+            ),
+            &["topic", "partition"],
+        )?;
+        registry.register(Box::new(kafka_consumer_lag.clone()))?;
+        let kafka_commit_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "kafka_commit_latency_seconds",
+                "Time to commit offsets (or the transaction, in exactly-once mode).",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        registry.register(Box::new(kafka_commit_latency.clone()))?;
+        let kafka_commits = counter(
+            "kafka_commits_total",
+            "Offset (or transaction) commits, by result (ok, error).",
+            &["result"],
+        )?;
+        let kafka_produce_errors = counter(
+            "kafka_produce_errors_total",
+            "Records the broker did not acknowledge, per topic.",
+            &["topic"],
+        )?;
         Ok(Metrics {
             registry,
             events_read,
@@ -112,6 +156,12 @@ impl Metrics {
             correlation_evictions,
             correlation_late_events,
             correlation_firings,
+            dead_letters,
+            in_flight_events,
+            kafka_consumer_lag,
+            kafka_commit_latency,
+            kafka_commits,
+            kafka_produce_errors,
         })
     }
 

@@ -16,6 +16,9 @@ pub struct DeadLetter {
     /// The exact bytes, when they were not valid UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload_base64: Option<String>,
+    /// The record exactly as received, for destinations that keep bytes (Kafka).
+    #[serde(skip)]
+    pub original: Vec<u8>,
 }
 
 impl DeadLetter {
@@ -33,6 +36,7 @@ impl DeadLetter {
             received_at,
             payload,
             payload_base64,
+            original: bytes.to_vec(),
         }
     }
 }

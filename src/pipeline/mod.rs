@@ -5,6 +5,7 @@
 //! processed and flushed before `run` returns.
 
 pub mod dead_letter;
+pub mod kafka;
 pub mod process;
 pub mod sink;
 pub mod source;
@@ -14,10 +15,16 @@ use crate::config::{DeadLetterConfig, SinkConfig, SourceConfig};
 use crate::detect::Engine;
 use crate::event::Parser;
 use crate::metrics::Metrics;
+use kafka::commit::{Checkpoint, Checkpointer, Committer};
+use kafka::producer::Pending;
+use kafka::progress::Progress;
+use kafka::KafkaSettings;
 use process::{Output, ProcessStats, Processor, SourceContext};
 use sink::{AlertSink, DeadLetterSink, SinkError};
+use source::Feed;
 use source::SourceError;
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +67,8 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaError),
     #[error("pipeline stage failed: {0}")]
     Stage(String),
 }
@@ -94,6 +103,8 @@ struct AlertOutput {
     suppressor: crate::alert::suppress::Suppressor,
     by_severity: BTreeMap<Severity, u64>,
     metrics: Option<Arc<Metrics>>,
+    /// Kafka deliveries since the last checkpoint.
+    pending: Pending,
 }
 
 impl AlertOutput {
@@ -107,7 +118,7 @@ impl AlertOutput {
 
     fn write(&mut self, alert: &crate::alert::Alert) -> Result<(), SinkError> {
         for sink in &mut self.sinks {
-            sink.write(alert)?;
+            sink.write(alert, &mut self.pending)?;
         }
         *self.by_severity.entry(alert.severity).or_default() += 1;
         if let Some(m) = &self.metrics {
@@ -157,6 +168,147 @@ impl AlertOutput {
     }
 }
 
+/// What a worker hands the writer for one batch.
+struct Processed {
+    outputs: Vec<Output>,
+    /// Kafka positions the batch covered.
+    progress: Progress,
+    records: usize,
+    barrier: Option<source::Barrier>,
+}
+
+/// The writer stage: restores input order, feeds correlation and
+/// suppression, writes to the sinks and checkpoints.
+struct Writer {
+    alert_out: AlertOutput,
+    dead_sink: DeadLetterSink,
+    correlator: crate::correlate::Correlator,
+    correlations: Arc<crate::correlate::CorrelationSet>,
+    builder: AlertBuilder,
+    checkpointer: Checkpointer,
+    commit_interval: Duration,
+    metrics: Option<Arc<Metrics>>,
+    /// Input handled so far.
+    progress: Progress,
+    dead_letters: u64,
+}
+
+impl Writer {
+    /// Runs on a blocking thread until the workers are done.
+    fn run(
+        mut self,
+        mut input: mpsc::Receiver<(u64, Processed)>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<(BTreeMap<Severity, u64>, u64), PipelineError> {
+        let mut waiting: BTreeMap<u64, Processed> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut last_checkpoint = Instant::now();
+        let mut unsaved = false;
+        loop {
+            let wait = self
+                .commit_interval
+                .saturating_sub(last_checkpoint.elapsed());
+            let received = runtime.block_on(tokio::time::timeout(wait, input.recv()));
+            match received {
+                Ok(Some((seq, processed))) => {
+                    waiting.insert(seq, processed);
+                    while let Some(batch) = waiting.remove(&next_seq) {
+                        next_seq += 1;
+                        unsaved = true;
+                        self.handle(batch)?;
+                    }
+                    self.update_metrics();
+                    // Flush whenever the queue runs dry, so alerts are not
+                    // held back in quiet periods.
+                    if input.is_empty() {
+                        self.alert_out.flush()?;
+                        self.dead_sink.flush()?;
+                    }
+                }
+                Ok(None) => break,
+                Err(_elapsed) => {}
+            }
+            if last_checkpoint.elapsed() >= self.commit_interval {
+                if unsaved {
+                    self.checkpoint(None)?;
+                    unsaved = false;
+                }
+                last_checkpoint = Instant::now();
+            }
+        }
+        // End of input: windows waiting for their end are decided now.
+        let firings = self.correlator.finish();
+        self.alert_out
+            .send_firings(firings, &self.builder, &self.correlations)?;
+        self.alert_out.finish()?;
+        self.checkpoint(None)?;
+        Ok((
+            std::mem::take(&mut self.alert_out.by_severity),
+            self.dead_letters,
+        ))
+    }
+
+    fn handle(&mut self, batch: Processed) -> Result<(), PipelineError> {
+        for output in batch.outputs {
+            match output {
+                Output::Alert(alert) => self.alert_out.send(*alert)?,
+                Output::Observation(obs) => {
+                    let firings = self.correlator.observe(*obs);
+                    self.alert_out
+                        .send_firings(firings, &self.builder, &self.correlations)?;
+                }
+                Output::DeadLetter(letter) => {
+                    self.dead_sink.write(&letter, &mut self.alert_out.pending)?;
+                    self.dead_letters += 1;
+                    if let Some(m) = &self.metrics {
+                        m.dead_letters
+                            .with_label_values(&[self.dead_sink.name()])
+                            .inc();
+                    }
+                }
+            }
+        }
+        self.progress.merge(&batch.progress);
+        if let Some(m) = &self.metrics {
+            if !batch.progress.is_empty() {
+                m.in_flight_events.sub(batch.records as i64);
+            }
+        }
+        if let Some(barrier) = batch.barrier {
+            self.checkpoint(Some(barrier))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every sink and makes the input handled so far durable.
+    fn checkpoint(&mut self, barrier: Option<source::Barrier>) -> Result<(), PipelineError> {
+        self.alert_out.flush()?;
+        self.dead_sink.flush()?;
+        self.checkpointer.checkpoint(Checkpoint {
+            deliveries: std::mem::take(&mut self.alert_out.pending),
+            progress: self.progress.clone(),
+            barrier,
+        })?;
+        Ok(())
+    }
+
+    fn update_metrics(&self) {
+        let Some(m) = &self.metrics else { return };
+        let correlator = &self.correlator;
+        m.correlation_groups.set(correlator.active_groups() as i64);
+        let late = m.correlation_late_events.get();
+        if correlator.late_events() > late {
+            m.correlation_late_events
+                .inc_by(correlator.late_events() - late);
+        }
+        let counted = m.correlation_evictions.get();
+        if correlator.evictions() > counted {
+            m.correlation_evictions
+                .inc_by(correlator.evictions() - counted);
+        }
+    }
+}
+
 /// A configured pipeline, ready to run.
 pub struct Pipeline {
     pub engine: Arc<Engine>,
@@ -176,46 +328,95 @@ pub struct Pipeline {
     /// Detection threads (at least 1).
     pub workers: usize,
     pub metrics: Option<Arc<Metrics>>,
+    /// Kafka client properties and the delivery guarantee.
+    pub kafka: KafkaSettings,
 }
 
 impl Pipeline {
-    /// Runs until every source ends or shutdown is triggered, then drains and flushes.
+    /// Runs until every source ends or shutdown is triggered, then drains,
+    /// flushes and commits.
     pub async fn run(self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
         let started = Instant::now();
-        // Open sinks and check inputs before reading anything: fail fast on typos.
-        let alert_sinks = self
-            .sinks
-            .iter()
-            .map(AlertSink::open)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut dead_sink = DeadLetterSink::open(&self.dead_letter)?;
+        // Capacity is counted in records; the channels carry batches.
+        let batches = (self.channel_capacity / source::BATCH_SIZE).max(2);
+        let (feed_tx, feed_rx) = mpsc::channel::<Feed>(batches);
+
+        // Check inputs and open sinks before reading anything: fail fast on typos.
         let mut contexts = Vec::with_capacity(self.sources.len());
-        let mut file_lists = Vec::with_capacity(self.sources.len());
+        let mut file_lists = Vec::new();
+        let mut kafka_topics = HashMap::new();
         for (i, src) in self.sources.iter().enumerate() {
-            let (name, files) = match src {
+            let name = match src {
                 SourceConfig::File { name, paths, .. } => {
-                    let files = source::expand_paths(paths)?;
-                    (name.clone().unwrap_or_else(|| paths.join(",")), Some(files))
+                    file_lists.push((i, Some(source::expand_paths(paths)?)));
+                    name.clone().unwrap_or_else(|| paths.join(","))
                 }
-                SourceConfig::Stdin { .. } => ("stdin".to_string(), None),
+                SourceConfig::Stdin { .. } => {
+                    file_lists.push((i, None));
+                    "stdin".to_string()
+                }
+                SourceConfig::Kafka { topic, .. } => {
+                    kafka_topics.insert(topic.clone(), i);
+                    topic.clone()
+                }
             };
             contexts.push(SourceContext {
                 name,
                 parser: Parser::new(src.format(), src.time_options()),
                 tags: src.logsource().pairs(),
             });
-            file_lists.push((i, files));
         }
-
-        // Capacity is counted in records; the channels carry batches.
-        let batches = (self.channel_capacity / source::BATCH_SIZE).max(2);
-        let (record_tx, record_rx) = mpsc::channel::<source::Batch>(batches);
-        let workers = self.workers.max(1);
-        let (output_tx, mut output_rx) = mpsc::channel::<(u64, Vec<Output>)>(workers * 2);
+        let kafka = &self.kafka;
+        let kafka_sinks = self
+            .sinks
+            .iter()
+            .any(|s| matches!(s, SinkConfig::Kafka { .. }))
+            || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. });
+        let producer = if kafka_sinks || kafka.exactly_once {
+            Some(kafka::producer::create(
+                &kafka.properties,
+                kafka
+                    .transactional_id
+                    .as_deref()
+                    .filter(|_| kafka.exactly_once),
+            )?)
+        } else {
+            None
+        };
+        let alert_sinks = self
+            .sinks
+            .iter()
+            .map(|s| AlertSink::open(s, producer.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let dead_sink = DeadLetterSink::open(&self.dead_letter, producer.as_ref())?;
+        let consumer = if kafka_topics.is_empty() {
+            None
+        } else {
+            let topics: Vec<&str> = kafka_topics.keys().map(String::as_str).collect();
+            Some(kafka::consumer::subscribe(
+                &kafka.properties,
+                &topics,
+                kafka.exactly_once,
+                feed_tx.clone(),
+                self.metrics.clone(),
+            )?)
+        };
 
         let mut source_tasks = Vec::new();
+        if let Some(consumer) = &consumer {
+            let (consumer, tx, sd, m) = (
+                consumer.clone(),
+                feed_tx.clone(),
+                shutdown.clone(),
+                self.metrics.clone(),
+            );
+            source_tasks.push(tokio::task::spawn_blocking(move || {
+                kafka::consumer::consume(consumer, kafka_topics, tx, sd, m)
+                    .map_err(SourceError::from)
+            }));
+        }
         for (i, files) in file_lists {
-            let tx = record_tx.clone();
+            let tx = feed_tx.clone();
             let sd = shutdown.clone();
             source_tasks.push(match files {
                 Some(files) => {
@@ -224,12 +425,14 @@ impl Pipeline {
                 None => tokio::spawn(source::read_stdin(i, tx, sd)),
             });
         }
-        drop(record_tx);
+        drop(feed_tx);
 
+        let workers = self.workers.max(1);
+        let (output_tx, output_rx) = mpsc::channel::<(u64, Processed)>(workers * 2);
         // Workers take batches in turn; the sequence number taken with each
         // batch lets the writer restore input order, so alerts leave in the
         // order their events arrived whatever the number of workers.
-        let queue = Arc::new(std::sync::Mutex::new((record_rx, 0u64)));
+        let queue = Arc::new(std::sync::Mutex::new((feed_rx, 0u64)));
         let mut detectors = Vec::with_capacity(workers);
         for _ in 0..workers {
             let queue = queue.clone();
@@ -244,19 +447,38 @@ impl Pipeline {
             detectors.push(tokio::task::spawn_blocking(move || {
                 loop {
                     let next = match queue.lock() {
-                        Ok(mut q) => q.0.blocking_recv().map(|batch| {
+                        Ok(mut q) => q.0.blocking_recv().map(|feed| {
                             let seq = q.1;
                             q.1 += 1;
-                            (seq, batch)
+                            (seq, feed)
                         }),
                         Err(_) => None,
                     };
-                    let Some((seq, batch)) = next else { break };
-                    let mut outputs = Vec::new();
-                    for record in batch {
-                        processor.process(record, &mut outputs);
-                    }
-                    if output_tx.blocking_send((seq, outputs)).is_err() {
+                    let Some((seq, feed)) = next else { break };
+                    let processed = match feed {
+                        Feed::Records(batch) => {
+                            let mut progress = Progress::default();
+                            let records = batch.len();
+                            let mut outputs = Vec::new();
+                            for record in batch {
+                                progress.advance(&record.origin);
+                                processor.process(record, &mut outputs);
+                            }
+                            Processed {
+                                outputs,
+                                progress,
+                                records,
+                                barrier: None,
+                            }
+                        }
+                        Feed::Barrier(b) => Processed {
+                            outputs: Vec::new(),
+                            progress: Progress::default(),
+                            records: 0,
+                            barrier: Some(b),
+                        },
+                    };
+                    if output_tx.blocking_send((seq, processed)).is_err() {
                         break;
                     }
                 }
@@ -265,83 +487,65 @@ impl Pipeline {
         }
         drop(output_tx);
 
-        let metrics = self.metrics.clone();
-        let correlations = self.correlations.clone();
-        let mut correlator = crate::correlate::Correlator::with_max_groups(
-            correlations.clone(),
+        let (checkpointer, committer) = match (&producer, &consumer) {
+            (Some(p), Some(c)) if kafka.exactly_once => (
+                Checkpointer::ExactlyOnce {
+                    producer: p.clone(),
+                    consumer: c.clone(),
+                    metrics: self.metrics.clone(),
+                },
+                None,
+            ),
+            (None, None) => (Checkpointer::Untracked, None),
+            _ => {
+                let (tx, rx) = mpsc::channel(4);
+                let committer = Committer {
+                    consumer: consumer.clone(),
+                    runtime: tokio::runtime::Handle::current(),
+                    metrics: self.metrics.clone(),
+                };
+                (
+                    Checkpointer::AtLeastOnce(tx),
+                    Some(tokio::task::spawn_blocking(move || committer.run(rx))),
+                )
+            }
+        };
+        let correlator = crate::correlate::Correlator::with_max_groups(
+            self.correlations.clone(),
             self.correlation_max_groups,
         )
         .with_lateness(self.correlation_lateness);
-        let builder = self.alerts.clone();
-        let mut alert_out = AlertOutput {
-            sinks: alert_sinks,
-            suppressor: crate::alert::suppress::Suppressor::new((*self.suppression).clone()),
-            by_severity: BTreeMap::new(),
+        let writer = Writer {
+            alert_out: AlertOutput {
+                sinks: alert_sinks,
+                suppressor: crate::alert::suppress::Suppressor::new((*self.suppression).clone()),
+                by_severity: BTreeMap::new(),
+                metrics: self.metrics.clone(),
+                pending: Pending::new(),
+            },
+            dead_sink,
+            correlator,
+            correlations: self.correlations.clone(),
+            builder: self.alerts.clone(),
+            checkpointer,
+            commit_interval: kafka.commit_interval,
             metrics: self.metrics.clone(),
+            progress: Progress::default(),
+            dead_letters: 0,
         };
-        let writer = tokio::spawn(async move {
-            let mut dead_letters = 0u64;
-            let mut pending: BTreeMap<u64, Vec<Output>> = BTreeMap::new();
-            let mut next_seq = 0u64;
-            while let Some((seq, outputs)) = output_rx.recv().await {
-                pending.insert(seq, outputs);
-                while let Some(batch) = pending.remove(&next_seq) {
-                    next_seq += 1;
-                    for output in batch {
-                        match output {
-                            Output::Alert(alert) => alert_out.send(*alert)?,
-                            Output::Observation(obs) => {
-                                let firings = correlator.observe(*obs);
-                                alert_out.send_firings(firings, &builder, &correlations)?;
-                            }
-                            Output::DeadLetter(letter) => {
-                                dead_sink.write(&letter)?;
-                                dead_letters += 1;
-                            }
-                        }
-                    }
-                }
-                if let Some(m) = &metrics {
-                    m.correlation_groups.set(correlator.active_groups() as i64);
-                    let late = m.correlation_late_events.get();
-                    if correlator.late_events() > late {
-                        m.correlation_late_events
-                            .inc_by(correlator.late_events() - late);
-                    }
-                    let counted = m.correlation_evictions.get();
-                    if correlator.evictions() > counted {
-                        m.correlation_evictions
-                            .inc_by(correlator.evictions() - counted);
-                    }
-                }
-                // Flush whenever the queue runs dry, so alerts are not held back in quiet periods.
-                if output_rx.is_empty() {
-                    alert_out.flush()?;
-                    dead_sink.flush()?;
-                }
-            }
-            // End of input: windows waiting for their end are decided now.
-            let firings = correlator.finish();
-            alert_out.send_firings(firings, &builder, &correlations)?;
-            alert_out.finish()?;
-            dead_sink.flush()?;
-            Ok::<_, SinkError>((alert_out.by_severity, dead_letters))
-        });
+        let runtime = tokio::runtime::Handle::current();
+        let writer = tokio::task::spawn_blocking(move || writer.run(output_rx, runtime));
 
-        let mut source_error = None;
+        let mut first_error = None;
         for task in source_tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    // Stop the other sources too; what was read is still processed.
-                    shutdown.trigger();
-                    source_error.get_or_insert(PipelineError::Source(e));
-                }
-                Err(e) => {
-                    shutdown.trigger();
-                    source_error.get_or_insert(PipelineError::Stage(format!("source task: {e}")));
-                }
-            }
+            let failure = match task.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => PipelineError::Source(e),
+                Err(e) => PipelineError::Stage(format!("source task: {e}")),
+            };
+            // Stop the other sources too; what was read is still processed.
+            shutdown.trigger();
+            first_error.get_or_insert(failure);
         }
         let mut process = ProcessStats::default();
         for detector in detectors {
@@ -349,10 +553,31 @@ impl Pipeline {
                 .await
                 .map_err(|e| PipelineError::Stage(format!("detector: {e}")))?;
         }
-        let (alerts_by_severity, dead_letters) = writer
+        let written = writer
             .await
-            .map_err(|e| PipelineError::Stage(format!("sink task: {e}")))??;
-        if let Some(e) = source_error {
+            .map_err(|e| PipelineError::Stage(format!("writer: {e}")))?;
+        if let Some(committer) = committer {
+            // The writer dropped its sender: the committer finishes the last checkpoint.
+            let committed = committer
+                .await
+                .map_err(|e| PipelineError::Stage(format!("committer: {e}")))?;
+            if let Err(e) = committed {
+                first_error.get_or_insert(PipelineError::Kafka(e));
+            }
+        }
+        // Closing the consumer leaves the group; it may call the rebalance
+        // hooks, which must not run on the async runtime's threads.
+        if let Some(consumer) = consumer {
+            let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        }
+        if let Some(producer) = producer {
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = rdkafka::producer::Producer::flush(&*producer, Duration::from_secs(10));
+            })
+            .await;
+        }
+        let (alerts_by_severity, dead_letters) = written?;
+        if let Some(e) = first_error {
             return Err(e);
         }
         Ok(RunStats {

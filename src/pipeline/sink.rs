@@ -1,10 +1,13 @@
-//! Sinks: where alerts and dead letters go. Stdout (text lines) and files
-//! (JSON lines) now; Kafka later.
+//! Sinks: where alerts and dead letters go. Stdout (text lines), files
+//! (JSON lines) and Kafka topics.
 
 use super::dead_letter::DeadLetter;
+use super::kafka::producer::{KafkaAlertSink, KafkaDeadLetterSink, KafkaProducer, Pending};
+use super::kafka::KafkaError;
 use crate::alert::Alert;
 use crate::config::{DeadLetterConfig, OutputFormat, SinkConfig};
 use std::io::{BufWriter, Write};
+use std::sync::Arc;
 
 /// A failed write: the sink's name and why.
 #[derive(Debug, thiserror::Error)]
@@ -78,58 +81,124 @@ impl LineWriter {
     }
 }
 
+/// What a sink writes to.
+enum Target<K> {
+    Lines(LineWriter),
+    Kafka(K),
+}
+
+fn kafka_failure(topic: &str, e: KafkaError) -> SinkError {
+    SinkError {
+        sink: format!("kafka topic {topic}"),
+        source: std::io::Error::other(e),
+    }
+}
+
+fn no_producer(topic: &str) -> SinkError {
+    kafka_failure(
+        topic,
+        KafkaError::Other("no producer (is [kafka] configured?)".into()),
+    )
+}
+
 /// An alert destination.
 pub struct AlertSink {
     format: OutputFormat,
-    writer: LineWriter,
+    target: Target<KafkaAlertSink>,
 }
 
 impl AlertSink {
-    pub fn open(cfg: &SinkConfig) -> Result<AlertSink, SinkError> {
+    /// Opens the sink; Kafka sinks write through `producer`.
+    pub fn open(
+        cfg: &SinkConfig,
+        producer: Option<&Arc<KafkaProducer>>,
+    ) -> Result<AlertSink, SinkError> {
         Ok(match cfg {
             SinkConfig::Stdout { format } => AlertSink {
                 format: *format,
-                writer: LineWriter::stdout(),
+                target: Target::Lines(LineWriter::stdout()),
             },
             SinkConfig::File { path, format } => AlertSink {
                 format: *format,
-                writer: LineWriter::append(path)?,
+                target: Target::Lines(LineWriter::append(path)?),
+            },
+            SinkConfig::Kafka { topic, format } => AlertSink {
+                format: *format,
+                target: Target::Kafka(KafkaAlertSink::new(
+                    producer.ok_or_else(|| no_producer(topic))?.clone(),
+                    topic.clone(),
+                    *format,
+                )),
             },
         })
     }
 
-    pub fn write(&mut self, alert: &Alert) -> Result<(), SinkError> {
-        match self.format {
-            OutputFormat::Text => self.writer.line(&alert.message),
-            OutputFormat::Json => self.writer.json_line(alert),
+    /// Writes (or queues, for Kafka: the delivery joins `pending`) one alert.
+    pub fn write(&mut self, alert: &Alert, pending: &mut Pending) -> Result<(), SinkError> {
+        match &mut self.target {
+            Target::Lines(w) => match self.format {
+                OutputFormat::Text => w.line(&alert.message),
+                OutputFormat::Json => w.json_line(alert),
+            },
+            Target::Kafka(k) => k
+                .write(alert, pending)
+                .map_err(|e| kafka_failure(k.topic(), e)),
+        }
+    }
+
+    /// Flushes buffered lines. Kafka deliveries are awaited by the commit stage.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        match &mut self.target {
+            Target::Lines(w) => w.flush(),
+            Target::Kafka(_) => Ok(()),
+        }
+    }
+}
+
+/// The dead-letter destination: JSON lines with the reason and the record,
+/// or a Kafka topic with the original bytes.
+pub struct DeadLetterSink {
+    target: Target<KafkaDeadLetterSink>,
+}
+
+impl DeadLetterSink {
+    pub fn open(
+        cfg: &DeadLetterConfig,
+        producer: Option<&Arc<KafkaProducer>>,
+    ) -> Result<DeadLetterSink, SinkError> {
+        Ok(DeadLetterSink {
+            target: match cfg {
+                DeadLetterConfig::Stderr => Target::Lines(LineWriter::stderr()),
+                DeadLetterConfig::File { path } => Target::Lines(LineWriter::append(path)?),
+                DeadLetterConfig::Kafka { topic } => Target::Kafka(KafkaDeadLetterSink::new(
+                    producer.ok_or_else(|| no_producer(topic))?.clone(),
+                    topic.clone(),
+                )),
+            },
+        })
+    }
+
+    /// A name for metrics.
+    pub fn name(&self) -> &str {
+        match &self.target {
+            Target::Lines(w) => &w.name,
+            Target::Kafka(k) => k.topic(),
+        }
+    }
+
+    pub fn write(&mut self, letter: &DeadLetter, pending: &mut Pending) -> Result<(), SinkError> {
+        match &mut self.target {
+            Target::Lines(w) => w.json_line(letter),
+            Target::Kafka(k) => k
+                .write(letter, pending)
+                .map_err(|e| kafka_failure(k.topic(), e)),
         }
     }
 
     pub fn flush(&mut self) -> Result<(), SinkError> {
-        self.writer.flush()
-    }
-}
-
-/// The dead-letter destination: JSON lines with the reason and the record.
-pub struct DeadLetterSink {
-    writer: LineWriter,
-}
-
-impl DeadLetterSink {
-    pub fn open(cfg: &DeadLetterConfig) -> Result<DeadLetterSink, SinkError> {
-        Ok(DeadLetterSink {
-            writer: match cfg {
-                DeadLetterConfig::Stderr => LineWriter::stderr(),
-                DeadLetterConfig::File { path } => LineWriter::append(path)?,
-            },
-        })
-    }
-
-    pub fn write(&mut self, letter: &DeadLetter) -> Result<(), SinkError> {
-        self.writer.json_line(letter)
-    }
-
-    pub fn flush(&mut self) -> Result<(), SinkError> {
-        self.writer.flush()
+        match &mut self.target {
+            Target::Lines(w) => w.flush(),
+            Target::Kafka(_) => Ok(()),
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! Sources: where records come from. Files (globs, `.gz` transparently) and stdin now; Kafka later.
+//! Sources: where records come from. Files (globs, `.gz` transparently),
+//! stdin, and Kafka topics ([`super::kafka::consumer`]).
 //!
 //! A source pushes [`Record`]s into a bounded channel, so a slow detector
 //! slows the reader down instead of growing a buffer.
@@ -48,6 +49,32 @@ pub type Batch = Vec<Record>;
 /// Most records in one batch.
 pub const BATCH_SIZE: usize = 256;
 
+/// What a source sends down the pipeline.
+#[derive(Debug)]
+pub enum Feed {
+    Records(Batch),
+    /// Released once everything sent before it is handled and committed.
+    Barrier(Barrier),
+}
+
+/// A wait point: whoever sent it blocks until the writer has committed all
+/// earlier work and releases it (used when Kafka revokes partitions).
+#[derive(Debug)]
+pub struct Barrier(std::sync::mpsc::SyncSender<()>);
+
+impl Barrier {
+    /// A barrier and the receiver to wait on.
+    pub fn new() -> (Barrier, std::sync::mpsc::Receiver<()>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        (Barrier(tx), rx)
+    }
+
+    pub fn release(self) {
+        // The waiter may have given up (timeout); nothing to do then.
+        let _ = self.0.try_send(());
+    }
+}
+
 /// Problems with an input.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -61,6 +88,8 @@ pub enum SourceError {
     NoMatch(String),
     #[error("invalid glob `{pattern}`: {message}")]
     Glob { pattern: String, message: String },
+    #[error(transparent)]
+    Kafka(#[from] super::kafka::KafkaError),
 }
 
 /// Expands paths and globs into files, in a stable order. A pattern that
@@ -115,7 +144,7 @@ fn open(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
 pub fn read_files(
     source: usize,
     files: Vec<PathBuf>,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Feed>,
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
     let mut batch = Vec::with_capacity(BATCH_SIZE);
@@ -141,10 +170,10 @@ pub fn read_files(
             batch.push(record);
             if batch.len() >= BATCH_SIZE
                 && tx
-                    .blocking_send(std::mem::replace(
+                    .blocking_send(Feed::Records(std::mem::replace(
                         &mut batch,
                         Vec::with_capacity(BATCH_SIZE),
-                    ))
+                    )))
                     .is_err()
             {
                 // The pipeline stopped; nothing more to deliver to.
@@ -153,7 +182,7 @@ pub fn read_files(
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(batch);
+        let _ = tx.blocking_send(Feed::Records(batch));
     }
     Ok(())
 }
@@ -164,7 +193,7 @@ pub fn read_files(
 /// interactive stream is never held back waiting for a full batch.
 pub async fn read_stdin(
     source: usize,
-    tx: mpsc::Sender<Batch>,
+    tx: mpsc::Sender<Feed>,
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
     let mut reader = tokio::io::BufReader::new(tokio::io::stdin());
@@ -184,10 +213,10 @@ pub async fn read_stdin(
         batch.push(record);
         if (batch.len() >= BATCH_SIZE || reader.buffer().is_empty())
             && tx
-                .send(std::mem::replace(
+                .send(Feed::Records(std::mem::replace(
                     &mut batch,
                     Vec::with_capacity(BATCH_SIZE),
-                ))
+                )))
                 .await
                 .is_err()
         {
@@ -195,7 +224,7 @@ pub async fn read_stdin(
         }
     }
     if !batch.is_empty() {
-        let _ = tx.send(batch).await;
+        let _ = tx.send(Feed::Records(batch)).await;
     }
     Ok(())
 }
@@ -241,7 +270,7 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(10);
         read_files(0, vec![path], tx, Shutdown::new()).unwrap();
         let mut lines = Vec::new();
-        while let Ok(batch) = rx.try_recv() {
+        while let Ok(Feed::Records(batch)) = rx.try_recv() {
             for r in batch {
                 lines.push((String::from_utf8(r.payload).unwrap(), r.origin.position));
             }

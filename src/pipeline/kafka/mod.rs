@@ -1,0 +1,213 @@
+//! Kafka: the consumer-group source, the producer behind the alert and
+//! dead-letter sinks, and the commit stage that ties input offsets to
+//! acknowledged output.
+//!
+//! The guarantee rests on order. The pipeline's writer handles records in
+//! the order they were consumed, so when it reaches a checkpoint it knows the
+//! furthest offset per partition whose alerts have all been handed to the
+//! producer. At-least-once: the [`commit`] stage waits for the broker to
+//! acknowledge those alerts, then commits the offsets. Exactly-once: alerts
+//! and offsets go into one Kafka transaction. On a rebalance the consumer
+//! sends a barrier down the pipeline and waits until everything before it is
+//! committed, so a partition changes owner with its work done.
+
+pub mod commit;
+pub mod consumer;
+pub mod producer;
+pub mod progress;
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::ClientConfig;
+
+/// What the pipeline needs to know about Kafka.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// librdkafka properties (keys normalised), for consumer and producer.
+    pub properties: Vec<(String, String)>,
+    pub exactly_once: bool,
+    /// The producer's `transactional.id` (exactly-once only).
+    pub transactional_id: Option<String>,
+    /// Most time between commits while records keep arriving.
+    pub commit_interval: std::time::Duration,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            properties: Vec::new(),
+            exactly_once: false,
+            transactional_id: None,
+            commit_interval: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// A Kafka operation that failed, with what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("kafka: {what}: {source}")]
+    Client {
+        what: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("kafka: delivery to `{topic}` failed: {source}")]
+    Delivery {
+        topic: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("kafka: {0}")]
+    Other(String),
+}
+
+impl KafkaError {
+    pub(crate) fn client(
+        what: impl Into<String>,
+    ) -> impl FnOnce(rdkafka::error::KafkaError) -> Self {
+        let what = what.into();
+        move |source| KafkaError::Client { what, source }
+    }
+}
+
+/// Who a client configuration is for: some properties belong to one side
+/// only, and librdkafka warns about the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Consumer,
+    Producer,
+}
+
+/// Properties that only a consumer understands.
+fn consumer_only(key: &str) -> bool {
+    key.starts_with("group.")
+        || key.starts_with("fetch.")
+        || key.starts_with("queued.")
+        || matches!(
+            key,
+            "auto.offset.reset"
+                | "isolation.level"
+                | "enable.auto.commit"
+                | "enable.auto.offset.store"
+                | "auto.commit.interval.ms"
+                | "session.timeout.ms"
+                | "heartbeat.interval.ms"
+                | "max.poll.interval.ms"
+                | "partition.assignment.strategy"
+                | "enable.partition.eof"
+                | "check.crcs"
+        )
+}
+
+/// Properties that only a producer understands.
+fn producer_only(key: &str) -> bool {
+    key.starts_with("queue.buffering.")
+        || key.starts_with("batch.")
+        || key.starts_with("transaction")
+        || matches!(
+            key,
+            "enable.idempotence"
+                | "acks"
+                | "request.required.acks"
+                | "linger.ms"
+                | "compression.type"
+                | "compression.codec"
+                | "message.timeout.ms"
+                | "delivery.timeout.ms"
+                | "retries"
+                | "message.send.max.retries"
+                | "partitioner"
+        )
+}
+
+/// A librdkafka configuration: tocsin's defaults for the role, then every
+/// user property that applies to it (the user wins), then the settings the
+/// delivery guarantee depends on (these win).
+pub fn client_config(
+    properties: &[(String, String)],
+    role: Role,
+    defaults: &[(&str, &str)],
+    forced: &[(&str, &str)],
+) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
+    for (k, v) in properties {
+        let skip = match role {
+            Role::Consumer => producer_only(k),
+            Role::Producer => consumer_only(k),
+        };
+        if !skip {
+            cfg.set(k.as_str(), v.as_str());
+        }
+    }
+    for (k, v) in forced {
+        cfg.set(*k, *v);
+    }
+    cfg
+}
+
+/// Forwards librdkafka's log lines to `tracing`.
+pub(crate) fn log_to_tracing(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(client, fac, "{message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(client, fac, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(client, fac, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(client, fac, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn user_properties_override_defaults_but_not_forced_settings() {
+        let user = props(&[
+            ("bootstrap.servers", "b:9092"),
+            ("auto.offset.reset", "latest"),
+            ("enable.auto.commit", "true"),
+            ("security.protocol", "SASL_SSL"),
+        ]);
+        let cfg = client_config(
+            &user,
+            Role::Consumer,
+            &[("auto.offset.reset", "earliest")],
+            &[("enable.auto.commit", "false")],
+        );
+        assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(cfg.get("auto.offset.reset"), Some("latest"));
+        assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
+        assert_eq!(cfg.get("security.protocol"), Some("SASL_SSL"));
+    }
+
+    #[test]
+    fn each_role_gets_only_the_properties_it_understands() {
+        let user = props(&[
+            ("bootstrap.servers", "b:9092"),
+            ("group.id", "tocsin"),
+            ("linger.ms", "20"),
+            ("sasl.username", "u"),
+        ]);
+        let consumer = client_config(&user, Role::Consumer, &[], &[]);
+        let producer = client_config(&user, Role::Producer, &[], &[]);
+        assert_eq!(consumer.get("group.id"), Some("tocsin"));
+        assert_eq!(consumer.get("linger.ms"), None);
+        assert_eq!(producer.get("group.id"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
+        assert_eq!(producer.get("sasl.username"), Some("u"));
+        assert_eq!(consumer.get("sasl.username"), Some("u"));
+    }
+}

@@ -1,0 +1,131 @@
+//! How far the input has been handled: the next offset per topic partition.
+
+use crate::event::{Origin, Position};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+
+/// The next offset to consume per (topic, partition): one past the furthest
+/// record handled. Records from files and stdin are not tracked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl Progress {
+    /// Notes that the record at `origin` has been handled.
+    pub fn advance(&mut self, origin: &Origin) {
+        if let Position::Offset { partition, offset } = origin.position {
+            self.advance_to(&origin.source, partition, offset + 1);
+        }
+    }
+
+    fn advance_to(&mut self, topic: &str, partition: i32, next: i64) {
+        match self.next.get_mut(&(topic.to_string(), partition)) {
+            Some(n) => *n = (*n).max(next),
+            None => {
+                self.next.insert((topic.to_string(), partition), next);
+            }
+        }
+    }
+
+    /// Takes in everything `other` has handled.
+    pub fn merge(&mut self, other: &Progress) {
+        for ((topic, partition), next) in &other.next {
+            self.advance_to(topic, *partition, *next);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.next.is_empty()
+    }
+
+    /// The partitions where `self` is ahead of `committed`.
+    pub fn ahead_of(&self, committed: &Progress) -> Progress {
+        Progress {
+            next: self
+                .next
+                .iter()
+                .filter(|(k, n)| committed.next.get(*k).is_none_or(|c| c < *n))
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+        }
+    }
+
+    /// The offsets to commit, restricted to partitions `keep` accepts.
+    pub fn to_list(&self, mut keep: impl FnMut(&str, i32) -> bool) -> TopicPartitionList {
+        let mut list = TopicPartitionList::with_capacity(self.next.len());
+        for ((topic, partition), next) in &self.next {
+            if keep(topic, *partition) {
+                // Only fails for an invalid offset kind; ours is always concrete.
+                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        list
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+        self.next.iter().map(|((t, p), n)| (t.as_str(), *p, *n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(topic: &str, partition: i32, offset: i64) -> Origin {
+        Origin {
+            source: topic.into(),
+            position: Position::Offset { partition, offset },
+        }
+    }
+
+    #[test]
+    fn progress_is_one_past_the_furthest_record_per_partition() {
+        let mut p = Progress::default();
+        p.advance(&at("logs", 0, 7));
+        p.advance(&at("logs", 0, 3));
+        p.advance(&at("logs", 1, 0));
+        p.advance(&Origin {
+            source: "file.log".into(),
+            position: Position::Line { line: 9 },
+        });
+        let v: Vec<_> = p.iter().collect();
+        assert_eq!(v, vec![("logs", 0, 8), ("logs", 1, 1)]);
+    }
+
+    #[test]
+    fn merge_keeps_the_furthest_and_ahead_of_lists_only_what_moved() {
+        let mut done = Progress::default();
+        done.advance(&at("a", 0, 5));
+        done.advance(&at("a", 1, 5));
+        let mut batch = Progress::default();
+        batch.advance(&at("a", 0, 2));
+        batch.advance(&at("a", 1, 9));
+        done.merge(&batch);
+        assert_eq!(
+            done.iter().collect::<Vec<_>>(),
+            vec![("a", 0, 6), ("a", 1, 10)]
+        );
+        let mut committed = Progress::default();
+        committed.advance(&at("a", 0, 5));
+        let moved: Vec<_> = done
+            .ahead_of(&committed)
+            .iter()
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|(t, p, n)| (t.to_string(), p, n))
+            .collect();
+        assert_eq!(moved, vec![("a".to_string(), 1, 10)]);
+    }
+
+    #[test]
+    fn the_commit_list_skips_partitions_no_longer_owned() {
+        let mut p = Progress::default();
+        p.advance(&at("a", 0, 1));
+        p.advance(&at("a", 1, 1));
+        let list = p.to_list(|_, partition| partition == 1);
+        assert_eq!(list.count(), 1);
+        let e = list.find_partition("a", 1).expect("partition 1 kept");
+        assert_eq!(e.offset(), Offset::Offset(2));
+    }
+}
