@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # Runs every test of the project. This is the README's test command and what CI runs.
-# Tests that need the reference data in ../shared (SigmaHQ rules, datasets) run
-# when it is present and say so when they skip.
+#
+# - Tests that need the reference data in ../shared (SigmaHQ rules, datasets)
+#   run when it is present and say so when they skip.
+# - The Kafka tests need a real broker: this script installs tansu if absent
+#   (first time: 10-15 minutes), starts it on loopback, and stops it at exit.
+#   If it cannot start, the script fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+workdir="$(mktemp -d)"
+pidfile="$workdir/tansu.pid"
+cleanup() {
+    if [[ -f "$pidfile" ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+TEST_TANSU_BIN="$(scripts/kafka-broker.sh install)"
+TEST_KAFKA_BROKERS="$(scripts/kafka-broker.sh start "$pidfile")"
+export TEST_TANSU_BIN TEST_KAFKA_BROKERS
+echo "test broker: tansu at $TEST_KAFKA_BROKERS" >&2
+
 cargo test --all-targets --locked "$@"
 cargo test --doc --locked

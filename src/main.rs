@@ -349,7 +349,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             });
         }
         let shutdown = Shutdown::new();
-        tokio::spawn(watch_signals(shutdown.clone()));
+        tokio::spawn(watch_signals(
+            shutdown.clone(),
+            cfg.delivery.shutdown_within()?,
+        ));
         let pipeline = built.into_pipeline(
             &cfg,
             cfg.sources.clone(),
@@ -372,18 +375,24 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// First SIGINT/SIGTERM: graceful shutdown (drain, flush). Second: exit now.
-async fn watch_signals(shutdown: Shutdown) {
-    for round in 0..2 {
-        wait_for_signal().await;
-        if round == 0 {
-            tracing::info!("shutdown requested: draining and flushing (signal again to exit now)");
-            shutdown.trigger();
-        } else {
+/// First SIGINT/SIGTERM: graceful shutdown (stop reading, drain, flush,
+/// commit). A second signal, or a drain longer than `limit`, exits at once:
+/// what was not committed is read again after the restart.
+async fn watch_signals(shutdown: Shutdown, limit: std::time::Duration) {
+    wait_for_signal().await;
+    tracing::info!(
+        "shutdown requested: draining, flushing and committing (signal again to exit now)"
+    );
+    shutdown.trigger();
+    tokio::select! {
+        _ = wait_for_signal() => {
             tracing::warn!("second signal: exiting without draining");
-            std::process::exit(130);
+        }
+        _ = tokio::time::sleep(limit) => {
+            tracing::error!("shutdown took longer than delivery.shutdown_timeout ({limit:?}): exiting without a final commit");
         }
     }
+    std::process::exit(130);
 }
 
 async fn wait_for_signal() {

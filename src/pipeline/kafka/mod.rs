@@ -130,7 +130,13 @@ pub fn client_config(
     forced: &[(&str, &str)],
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
-    cfg.set_log_level(RDKafkaLogLevel::Warning);
+    // librdkafka's `debug` contexts log at debug level: let them through when asked for.
+    let debug = properties.iter().any(|(k, _)| k == "debug");
+    cfg.set_log_level(if debug {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Warning
+    });
     for (k, v) in defaults {
         cfg.set(*k, *v);
     }

@@ -34,14 +34,21 @@ pub fn create(
     properties: &[(String, String)],
     transactional_id: Option<&str>,
 ) -> Result<Arc<KafkaProducer>, KafkaError> {
-    let mut forced = vec![("enable.idempotence", "true")];
+    // Idempotence is the default (no duplicates or reordering from
+    // retries); transactions require it, so exactly-once forces it.
+    let mut forced = Vec::new();
     if let Some(id) = transactional_id {
         forced.push(("transactional.id", id));
+        forced.push(("enable.idempotence", "true"));
     }
     let cfg = client_config(
         properties,
         Role::Producer,
-        &[("linger.ms", "5"), ("compression.type", "lz4")],
+        &[
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+        ],
         &forced,
     );
     let producer: KafkaProducer = cfg
