@@ -504,9 +504,16 @@ impl Pipeline {
                     runtime: tokio::runtime::Handle::current(),
                     metrics: self.metrics.clone(),
                 };
+                let stop = shutdown.clone();
                 (
                     Checkpointer::AtLeastOnce(tx),
-                    Some(tokio::task::spawn_blocking(move || committer.run(rx))),
+                    Some(tokio::task::spawn_blocking(move || {
+                        let result = committer.run(rx);
+                        if result.is_err() {
+                            stop.trigger();
+                        }
+                        result
+                    })),
                 )
             }
         };
@@ -534,7 +541,15 @@ impl Pipeline {
             dead_letters: 0,
         };
         let runtime = tokio::runtime::Handle::current();
-        let writer = tokio::task::spawn_blocking(move || writer.run(output_rx, runtime));
+        let stop = shutdown.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let result = writer.run(output_rx, runtime);
+            if result.is_err() {
+                // Nothing more can be delivered: stop reading.
+                stop.trigger();
+            }
+            result
+        });
 
         let mut first_error = None;
         for task in source_tasks {
