@@ -594,4 +594,51 @@ mod tests {
         assert!(!cfg.sources.is_empty());
         assert!(!cfg.sinks.is_empty());
     }
+
+    #[test]
+    fn the_kafka_config_in_deploy_is_valid_and_reaches_librdkafka_verbatim() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tocsin.kafka.toml");
+        let cfg = load_with_env(Some(&path), &[], env(&[])).unwrap();
+        assert!(cfg.uses_kafka());
+        let props = cfg.kafka_properties();
+        assert!(props.contains(&("bootstrap.servers".into(), "kafka:9092".into())));
+        assert_eq!(
+            cfg.delivery.shutdown_within().unwrap(),
+            std::time::Duration::from_secs(25)
+        );
+    }
+
+    #[test]
+    fn kafka_properties_come_from_the_environment_with_underscores_for_dots() {
+        let cfg = load_with_env(
+            None,
+            &[],
+            env(&[
+                ("TOCSIN_KAFKA__BOOTSTRAP_SERVERS", "b1:9092,b2:9092"),
+                ("TOCSIN_KAFKA__SECURITY_PROTOCOL", "SASL_SSL"),
+            ]),
+        )
+        .unwrap();
+        let props = cfg.kafka_properties();
+        assert!(props.contains(&("bootstrap.servers".into(), "b1:9092,b2:9092".into())));
+        assert!(props.contains(&("security.protocol".into(), "SASL_SSL".into())));
+    }
+
+    #[test]
+    fn kafka_sources_without_brokers_or_exactly_once_without_kafka_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[[sources]]\ntype = \"kafka\"\ntopic = \"logs\"\n").unwrap();
+        let err = load_with_env(Some(&path), &[], env(&[])).unwrap_err();
+        assert!(err.to_string().contains("bootstrap.servers"), "{err}");
+        std::fs::write(&path, "[delivery]\nmode = \"exactly-once\"\n").unwrap();
+        let err = load_with_env(Some(&path), &[], env(&[])).unwrap_err();
+        assert!(err.to_string().contains("exactly-once"), "{err}");
+        std::fs::write(&path, "[delivery]\ncommit_interval = \"soon\"\n").unwrap();
+        let err = load_with_env(Some(&path), &[], env(&[])).unwrap_err();
+        assert!(
+            err.to_string().contains("delivery.commit_interval"),
+            "{err}"
+        );
+    }
 }

@@ -909,3 +909,64 @@ fn exactly_once_mode_stops_when_the_producer_is_fenced() {
         "the error says what failed:\n{log}"
     );
 }
+
+#[test]
+fn a_refused_alert_stops_the_engine_before_its_offset_is_committed() {
+    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
+    let s = Setup::named(&mock.bootstrap_servers(), "refused");
+    for (topic, partitions) in s.topics() {
+        mock.create_topic(topic, partitions, 1).expect("mock topic");
+    }
+    // The broker refuses every alert for good (not a retriable error).
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
+    );
+    let mut engine = Engine::start(&s.config("engine", "\"message.timeout.ms\" = \"5000\""));
+    // The test's own records go in before the failure is armed for them.
+    mock.clear_request_errors(rdkafka::types::RDKafkaApiKey::Produce);
+    produce(&s.brokers, &s.auth, &sshd_failures(20, "refused"));
+    mock.request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = engine.child.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the engine kept running:\n{}",
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let log = engine.log_text();
+    assert!(!status.success(), "exits with an error:\n{log}");
+    assert!(
+        log.contains("delivery to"),
+        "names the failed delivery:\n{log}"
+    );
+    // Nothing was committed: a restart reads the records again.
+    let c: BaseConsumer = client(&s.brokers)
+        .set("group.id", &s.group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(&s.auth, p);
+    }
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    for e in committed.elements() {
+        assert_eq!(
+            e.offset(),
+            Offset::Invalid,
+            "partition {} committed",
+            e.partition()
+        );
+    }
+}

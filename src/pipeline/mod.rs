@@ -577,7 +577,8 @@ impl Pipeline {
                 .await
                 .map_err(|e| PipelineError::Stage(format!("committer: {e}")))?;
             if let Err(e) = committed {
-                first_error.get_or_insert(PipelineError::Kafka(e));
+                // The root cause: the writer only saw the committer go away.
+                first_error = Some(PipelineError::Kafka(e));
             }
         }
         // Closing the consumer leaves the group; it may call the rebalance
@@ -591,10 +592,10 @@ impl Pipeline {
             })
             .await;
         }
-        let (alerts_by_severity, dead_letters) = written?;
         if let Some(e) = first_error {
             return Err(e);
         }
+        let (alerts_by_severity, dead_letters) = written?;
         Ok(RunStats {
             process,
             alerts_by_severity,
