@@ -27,7 +27,7 @@ tansu_path() {
 install() {
     if ! tansu_path >/dev/null; then
         echo "installing tansu $TANSU_VERSION (first time only: 10-15 minutes)..." >&2
-        cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked >&2
+        cargo install tansu --version "$TANSU_VERSION" --features dynostore >&2
     fi
     tansu_path
 }
