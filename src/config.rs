@@ -146,6 +146,9 @@ pub struct CorrelationConfig {
     /// How far behind the newest event time an event may arrive and still be
     /// placed in its window (`90s`, `5m`); windows are final only after it.
     pub allowed_lateness: String,
+    /// Where open correlation windows are snapshotted with the Kafka
+    /// positions they reflect, to resume them after a restart (off if unset).
+    pub state_file: Option<PathBuf>,
 }
 
 impl Default for CorrelationConfig {
@@ -153,6 +156,7 @@ impl Default for CorrelationConfig {
         CorrelationConfig {
             max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
             allowed_lateness: "1m".into(),
+            state_file: None,
         }
     }
 }

@@ -182,6 +182,7 @@ impl Built {
             correlations: Arc::new(self.correlations),
             correlation_max_groups: cfg.correlation.max_groups,
             correlation_lateness: cfg.correlation.lateness()?,
+            correlation_state_file: cfg.correlation.state_file.clone(),
             suppression: self.suppression,
             sources,
             sinks,

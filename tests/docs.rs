@@ -14,9 +14,18 @@ fn sources(dir: &Path, out: &mut String) {
     }
 }
 
-fn check(doc_name: &str, at_least: usize) {
+/// Checks the tables of `doc_name` from the heading `from` on (the whole
+/// document for `None`).
+fn check(doc_name: &str, at_least: usize, from: Option<&str>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let doc = std::fs::read_to_string(root.join("docs").join(doc_name)).unwrap();
+    let whole = std::fs::read_to_string(root.join("docs").join(doc_name)).unwrap();
+    let doc = match from {
+        Some(heading) => whole
+            .split_once(heading)
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("{doc_name} has no `{heading}`")),
+        None => whole.as_str(),
+    };
     let mut code = String::new();
     sources(&root.join("src"), &mut code);
     sources(&root.join("tests"), &mut code);
@@ -34,7 +43,7 @@ fn check(doc_name: &str, at_least: usize) {
                 named += 1;
                 assert!(
                     code.contains(&format!("fn {name}(")),
-                    "docs/sigma-semantics.md names `{name}`, which is not a test"
+                    "docs/{doc_name} names `{name}`, which is not a test"
                 );
             }
         }
@@ -44,10 +53,15 @@ fn check(doc_name: &str, at_least: usize) {
 
 #[test]
 fn every_test_named_in_the_sigma_semantics_table_exists() {
-    check("sigma-semantics.md", 40);
+    check("sigma-semantics.md", 40, None);
 }
 
 #[test]
 fn every_test_named_in_the_correlation_table_exists() {
-    check("correlation.md", 12);
+    check("correlation.md", 12, None);
+}
+
+#[test]
+fn every_test_named_in_the_kafka_doc_exists() {
+    check("kafka.md", 10, Some("## Tests"));
 }

@@ -970,3 +970,85 @@ fn a_refused_alert_stops_the_engine_before_its_offset_is_committed() {
         );
     }
 }
+
+const BRUTE_FORCE_RULE: &str = "826d52a0-e64d-43fc-9582-6f872fa207f3";
+
+/// `n` failed logins from one address, starting at second `from`.
+fn failures_from(address: &str, from: usize, n: usize) -> Vec<(String, String)> {
+    (from..from + n)
+        .map(|i| {
+            (
+                address.to_string(),
+                format!(
+                    "Mar  3 11:00:{i:02} bastion sshd[{}]: Failed password for root from {address} port {} ssh2",
+                    2000 + i,
+                    50000 + i
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Six failures, kill -9, restart, four more: with the correlation state
+/// file the brute-force window (10 in 10 minutes) fires once; without it,
+/// the restarted engine has forgotten the first six.
+fn brute_force_alerts_across_a_kill(brokers: &str, name: &str, snapshots: bool) -> Vec<Received> {
+    let s = Setup::new(brokers, name);
+    let state = s.dir.path().join("correlation-state.json");
+    let extra = if snapshots {
+        format!("\n[correlation]\nstate_file = \"{}\"", state.display())
+    } else {
+        String::new()
+    };
+    let config = s.config_with("engine", "", &extra);
+    let first = Engine::start(&config);
+    produce(brokers, &s.auth, &failures_from("203.0.113.9", 0, 6));
+    let got = read_topic(brokers, &s.alerts, false, Duration::from_secs(60), |g| {
+        g.len() >= 6
+    });
+    assert_eq!(got.len(), 6, "per-event alerts before the kill");
+    // Past a checkpoint (commit_interval is 200ms): offsets and snapshot saved.
+    std::thread::sleep(Duration::from_secs(2));
+    if snapshots {
+        assert!(state.exists(), "snapshot written:\n{}", first.log_text());
+    }
+    first.kill_9();
+
+    let second = Engine::start(&config);
+    if snapshots {
+        second.wait_for_log("restored from the snapshot", Duration::from_secs(30));
+    }
+    produce(brokers, &s.auth, &failures_from("203.0.113.9", 6, 4));
+    // Ten per-event alerts, and with the snapshot the correlation alert;
+    // anything else still in flight is read after the engine stops.
+    let wanted = 10 + usize::from(snapshots);
+    read_topic(brokers, &s.alerts, false, Duration::from_secs(30), |g| {
+        g.len() >= wanted
+    });
+    let log = second.log_text();
+    assert!(second.terminate(Duration::from_secs(25)).success(), "{log}");
+    read_all(brokers, &s.alerts, false, Duration::from_secs(2))
+        .into_iter()
+        .filter(|r| r.json()["rule"]["id"] == BRUTE_FORCE_RULE)
+        .collect()
+}
+
+#[test]
+fn correlation_windows_survive_a_kill_9_in_the_middle_of_a_window() {
+    let Some(brokers) = broker() else { return };
+    let alerts = brute_force_alerts_across_a_kill(&brokers, "window", true);
+    assert_eq!(alerts.len(), 1, "one brute-force alert: {alerts:?}");
+    let alert = alerts[0].json();
+    assert_eq!(alert["group"]["src_ip"], "203.0.113.9");
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("10 events"),
+        "{}",
+        alert["message"]
+    );
+    // The control: without the state file the window is lost in the crash.
+    let control = brute_force_alerts_across_a_kill(&brokers, "nowindow", false);
+    assert!(control.is_empty(), "{control:?}");
+}

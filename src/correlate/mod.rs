@@ -19,6 +19,7 @@
 //!   `by` clause drops it);
 //! - a firing feeds the correlations that reference this one (chains).
 
+pub mod snapshot;
 pub mod window;
 
 use crate::detect::Engine;
@@ -70,6 +71,23 @@ pub struct Observation {
     pub group: Vec<String>,
     pub entry: Entry,
     pub origin: Origin,
+}
+
+/// A correlator's open windows, as saved in a snapshot.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CorrelatorState {
+    groups: Vec<GroupState>,
+    newest: Option<DateTime<Utc>>,
+    newest_by_source: Vec<(String, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct GroupState {
+    /// The correlation rule's id.
+    correlation: String,
+    key: Vec<String>,
+    entries: Vec<Entry>,
+    origin: Origin,
 }
 
 /// A correlation whose condition held.
@@ -420,6 +438,67 @@ impl Correlator {
         Some(base + corr.span)
     }
 
+    /// The open windows and time bookkeeping, to snapshot. Correlations are
+    /// named by rule id, so a snapshot survives rules being added or reordered.
+    pub fn state(&self) -> CorrelatorState {
+        let mut groups: Vec<GroupState> = self
+            .groups
+            .iter()
+            .filter_map(|((c, key), (window, origin))| {
+                Some(GroupState {
+                    correlation: self.set.correlations.get(*c)?.rule.meta.id.clone(),
+                    key: key.clone(),
+                    entries: window.entries().cloned().collect(),
+                    origin: origin.clone(),
+                })
+            })
+            .collect();
+        groups.sort_by(|a, b| (&a.correlation, &a.key).cmp(&(&b.correlation, &b.key)));
+        let mut newest_by_source: Vec<(String, DateTime<Utc>)> = self
+            .newest_by_source
+            .iter()
+            .map(|(s, t)| (s.clone(), *t))
+            .collect();
+        newest_by_source.sort();
+        CorrelatorState {
+            groups,
+            newest: self.newest,
+            newest_by_source,
+        }
+    }
+
+    /// Takes over a snapshot's windows. Groups of correlations no longer
+    /// loaded are dropped; returns how many groups were restored.
+    pub fn restore(&mut self, state: CorrelatorState) -> usize {
+        let by_id: HashMap<&str, usize> = self
+            .set
+            .correlations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.rule.meta.id.as_str(), i))
+            .collect();
+        self.groups.clear();
+        self.expiries.clear();
+        for g in state.groups {
+            let Some(&c) = by_id.get(g.correlation.as_str()) else {
+                continue;
+            };
+            let window = Window::from_entries(g.entries);
+            let Some(first) = window.first_time() else {
+                continue;
+            };
+            self.expiries.push(Reverse((
+                first + self.set.correlations[c].span,
+                c,
+                g.key.clone(),
+            )));
+            self.groups.insert((c, g.key), (window, g.origin));
+        }
+        self.newest = state.newest;
+        self.newest_by_source = state.newest_by_source.into_iter().collect();
+        self.groups.len()
+    }
+
     /// Feeds one observation; returns what fired (including chained correlations
     /// and windows that this event's time closed).
     pub fn observe(&mut self, obs: Observation) -> Vec<Firing> {
@@ -741,6 +820,45 @@ mod tests {
     }
 
     const COUNT: &str = "title: three a\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 3}\n";
+
+    #[test]
+    fn a_restored_snapshot_continues_the_windows_where_they_were() {
+        let (engine, set, _) = setup(COUNT);
+        let mut before = Correlator::new(set.clone());
+        let first = [("test", 0, a("bob")), ("test", 10, a("bob"))];
+        assert!(feed(&engine, &set, &mut before, &first).is_empty());
+        // Through JSON, as the snapshot file has it.
+        let saved = serde_json::to_string(&before.state()).unwrap();
+        let state: CorrelatorState = serde_json::from_str(&saved).unwrap();
+
+        let mut after = Correlator::new(set.clone());
+        assert_eq!(after.restore(state.clone()), 1);
+        assert_eq!(after.state(), state);
+        let third = [("test", 20, a("bob"))];
+        let fired = feed(&engine, &set, &mut after, &third);
+        assert_eq!(
+            fired.len(),
+            1,
+            "two before the snapshot and one after make three"
+        );
+        assert_eq!(fired[0].events, 3);
+
+        // Without the snapshot, the third event alone is not enough.
+        let mut fresh = Correlator::new(set.clone());
+        assert!(feed(&engine, &set, &mut fresh, &third).is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_of_a_correlation_no_longer_loaded_is_dropped_on_restore() {
+        let (engine, set, _) = setup(COUNT);
+        let mut before = Correlator::new(set.clone());
+        feed(&engine, &set, &mut before, &[("test", 0, a("bob"))]);
+        let state = before.state();
+        let (_, other, _) =
+            setup(&COUNT.replace("title: three a", "title: three a\nid: another-id"));
+        let mut after = Correlator::new(other);
+        assert_eq!(after.restore(state), 0);
+    }
 
     #[test]
     fn event_count_fires_when_the_count_is_reached_within_the_span() {

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 
 /// One contribution to a window.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub time: DateTime<Utc>,
     /// Which referenced rule it came from (position in `rules`).
@@ -40,6 +40,18 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entries, oldest first (for snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
+    /// A window holding `entries` (oldest first), as a snapshot had it.
+    pub fn from_entries(entries: Vec<Entry>) -> Window {
+        Window {
+            entries: entries.into(),
+        }
     }
 
     pub fn first_time(&self) -> Option<DateTime<Utc>> {

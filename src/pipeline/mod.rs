@@ -191,6 +191,13 @@ struct Writer {
     /// Input handled so far.
     progress: Progress,
     dead_letters: u64,
+    /// Where correlation state is snapshotted, if anywhere.
+    state_file: Option<std::path::PathBuf>,
+    /// Positions a restored snapshot already reflects: observations from
+    /// records before them are not counted again.
+    restored: Progress,
+    /// Correlation state changed since the last snapshot.
+    state_changed: bool,
 }
 
 impl Writer {
@@ -253,6 +260,10 @@ impl Writer {
             match output {
                 Output::Alert(alert) => self.alert_out.send(*alert)?,
                 Output::Observation(obs) => {
+                    if self.restored.covers(&obs.origin) {
+                        continue;
+                    }
+                    self.state_changed = true;
                     let firings = self.correlator.observe(*obs);
                     self.alert_out
                         .send_firings(firings, &self.builder, &self.correlations)?;
@@ -284,10 +295,30 @@ impl Writer {
     fn checkpoint(&mut self, barrier: Option<source::Barrier>) -> Result<(), PipelineError> {
         self.alert_out.flush()?;
         self.dead_sink.flush()?;
+        let snapshot = match &self.state_file {
+            Some(path) if self.state_changed => {
+                self.state_changed = false;
+                let mut positions = self.restored.clone();
+                positions.merge(&self.progress);
+                let snap = crate::correlate::snapshot::Snapshot {
+                    version: crate::correlate::snapshot::SNAPSHOT_VERSION,
+                    positions: positions.to_vec(),
+                    correlation: self.correlator.state(),
+                };
+                serde_json::to_vec(&snap)
+                    .map(|bytes| (path.clone(), bytes))
+                    .map_err(
+                        |e| tracing::error!(error = %e, "serialising the correlation snapshot"),
+                    )
+                    .ok()
+            }
+            _ => None,
+        };
         self.checkpointer.checkpoint(Checkpoint {
             deliveries: std::mem::take(&mut self.alert_out.pending),
             progress: self.progress.clone(),
             barrier,
+            snapshot,
         })?;
         Ok(())
     }
@@ -309,6 +340,39 @@ impl Writer {
     }
 }
 
+/// Loads a correlation snapshot into `correlator`; returns the positions it
+/// reflects. A missing file is a first start; an unreadable one is moved
+/// aside with an error logged, and the engine starts with empty windows
+/// rather than not at all.
+fn restore_correlation(
+    path: &std::path::Path,
+    correlator: &mut crate::correlate::Correlator,
+) -> Progress {
+    match crate::correlate::snapshot::load(path) {
+        Ok(Some(snap)) => {
+            let groups = correlator.restore(snap.correlation);
+            tracing::info!(
+                groups,
+                file = %path.display(),
+                "correlation windows restored from the snapshot"
+            );
+            Progress::from_vec(snap.positions)
+        }
+        Ok(None) => Progress::default(),
+        Err(e) => {
+            let mut aside = path.as_os_str().to_owned();
+            aside.push(".unreadable");
+            let moved = std::fs::rename(path, &aside).is_ok();
+            tracing::error!(
+                error = %e,
+                moved_aside = moved,
+                "correlation snapshot unusable: starting with empty windows"
+            );
+            Progress::default()
+        }
+    }
+}
+
 /// A configured pipeline, ready to run.
 pub struct Pipeline {
     pub engine: Arc<Engine>,
@@ -319,6 +383,8 @@ pub struct Pipeline {
     pub correlation_max_groups: usize,
     /// How late an event may arrive for correlation windows.
     pub correlation_lateness: std::time::Duration,
+    /// Snapshot file for correlation state (Kafka positions included).
+    pub correlation_state_file: Option<std::path::PathBuf>,
     /// Suppression of repeated alerts (off by default).
     pub suppression: Arc<crate::alert::suppress::SuppressionPolicy>,
     pub sources: Vec<SourceConfig>,
@@ -517,11 +583,28 @@ impl Pipeline {
                 )
             }
         };
-        let correlator = crate::correlate::Correlator::with_max_groups(
+        let mut correlator = crate::correlate::Correlator::with_max_groups(
             self.correlations.clone(),
             self.correlation_max_groups,
         )
         .with_lateness(self.correlation_lateness);
+        // Snapshots carry Kafka positions; files are read again from the
+        // start, so their windows would count twice after a restore.
+        let state_file = match (&self.correlation_state_file, &consumer) {
+            (Some(path), Some(_)) => Some(path.clone()),
+            (Some(path), None) => {
+                tracing::warn!(
+                    file = %path.display(),
+                    "correlation.state_file applies to Kafka sources only; not used"
+                );
+                None
+            }
+            (None, _) => None,
+        };
+        let restored = match &state_file {
+            Some(path) => restore_correlation(path, &mut correlator),
+            None => Progress::default(),
+        };
         let writer = Writer {
             alert_out: AlertOutput {
                 sinks: alert_sinks,
@@ -539,6 +622,9 @@ impl Pipeline {
             metrics: self.metrics.clone(),
             progress: Progress::default(),
             dead_letters: 0,
+            state_file,
+            restored,
+            state_changed: false,
         };
         let runtime = tokio::runtime::Handle::current();
         let stop = shutdown.clone();

@@ -28,6 +28,19 @@ pub struct Checkpoint {
     pub progress: Progress,
     /// Released once this checkpoint is committed.
     pub barrier: Option<Barrier>,
+    /// Correlation state reflecting `progress`, to save once the deliveries
+    /// are acknowledged and before the offsets are committed.
+    pub snapshot: Option<(std::path::PathBuf, Vec<u8>)>,
+}
+
+/// Saves a snapshot; a failure is logged, not fatal (detection goes on, a
+/// restart would resume from the previous snapshot).
+fn save_snapshot(snapshot: Option<(std::path::PathBuf, Vec<u8>)>) {
+    if let Some((path, bytes)) = snapshot {
+        if let Err(e) = crate::correlate::snapshot::save(&path, &bytes) {
+            tracing::error!(error = %e, "saving the correlation snapshot failed");
+        }
+    }
 }
 
 /// The writer's side: decides when to checkpoint and hands checkpoints on.
@@ -49,6 +62,7 @@ impl Checkpointer {
     pub fn checkpoint(&self, cp: Checkpoint) -> Result<(), KafkaError> {
         match self {
             Checkpointer::Untracked => {
+                save_snapshot(cp.snapshot);
                 if let Some(b) = cp.barrier {
                     b.release();
                 }
@@ -73,6 +87,9 @@ impl Checkpointer {
                     }
                     return Err(e);
                 }
+                // After the commit: a crash just before this save loses the
+                // windows' last interval (documented); see docs/correlation.md.
+                save_snapshot(cp.snapshot);
                 if let Some(b) = cp.barrier {
                     b.release();
                 }
@@ -143,6 +160,7 @@ impl Committer {
                     return Err(e);
                 }
             }
+            save_snapshot(cp.snapshot);
             if let Some(consumer) = &self.consumer {
                 let moved = cp.progress.ahead_of(&committed);
                 if !moved.is_empty() && self.commit(consumer, &moved) {

@@ -35,6 +35,31 @@ impl Progress {
         }
     }
 
+    /// Whether the record at `origin` is before these positions (already handled).
+    pub fn covers(&self, origin: &Origin) -> bool {
+        match origin.position {
+            Position::Offset { partition, offset } => self
+                .next
+                .get(&(origin.source.clone(), partition))
+                .is_some_and(|next| offset < *next),
+            Position::Line { .. } => false,
+        }
+    }
+
+    /// Positions as saved in a snapshot.
+    pub fn to_vec(&self) -> Vec<(String, i32, i64)> {
+        self.next
+            .iter()
+            .map(|((t, p), n)| (t.clone(), *p, *n))
+            .collect()
+    }
+
+    pub fn from_vec(positions: Vec<(String, i32, i64)>) -> Progress {
+        Progress {
+            next: positions.into_iter().map(|(t, p, n)| ((t, p), n)).collect(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.next.is_empty()
     }
@@ -116,6 +141,15 @@ mod tests {
             .map(|(t, p, n)| (t.to_string(), p, n))
             .collect();
         assert_eq!(moved, vec![("a".to_string(), 1, 10)]);
+    }
+
+    #[test]
+    fn positions_cover_records_before_them_only() {
+        let p = Progress::from_vec(vec![("a".into(), 0, 5)]);
+        assert!(p.covers(&at("a", 0, 4)));
+        assert!(!p.covers(&at("a", 0, 5)));
+        assert!(!p.covers(&at("a", 1, 0)));
+        assert_eq!(p.to_vec(), vec![("a".to_string(), 0, 5)]);
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! Correlation state on disk: the open windows together with the input
+//! positions they reflect, so a restarted engine resumes them where they were.
+//!
+//! The file is replaced atomically (write a temporary file beside it, sync,
+//! rename), so a crash leaves the previous snapshot or the new one, never a
+//! torn file. A snapshot is written only after every alert before its
+//! positions is acknowledged, and before those offsets are committed: the
+//! committed offsets are never ahead of the snapshot, and records replayed
+//! from before its positions are skipped by correlation (already counted).
+
+use super::CorrelatorState;
+use std::path::{Path, PathBuf};
+
+/// Bumped when the layout changes; other versions are refused, not guessed at.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub version: u32,
+    /// Next offset per (topic, partition) the state reflects.
+    pub positions: Vec<(String, i32, i64)>,
+    pub correlation: CorrelatorState,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("correlation snapshot {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("correlation snapshot {path}: not a snapshot: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("correlation snapshot {path}: version {found}, this tocsin reads version {SNAPSHOT_VERSION}")]
+    Version { path: PathBuf, found: u32 },
+}
+
+/// Writes `bytes` (a serialised [`Snapshot`]) to `path`, atomically.
+pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+    use std::io::Write;
+    let io = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads the snapshot at `path`; `None` when there is none yet.
+pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(SnapshotError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        version: u32,
+    }
+    let corrupt = |e: serde_json::Error| SnapshotError::Corrupt {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let v: Versioned = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if v.version != SNAPSHOT_VERSION {
+        return Err(SnapshotError::Version {
+            path: path.to_path_buf(),
+            found: v.version,
+        });
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty_state() -> CorrelatorState {
+        serde_json::from_str(r#"{"groups":[],"newest":null,"newest_by_source":[]}"#).unwrap()
+    }
+
+    #[test]
+    fn a_saved_snapshot_loads_back_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(load(&path).unwrap().is_none());
+        let snap = Snapshot {
+            version: SNAPSHOT_VERSION,
+            positions: vec![("logs".into(), 2, 41)],
+            correlation: empty_state(),
+        };
+        save(&path, &serde_json::to_vec(&snap).unwrap()).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(snap));
+    }
+
+    #[test]
+    fn corrupt_and_foreign_version_snapshots_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, b"{\"version\": 1, \"positions\": [").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("not a snapshot"), "{err}");
+        std::fs::write(&path, b"{\"version\": 99}").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("version 99"), "{err}");
+    }
+}
