@@ -149,6 +149,9 @@ pub struct CorrelationConfig {
     /// Where open correlation windows are snapshotted with the Kafka
     /// positions they reflect, to resume them after a restart (off if unset).
     pub state_file: Option<PathBuf>,
+    /// A source silent this long (wall time) stops holding back the
+    /// watermark that decides when windows are final.
+    pub idle_source_timeout: String,
 }
 
 impl Default for CorrelationConfig {
@@ -157,6 +160,7 @@ impl Default for CorrelationConfig {
             max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
             allowed_lateness: "1m".into(),
             state_file: None,
+            idle_source_timeout: "5m".into(),
         }
     }
 }
@@ -165,6 +169,11 @@ impl CorrelationConfig {
     /// The allowed lateness; `0s` allows none.
     pub fn lateness(&self) -> Result<std::time::Duration, ConfigError> {
         duration("correlation.allowed_lateness", &self.allowed_lateness)
+    }
+
+    /// How long a silent source holds the watermark back.
+    pub fn idle_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("correlation.idle_source_timeout", &self.idle_source_timeout)
     }
 }
 
@@ -458,6 +467,7 @@ pub fn load_with_env(
 impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         self.correlation.lateness()?;
+        self.correlation.idle_timeout()?;
         if self.engine.channel_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "engine.channel_capacity must be at least 1".into(),

@@ -183,6 +183,7 @@ impl Built {
             correlation_max_groups: cfg.correlation.max_groups,
             correlation_lateness: cfg.correlation.lateness()?,
             correlation_state_file: cfg.correlation.state_file.clone(),
+            correlation_idle_timeout: cfg.correlation.idle_timeout()?,
             suppression: self.suppression,
             sources,
             sinks,

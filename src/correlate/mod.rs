@@ -10,8 +10,10 @@
 //!   condition holds over the entries of the last `timespan`;
 //! - `gt`/`gte` fire as soon as they hold; `lt`, `lte`, `eq` and `neq` can be
 //!   broken by a later event, so they are decided when the window, starting
-//!   at the group's first entry, is final: the newest event time minus the
-//!   allowed lateness passed its end, or the input ended;
+//!   at the group's first entry, is final: the watermark passed its end, or
+//!   the input ended. The watermark is the slowest active source's newest
+//!   event time minus the allowed lateness (a source idle for longer than
+//!   the idle timeout, in wall time, stops holding it back);
 //! - events more than the allowed lateness behind the newest one are dropped
 //!   and counted (their windows may be decided already);
 //! - after firing, the group starts over;
@@ -376,7 +378,16 @@ pub struct Correlator {
     /// Newest event time per source: lateness is judged within a source, so
     /// a second file with older timestamps is not "late".
     newest_by_source: HashMap<String, DateTime<Utc>>,
+    /// When each source last delivered (wall time), for idleness.
+    last_seen: HashMap<String, std::time::Instant>,
+    /// A source quiet for this long no longer holds the watermark back.
+    idle_timeout: std::time::Duration,
+    /// The watermark windows were last closed at.
+    closed_until: Option<DateTime<Utc>>,
 }
+
+/// Default idle timeout for sources (wall time).
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl Correlator {
     pub fn new(set: std::sync::Arc<CorrelationSet>) -> Self {
@@ -394,7 +405,17 @@ impl Correlator {
             lateness: chrono::Duration::seconds(DEFAULT_LATENESS.as_secs() as i64),
             late_events: 0,
             newest_by_source: HashMap::new(),
+            last_seen: HashMap::new(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            closed_until: None,
         }
+    }
+
+    /// How long (wall time) a source may be silent before the watermark stops
+    /// waiting for it.
+    pub fn with_idle_timeout(mut self, idle: std::time::Duration) -> Self {
+        self.idle_timeout = idle;
+        self
     }
 
     /// Allows events to arrive this much behind the newest event time: windows
@@ -411,9 +432,24 @@ impl Correlator {
         self.late_events
     }
 
-    /// Event time up to which windows are final.
+    /// Event time up to which windows are final: the slowest active
+    /// source's newest event time, minus the allowed lateness. When every
+    /// source is idle, the newest of them all.
     fn watermark(&self) -> Option<DateTime<Utc>> {
-        self.newest.map(|n| n - self.lateness)
+        let now = std::time::Instant::now();
+        let active = self
+            .newest_by_source
+            .iter()
+            .filter(|(source, _)| {
+                self.last_seen
+                    .get(*source)
+                    .is_some_and(|seen| now.duration_since(*seen) <= self.idle_timeout)
+            })
+            .map(|(_, t)| *t)
+            .min();
+        active
+            .or_else(|| self.newest_by_source.values().max().copied())
+            .map(|t| t - self.lateness)
     }
 
     /// Groups currently tracked.
@@ -495,6 +531,14 @@ impl Correlator {
             self.groups.insert((c, g.key), (window, g.origin));
         }
         self.newest = state.newest;
+        // Restored sources count as just seen: they get the idle timeout to
+        // show up again before the watermark stops waiting for them.
+        let now = std::time::Instant::now();
+        self.last_seen = state
+            .newest_by_source
+            .iter()
+            .map(|(s, _)| (s.clone(), now))
+            .collect();
         self.newest_by_source = state.newest_by_source.into_iter().collect();
         self.groups.len()
     }
@@ -506,8 +550,12 @@ impl Correlator {
         let time = obs.entry.time;
         if self.newest.is_none_or(|n| time > n) {
             self.newest = Some(time);
-            if let Some(watermark) = self.watermark() {
-                self.close_windows_before(watermark, &mut fired);
+        }
+        match self.last_seen.get_mut(&obs.origin.source) {
+            Some(seen) => *seen = std::time::Instant::now(),
+            None => {
+                self.last_seen
+                    .insert(obs.origin.source.clone(), std::time::Instant::now());
             }
         }
         // Later than the allowed lateness within its own source: out of order
@@ -516,9 +564,17 @@ impl Correlator {
             .newest_by_source
             .entry(obs.origin.source.clone())
             .or_insert(time);
+        let late = time < *source_newest - self.lateness;
         if time > *source_newest {
             *source_newest = time;
-        } else if time < *source_newest - self.lateness {
+        }
+        if let Some(watermark) = self.watermark() {
+            if self.closed_until.is_none_or(|c| watermark > c) {
+                self.closed_until = Some(watermark);
+                self.close_windows_before(watermark, &mut fired);
+            }
+        }
+        if late {
             self.late_events += 1;
             return fired;
         }
@@ -936,6 +992,49 @@ mod tests {
         ];
         let fired = feed(&engine, &set, &mut c, &events).len();
         assert_eq!((fired, c.late_events()), (1, 0));
+    }
+
+    const QUIET: &str = "title: quiet\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {lt: 3}\n";
+
+    #[test]
+    fn a_slow_source_holds_windows_open_until_it_catches_up() {
+        let (engine, set, _) = setup(QUIET);
+        let mut c = Correlator::new(set.clone()).with_lateness(std::time::Duration::ZERO);
+        // bob's window (0..60 s) on the slow source; the fast source races ahead.
+        let mut events = vec![("slow", 0, a("bob")), ("fast", 1, a("carol"))];
+        events.extend((2..6).map(|i| ("fast", i * 100, a("carol"))));
+        assert!(
+            feed(&engine, &set, &mut c, &events).is_empty(),
+            "bob's window is not final while the slow source is at 0 s"
+        );
+        // The slow source's second event at 30 s still joins bob's window;
+        // then the slow source passes 60 s and the window (two events, lt 3) is decided.
+        let fired = feed(
+            &engine,
+            &set,
+            &mut c,
+            &[("slow", 30, a("bob")), ("slow", 500, a("dave"))],
+        );
+        let bob: Vec<_> = fired
+            .iter()
+            .filter(|f| f.group[0].1 == "bob")
+            .map(|f| f.events)
+            .collect();
+        assert_eq!(bob, vec![2]);
+    }
+
+    #[test]
+    fn an_idle_source_stops_holding_the_watermark_back() {
+        let (engine, set, _) = setup(QUIET);
+        let mut c = Correlator::new(set.clone())
+            .with_lateness(std::time::Duration::ZERO)
+            .with_idle_timeout(std::time::Duration::ZERO);
+        feed(&engine, &set, &mut c, &[("finished", 0, a("bob"))]);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // The first source went quiet: the other one's time decides alone.
+        let fired = feed(&engine, &set, &mut c, &[("live", 500, a("carol"))]);
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].group[0].1, "bob");
     }
 
     #[test]

@@ -383,6 +383,8 @@ pub struct Pipeline {
     pub correlation_max_groups: usize,
     /// How late an event may arrive for correlation windows.
     pub correlation_lateness: std::time::Duration,
+    /// How long a silent source holds correlation windows open.
+    pub correlation_idle_timeout: std::time::Duration,
     /// Snapshot file for correlation state (Kafka positions included).
     pub correlation_state_file: Option<std::path::PathBuf>,
     /// Suppression of repeated alerts (off by default).
@@ -587,7 +589,8 @@ impl Pipeline {
             self.correlations.clone(),
             self.correlation_max_groups,
         )
-        .with_lateness(self.correlation_lateness);
+        .with_lateness(self.correlation_lateness)
+        .with_idle_timeout(self.correlation_idle_timeout);
         // Snapshots carry Kafka positions; files are read again from the
         // start, so their windows would count twice after a restore.
         let state_file = match (&self.correlation_state_file, &consumer) {
