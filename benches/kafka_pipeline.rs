@@ -104,18 +104,35 @@ level = "warn"
             ),
         )
         .expect("config");
-        let engine = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+        command
             .args(["run", "--config"])
             .arg(&config)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("engine");
+            .stdout(Stdio::null());
+        // This harness's own TOCSIN_BENCH_* settings are not engine configuration.
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOCSIN_BENCH_")) {
+            command.env_remove(key);
+        }
+        let engine = command.spawn().expect("engine");
         Run {
             brokers: brokers.to_string(),
             input,
             alerts,
             engine,
             _dir: dir,
+        }
+    }
+
+    /// Whether the engine is still running (a harness waiting on a dead
+    /// engine would only time out).
+    fn alive(&mut self) -> bool {
+        match self.engine.try_wait() {
+            Ok(None) => true,
+            Ok(Some(status)) => {
+                eprintln!("the engine exited: {status}");
+                false
+            }
+            Err(_) => false,
         }
     }
 
@@ -131,6 +148,8 @@ level = "warn"
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("group.id", format!("{}-reader", self.alerts))
+            // Measure the engine, not this reader's fetch wait.
+            .set("fetch.wait.max.ms", "10")
             .create()
             .expect("reader");
         let mut tpl = TopicPartitionList::new();
@@ -178,7 +197,7 @@ fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: u64
 }
 
 fn throughput(brokers: &str, events: u64) -> u64 {
-    let run = Run::start(brokers, "throughput");
+    let mut run = Run::start(brokers, "throughput");
     let reader = run.reader();
     // Let the engine join its group before the clock starts.
     std::thread::sleep(Duration::from_secs(3));
@@ -193,7 +212,7 @@ fn throughput(brokers: &str, events: u64) -> u64 {
     });
     let mut seen = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
-    while seen < events && Instant::now() < deadline {
+    while seen < events && Instant::now() < deadline && run.alive() {
         if let Some(Ok(_)) = reader.poll(Duration::from_millis(100)) {
             seen += 1;
         }
@@ -208,7 +227,7 @@ fn throughput(brokers: &str, events: u64) -> u64 {
 }
 
 fn latency(brokers: &str, rate: u64, seconds: u64) -> usize {
-    let run = Run::start(brokers, "latency");
+    let mut run = Run::start(brokers, "latency");
     let reader = run.reader();
     std::thread::sleep(Duration::from_secs(3));
     let producer = run.producer();
@@ -230,7 +249,7 @@ fn latency(brokers: &str, rate: u64, seconds: u64) -> usize {
     });
     let mut arrived: HashMap<u64, Duration> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(seconds + 120);
-    while (arrived.len() as u64) < total && Instant::now() < deadline {
+    while (arrived.len() as u64) < total && Instant::now() < deadline && run.alive() {
         if let Some(Ok(msg)) = reader.poll(Duration::from_millis(100)) {
             if let Some(i) = msg.payload().and_then(event_number) {
                 arrived.entry(i).or_insert_with(|| origin.elapsed());

@@ -382,10 +382,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
 /// what was not committed is read again after the restart.
 async fn watch_signals(shutdown: Shutdown, limit: std::time::Duration) {
     wait_for_signal().await;
+    shutdown.trigger();
     tracing::info!(
         "shutdown requested: draining, flushing and committing (signal again to exit now)"
     );
-    shutdown.trigger();
     tokio::select! {
         _ = wait_for_signal() => {
             tracing::warn!("second signal: exiting without draining");

@@ -138,6 +138,9 @@ pub fn subscribe(
             // Bounds the prefetch buffer: backpressure reaches the broker
             // instead of growing memory.
             ("queued.max.messages.kbytes", "16384"),
+            // A broker that answers fetches only at the wait limit (tansu
+            // does) would otherwise add up to 500 ms to every alert.
+            ("fetch.wait.max.ms", "100"),
             ("isolation.level", isolation),
         ],
         &[
@@ -168,9 +171,17 @@ pub fn consume(
     shutdown: Shutdown,
     metrics: Option<Arc<Metrics>>,
 ) -> Result<(), KafkaError> {
-    let result = poll_loop(&consumer, &topics, &feed, &shutdown, metrics.as_deref());
-    consumer.context().detach();
-    result
+    /// Detaches the hooks from the pipeline however this thread ends (a
+    /// panic included): a hook still holding the input would keep the
+    /// workers waiting for ever.
+    struct Detach<'a>(&'a KafkaConsumer);
+    impl Drop for Detach<'_> {
+        fn drop(&mut self) {
+            self.0.context().detach();
+        }
+    }
+    let _detach = Detach(&consumer);
+    poll_loop(&consumer, &topics, &feed, &shutdown, metrics.as_deref())
 }
 
 fn poll_loop(
