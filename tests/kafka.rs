@@ -276,6 +276,23 @@ impl Drop for Engine {
     }
 }
 
+/// The sum over all series of a counter on the engine's /metrics.
+fn scrape_sum(port: u16, metric: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
 /// Input topics of a test and the config that reads them.
 struct Setup {
     dir: tempfile::TempDir,
@@ -287,6 +304,8 @@ struct Setup {
     alerts: String,
     lines: String,
     dead: String,
+    /// Serve /metrics on this port (off when `None`).
+    metrics_port: Option<u16>,
 }
 
 impl Setup {
@@ -308,6 +327,7 @@ impl Setup {
             alerts: unique(&format!("{name}-alerts")),
             lines: unique(&format!("{name}-lines")),
             dead: unique(&format!("{name}-dead")),
+            metrics_port: None,
         }
     }
 
@@ -377,8 +397,12 @@ type = "kafka"
 topic = "{dead}"
 
 [metrics]
-enabled = false
+{metrics}
 "#,
+            metrics = match self.metrics_port {
+                Some(port) => format!("enabled = true\nlisten = \"127.0.0.1:{port}\""),
+                None => "enabled = false".to_string(),
+            },
             rules = root().join("rules").display(),
             brokers = self.brokers,
             group = self.group,
@@ -452,7 +476,9 @@ fn count_ids(records: &[Received]) -> BTreeMap<String, usize> {
 #[test]
 fn alerts_reach_the_alerts_topic_exactly_as_a_scan_of_the_same_events_gives_them() {
     let Some(brokers) = broker() else { return };
-    let s = Setup::new(&brokers, "exact");
+    let mut s = Setup::new(&brokers, "exact");
+    let port = free_port();
+    s.metrics_port = Some(port);
     let garbage = [
         ("bad".to_string(), "{\"truncated\": ".to_string()),
         ("bad".to_string(), "not a log line at all".to_string()),
@@ -474,7 +500,34 @@ fn alerts_reach_the_alerts_topic_exactly_as_a_scan_of_the_same_events_gives_them
     let total: usize = expected.values().sum();
     assert!(total > 20, "the samples give alerts ({total})");
 
+    let produced = sample_lines("auth.log").len()
+        + sample_lines("access.log").len()
+        + sample_lines("windows.jsonl").len()
+        + garbage.len();
     let engine = Engine::start(&s.config("engine", ""));
+    // Every consumed record is parsed or dead-lettered, by the engine's own count.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut read = 0;
+    while Instant::now() < deadline {
+        read = scrape_sum(port, "tocsin_events_read_total").unwrap_or(0);
+        if read as usize >= produced {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        read as usize,
+        produced,
+        "records consumed:\n{}",
+        engine.log_text()
+    );
+    let parsed = scrape_sum(port, "tocsin_events_parsed_total").unwrap_or(0);
+    let failed = scrape_sum(port, "tocsin_events_failed_total").unwrap_or(0);
+    assert_eq!(
+        (parsed + failed, failed),
+        (read, 2),
+        "parsed + dead-lettered = consumed"
+    );
     // Per-event alerts arrive while running; windows still open are decided
     // when the engine stops, as at the end of a scan.
     let first = read_topic(&brokers, &s.alerts, false, Duration::from_secs(60), |got| {
