@@ -43,6 +43,9 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
         path: path.to_path_buf(),
         source,
     };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
@@ -93,7 +96,7 @@ mod tests {
     #[test]
     fn a_saved_snapshot_loads_back_and_a_missing_one_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
+        let path = dir.path().join("new-dir").join("state.json");
         assert!(load(&path).unwrap().is_none());
         let snap = Snapshot {
             version: SNAPSHOT_VERSION,

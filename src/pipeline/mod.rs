@@ -602,6 +602,12 @@ impl Pipeline {
                 );
                 None
             }
+            (None, Some(_)) if !self.correlations.is_empty() => {
+                tracing::warn!(
+                    "correlation.state_file is not set: open correlation windows will not survive a restart"
+                );
+                None
+            }
             (None, _) => None,
         };
         let restored = match &state_file {
