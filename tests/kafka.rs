@@ -263,6 +263,25 @@ impl Engine {
         }
     }
 
+    /// Waits for the engine to exit on its own; its status and log.
+    fn exit_within(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the engine kept running:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // Let the stderr reader take the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        (status, self.log_text())
+    }
+
     fn kill_9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -875,24 +894,26 @@ fn the_engine_recovers_when_the_broker_restarts() {
     assert!(engine.terminate(Duration::from_secs(25)).success());
 }
 
+/// A mock cluster with a test's topics.
+type Mock = rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>;
+
+fn mock_topics(name: &str) -> (Mock, Setup) {
+    let mock = Mock::new(1).expect("mock cluster");
+    let s = Setup::named(&mock.bootstrap_servers(), name);
+    for (topic, partitions) in s.topics() {
+        mock.create_topic(topic, partitions, 1).expect("mock topic");
+    }
+    (mock, s)
+}
+
 /// A mock cluster (librdkafka's, in this process, over real TCP) with the
 /// test topics. tansu has no transactions, so exactly-once mode is tested
 /// here. The mock neither keeps offsets sent to a transaction nor hides
 /// aborted records from `read_committed` readers, so "no duplicates after a
 /// crash" needs a real Kafka (>= 2.5); these tests check the transactional
 /// flow and its failure handling.
-fn mock_cluster(
-    name: &str,
-) -> (
-    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    Setup,
-    PathBuf,
-) {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let s = Setup::named(&mock.bootstrap_servers(), name);
-    for (topic, partitions) in s.topics() {
-        mock.create_topic(topic, partitions, 1).expect("mock topic");
-    }
+fn mock_cluster(name: &str) -> (Mock, Setup, PathBuf) {
+    let (mock, s) = mock_topics(name);
     let config = s.config_with(
         "engine",
         "",
@@ -936,23 +957,9 @@ fn exactly_once_mode_stops_when_the_producer_is_fenced() {
         rdkafka::types::RDKafkaApiKey::EndTxn,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED; 10],
     );
-    let engine = Engine::start(&config);
+    let mut engine = Engine::start(&config);
     produce(&s.brokers, &s.auth, &sshd_failures(100, "fenced"));
-    let mut engine = engine;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Ok(Some(status)) = engine.child.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the engine kept running:\n{}",
-            engine.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(200));
-    let log = engine.log_text();
+    let (status, log) = engine.exit_within(Duration::from_secs(60));
     assert!(
         !status.success(),
         "a fenced engine exits with an error:\n{log}"
@@ -965,38 +972,16 @@ fn exactly_once_mode_stops_when_the_producer_is_fenced() {
 
 #[test]
 fn a_refused_alert_stops_the_engine_before_its_offset_is_committed() {
-    let mock = rdkafka::mocking::MockCluster::new(1).expect("mock cluster");
-    let s = Setup::named(&mock.bootstrap_servers(), "refused");
-    for (topic, partitions) in s.topics() {
-        mock.create_topic(topic, partitions, 1).expect("mock topic");
-    }
-    // The broker refuses every alert for good (not a retriable error).
-    mock.request_errors(
-        rdkafka::types::RDKafkaApiKey::Produce,
-        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
-    );
+    let (mock, s) = mock_topics("refused");
     let mut engine = Engine::start(&s.config("engine", "\"message.timeout.ms\" = \"5000\""));
-    // The test's own records go in before the failure is armed for them.
-    mock.clear_request_errors(rdkafka::types::RDKafkaApiKey::Produce);
+    // The test's own records go in first; then the broker refuses every
+    // produce for good (not a retriable error), the engine's alerts included.
     produce(&s.brokers, &s.auth, &sshd_failures(20, "refused"));
     mock.request_errors(
         rdkafka::types::RDKafkaApiKey::Produce,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 1000],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Ok(Some(status)) = engine.child.try_wait() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the engine kept running:\n{}",
-            engine.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    std::thread::sleep(Duration::from_millis(200));
-    let log = engine.log_text();
+    let (status, log) = engine.exit_within(Duration::from_secs(60));
     assert!(!status.success(), "exits with an error:\n{log}");
     assert!(
         log.contains("delivery to"),
