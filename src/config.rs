@@ -149,6 +149,13 @@ pub struct CorrelationConfig {
     /// Where open correlation windows are snapshotted with the Kafka
     /// positions they reflect, to resume them after a restart (off if unset).
     pub state_file: Option<PathBuf>,
+    /// Or a compacted Kafka topic for the snapshots (one record per
+    /// instance, written with the alerts; in exactly-once mode in the same
+    /// transaction as the offsets).
+    pub state_topic: Option<String>,
+    /// This instance's key in `state_topic`, stable across its restarts
+    /// (default `<group.id>/<hostname>`).
+    pub state_key: Option<String>,
     /// A source silent this long (wall time) stops holding back the
     /// watermark that decides when windows are final.
     pub idle_source_timeout: String,
@@ -160,6 +167,8 @@ impl Default for CorrelationConfig {
             max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
             allowed_lateness: "1m".into(),
             state_file: None,
+            state_topic: None,
+            state_key: None,
             idle_source_timeout: "5m".into(),
         }
     }

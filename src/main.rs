@@ -183,6 +183,16 @@ impl Built {
             correlation_max_groups: cfg.correlation.max_groups,
             correlation_lateness: cfg.correlation.lateness()?,
             correlation_state_file: cfg.correlation.state_file.clone(),
+            correlation_state_topic: cfg.correlation.state_topic.clone().map(|topic| {
+                tocsin::pipeline::kafka::state::StateTopic {
+                    topic,
+                    key: cfg
+                        .correlation
+                        .state_key
+                        .clone()
+                        .unwrap_or_else(|| format!("{}/{}", group_id(cfg), host_name())),
+                }
+            }),
             correlation_idle_timeout: cfg.correlation.idle_timeout()?,
             suppression: self.suppression,
             sources,
@@ -196,27 +206,35 @@ impl Built {
     }
 }
 
+/// The consumer group (librdkafka's `group.id`; tocsin's default is `tocsin`).
+fn group_id(cfg: &Config) -> String {
+    cfg.kafka_properties()
+        .into_iter()
+        .find(|(k, _)| k == "group.id")
+        .map_or_else(|| "tocsin".to_string(), |(_, v)| v)
+}
+
+/// This host's name, for per-instance defaults.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
 /// The Kafka side of the configuration, with the exactly-once
 /// `transactional.id` defaulted to one stable per host and group.
 fn kafka_settings(cfg: &Config) -> anyhow::Result<tocsin::pipeline::kafka::KafkaSettings> {
     use tocsin::config::DeliveryMode;
     let properties = cfg.kafka_properties();
     let exactly_once = cfg.delivery.mode == DeliveryMode::ExactlyOnce;
-    let transactional_id = cfg.delivery.transactional_id.clone().or_else(|| {
-        exactly_once.then(|| {
-            let group = properties
-                .iter()
-                .find(|(k, _)| k == "group.id")
-                .map_or("tocsin", |(_, v)| v.as_str());
-            let host = std::env::var("HOSTNAME")
-                .ok()
-                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "local".into());
-            format!("tocsin-{group}-{host}")
-        })
-    });
+    let transactional_id = cfg
+        .delivery
+        .transactional_id
+        .clone()
+        .or_else(|| exactly_once.then(|| format!("tocsin-{}-{}", group_id(cfg), host_name())));
     Ok(tocsin::pipeline::kafka::KafkaSettings {
         properties,
         exactly_once,

@@ -1027,17 +1027,30 @@ fn failures_from(address: &str, from: usize, n: usize) -> Vec<(String, String)> 
         .collect()
 }
 
-/// Six failures, kill -9, restart, four more: with the correlation state
-/// file the brute-force window (10 in 10 minutes) fires once; without it,
-/// the restarted engine has forgotten the first six.
-fn brute_force_alerts_across_a_kill(brokers: &str, name: &str, snapshots: bool) -> Vec<Received> {
+/// Where a test keeps correlation state.
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    Nowhere,
+    File,
+    Topic,
+}
+
+/// Six failures, kill -9, restart, four more: with correlation state kept
+/// (a file or a topic) the brute-force window (10 in 10 minutes) fires
+/// once; without it, the restarted engine has forgotten the first six.
+fn brute_force_alerts_across_a_kill(brokers: &str, name: &str, store: Store) -> Vec<Received> {
     let s = Setup::new(brokers, name);
     let state = s.dir.path().join("correlation-state.json");
-    let extra = if snapshots {
-        format!("\n[correlation]\nstate_file = \"{}\"", state.display())
-    } else {
-        String::new()
+    let state_topic = unique(&format!("{name}-state"));
+    let extra = match store {
+        Store::Nowhere => String::new(),
+        Store::File => format!("\n[correlation]\nstate_file = \"{}\"", state.display()),
+        Store::Topic => {
+            create_topics(brokers, &[(&state_topic, 1)]);
+            format!("\n[correlation]\nstate_topic = \"{state_topic}\"")
+        }
     };
+    let snapshots = store != Store::Nowhere;
     let config = s.config_with("engine", "", &extra);
     let first = Engine::start(&config);
     produce(brokers, &s.auth, &failures_from("203.0.113.9", 0, 6));
@@ -1047,8 +1060,17 @@ fn brute_force_alerts_across_a_kill(brokers: &str, name: &str, snapshots: bool) 
     assert_eq!(got.len(), 6, "per-event alerts before the kill");
     // Past a checkpoint (commit_interval is 200ms): offsets and snapshot saved.
     std::thread::sleep(Duration::from_secs(2));
-    if snapshots {
-        assert!(state.exists(), "snapshot written:\n{}", first.log_text());
+    match store {
+        Store::File => assert!(state.exists(), "snapshot written:\n{}", first.log_text()),
+        Store::Topic => assert!(
+            !read_topic(brokers, &state_topic, false, Duration::from_secs(10), |g| {
+                !g.is_empty()
+            })
+            .is_empty(),
+            "snapshot written to the topic:\n{}",
+            first.log_text()
+        ),
+        Store::Nowhere => {}
     }
     first.kill_9();
 
@@ -1074,7 +1096,7 @@ fn brute_force_alerts_across_a_kill(brokers: &str, name: &str, snapshots: bool) 
 #[test]
 fn correlation_windows_survive_a_kill_9_in_the_middle_of_a_window() {
     let Some(brokers) = broker() else { return };
-    let alerts = brute_force_alerts_across_a_kill(&brokers, "window", true);
+    let alerts = brute_force_alerts_across_a_kill(&brokers, "window", Store::File);
     assert_eq!(alerts.len(), 1, "one brute-force alert: {alerts:?}");
     let alert = alerts[0].json();
     assert_eq!(alert["group"]["src_ip"], "203.0.113.9");
@@ -1087,6 +1109,14 @@ fn correlation_windows_survive_a_kill_9_in_the_middle_of_a_window() {
         alert["message"]
     );
     // The control: without the state file the window is lost in the crash.
-    let control = brute_force_alerts_across_a_kill(&brokers, "nowindow", false);
+    let control = brute_force_alerts_across_a_kill(&brokers, "nowindow", Store::Nowhere);
     assert!(control.is_empty(), "{control:?}");
+}
+
+#[test]
+fn correlation_windows_survive_a_kill_9_with_the_state_in_a_kafka_topic() {
+    let Some(brokers) = broker() else { return };
+    let alerts = brute_force_alerts_across_a_kill(&brokers, "topicstate", Store::Topic);
+    assert_eq!(alerts.len(), 1, "one brute-force alert: {alerts:?}");
+    assert_eq!(alerts[0].json()["group"]["src_ip"], "203.0.113.9");
 }

@@ -57,32 +57,35 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 
 /// Reads the snapshot at `path`; `None` when there is none yet.
 pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(SnapshotError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
+    match std::fs::read(path) {
+        Ok(bytes) => decode(&bytes, path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(SnapshotError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Reads a serialised snapshot; `origin` names where it came from in errors
+/// (a file, or a Kafka topic and key).
+pub fn decode(bytes: &[u8], origin: &Path) -> Result<Snapshot, SnapshotError> {
     #[derive(serde::Deserialize)]
     struct Versioned {
         version: u32,
     }
     let corrupt = |e: serde_json::Error| SnapshotError::Corrupt {
-        path: path.to_path_buf(),
+        path: origin.to_path_buf(),
         message: e.to_string(),
     };
-    let v: Versioned = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    let v: Versioned = serde_json::from_slice(bytes).map_err(corrupt)?;
     if v.version != SNAPSHOT_VERSION {
         return Err(SnapshotError::Version {
-            path: path.to_path_buf(),
+            path: origin.to_path_buf(),
             found: v.version,
         });
     }
-    serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
+    serde_json::from_slice(bytes).map_err(corrupt)
 }
 
 #[cfg(test)]

@@ -192,7 +192,7 @@ struct Writer {
     progress: Progress,
     dead_letters: u64,
     /// Where correlation state is snapshotted, if anywhere.
-    state_file: Option<std::path::PathBuf>,
+    state: StateStore,
     /// Positions a restored snapshot already reflects: observations from
     /// records before them are not counted again.
     restored: Progress,
@@ -295,25 +295,37 @@ impl Writer {
     fn checkpoint(&mut self, barrier: Option<source::Barrier>) -> Result<(), PipelineError> {
         self.alert_out.flush()?;
         self.dead_sink.flush()?;
-        let snapshot = match &self.state_file {
-            Some(path) if self.state_changed => {
-                self.state_changed = false;
-                let mut positions = self.restored.clone();
-                positions.merge(&self.progress);
-                let snap = crate::correlate::snapshot::Snapshot {
-                    version: crate::correlate::snapshot::SNAPSHOT_VERSION,
-                    positions: positions.to_vec(),
-                    correlation: self.correlator.state(),
-                };
-                serde_json::to_vec(&snap)
-                    .map(|bytes| (path.clone(), bytes))
-                    .map_err(
-                        |e| tracing::error!(error = %e, "serialising the correlation snapshot"),
-                    )
-                    .ok()
+        let mut snapshot = None;
+        if self.state_changed && !matches!(self.state, StateStore::None) {
+            self.state_changed = false;
+            let mut positions = self.restored.clone();
+            positions.merge(&self.progress);
+            let snap = crate::correlate::snapshot::Snapshot {
+                version: crate::correlate::snapshot::SNAPSHOT_VERSION,
+                positions: positions.to_vec(),
+                correlation: self.correlator.state(),
+            };
+            match serde_json::to_vec(&snap) {
+                Err(e) => tracing::error!(error = %e, "serialising the correlation snapshot"),
+                Ok(bytes) => match &self.state {
+                    StateStore::None => {}
+                    StateStore::File(path) => snapshot = Some((path.clone(), bytes)),
+                    StateStore::Topic(topic, _) if bytes.len() > MAX_STATE_RECORD => {
+                        tracing::error!(
+                            bytes = bytes.len(),
+                            topic = %topic.topic,
+                            "correlation snapshot too large for a Kafka record; not saved (use correlation.state_file)"
+                        );
+                    }
+                    StateStore::Topic(topic, producer) => kafka::producer::send_state(
+                        producer,
+                        topic,
+                        &bytes,
+                        &mut self.alert_out.pending,
+                    )?,
+                },
             }
-            _ => None,
-        };
+        }
         self.checkpointer.checkpoint(Checkpoint {
             deliveries: std::mem::take(&mut self.alert_out.pending),
             progress: self.progress.clone(),
@@ -340,6 +352,37 @@ impl Writer {
     }
 }
 
+/// Where correlation snapshots go.
+enum StateStore {
+    None,
+    File(std::path::PathBuf),
+    /// A compacted topic, written through the pipeline's producer.
+    Topic(
+        kafka::state::StateTopic,
+        Arc<kafka::producer::KafkaProducer>,
+    ),
+}
+
+/// Largest snapshot written to a Kafka record (brokers' default message
+/// limit is 1 MB); larger states need the file.
+const MAX_STATE_RECORD: usize = 900_000;
+
+/// Loads the latest snapshot from the state topic into `correlator`.
+/// A missing topic is a configuration error; an unreadable snapshot is
+/// logged and the engine starts with empty windows.
+fn restore_from_topic(
+    topic: &kafka::state::StateTopic,
+    properties: &[(String, String)],
+    correlator: &mut crate::correlate::Correlator,
+) -> Result<Progress, kafka::KafkaError> {
+    let origin = std::path::PathBuf::from(format!("{}[{}]", topic.topic, topic.key));
+    let decoded = match topic.load_latest(properties)? {
+        None => Ok(None),
+        Some(bytes) => crate::correlate::snapshot::decode(&bytes, &origin).map(Some),
+    };
+    Ok(restore_snapshot(decoded, &origin, correlator, || false))
+}
+
 /// Loads a correlation snapshot into `correlator`; returns the positions it
 /// reflects. A missing file is a first start; an unreadable one is moved
 /// aside with an error logged, and the engine starts with empty windows
@@ -348,7 +391,29 @@ fn restore_correlation(
     path: &std::path::Path,
     correlator: &mut crate::correlate::Correlator,
 ) -> Progress {
-    match crate::correlate::snapshot::load(path) {
+    let move_aside = || {
+        let mut aside = path.as_os_str().to_owned();
+        aside.push(".unreadable");
+        std::fs::rename(path, &aside).is_ok()
+    };
+    restore_snapshot(
+        crate::correlate::snapshot::load(path),
+        path,
+        correlator,
+        move_aside,
+    )
+}
+
+fn restore_snapshot(
+    loaded: Result<
+        Option<crate::correlate::snapshot::Snapshot>,
+        crate::correlate::snapshot::SnapshotError,
+    >,
+    path: &std::path::Path,
+    correlator: &mut crate::correlate::Correlator,
+    move_aside: impl FnOnce() -> bool,
+) -> Progress {
+    match loaded {
         Ok(Some(snap)) => {
             let groups = correlator.restore(snap.correlation);
             tracing::info!(
@@ -360,9 +425,7 @@ fn restore_correlation(
         }
         Ok(None) => Progress::default(),
         Err(e) => {
-            let mut aside = path.as_os_str().to_owned();
-            aside.push(".unreadable");
-            let moved = std::fs::rename(path, &aside).is_ok();
+            let moved = move_aside();
             tracing::error!(
                 error = %e,
                 moved_aside = moved,
@@ -387,6 +450,8 @@ pub struct Pipeline {
     pub correlation_idle_timeout: std::time::Duration,
     /// Snapshot file for correlation state (Kafka positions included).
     pub correlation_state_file: Option<std::path::PathBuf>,
+    /// Or a compacted topic for it, with this instance's key.
+    pub correlation_state_topic: Option<kafka::state::StateTopic>,
     /// Suppression of repeated alerts (off by default).
     pub suppression: Arc<crate::alert::suppress::SuppressionPolicy>,
     pub sources: Vec<SourceConfig>,
@@ -440,17 +505,18 @@ impl Pipeline {
             .iter()
             .any(|s| matches!(s, SinkConfig::Kafka { .. }))
             || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. });
-        let producer = if kafka_sinks || kafka.exactly_once {
-            Some(kafka::producer::create(
-                &kafka.properties,
-                kafka
-                    .transactional_id
-                    .as_deref()
-                    .filter(|_| kafka.exactly_once),
-            )?)
-        } else {
-            None
-        };
+        let producer =
+            if kafka_sinks || kafka.exactly_once || self.correlation_state_topic.is_some() {
+                Some(kafka::producer::create(
+                    &kafka.properties,
+                    kafka
+                        .transactional_id
+                        .as_deref()
+                        .filter(|_| kafka.exactly_once),
+                )?)
+            } else {
+                None
+            };
         let alert_sinks = self
             .sinks
             .iter()
@@ -593,26 +659,39 @@ impl Pipeline {
         .with_idle_timeout(self.correlation_idle_timeout);
         // Snapshots carry Kafka positions; files are read again from the
         // start, so their windows would count twice after a restore.
-        let state_file = match (&self.correlation_state_file, &consumer) {
-            (Some(path), Some(_)) => Some(path.clone()),
-            (Some(path), None) => {
+        let state = match (
+            &self.correlation_state_topic,
+            &self.correlation_state_file,
+            &consumer,
+            &producer,
+        ) {
+            (Some(topic), _, Some(_), Some(p)) => StateStore::Topic(topic.clone(), p.clone()),
+            (None, Some(path), Some(_), _) => StateStore::File(path.clone()),
+            (None, None, Some(_), _) if !self.correlations.is_empty() => {
                 tracing::warn!(
-                    file = %path.display(),
-                    "correlation.state_file applies to Kafka sources only; not used"
+                    "neither correlation.state_file nor correlation.state_topic is set: open correlation windows will not survive a restart"
                 );
-                None
+                StateStore::None
             }
-            (None, Some(_)) if !self.correlations.is_empty() => {
-                tracing::warn!(
-                    "correlation.state_file is not set: open correlation windows will not survive a restart"
-                );
-                None
+            (Some(_), _, None, _) | (None, Some(_), None, _) => {
+                tracing::warn!("correlation state snapshots apply to Kafka sources only; not used");
+                StateStore::None
             }
-            (None, _) => None,
+            _ => StateStore::None,
         };
-        let restored = match &state_file {
-            Some(path) => restore_correlation(path, &mut correlator),
-            None => Progress::default(),
+        let restored = match &state {
+            StateStore::File(path) => restore_correlation(path, &mut correlator),
+            StateStore::Topic(topic, _) => {
+                match restore_from_topic(topic, &kafka.properties, &mut correlator) {
+                    Ok(restored) => restored,
+                    Err(e) => {
+                        // The sources are running already: stop them before giving up.
+                        shutdown.trigger();
+                        return Err(e.into());
+                    }
+                }
+            }
+            StateStore::None => Progress::default(),
         };
         let writer = Writer {
             alert_out: AlertOutput {
@@ -631,7 +710,7 @@ impl Pipeline {
             metrics: self.metrics.clone(),
             progress: Progress::default(),
             dead_letters: 0,
-            state_file,
+            state,
             restored,
             state_changed: false,
         };

@@ -15,6 +15,7 @@ pub mod commit;
 pub mod consumer;
 pub mod producer;
 pub mod progress;
+pub mod state;
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::ClientConfig;

@@ -91,6 +91,20 @@ fn enqueue(
     }
 }
 
+/// Queues a correlation snapshot under this instance's key.
+pub fn send_state(
+    producer: &KafkaProducer,
+    state: &super::state::StateTopic,
+    snapshot: &[u8],
+    pending: &mut Pending,
+) -> Result<(), KafkaError> {
+    let record = FutureRecord::to(&state.topic)
+        .key(state.key.as_bytes())
+        .payload(snapshot);
+    pending.push(enqueue(producer, record)?);
+    Ok(())
+}
+
 /// Deliveries not yet known to be acknowledged.
 pub type Pending = Vec<DeliveryFuture>;
 

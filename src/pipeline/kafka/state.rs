@@ -1,0 +1,88 @@
+//! Correlation state in a compacted Kafka topic: one record per instance
+//! (its key), the latest value being the instance's snapshot. Written with
+//! the alerts (in exactly-once mode, in the same transaction as the
+//! offsets), read once at start.
+
+use super::{client_config, KafkaError, Role};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// Where a snapshot record goes: the topic and this instance's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateTopic {
+    pub topic: String,
+    pub key: String,
+}
+
+/// How long the reader waits for the topic's end before settling for what it has.
+const READ_LIMIT: Duration = Duration::from_secs(30);
+
+impl StateTopic {
+    /// The latest snapshot this instance wrote, if any (a tombstone counts as none).
+    pub fn load_latest(
+        &self,
+        properties: &[(String, String)],
+    ) -> Result<Option<Vec<u8>>, KafkaError> {
+        let cfg = client_config(
+            properties,
+            Role::Consumer,
+            &[("fetch.wait.max.ms", "50")],
+            &[
+                ("enable.auto.commit", "false"),
+                ("isolation.level", "read_committed"),
+                ("enable.partition.eof", "true"),
+            ],
+        );
+        let reader: BaseConsumer = cfg
+            .create()
+            .map_err(KafkaError::client("creating the state reader"))?;
+        let what = format!("reading state topic `{}`", self.topic);
+        let metadata = reader
+            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
+            .map_err(KafkaError::client(what.clone()))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map_or(0, |t| t.partitions().len()) as i32;
+        if partitions == 0 {
+            return Err(KafkaError::Other(format!(
+                "state topic `{}` does not exist (create it compacted: cleanup.policy=compact)",
+                self.topic
+            )));
+        }
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment
+                .add_partition_offset(&self.topic, p, Offset::Beginning)
+                .map_err(KafkaError::client(what.clone()))?;
+        }
+        reader
+            .assign(&assignment)
+            .map_err(KafkaError::client(what.clone()))?;
+        let mut latest = None;
+        let mut at_end = 0;
+        let started = Instant::now();
+        // Read every partition to its end (partition EOF events), keeping the
+        // last value under our key.
+        while at_end < partitions && started.elapsed() < READ_LIMIT {
+            match reader.poll(Duration::from_millis(200)) {
+                Some(Ok(msg)) if msg.key() == Some(self.key.as_bytes()) => {
+                    latest = msg.payload().map(<[u8]>::to_vec);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
+                Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
+                None => {}
+            }
+        }
+        if at_end < partitions {
+            tracing::warn!(
+                topic = %self.topic,
+                "the state topic's end was not reached in {READ_LIMIT:?}; using the latest snapshot read"
+            );
+        }
+        Ok(latest)
+    }
+}
