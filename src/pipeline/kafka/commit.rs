@@ -105,13 +105,21 @@ fn commit_transaction(
     progress: &Progress,
 ) -> Result<(), KafkaError> {
     if !progress.is_empty() {
-        let offsets = progress.to_list(|_, _| true);
-        let group = consumer
-            .group_metadata()
-            .ok_or_else(|| KafkaError::Other("the consumer has no group metadata".into()))?;
-        producer
-            .send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
-            .map_err(KafkaError::client("sending offsets to the transaction"))?;
+        // Only partitions this member owns: offsets of partitions handed to
+        // another member would overwrite its progress.
+        let owned = consumer
+            .assignment()
+            .map_err(KafkaError::client("reading the assignment"))?;
+        let offsets =
+            progress.to_list(|topic, partition| owned.find_partition(topic, partition).is_some());
+        if offsets.count() > 0 {
+            let group = consumer
+                .group_metadata()
+                .ok_or_else(|| KafkaError::Other("the consumer has no group metadata".into()))?;
+            producer
+                .send_offsets_to_transaction(&offsets, &group, TRANSACTION_TIMEOUT)
+                .map_err(KafkaError::client("sending offsets to the transaction"))?;
+        }
     }
     producer
         .commit_transaction(TRANSACTION_TIMEOUT)
