@@ -6,7 +6,7 @@
 //! waits (bounded) until everything consumed so far is committed, so the
 //! next owner of a partition starts where this one really stopped.
 
-use super::{client_config, log_to_tracing, KafkaError, Role};
+use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
 use crate::event::{Origin, Position};
 use crate::metrics::Metrics;
 use crate::pipeline::source::{Barrier, Feed, Record, BATCH_SIZE};
@@ -39,6 +39,10 @@ pub struct ConsumerHooks {
 impl ClientContext for ConsumerHooks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         log_to_tracing("consumer", level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        error_to_tracing("consumer", &error, reason);
     }
 
     /// Consumer lag per partition, from librdkafka's periodic statistics.

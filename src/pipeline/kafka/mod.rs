@@ -156,6 +156,21 @@ pub fn client_config(
     cfg
 }
 
+/// librdkafka's error callback. Its log line for the same event is already
+/// forwarded, so only what the log does not say is logged here: fatal
+/// errors, loudly; everything else (broker down, transport failures, which
+/// librdkafka retries) at debug level, instead of a second ERROR line.
+pub(crate) fn error_to_tracing(client: &str, error: &rdkafka::error::KafkaError, reason: &str) {
+    if matches!(
+        error.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::Fatal)
+    ) {
+        tracing::error!(client, "fatal Kafka client error: {error}: {reason}");
+    } else {
+        tracing::debug!(client, "Kafka client error (retried): {error}: {reason}");
+    }
+}
+
 /// Forwards librdkafka's log lines to `tracing`.
 pub(crate) fn log_to_tracing(client: &str, level: RDKafkaLogLevel, fac: &str, message: &str) {
     match level {

@@ -2,7 +2,7 @@
 //! serves every Kafka sink, so in exactly-once mode one transaction covers
 //! all of them.
 
-use super::{client_config, log_to_tracing, KafkaError, Role};
+use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
 use crate::alert::Alert;
 use crate::config::OutputFormat;
 use crate::pipeline::dead_letter::DeadLetter;
@@ -20,6 +20,10 @@ pub struct ProducerHooks;
 impl ClientContext for ProducerHooks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         log_to_tracing("producer", level, fac, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        error_to_tracing("producer", &error, reason);
     }
 }
 
