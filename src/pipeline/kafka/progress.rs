@@ -6,9 +6,12 @@ use std::collections::BTreeMap;
 
 /// The next offset to consume per (topic, partition): one past the furthest
 /// record handled. Records from files and stdin are not tracked.
+///
+/// Keyed by topic first so that the per-record lookups borrow the topic
+/// name instead of allocating one (this runs for every consumed record).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
-    next: BTreeMap<(String, i32), i64>,
+    next: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl Progress {
@@ -20,44 +23,46 @@ impl Progress {
     }
 
     fn advance_to(&mut self, topic: &str, partition: i32, next: i64) {
-        match self.next.get_mut(&(topic.to_string(), partition)) {
-            Some(n) => *n = (*n).max(next),
-            None => {
-                self.next.insert((topic.to_string(), partition), next);
-            }
-        }
+        let partitions = match self.next.get_mut(topic) {
+            Some(p) => p,
+            None => self.next.entry(topic.to_string()).or_default(),
+        };
+        let n = partitions.entry(partition).or_insert(next);
+        *n = (*n).max(next);
     }
 
     /// Takes in everything `other` has handled.
     pub fn merge(&mut self, other: &Progress) {
-        for ((topic, partition), next) in &other.next {
-            self.advance_to(topic, *partition, *next);
+        for (topic, partition, next) in other.iter() {
+            self.advance_to(topic, partition, next);
         }
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.next.get(topic)?.get(&partition).copied()
     }
 
     /// Whether the record at `origin` is before these positions (already handled).
     pub fn covers(&self, origin: &Origin) -> bool {
         match origin.position {
             Position::Offset { partition, offset } => self
-                .next
-                .get(&(origin.source.clone(), partition))
-                .is_some_and(|next| offset < *next),
+                .get(&origin.source, partition)
+                .is_some_and(|next| offset < next),
             Position::Line { .. } => false,
         }
     }
 
     /// Positions as saved in a snapshot.
     pub fn to_vec(&self) -> Vec<(String, i32, i64)> {
-        self.next
-            .iter()
-            .map(|((t, p), n)| (t.clone(), *p, *n))
-            .collect()
+        self.iter().map(|(t, p, n)| (t.to_string(), p, n)).collect()
     }
 
     pub fn from_vec(positions: Vec<(String, i32, i64)>) -> Progress {
-        Progress {
-            next: positions.into_iter().map(|(t, p, n)| ((t, p), n)).collect(),
+        let mut progress = Progress::default();
+        for (topic, partition, next) in positions {
+            progress.advance_to(&topic, partition, next);
         }
+        progress
     }
 
     pub fn is_empty(&self) -> bool {
@@ -66,30 +71,31 @@ impl Progress {
 
     /// The partitions where `self` is ahead of `committed`.
     pub fn ahead_of(&self, committed: &Progress) -> Progress {
-        Progress {
-            next: self
-                .next
-                .iter()
-                .filter(|(k, n)| committed.next.get(*k).is_none_or(|c| c < *n))
-                .map(|(k, n)| (k.clone(), *n))
-                .collect(),
+        let mut ahead = Progress::default();
+        for (topic, partition, next) in self.iter() {
+            if committed.get(topic, partition).is_none_or(|c| c < next) {
+                ahead.advance_to(topic, partition, next);
+            }
         }
+        ahead
     }
 
     /// The offsets to commit, restricted to partitions `keep` accepts.
     pub fn to_list(&self, mut keep: impl FnMut(&str, i32) -> bool) -> TopicPartitionList {
-        let mut list = TopicPartitionList::with_capacity(self.next.len());
-        for ((topic, partition), next) in &self.next {
-            if keep(topic, *partition) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, next) in self.iter() {
+            if keep(topic, partition) {
                 // Only fails for an invalid offset kind; ours is always concrete.
-                let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
+                let _ = list.add_partition_offset(topic, partition, Offset::Offset(next));
             }
         }
         list
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
-        self.next.iter().map(|((t, p), n)| (t.as_str(), *p, *n))
+        self.next
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, n)| (t.as_str(), *p, *n)))
     }
 }
 
