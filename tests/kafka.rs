@@ -456,8 +456,17 @@ fn keyed_by_file(file: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What `tocsin scan` says the same file must give: alert ids with their count.
-fn expected_alerts(file: &str, format: &str) -> BTreeMap<String, usize> {
+/// Which alerts a scan oracle counts.
+#[derive(Clone, Copy, PartialEq)]
+enum Alerts {
+    All,
+    /// Per-event alerts only: correlations depend on how partitions
+    /// interleave, per-event alerts do not.
+    PerEvent,
+}
+
+/// What `tocsin scan` gives for a file: alert ids with their count.
+fn scan_ids(path: &Path, format: &str, which: Alerts) -> BTreeMap<String, usize> {
     let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
         .args([
             "scan",
@@ -468,19 +477,26 @@ fn expected_alerts(file: &str, format: &str) -> BTreeMap<String, usize> {
             "--input-format",
             format,
         ])
-        .arg(root().join("samples").join(file))
+        .arg(path)
         .current_dir(root())
         .stderr(Stdio::null())
         .output()
         .expect("scan runs");
-    assert!(out.status.success(), "scan of {file} failed");
+    assert!(out.status.success(), "scan of {} failed", path.display());
     let mut ids = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let alert: serde_json::Value = serde_json::from_str(line).expect("scan JSON line");
-        *ids.entry(alert["id"].as_str().unwrap_or_default().to_string())
-            .or_default() += 1;
+        if which == Alerts::All || alert["group"].is_null() {
+            *ids.entry(alert["id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
     }
     ids
+}
+
+/// What `tocsin scan` says a sample file must give.
+fn expected_alerts(file: &str, format: &str) -> BTreeMap<String, usize> {
+    scan_ids(&root().join("samples").join(file), format, Alerts::All)
 }
 
 fn count_ids(records: &[Received]) -> BTreeMap<String, usize> {
@@ -632,36 +648,12 @@ fn sshd_failures(n: usize, tag: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The alert ids a scan gives for the given syslog lines.
+/// The per-event alert ids a scan gives for the given syslog lines.
 fn expected_for_lines(dir: &Path, lines: &[(String, String)]) -> BTreeMap<String, usize> {
     let path = dir.join("expected.log");
     let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     std::fs::write(&path, text).expect("lines written");
-    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args([
-            "scan",
-            "--rules",
-            "rules/",
-            "--format",
-            "json",
-            "--input-format",
-            "syslog",
-        ])
-        .arg(&path)
-        .current_dir(root())
-        .stderr(Stdio::null())
-        .output()
-        .expect("scan runs");
-    let mut ids = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let alert: serde_json::Value = serde_json::from_str(line).expect("JSON");
-        // Correlations depend on how partitions interleave; per-event alerts do not.
-        if alert["group"].is_null() {
-            *ids.entry(alert["id"].as_str().unwrap_or_default().to_string())
-                .or_default() += 1;
-        }
-    }
-    ids
+    scan_ids(&path, "syslog", Alerts::PerEvent)
 }
 
 /// Distinct per-event alert ids seen so far, updated incrementally (a
