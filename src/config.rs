@@ -57,6 +57,7 @@ pub struct Config {
     /// Values for `expand` placeholders: `Administrators = ["admin*", "root"]`.
     pub placeholders: HashMap<String, Vec<String>>,
     pub correlation: CorrelationConfig,
+    pub anomaly: AnomalyConfig,
     pub suppression: crate::alert::suppress::SuppressionConfig,
     /// librdkafka properties, passed through verbatim to the consumer and the
     /// producer (`"bootstrap.servers"`, TLS, SASL, timeouts). From the
@@ -135,6 +136,40 @@ fn duration(key: &str, value: &str) -> Result<std::time::Duration, ConfigError> 
             "{key} `{t}` is not a number and a unit (ms, s, m, h, d)"
         ))
     })
+}
+
+/// Anomaly jobs (`anomaly:` documents among the rules).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// Where job models are loaded from at start and saved to; `tocsin
+    /// train` writes here too. Unset (the default) keeps models in memory
+    /// only: baselines are learned again from the stream on every start.
+    pub model_dir: Option<PathBuf>,
+    /// How often changed models are saved while running (also at the end).
+    pub save_interval: String,
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        AnomalyConfig {
+            model_dir: None,
+            save_interval: "5m".into(),
+        }
+    }
+}
+
+impl AnomalyConfig {
+    /// The model directory; an empty `model_dir` turns persistence off.
+    pub fn model_dir(&self) -> Option<&std::path::Path> {
+        self.model_dir
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+    }
+
+    pub fn save_every(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("anomaly.save_interval", &self.save_interval)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,9 +2,11 @@
 //!
 //! Data flows one way: `pipeline` sources -> `event` parsing -> `detect`
 //! (compiled Sigma rules from `sigma`) -> `alert` (record, line, SLA) ->
-//! `pipeline` sinks, with `metrics` on the side and `config` around it all.
+//! `pipeline` sinks, with `anomaly` jobs scoring what no rule names,
+//! and with `metrics` on the side and `config` around it all.
 
 pub mod alert;
+pub mod anomaly;
 pub mod config;
 pub mod correlate;
 pub mod detect;

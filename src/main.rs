@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tocsin::alert::suppress::SuppressionPolicy;
 use tocsin::alert::{AlertBuilder, SlaPolicy};
+use tocsin::anomaly::AnomalySet;
 use tocsin::config::{
     self, Config, DeadLetterConfig, LogFormat, OutputFormat, SinkConfig, SourceConfig,
 };
@@ -39,6 +40,30 @@ enum Command {
     /// Rule tools.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Train an anomaly job's baseline from log files and save it to the model directory.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// The job's `name` (or id), as in its rule file.
+    #[arg(long)]
+    job: String,
+    /// Input files or globs (`.gz` is read transparently), in time order.
+    #[arg(long, required = true, num_args = 1..)]
+    from: Vec<String>,
+    /// TOML configuration file (rules, logsource map, anomaly.model_dir).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Rule files or folders (default: engine.rules from the configuration).
+    #[arg(long)]
+    rules: Vec<PathBuf>,
+    /// Where to save the model (overrides anomaly.model_dir).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+    /// How to parse the input.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    input_format: InputFormat,
 }
 
 #[derive(Args)]
@@ -108,6 +133,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd_run(args),
         Command::Scan(args) => cmd_scan(args),
+        Command::Train(args) => cmd_train(args),
         Command::Rules(RulesCommand::Check { paths, unrouted }) => {
             cmd_rules_check(&paths, unrouted)
         }
@@ -149,19 +175,24 @@ fn load_rules(
     paths: &[PathBuf],
     mapping: Option<&Path>,
     options: &CompileOptions,
-) -> Result<(Engine, CorrelationSet, RuleLoadSummary)> {
+) -> Result<(Engine, CorrelationSet, AnomalySet, RuleLoadSummary)> {
     let (engine, mut summary) = load_engine(paths, mapping, options)?;
     let (correlations, problems) =
         CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
     summary.rejected += problems.len();
     summary.problems.extend(problems);
-    Ok((engine, correlations, summary))
+    let (anomalies, problems) =
+        AnomalySet::build(std::mem::take(&mut summary.anomaly_jobs), &engine);
+    summary.rejected += problems.len();
+    summary.problems.extend(problems);
+    Ok((engine, correlations, anomalies, summary))
 }
 
 /// What `build_engine` makes of the configuration.
 struct Built {
     engine: Engine,
     correlations: CorrelationSet,
+    anomalies: AnomalySet,
     alerts: AlertBuilder,
     suppression: Arc<SuppressionPolicy>,
 }
@@ -180,6 +211,10 @@ impl Built {
             engine: Arc::new(self.engine),
             alerts: self.alerts,
             correlations: Arc::new(self.correlations),
+            anomalies: Arc::new(self.anomalies),
+            anomaly_load_from: cfg.anomaly.model_dir().map(Path::to_path_buf),
+            anomaly_save_to: cfg.anomaly.model_dir().map(Path::to_path_buf),
+            anomaly_save_interval: cfg.anomaly.save_every()?,
             correlation_max_groups: cfg.correlation.max_groups,
             correlation_lateness: cfg.correlation.lateness()?,
             correlation_state_file: cfg.correlation.state_file.clone(),
@@ -263,7 +298,7 @@ fn build_engine(cfg: &Config) -> Result<(Built, RuleLoadSummary)> {
     let options = CompileOptions {
         placeholders: cfg.placeholders.clone(),
     };
-    let (engine, correlations, summary) = load_rules(
+    let (engine, correlations, anomalies, summary) = load_rules(
         &cfg.engine.rules,
         cfg.engine.logsource_map.as_deref(),
         &options,
@@ -275,6 +310,7 @@ fn build_engine(cfg: &Config) -> Result<(Built, RuleLoadSummary)> {
         Built {
             engine,
             correlations,
+            anomalies,
             alerts,
             suppression,
         },
@@ -494,9 +530,88 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         dead_letter,
         None,
     )?;
+    // A scan scores with the saved models but does not change them.
+    let pipeline = Pipeline {
+        anomaly_save_to: None,
+        ..pipeline
+    };
     let rt = runtime()?;
     let stats = rt.block_on(pipeline.run(Shutdown::new()))?;
     print_scan_summary(&summary, &stats);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
+    let mut overrides: Vec<(&str, ::config::Value)> = vec![("log.level", "warn".into())];
+    engine_overrides(&args.rules, None, &mut overrides);
+    if let Some(dir) = &args.model_dir {
+        overrides.push(("anomaly.model_dir", dir.display().to_string().into()));
+    }
+    let cfg = config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&cfg);
+    let (built, summary) = build_engine(&cfg)?;
+    for p in &summary.problems {
+        eprintln!("{p}");
+    }
+    let Some(only) = built.anomalies.only(&args.job) else {
+        let names: Vec<&str> = built.anomalies.jobs().iter().map(|j| j.name()).collect();
+        bail!(
+            "no anomaly job named {:?} in {:?}; jobs: {}",
+            args.job,
+            cfg.engine.rules,
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    };
+    let Some(dir) = cfg.anomaly.model_dir().map(Path::to_path_buf) else {
+        bail!("no model directory: set anomaly.model_dir or pass --model-dir");
+    };
+    let job = only.jobs()[0].clone();
+    let built = Built {
+        anomalies: only,
+        correlations: CorrelationSet::default(),
+        ..built
+    };
+    let sources = vec![SourceConfig::File {
+        name: None,
+        paths: args.from.clone(),
+        format: args.input_format,
+        time_field: None,
+        time_format: None,
+        logsource: Default::default(),
+    }];
+    let pipeline =
+        built.into_pipeline(&cfg, sources, Vec::new(), DeadLetterConfig::Stderr, None)?;
+    // Training starts from nothing: the saved model is replaced, not extended.
+    let pipeline = Pipeline {
+        anomaly_load_from: None,
+        anomaly_save_to: Some(dir.clone()),
+        ..pipeline
+    };
+    let rt = runtime()?;
+    let stats = rt.block_on(pipeline.run(Shutdown::new()))?;
+    let model = tocsin::anomaly::store::load(&dir, &job)?;
+    let path = tocsin::anomaly::store::model_path(&dir, &job);
+    match model {
+        Some(m) => eprintln!(
+            "tocsin train: job {}: {} events read, {} buckets closed, {} entities, {} buckets scored; {:.2}s; saved {}",
+            job.name(),
+            stats.process.events,
+            m.buckets_closed,
+            m.entities(),
+            m.normalizer.count(),
+            stats.elapsed.as_secs_f64(),
+            path.display()
+        ),
+        None => bail!(
+            "job {}: no event in {:?} matched the job's detection; nothing to train",
+            job.name(),
+            args.from
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -522,7 +637,8 @@ fn print_scan_summary(rules: &RuleLoadSummary, stats: &RunStats) {
 }
 
 fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
-    let (engine, correlations, summary) = load_rules(paths, None, &CompileOptions::default())?;
+    let (engine, correlations, anomalies, summary) =
+        load_rules(paths, None, &CompileOptions::default())?;
     for p in &summary.problems {
         println!("{p}");
     }
@@ -536,11 +652,12 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
         }
     }
     println!(
-        "{} files: {} rules loaded, {} filters, {} correlation rules, {} rejected",
+        "{} files: {} rules loaded, {} filters, {} correlation rules, {} anomaly jobs, {} rejected",
         summary.files,
-        summary.loaded,
+        summary.loaded - anomalies.detection_rules(),
         summary.filters,
         correlations.len(),
+        anomalies.len(),
         summary.rejected,
     );
     Ok(if summary.rejected == 0 {
@@ -551,7 +668,7 @@ fn cmd_rules_check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
 }
 
 fn cmd_rules_test(rules: &[PathBuf], cases: &[PathBuf]) -> Result<ExitCode> {
-    let (engine, _, summary) = load_rules(rules, None, &CompileOptions::default())?;
+    let (engine, _, _, summary) = load_rules(rules, None, &CompileOptions::default())?;
     for p in &summary.problems {
         println!("{p}");
     }

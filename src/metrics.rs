@@ -29,6 +29,10 @@ pub struct Metrics {
     pub kafka_commit_latency: Histogram,
     pub kafka_commits: IntCounterVec,
     pub kafka_produce_errors: IntCounterVec,
+    pub anomaly_scores: HistogramVec,
+    pub anomaly_training_seconds: HistogramVec,
+    pub anomaly_late_samples: prometheus::IntCounter,
+    pub anomaly_entities: IntGauge,
 }
 
 impl Metrics {
@@ -142,7 +146,38 @@ impl Metrics {
             "Records the broker did not acknowledge, per topic.",
             &["topic"],
         )?;
+        let anomaly_scores = HistogramVec::new(
+            HistogramOpts::new(
+                "anomaly_score",
+                "Scores (0-100) of closed anomaly buckets, per job; the count is the buckets scored.",
+            )
+            .buckets(vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]),
+            &["job"],
+        )?;
+        registry.register(Box::new(anomaly_scores.clone()))?;
+        let anomaly_training_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "anomaly_training_seconds",
+                "Time to score a closed bucket and retrain the job's baselines, per job.",
+            )
+            .buckets(vec![0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 60.0]),
+            &["job"],
+        )?;
+        registry.register(Box::new(anomaly_training_seconds.clone()))?;
+        let anomaly_late_samples = prometheus::IntCounter::new(
+            "anomaly_late_samples_total",
+            "Job matches dropped because their bucket had closed (raise the job's latency).",
+        )?;
+        registry.register(Box::new(anomaly_late_samples.clone()))?;
+        let anomaly_entities = gauge(
+            "anomaly_entities",
+            "Entities with a baseline, over all anomaly jobs.",
+        )?;
         Ok(Metrics {
+            anomaly_scores,
+            anomaly_training_seconds,
+            anomaly_late_samples,
+            anomaly_entities,
             registry,
             events_read,
             events_parsed,

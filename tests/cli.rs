@@ -173,7 +173,9 @@ fn rules_check_reports_file_line_column_and_fails() {
     );
     assert!(stdout.contains(&expected), "{stdout}");
     assert!(
-        stdout.contains("2 files: 1 rules loaded, 0 filters, 0 correlation rules, 1 rejected"),
+        stdout.contains(
+            "2 files: 1 rules loaded, 0 filters, 0 correlation rules, 0 anomaly jobs, 1 rejected"
+        ),
         "{stdout}"
     );
 }

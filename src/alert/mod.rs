@@ -139,7 +139,8 @@ impl AlertBuilder {
         } else {
             format!("{}: {summary}", r.meta.title)
         };
-        Some(self.static_alert(
+        Some(self.build(
+            (AlertType::StaticRule, None),
             RuleInfo {
                 id: &r.meta.id,
                 title: &r.meta.title,
@@ -204,7 +205,8 @@ impl AlertBuilder {
                 "evidence": firing.evidence,
             }
         });
-        Some(self.static_alert(
+        Some(self.build(
+            (AlertType::StaticRule, None),
             RuleInfo {
                 id: &c.meta.id,
                 title: &c.meta.title,
@@ -222,6 +224,91 @@ impl AlertBuilder {
     }
 }
 
+impl AlertBuilder {
+    /// The `ANOMALY DETECTED` alert for an anomaly its job's rule let through:
+    /// `<job title>: <entity> <function> was <actual> (typical <expected>)`.
+    pub fn anomaly(
+        &self,
+        job: &crate::anomaly::AnomalyJob,
+        anomaly: &crate::anomaly::Anomaly,
+        detected_at: DateTime<Utc>,
+    ) -> Alert {
+        let meta = &job.rule.meta;
+        let spec = &job.spec;
+        let severity = Severity::from_anomaly_score(anomaly.score);
+        let entity = if anomaly.entity.is_empty() {
+            "all events".to_string()
+        } else {
+            anomaly
+                .entity
+                .iter()
+                .map(|(k, v)| format!("{k}={}", line::shorten(v, line::MAX_VALUE_CHARS)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let function = match &spec.field {
+            Some(f) => format!("{}({f})", spec.function_name()),
+            None => spec.function_name(),
+        };
+        let shown = |m: &crate::anomaly::Measure| {
+            line::shorten(&m.to_string(), line::MAX_VALUE_CHARS).into_owned()
+        };
+        let text = format!(
+            "{}: {entity} {function} was {} (typical {})",
+            meta.title,
+            shown(&anomaly.actual),
+            shown(&anomaly.typical)
+        );
+        let mut key = format!("{}\n", meta.id);
+        for (_, v) in &anomaly.entity {
+            key.push_str(v);
+            key.push('\u{1f}');
+        }
+        key.push_str(&anomaly.bucket_start.timestamp().to_string());
+        let id = uuid::Uuid::new_v5(&ALERT_ID_NAMESPACE, key.as_bytes()).to_string();
+        let event = serde_json::json!({
+            "anomaly": {
+                "job": job.name(),
+                "function": spec.function_name(),
+                "field": spec.field,
+                "entity": anomaly.entity.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<String, Value>>(),
+                "bucket": {
+                    "start": anomaly.bucket_start,
+                    "end": anomaly.bucket_end,
+                    "span_seconds": spec.bucket_span.as_secs(),
+                },
+                "score": anomaly.score,
+                "surprise": anomaly.surprise,
+                "actual": anomaly.actual,
+                "typical": anomaly.typical,
+                "baseline": anomaly.baseline,
+                "events": anomaly.events,
+                "anomalies_in_window": anomaly.anomalies_in_window,
+            }
+        });
+        let source = anomaly.origin.clone().unwrap_or_else(|| Origin {
+            source: format!("anomaly job {}", job.name()),
+            position: crate::event::Position::Line { line: 0 },
+        });
+        self.build(
+            (AlertType::Anomaly, Some(anomaly.score)),
+            RuleInfo {
+                id: &meta.id,
+                title: &meta.title,
+                tags: &meta.tags,
+                references: &meta.references,
+            },
+            severity,
+            id,
+            &text,
+            (anomaly.bucket_end, detected_at),
+            event,
+            source,
+            Some(anomaly.entity.iter().cloned().collect()),
+        )
+    }
+}
+
 /// What an alert says about the rule it came from.
 struct RuleInfo<'a> {
     id: &'a str,
@@ -231,10 +318,11 @@ struct RuleInfo<'a> {
 }
 
 impl AlertBuilder {
-    /// A `STATIC RULE` alert: link, text line and SLA from the configuration.
+    /// An alert: link, text line and SLA from the configuration.
     #[allow(clippy::too_many_arguments)]
-    fn static_alert(
+    fn build(
         &self,
+        (alert_type, score): (AlertType, Option<f64>),
         rule: RuleInfo<'_>,
         severity: Severity,
         id: String,
@@ -250,14 +338,12 @@ impl AlertBuilder {
             .replace("{id}", &id)
             .replace("{rule_id}", rule.id);
         Alert {
-            sla: self
-                .sla
-                .for_alert(AlertType::StaticRule, severity, detected_at),
-            message: line::format_line(AlertType::StaticRule, severity, None, text, &link),
+            sla: self.sla.for_alert(alert_type, severity, detected_at),
+            message: line::format_line(alert_type, severity, score, text, &link),
             id,
-            alert_type: AlertType::StaticRule,
+            alert_type,
             severity,
-            score: None,
+            score,
             rule: RuleRef {
                 id: rule.id.to_string(),
                 title: rule.title.to_string(),

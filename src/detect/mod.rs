@@ -330,6 +330,8 @@ pub struct RuleLoadSummary {
     pub filters: usize,
     /// Correlation rules, checked but not compiled here (see `correlate`).
     pub correlations: Vec<crate::sigma::LoadedCorrelation>,
+    /// Anomaly jobs; their detections are among the compiled rules.
+    pub anomaly_jobs: Vec<crate::sigma::LoadedAnomalyJob>,
 }
 
 /// Loads and compiles rules from files and folders with a logsource mapping
@@ -343,8 +345,18 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         Some(path) => LogsourceRouter::from_file(path)?,
         None => LogsourceRouter::builtin()?,
     };
-    let report = crate::sigma::load_paths(paths);
+    let mut report = crate::sigma::load_paths(paths);
     let filters = report.filters.len();
+    // Anomaly jobs select their events with ordinary detections, compiled
+    // and indexed with the rules; `crate::anomaly::AnomalySet` claims them.
+    for j in &report.anomaly_jobs {
+        for rule in std::iter::once(&j.job.rule).chain(&j.job.numerator_rule) {
+            report.rules.push(LoadedRule {
+                rule: rule.clone(),
+                file: j.file.clone(),
+            });
+        }
+    }
     let (engine, compile_problems) = Engine::compile(report.rules, report.filters, router, options);
     let mut problems = report.problems;
     let rejected = report.rejected_documents + compile_problems.len();
@@ -356,6 +368,7 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         rejected,
         problems,
         correlations: report.correlations,
+        anomaly_jobs: report.anomaly_jobs,
     };
     Ok((engine, summary))
 }

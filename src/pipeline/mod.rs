@@ -4,6 +4,7 @@
 //! buffering). Shutdown stops the sources; everything already read is still
 //! processed and flushed before `run` returns.
 
+mod anomaly_stage;
 pub mod dead_letter;
 pub mod kafka;
 pub mod process;
@@ -15,6 +16,7 @@ use crate::config::{DeadLetterConfig, SinkConfig, SourceConfig};
 use crate::detect::Engine;
 use crate::event::Parser;
 use crate::metrics::Metrics;
+pub use anomaly_stage::{load_models, save_models};
 use kafka::commit::{Checkpoint, Checkpointer, Committer};
 use kafka::producer::Pending;
 use kafka::progress::Progress;
@@ -152,6 +154,21 @@ impl AlertOutput {
         Ok(())
     }
 
+    /// Turns anomalies its job's rule let through into alerts and sends them.
+    fn send_anomalies(
+        &mut self,
+        anomalies: Vec<crate::anomaly::Anomaly>,
+        builder: &AlertBuilder,
+        set: &crate::anomaly::AnomalySet,
+    ) -> Result<(), SinkError> {
+        for anomaly in anomalies {
+            if let Some(job) = set.get(anomaly.job) {
+                self.send(builder.anomaly(job, &anomaly, chrono::Utc::now()))?;
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), SinkError> {
         for sink in &mut self.sinks {
             sink.flush()?;
@@ -184,6 +201,7 @@ struct Writer {
     dead_sink: DeadLetterSink,
     correlator: crate::correlate::Correlator,
     correlations: Arc<crate::correlate::CorrelationSet>,
+    anomaly: anomaly_stage::AnomalyStage,
     builder: AlertBuilder,
     checkpointer: Checkpointer,
     commit_interval: Duration,
@@ -247,6 +265,9 @@ impl Writer {
         let firings = self.correlator.finish();
         self.alert_out
             .send_firings(firings, &self.builder, &self.correlations)?;
+        let anomalies = self.anomaly.finish();
+        self.alert_out
+            .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
         self.alert_out.finish()?;
         self.checkpoint(None)?;
         Ok((
@@ -267,6 +288,11 @@ impl Writer {
                     let firings = self.correlator.observe(*obs);
                     self.alert_out
                         .send_firings(firings, &self.builder, &self.correlations)?;
+                }
+                Output::Sample(sample) => {
+                    let anomalies = self.anomaly.observe(*sample);
+                    self.alert_out
+                        .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
                 }
                 Output::DeadLetter(letter) => {
                     self.dead_sink.write(&letter, &mut self.alert_out.pending)?;
@@ -293,6 +319,7 @@ impl Writer {
 
     /// Flushes every sink and makes the input handled so far durable.
     fn checkpoint(&mut self, barrier: Option<source::Barrier>) -> Result<(), PipelineError> {
+        self.anomaly.save_if_due();
         self.alert_out.flush()?;
         self.dead_sink.flush()?;
         let mut snapshot = None;
@@ -442,6 +469,14 @@ pub struct Pipeline {
     pub alerts: AlertBuilder,
     /// Correlation rules over the engine's matches (may be empty).
     pub correlations: Arc<crate::correlate::CorrelationSet>,
+    /// Anomaly jobs over the engine's matches (may be empty).
+    pub anomalies: Arc<crate::anomaly::AnomalySet>,
+    /// Where anomaly models are loaded from at start (none: learn from scratch).
+    pub anomaly_load_from: Option<std::path::PathBuf>,
+    /// Where anomaly models are saved (none: not saved).
+    pub anomaly_save_to: Option<std::path::PathBuf>,
+    /// How often changed anomaly models are saved while running.
+    pub anomaly_save_interval: Duration,
     /// Cap on correlation groups tracked at once.
     pub correlation_max_groups: usize,
     /// How late an event may arrive for correlation windows.
@@ -574,7 +609,7 @@ impl Pipeline {
             let mut processor = Processor::new(
                 self.engine.clone(),
                 self.alerts.clone(),
-                self.correlations.clone(),
+                (self.correlations.clone(), self.anomalies.clone()),
                 contexts.clone(),
                 self.metrics.clone(),
             );
@@ -704,6 +739,12 @@ impl Pipeline {
             dead_sink,
             correlator,
             correlations: self.correlations.clone(),
+            anomaly: anomaly_stage::AnomalyStage::new(
+                self.anomalies.clone(),
+                (self.anomaly_load_from.clone(), self.anomaly_save_to.clone()),
+                self.anomaly_save_interval,
+                self.metrics.clone(),
+            ),
             builder: self.alerts.clone(),
             checkpointer,
             commit_interval: kafka.commit_interval,

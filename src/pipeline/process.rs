@@ -6,6 +6,7 @@
 use super::dead_letter::DeadLetter;
 use super::source::Record;
 use crate::alert::{Alert, AlertBuilder};
+use crate::anomaly::AnomalySet;
 use crate::correlate::{CorrelationSet, Observation};
 use crate::detect::{Engine, Scratch};
 use crate::event::Parser;
@@ -29,6 +30,8 @@ pub enum Output {
     DeadLetter(Box<DeadLetter>),
     /// A rule match for a correlation rule, decided later on the ordered stage.
     Observation(Box<Observation>),
+    /// A match of an anomaly job's detection, bucketed on the ordered stage.
+    Sample(Box<crate::anomaly::Sample>),
 }
 
 /// Counts kept by the processor.
@@ -56,6 +59,7 @@ pub struct Processor {
     engine: Arc<Engine>,
     alerts: AlertBuilder,
     correlations: Arc<CorrelationSet>,
+    anomalies: Arc<AnomalySet>,
     sources: Vec<SourceContext>,
     metrics: Option<Arc<Metrics>>,
     scratch: Scratch,
@@ -68,7 +72,7 @@ impl Processor {
     pub fn new(
         engine: Arc<Engine>,
         alerts: AlertBuilder,
-        correlations: Arc<CorrelationSet>,
+        (correlations, anomalies): (Arc<CorrelationSet>, Arc<AnomalySet>),
         sources: Vec<SourceContext>,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
@@ -76,6 +80,7 @@ impl Processor {
             engine,
             alerts,
             correlations,
+            anomalies,
             sources,
             metrics,
             scratch: Scratch::default(),
@@ -135,6 +140,13 @@ impl Processor {
         }
         let detected_at = Utc::now();
         for &i in &self.matched {
+            // An anomaly job's detection feeds the job, never an alert.
+            if self.anomalies.owns(i) {
+                if let Some(sample) = self.anomalies.sample(i, &event) {
+                    out.push(Output::Sample(Box::new(sample)));
+                }
+                continue;
+            }
             let rule = &self.engine.rules()[i];
             self.stats.matches += 1;
             if let Some(m) = &self.metrics {

@@ -26,6 +26,13 @@ pub struct LoadedCorrelation {
     pub file: PathBuf,
 }
 
+/// An anomaly job with the file it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedAnomalyJob {
+    pub job: crate::anomaly::job::AnomalyJob,
+    pub file: PathBuf,
+}
+
 /// A problem with a rule file, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleProblem {
@@ -50,6 +57,7 @@ pub struct LoadReport {
     /// One entry per rejected document (its first problem carries the position).
     pub problems: Vec<RuleProblem>,
     pub correlations: Vec<LoadedCorrelation>,
+    pub anomaly_jobs: Vec<LoadedAnomalyJob>,
     pub files: usize,
     /// Documents rejected (a document may have several problems).
     pub rejected_documents: usize,
@@ -115,6 +123,10 @@ pub fn load_text(text: &str, file: &Path, report: &mut LoadReport) {
             }),
             Ok(Document::Correlation(correlation)) => report.correlations.push(LoadedCorrelation {
                 correlation: *correlation,
+                file: file.to_path_buf(),
+            }),
+            Ok(Document::AnomalyJob(job)) => report.anomaly_jobs.push(LoadedAnomalyJob {
+                job: *job,
                 file: file.to_path_buf(),
             }),
             Err(diags) => {

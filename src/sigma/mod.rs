@@ -11,7 +11,10 @@ pub mod rule;
 pub mod yaml;
 
 pub use condition::{Condition, Quantifier, Selector};
-pub use load::{load_paths, LoadReport, LoadedCorrelation, LoadedFilter, LoadedRule, RuleProblem};
+pub use load::{
+    load_paths, LoadReport, LoadedAnomalyJob, LoadedCorrelation, LoadedFilter, LoadedRule,
+    RuleProblem,
+};
 pub use modifier::Modifier;
 pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaFilter, SigmaRule};
 pub use yaml::Pos;

@@ -170,6 +170,8 @@ pub enum Document {
     Rule(Box<SigmaRule>),
     Filter(Box<SigmaFilter>),
     Correlation(Box<super::correlation::SigmaCorrelation>),
+    /// A rule with an `anomaly:` section: an ML job (see `crate::anomaly`).
+    AnomalyJob(Box<crate::anomaly::job::AnomalyJob>),
 }
 
 /// Parses one YAML document into a rule. All problems found are returned, not just the first.
@@ -202,14 +204,21 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
         }
     };
 
-    match detection {
-        Some(detection) if diags.is_empty() => Ok(Document::Rule(Box::new(SigmaRule {
+    let rule = match detection {
+        Some(detection) if diags.is_empty() => SigmaRule {
             meta,
             logsource,
             detection,
             pos: doc.pos,
-        }))),
-        _ => Err(diags),
+        },
+        _ => return Err(diags),
+    };
+    match doc.get("anomaly") {
+        None => Ok(Document::Rule(Box::new(rule))),
+        Some(node) => match crate::anomaly::job::parse_job(rule, node, &mut diags) {
+            Some(job) if diags.is_empty() => Ok(Document::AnomalyJob(Box::new(job))),
+            _ => Err(diags),
+        },
     }
 }
 

@@ -1,0 +1,747 @@
+//! Buckets, baselines and anomaly rules: the stateful part of anomaly jobs.
+//!
+//! Buckets are aligned to the epoch (`bucket_span` 10m -> :00, :10, ...) in
+//! event time. A bucket closes when the newest event time of the job's own
+//! events passes its end plus the job's `latency`; samples for a closed
+//! bucket are late and dropped (counted). Each entity's value is scored
+//! before it joins the baseline, so a burst is never compared with itself.
+//!
+//! Which baseline scores a bucket:
+//! * the entity's own mixture, once it has `min_history` buckets;
+//! * otherwise (a new entity, or any entity of an `over` job) the
+//!   population's mixture over the values of all entities, once it has
+//!   enough values. A brand-new user failing a hundred logins is compared
+//!   with how often users fail; a quiet new one scores low.
+//!
+//! Nothing is scored before either baseline exists.
+
+use super::job::{AnomalyJob, Function};
+use super::model::{Mixture, Scale, Side, ValueCounts, MAX_SURPRISE};
+use super::normalize::Normalizer;
+use super::{describe_entity, stable_hash, AnomalySet, Measure, Sample};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// Values the population baseline keeps (a deterministic reservoir).
+const POPULATION_RESERVOIR: usize = 2000;
+/// Values the population needs before it scores anyone.
+const POPULATION_MIN: usize = 30;
+
+/// A scored bucket that the job's anomaly rule turned into an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub job: usize,
+    /// Entity field names and values.
+    pub entity: Vec<(String, String)>,
+    pub bucket_start: DateTime<Utc>,
+    pub bucket_end: DateTime<Utc>,
+    /// 0-100, normalized against the job's history.
+    pub score: f64,
+    /// The model's raw output: -log10 of the tail probability.
+    pub surprise: f64,
+    pub actual: Measure,
+    pub typical: Measure,
+    /// `entity` or `population`: which baseline scored it.
+    pub baseline: &'static str,
+    /// Events of the entity in the bucket.
+    pub events: u64,
+    /// Anomalies of this entity at or above the rule's score within its window.
+    pub anomalies_in_window: usize,
+    /// The entity's last event in the bucket.
+    pub origin: Option<crate::event::Origin>,
+}
+
+/// What the detector did, for metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetectorStats {
+    /// Scores of buckets closed since the last call, per job.
+    pub scores: Vec<(usize, f64)>,
+    pub late_samples: u64,
+    /// Seconds spent refitting baselines, per job.
+    pub training_seconds: Vec<(usize, f64)>,
+}
+
+/// Per-entity accumulator of an open bucket.
+#[derive(Debug, Default)]
+struct Acc {
+    events: u64,
+    numerator: u64,
+    sum: f64,
+    numeric: u64,
+    distinct: HashSet<u64>,
+    /// rare: value hash -> (text, events).
+    values: HashMap<u64, (String, u32)>,
+    origin: Option<crate::event::Origin>,
+}
+
+/// An entity's baseline.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EntityModel {
+    /// Bucket values on the modelled scale, oldest first.
+    history: VecDeque<f32>,
+    fit: Option<Mixture>,
+    since_fit: u32,
+    /// Buckets the entity was active in.
+    buckets: u64,
+    /// rare: the entity's value frequencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    values: Option<ValueCounts>,
+}
+
+/// The population baseline of a job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Population {
+    reservoir: Vec<f32>,
+    seen: u64,
+    fit: Option<Mixture>,
+    fitted_at: u64,
+    /// rare: value frequencies across all entities.
+    values: ValueCounts,
+}
+
+/// Everything a job learned: saved in the model directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobModel {
+    pub entities: HashMap<String, EntityModel>,
+    pub population: Population,
+    pub normalizer: Normalizer,
+    /// Buckets closed so far.
+    pub buckets_closed: u64,
+}
+
+impl JobModel {
+    pub fn entities(&self) -> usize {
+        self.entities.len()
+    }
+}
+
+/// A job's live state.
+#[derive(Debug)]
+struct JobState {
+    job: Arc<AnomalyJob>,
+    span_secs: i64,
+    /// Open buckets by start (epoch seconds).
+    open: BTreeMap<i64, HashMap<Box<str>, Acc>>,
+    /// Buckets starting before this are closed.
+    closed_before: i64,
+    model: JobModel,
+    /// Anomaly rule state: per entity, recent anomalies (bucket end, score).
+    recent: HashMap<Box<str>, VecDeque<(i64, f64)>>,
+    /// The newest event time of the job's samples (epoch seconds).
+    newest: Option<i64>,
+    changed: bool,
+}
+
+/// Runs every job of an [`AnomalySet`].
+#[derive(Debug)]
+pub struct Detector {
+    set: Arc<AnomalySet>,
+    jobs: Vec<JobState>,
+    stats: DetectorStats,
+}
+
+impl Detector {
+    pub fn new(set: Arc<AnomalySet>) -> Self {
+        let jobs = set
+            .jobs()
+            .iter()
+            .map(|job| JobState {
+                span_secs: job.spec.bucket_span.as_secs().max(1) as i64,
+                job: job.clone(),
+                open: BTreeMap::new(),
+                closed_before: i64::MIN,
+                model: JobModel::default(),
+                recent: HashMap::new(),
+                newest: None,
+                changed: false,
+            })
+            .collect();
+        Detector {
+            set,
+            jobs,
+            stats: DetectorStats::default(),
+        }
+    }
+
+    pub fn set(&self) -> &Arc<AnomalySet> {
+        &self.set
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// A job's learned state.
+    pub fn model(&self, job: usize) -> Option<&JobModel> {
+        self.jobs.get(job).map(|j| &j.model)
+    }
+
+    /// Replaces a job's learned state (from the model directory).
+    pub fn restore(&mut self, job: usize, model: JobModel) {
+        if let Some(j) = self.jobs.get_mut(job) {
+            j.model = model;
+        }
+    }
+
+    /// Jobs whose model changed since the last call.
+    pub fn take_changed(&mut self) -> Vec<usize> {
+        let mut out = Vec::new();
+        for (i, j) in self.jobs.iter_mut().enumerate() {
+            if std::mem::take(&mut j.changed) {
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// Statistics since the last call.
+    pub fn take_stats(&mut self) -> DetectorStats {
+        std::mem::take(&mut self.stats)
+    }
+
+    /// Entities with a baseline, over all jobs.
+    pub fn entities(&self) -> usize {
+        self.jobs.iter().map(|j| j.model.entities.len()).sum()
+    }
+
+    /// Adds a sample to its bucket; returns alerts of buckets it closed.
+    pub fn observe(&mut self, sample: Sample) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        let j = sample.job;
+        let Some(state) = self.jobs.get_mut(j) else {
+            return out;
+        };
+        state.advance(j, sample.time, &mut out, &mut self.stats);
+        let start = sample.time.timestamp().div_euclid(state.span_secs) * state.span_secs;
+        if start < state.closed_before {
+            self.stats.late_samples += 1;
+            return out;
+        }
+        let acc = state
+            .open
+            .entry(start)
+            .or_default()
+            .entry(sample.entity)
+            .or_default();
+        let function = state.job.spec.function;
+        if sample.numerator {
+            acc.numerator += 1;
+            return out;
+        }
+        acc.events += 1;
+        acc.origin = Some(sample.origin);
+        if let Some(v) = &sample.value {
+            match function {
+                Function::DistinctCount => {
+                    acc.distinct.insert(stable_hash(v));
+                }
+                Function::Rare => {
+                    acc.values
+                        .entry(stable_hash(v))
+                        .or_insert_with(|| (v.clone(), 0))
+                        .1 += 1;
+                }
+                Function::Sum | Function::Mean => {
+                    if let Ok(n) = v.trim().parse::<f64>() {
+                        if n.is_finite() {
+                            acc.sum += n;
+                            acc.numeric += 1;
+                        }
+                    }
+                }
+                Function::Count | Function::Ratio => {}
+            }
+        }
+        out
+    }
+
+    /// End of input: closes every open bucket. The last bucket is usually
+    /// partial, so it is not judged for being low.
+    pub fn finish(&mut self) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        for (j, state) in self.jobs.iter_mut().enumerate() {
+            let newest = state.newest;
+            while let Some((start, bucket)) = state.open.pop_first() {
+                let partial = newest.is_none_or(|n| n < start + state.span_secs);
+                state.close(j, start, bucket, partial, &mut out, &mut self.stats);
+            }
+        }
+        out
+    }
+}
+
+impl JobState {
+    /// Moves the job's clock to `time`: buckets that ended before it minus
+    /// the job's latency are final. Each job keeps its own clock, from its
+    /// own events: sources read side by side (a day of Windows logs next to
+    /// an hour of web logs) must not close each other's buckets.
+    fn advance(
+        &mut self,
+        j: usize,
+        time: DateTime<Utc>,
+        out: &mut Vec<Anomaly>,
+        stats: &mut DetectorStats,
+    ) {
+        let now = time.timestamp();
+        if self.newest.is_some_and(|n| now <= n) {
+            return;
+        }
+        self.newest = Some(now);
+        let latency = self.job.spec.latency.as_secs() as i64;
+        while let Some((&start, _)) = self.open.first_key_value() {
+            if start + self.span_secs > now - latency {
+                break;
+            }
+            if let Some((start, bucket)) = self.open.pop_first() {
+                self.close(j, start, bucket, false, out, stats);
+            }
+        }
+        let limit = (now - latency).div_euclid(self.span_secs) * self.span_secs;
+        self.closed_before = self.closed_before.max(limit);
+    }
+
+    /// Scores, then learns, every entity of a closed bucket.
+    fn close(
+        &mut self,
+        j: usize,
+        start: i64,
+        bucket: HashMap<Box<str>, Acc>,
+        partial: bool,
+        out: &mut Vec<Anomaly>,
+        stats: &mut DetectorStats,
+    ) {
+        self.changed = true;
+        self.model.buckets_closed += 1;
+        let job = self.job.clone();
+        let spec = &job.spec;
+        let scale = spec.function.scale();
+        let side = match (partial, spec.side) {
+            (true, Side::Both) => Some(Side::High),
+            (true, Side::Low) => None,
+            (_, side) => Some(side),
+        };
+        // Sorted, so that scoring (and a reservoir's choices) do not depend on hash order.
+        let mut entities: Vec<(Box<str>, Acc)> = bucket.into_iter().collect();
+        entities.sort_by(|a, b| a.0.cmp(&b.0));
+        let trained = std::time::Instant::now();
+        for (key, acc) in entities {
+            if acc.events == 0 {
+                continue;
+            }
+            let scored = match spec.function {
+                Function::Rare => self.rare(&key, &acc),
+                _ => self.numeric(&key, &acc, scale, side),
+            };
+            let Some((surprise, actual, typical, baseline)) = scored else {
+                continue;
+            };
+            let score = self.model.normalizer.score(surprise);
+            self.model.normalizer.record(surprise);
+            stats.scores.push((j, score));
+            if let Some(n) = self.gate(&key, start + self.span_secs, score) {
+                out.push(Anomaly {
+                    job: j,
+                    entity: describe_entity(&job, &key),
+                    bucket_start: epoch(start),
+                    bucket_end: epoch(start + self.span_secs),
+                    score,
+                    surprise,
+                    actual,
+                    typical,
+                    baseline,
+                    events: acc.events,
+                    anomalies_in_window: n,
+                    origin: acc.origin,
+                });
+            }
+        }
+        self.refit_population();
+        stats
+            .training_seconds
+            .push((j, trained.elapsed().as_secs_f64()));
+    }
+
+    /// Scores a numeric function's bucket value, then adds it to the baselines.
+    fn numeric(
+        &mut self,
+        key: &str,
+        acc: &Acc,
+        scale: Scale,
+        side: Option<Side>,
+    ) -> Option<(f64, Measure, Measure, &'static str)> {
+        let job = self.job.clone();
+        let spec = &job.spec;
+        let value = match spec.function {
+            Function::Count => acc.events as f64,
+            Function::DistinctCount => acc.distinct.len() as f64,
+            Function::Sum => acc.sum,
+            Function::Mean if acc.numeric > 0 => acc.sum / acc.numeric as f64,
+            Function::Ratio => acc.numerator.min(acc.events) as f64 / acc.events as f64,
+            Function::Mean | Function::Rare => return None,
+        };
+        let x = scale.transform(value);
+        let population = spec.over.is_some();
+        let entity = (!population).then(|| self.model.entities.entry(key.into()).or_default());
+        let own = entity
+            .as_ref()
+            .filter(|e| e.history.len() >= spec.min_history)
+            .and_then(|e| e.fit.as_ref());
+        let pop = &self.model.population;
+        let pop_fit = pop
+            .fit
+            .as_ref()
+            .filter(|_| pop.reservoir.len() >= POPULATION_MIN.max(spec.min_history));
+        let result = match (own, pop_fit, side) {
+            (_, _, None) => None,
+            (Some(m), _, Some(side)) => Some((m, "entity", side)),
+            (None, Some(m), Some(side)) => Some((m, "population", side)),
+            (None, None, _) => None,
+        }
+        .map(|(m, baseline, side)| {
+            (
+                m.surprise(x, side, scale, acc.events),
+                Measure::Number(value),
+                Measure::Number(round_measure(scale.inverse(m.typical()))),
+                baseline,
+            )
+        });
+        // An anomalous bucket joins the baseline clipped to three deviations
+        // of it: one burst must not make the next one look normal, while a
+        // lasting change still moves the baseline, three deviations a bucket.
+        let learned = match (&result, own.or(pop_fit)) {
+            (Some((surprise, ..)), Some(m)) if self.model.normalizer.score(*surprise) >= 50.0 => {
+                let c = m.dominant();
+                let spread = 3.0 * (c.variance + scale.noise(c.mean, acc.events)).sqrt();
+                x.clamp(c.mean - spread, c.mean + spread)
+            }
+            _ => x,
+        };
+        if let Some(e) = entity {
+            e.buckets += 1;
+            e.history.push_back(learned as f32);
+            while e.history.len() > spec.max_history {
+                e.history.pop_front();
+            }
+            e.since_fit += 1;
+            // Refit every bucket while the history is short, then every
+            // eighth of the history: cost stays proportional to the data.
+            let every = (e.history.len() / 8).max(1) as u32;
+            if e.fit.is_none() || e.since_fit >= every {
+                let values: Vec<f64> = e.history.iter().map(|v| f64::from(*v)).collect();
+                e.fit = Mixture::fit(&values);
+                e.since_fit = 0;
+            }
+        }
+        self.model.population.add(learned);
+        result
+    }
+
+    /// Scores the rarest value of an entity's bucket, then counts its values.
+    fn rare(&mut self, key: &str, acc: &Acc) -> Option<(f64, Measure, Measure, &'static str)> {
+        let job = self.job.clone();
+        let spec = &job.spec;
+        let pop = &self.model.population.values;
+        let entity = self.model.entities.entry(key.into()).or_default();
+        let own = entity
+            .values
+            .as_ref()
+            .filter(|_| entity.buckets >= spec.min_history as u64);
+        let pop_ready = pop.total() >= POPULATION_MIN.max(spec.min_history) as u64;
+        let mut rarest: Option<(f64, &str)> = None;
+        for (hash, (text, _)) in &acc.values {
+            let prior = pop.probability(*hash);
+            let p = match own {
+                Some(v) => v.probability_given(*hash, prior),
+                None if pop_ready => prior,
+                None => continue,
+            };
+            // New to this entity and rare everywhere are two pieces of
+            // evidence: a process no host ever ran outranks one that is
+            // only new here.
+            let everywhere = if own.is_some() { -prior.log10() } else { 0.0 };
+            let surprise = (-p.log10() + everywhere).clamp(0.0, MAX_SURPRISE);
+            // Ties go to the smaller text, so results do not depend on hash order.
+            if rarest.is_none_or(|(s, t)| surprise > s || (surprise == s && text.as_str() < t)) {
+                rarest = Some((surprise, text));
+            }
+        }
+        let result = rarest.map(|(surprise, text)| {
+            let typical = own.and_then(ValueCounts::top).or(pop.top()).unwrap_or("");
+            (
+                surprise,
+                Measure::Text(text.to_string()),
+                Measure::Text(typical.to_string()),
+                if own.is_some() {
+                    "entity"
+                } else {
+                    "population"
+                },
+            )
+        });
+        entity.buckets += 1;
+        let counts = entity.values.get_or_insert_with(ValueCounts::default);
+        let mut sorted: Vec<(&u64, &(String, u32))> = acc.values.iter().collect();
+        sorted.sort_by(|a, b| a.1 .0.cmp(&b.1 .0));
+        for (hash, (text, n)) in sorted {
+            counts.add(*hash, text, *n);
+            self.model.population.values.add(*hash, text, *n);
+        }
+        result
+    }
+
+    /// The anomaly rule: the number of anomalies in the window when this one
+    /// makes the alert, `None` when it does not.
+    fn gate(&mut self, key: &str, end: i64, score: f64) -> Option<usize> {
+        let rule = &self.job.spec.alert;
+        if score < rule.min_score {
+            return None;
+        }
+        let recent = self.recent.entry(key.into()).or_default();
+        let within = rule.within.as_secs() as i64;
+        while recent.front().is_some_and(|(t, _)| *t <= end - within) {
+            recent.pop_front();
+        }
+        recent.push_back((end, score));
+        if recent.len() < rule.count {
+            return None;
+        }
+        let n = recent.len();
+        // Fired: the next alert needs `count` new anomalies.
+        recent.clear();
+        Some(n)
+    }
+
+    fn refit_population(&mut self) {
+        let pop = &mut self.model.population;
+        if pop.reservoir.is_empty() || self.job.spec.function == Function::Rare {
+            return;
+        }
+        if pop.fit.is_none() || pop.seen > pop.fitted_at + pop.fitted_at / 10 {
+            let values: Vec<f64> = pop.reservoir.iter().map(|v| f64::from(*v)).collect();
+            pop.fit = Mixture::fit(&values);
+            pop.fitted_at = pop.seen;
+        }
+    }
+}
+
+impl Population {
+    /// Adds a value; past the reservoir's size a value replaces a slot
+    /// chosen from its sequence number (Vitter's algorithm R, seeded by the
+    /// count so replays choose the same slots).
+    fn add(&mut self, x: f64) {
+        self.seen += 1;
+        if self.reservoir.len() < POPULATION_RESERVOIR {
+            self.reservoir.push(x as f32);
+            return;
+        }
+        let slot = (splitmix(self.seen) % self.seen) as usize;
+        if slot < POPULATION_RESERVOIR {
+            self.reservoir[slot] = x as f32;
+        }
+    }
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+fn epoch(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// Typical values are estimates: three significant digits are plenty.
+fn round_measure(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return 0.0;
+    }
+    let digits = 2 - v.abs().log10().floor() as i32;
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::anomaly::job::{AnomalyRule, JobSpec};
+    use crate::sigma::rule::{parse_document, Document};
+    use crate::sigma::yaml::parse_documents;
+    use std::time::Duration;
+
+    fn job(spec: impl FnOnce(&mut JobSpec)) -> Arc<AnomalySet> {
+        let text = "title: J\nid: j\nlogsource: {product: test}\ndetection:\n  s: {a: 1}\n  condition: s\nanomaly:\n  function: high_count\n  by: user\n  bucket_span: 10m\n";
+        let docs = parse_documents(text).unwrap();
+        let Ok(Document::AnomalyJob(mut j)) = parse_document(&docs[0]) else {
+            panic!()
+        };
+        j.spec.min_history = 8;
+        j.spec.alert = AnomalyRule {
+            min_score: 80.0,
+            count: 1,
+            within: Duration::from_secs(3600),
+        };
+        spec(&mut j.spec);
+        Arc::new(AnomalySet {
+            jobs: vec![Arc::new(*j)],
+            by_rule: HashMap::new(),
+        })
+    }
+
+    fn sample(user: &str, secs: i64, value: Option<&str>) -> Sample {
+        Sample {
+            job: 0,
+            numerator: false,
+            entity: user.into(),
+            value: value.map(str::to_string),
+            time: epoch(secs),
+            origin: crate::event::Origin {
+                source: "test".into(),
+                position: crate::event::Position::Line { line: 1 },
+            },
+        }
+    }
+
+    /// Feeds `buckets` of 10 minutes; `per_bucket(bucket, user)` events each.
+    fn feed(
+        d: &mut Detector,
+        users: &[&str],
+        buckets: i64,
+        per_bucket: impl Fn(i64, &str) -> u64,
+    ) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        for b in 0..buckets {
+            for u in users {
+                for k in 0..per_bucket(b, u) {
+                    out.extend(d.observe(sample(u, b * 600 + (k as i64 % 600), None)));
+                }
+            }
+        }
+        out.extend(d.finish());
+        out
+    }
+
+    #[test]
+    fn a_burst_for_one_user_alerts_and_steady_users_do_not() {
+        let mut d = Detector::new(job(|_| {}));
+        let users = ["alice", "bob", "carol", "dave"];
+        let alerts = feed(&mut d, &users, 60, |b, u| {
+            let base = 3 + (b as u64 * 7 + u.len() as u64) % 4;
+            if b == 50 && u == "bob" {
+                120
+            } else {
+                base
+            }
+        });
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        let a = &alerts[0];
+        assert_eq!(a.entity, vec![("user".to_string(), "bob".to_string())]);
+        assert!(a.score >= 80.0, "{}", a.score);
+        assert_eq!(a.actual, Measure::Number(120.0));
+        assert_eq!(a.baseline, "entity");
+        assert_eq!(a.bucket_start, epoch(50 * 600));
+        // Every normal bucket scored: 95% of them below 20.
+        let scores = d.take_stats().scores;
+        let low = scores.iter().filter(|(_, s)| *s < 20.0).count();
+        assert!(
+            low as f64 >= 0.95 * (scores.len() - 1) as f64,
+            "{low}/{}",
+            scores.len()
+        );
+    }
+
+    #[test]
+    fn a_new_entity_bursting_is_judged_against_the_population() {
+        let mut d = Detector::new(job(|_| {}));
+        let users = ["u1", "u2", "u3", "u4", "u5", "u6"];
+        let mut alerts = feed(&mut d, &users, 20, |_, u| 2 + u.len() as u64 % 3);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        for k in 0..200 {
+            alerts.extend(d.observe(sample("mallory", 20 * 600 + k, None)));
+        }
+        alerts.extend(d.observe(sample("u1", 22 * 600, None)));
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].baseline, "population");
+        assert!(alerts[0].score >= 80.0);
+    }
+
+    #[test]
+    fn nothing_is_scored_before_the_minimum_history() {
+        let mut d = Detector::new(job(|s| s.min_history = 50));
+        let alerts = feed(&mut d, &["a"], 20, |b, _| if b == 19 { 500 } else { 2 });
+        assert!(alerts.is_empty());
+        assert!(d.take_stats().scores.is_empty());
+    }
+
+    #[test]
+    fn a_new_rare_value_on_a_host_alerts() {
+        let mut d = Detector::new(job(|s| {
+            s.function = Function::Rare;
+            s.field = Some("Image".into());
+        }));
+        let procs = ["svchost.exe", "explorer.exe", "chrome.exe"];
+        let mut alerts = Vec::new();
+        for b in 0..40i64 {
+            for host in ["ws1", "ws2", "ws3"] {
+                for (k, p) in procs.iter().enumerate() {
+                    alerts.extend(d.observe(sample(host, b * 600 + k as i64, Some(p))));
+                }
+            }
+        }
+        assert!(alerts.is_empty(), "{alerts:?}");
+        alerts.extend(d.observe(sample("ws2", 40 * 600 + 5, Some("mimikatz.exe"))));
+        alerts.extend(d.finish());
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].actual, Measure::Text("mimikatz.exe".into()));
+        assert!(alerts[0].score >= 80.0, "{}", alerts[0].score);
+    }
+
+    #[test]
+    fn count_rules_need_several_anomalies_within_the_window() {
+        let mut d = Detector::new(job(|s| {
+            s.alert.count = 2;
+            s.alert.within = Duration::from_secs(1800);
+        }));
+        let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
+            if u == "a" && (b == 30 || b == 36) {
+                200
+            } else {
+                4 + (b as u64 % 3)
+            }
+        });
+        // 30 and 36 are an hour apart: no alert.
+        assert!(alerts.is_empty(), "{alerts:?}");
+        let mut d = Detector::new(job(|s| {
+            s.alert.count = 2;
+            s.alert.within = Duration::from_secs(1800);
+        }));
+        let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
+            if u == "a" && (b == 30 || b == 31) {
+                200
+            } else {
+                4 + (b as u64 % 3)
+            }
+        });
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0].anomalies_in_window, 2);
+    }
+
+    #[test]
+    fn late_samples_for_closed_buckets_are_counted_not_added() {
+        let mut d = Detector::new(job(|_| {}));
+        d.observe(sample("a", 0, None));
+        d.observe(sample("a", 1300, None));
+        d.observe(sample("a", 10, None));
+        assert_eq!(d.take_stats().late_samples, 1);
+    }
+
+    #[test]
+    fn typical_values_are_rounded_to_three_digits() {
+        assert_eq!(round_measure(12345.6), 12300.0);
+        assert_eq!(round_measure(0.012345), 0.0123);
+        assert_eq!(round_measure(3.0), 3.0);
+    }
+}

@@ -1,0 +1,465 @@
+//! Anomaly job definitions: a Sigma-style document with an `anomaly:` section.
+//!
+//! ```yaml
+//! title: Failed SSH logins per user
+//! id: 7d0c...
+//! name: ssh_failed_logins_per_user
+//! logsource: {product: linux, service: sshd}
+//! detection:
+//!   failed: {outcome: failure}
+//!   condition: failed
+//! anomaly:
+//!   function: high_count     # see Function
+//!   by: user                 # the entity: one baseline per value
+//!   bucket_span: 10m
+//!   alert: {min_score: 75}   # the anomaly rule
+//! ```
+//!
+//! The detection part is an ordinary Sigma detection, compiled and indexed
+//! with every other rule; its matches feed the job instead of alerting.
+
+use super::model::{Scale, Side};
+use crate::sigma::condition::Condition;
+use crate::sigma::rule::{Diagnostic, SigmaRule};
+use crate::sigma::yaml::{Node, Value};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// What a job measures per entity and bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Function {
+    /// Events.
+    Count,
+    /// Different values of `field`.
+    DistinctCount,
+    /// A value of `field` the entity rarely or never had.
+    Rare,
+    /// Sum of the numeric `field`.
+    Sum,
+    /// Mean of the numeric `field`.
+    Mean,
+    /// Share of the events that also match the `numerator` search.
+    Ratio,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Count => "count",
+            Function::DistinctCount => "distinct_count",
+            Function::Rare => "rare",
+            Function::Sum => "sum",
+            Function::Mean => "mean",
+            Function::Ratio => "ratio",
+        }
+    }
+
+    pub fn scale(self) -> Scale {
+        match self {
+            Function::Count | Function::DistinctCount | Function::Rare => Scale::Count,
+            Function::Sum | Function::Mean => Scale::Magnitude,
+            Function::Ratio => Scale::Ratio,
+        }
+    }
+
+    fn needs_field(self) -> bool {
+        matches!(
+            self,
+            Function::DistinctCount | Function::Rare | Function::Sum | Function::Mean
+        )
+    }
+
+    /// `high_count` -> (Count, High); `rare` is always high-sided.
+    fn parse(text: &str) -> Option<(Function, Side)> {
+        let (side, base) = if let Some(b) = text.strip_prefix("high_") {
+            (Side::High, b)
+        } else if let Some(b) = text.strip_prefix("low_") {
+            (Side::Low, b)
+        } else {
+            (Side::Both, text)
+        };
+        let function = match base {
+            "count" => Function::Count,
+            "distinct_count" => Function::DistinctCount,
+            "rare" if side == Side::Both => return Some((Function::Rare, Side::High)),
+            "sum" => Function::Sum,
+            "mean" => Function::Mean,
+            "ratio" => Function::Ratio,
+            _ => return None,
+        };
+        Some((function, side))
+    }
+}
+
+const FUNCTIONS: &str = "count, high_count, low_count, distinct_count, high_distinct_count, low_distinct_count, rare, sum, high_sum, low_sum, mean, high_mean, low_mean, ratio, high_ratio, low_ratio";
+
+/// When anomalies become an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRule {
+    /// Anomalies below this score never alert.
+    pub min_score: f64,
+    /// How many anomalies of the same entity, at or above `min_score`...
+    pub count: usize,
+    /// ...within this span of bucket time.
+    pub within: Duration,
+}
+
+impl Default for AnomalyRule {
+    fn default() -> Self {
+        AnomalyRule {
+            min_score: 50.0,
+            count: 1,
+            within: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The `anomaly:` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobSpec {
+    pub function: Function,
+    pub side: Side,
+    pub field: Option<String>,
+    /// Fields naming the entity; empty = the whole stream is one entity.
+    pub by: Vec<String>,
+    /// Population field: each value is compared with all others.
+    pub over: Option<String>,
+    pub bucket_span: Duration,
+    /// How long to wait for late events before a bucket is closed.
+    pub latency: Duration,
+    /// Buckets an entity needs before it is scored on its own history.
+    pub min_history: usize,
+    /// Buckets of history kept per entity.
+    pub max_history: usize,
+    /// The search whose share `ratio` measures.
+    pub numerator: Option<String>,
+    pub alert: AnomalyRule,
+}
+
+/// A parsed job: the detection rule that selects its events, and the analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyJob {
+    pub rule: SigmaRule,
+    /// For `ratio`: the job's condition `and` the numerator search.
+    pub numerator_rule: Option<SigmaRule>,
+    pub spec: JobSpec,
+}
+
+impl JobSpec {
+    /// The function as written: `high_count`, `rare`, `mean`.
+    pub fn function_name(&self) -> String {
+        let prefix = match (self.side, self.function) {
+            (_, Function::Rare) | (Side::Both, _) => "",
+            (Side::High, _) => "high_",
+            (Side::Low, _) => "low_",
+        };
+        format!("{prefix}{}", self.function.name())
+    }
+}
+
+impl AnomalyJob {
+    /// The name `tocsin train --job` takes: `name`, else the id.
+    pub fn name(&self) -> &str {
+        self.rule
+            .meta
+            .name
+            .as_deref()
+            .unwrap_or(self.rule.meta.id.as_str())
+    }
+
+    /// The fields that name an entity, in display order.
+    pub fn entity_fields(&self) -> impl Iterator<Item = &str> {
+        self.spec
+            .by
+            .iter()
+            .map(String::as_str)
+            .chain(self.spec.over.as_deref())
+    }
+}
+
+/// Parses the `anomaly:` section of a document whose rule part is `rule`.
+pub fn parse_job(rule: SigmaRule, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<AnomalyJob> {
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::new(node.pos, "`anomaly` must be a mapping"));
+        return None;
+    };
+    let before = diags.len();
+    let text = |key: &str| node.get(key).map(|n| (n, n.scalar_text()));
+    for (key, _) in entries {
+        let known = [
+            "function",
+            "field",
+            "by",
+            "over",
+            "bucket_span",
+            "latency",
+            "min_history",
+            "max_history",
+            "numerator",
+            "alert",
+        ];
+        if !key.as_str().is_some_and(|k| known.contains(&k)) {
+            diags.push(Diagnostic::new(
+                key.pos,
+                format!(
+                    "unknown key `{}` in `anomaly`; expected one of {}",
+                    key.scalar_text().unwrap_or_default(),
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    let (function, side) = match text("function") {
+        Some((n, Some(f))) => match Function::parse(f.trim()) {
+            Some(fs) => fs,
+            None => {
+                diags.push(Diagnostic::new(
+                    n.pos,
+                    format!("unknown anomaly function `{f}`; expected one of {FUNCTIONS}"),
+                ));
+                (Function::Count, Side::Both)
+            }
+        },
+        Some((n, None)) => {
+            diags.push(Diagnostic::new(n.pos, "`function` must be a string"));
+            (Function::Count, Side::Both)
+        }
+        None => {
+            diags.push(Diagnostic::new(
+                node.pos,
+                format!("missing `function` in `anomaly`; expected one of {FUNCTIONS}"),
+            ));
+            (Function::Count, Side::Both)
+        }
+    };
+    let field = text("field").and_then(|(n, t)| {
+        if t.is_none() {
+            diags.push(Diagnostic::new(n.pos, "`field` must be a field name"));
+        }
+        t
+    });
+    if function.needs_field() && field.is_none() {
+        diags.push(Diagnostic::new(
+            node.pos,
+            format!("function `{}` needs a `field`", function.name()),
+        ));
+    }
+    let by = match node.get("by") {
+        None => Vec::new(),
+        Some(n) => match &n.value {
+            Value::Seq(items) => items.iter().filter_map(Node::scalar_text).collect(),
+            _ => match n.scalar_text() {
+                Some(s) => vec![s],
+                None => {
+                    diags.push(Diagnostic::new(n.pos, "`by` must be a field or a list"));
+                    Vec::new()
+                }
+            },
+        },
+    };
+    let over = text("over").and_then(|(n, t)| {
+        if t.is_none() {
+            diags.push(Diagnostic::new(n.pos, "`over` must be a field name"));
+        }
+        t
+    });
+    let span =
+        |key: &str, default: Duration, allow_zero: bool, diags: &mut Vec<Diagnostic>| match text(
+            key,
+        ) {
+            None => default,
+            Some((n, t)) => {
+                let t = t.unwrap_or_default();
+                match crate::sigma::correlation::parse_timespan(&t) {
+                    Some(d) => d,
+                    None if allow_zero && matches!(t.trim(), "0" | "0s") => Duration::ZERO,
+                    None => {
+                        diags.push(Diagnostic::new(
+                            n.pos,
+                            format!("`{key}` must be a timespan like 10m, 1h or 1d, found `{t}`"),
+                        ));
+                        default
+                    }
+                }
+            }
+        };
+    let bucket_span = span("bucket_span", Duration::from_secs(3600), false, diags);
+    let latency = span("latency", Duration::from_secs(60), true, diags);
+    let count = |key: &str, default: usize, diags: &mut Vec<Diagnostic>| match node.get(key) {
+        None => default,
+        Some(n) => match n.value {
+            Value::Int(i) if i >= 1 => i as usize,
+            _ => {
+                diags.push(Diagnostic::new(
+                    n.pos,
+                    format!("`{key}` must be a whole number of at least 1"),
+                ));
+                default
+            }
+        },
+    };
+    let min_history = count("min_history", 12, diags);
+    let max_history = count("max_history", 500, diags).max(min_history);
+    let numerator = text("numerator").and_then(|(n, t)| {
+        match &t {
+            Some(name) if rule.detection.searches.iter().any(|s| &s.name == name) => {}
+            _ => diags.push(Diagnostic::new(
+                n.pos,
+                format!(
+                    "`numerator` must name a search in `detection`, found `{}`",
+                    t.clone().unwrap_or_default()
+                ),
+            )),
+        }
+        t
+    });
+    if function == Function::Ratio && numerator.is_none() {
+        diags.push(Diagnostic::new(
+            node.pos,
+            "function `ratio` needs a `numerator`: the search whose share is measured",
+        ));
+    }
+    let alert = match node.get("alert") {
+        None => AnomalyRule::default(),
+        Some(n) => parse_alert(n, diags),
+    };
+    if diags.len() > before {
+        return None;
+    }
+    let numerator_rule = numerator.as_ref().map(|name| {
+        let mut r = rule.clone();
+        r.meta.id = format!("{}#{name}", rule.meta.id);
+        r.meta.name = None;
+        let pos = r.pos;
+        let original = Condition::Or(r.detection.conditions.drain(..).map(|(_, c)| c).collect());
+        r.detection.conditions = vec![(
+            pos,
+            Condition::And(vec![original, Condition::Search(name.clone())]),
+        )];
+        r
+    });
+    Some(AnomalyJob {
+        rule,
+        numerator_rule,
+        spec: JobSpec {
+            function,
+            side,
+            field,
+            by,
+            over,
+            bucket_span,
+            latency,
+            min_history,
+            max_history,
+            numerator,
+            alert,
+        },
+    })
+}
+
+fn parse_alert(node: &Node, diags: &mut Vec<Diagnostic>) -> AnomalyRule {
+    let mut rule = AnomalyRule::default();
+    let Some(entries) = node.as_map() else {
+        diags.push(Diagnostic::new(node.pos, "`alert` must be a mapping"));
+        return rule;
+    };
+    for (key, value) in entries {
+        match key.as_str() {
+            Some("min_score") => match value.value {
+                Value::Int(i) if (0..=100).contains(&i) => rule.min_score = i as f64,
+                Value::Float(f) if (0.0..=100.0).contains(&f) => rule.min_score = f,
+                _ => diags.push(Diagnostic::new(
+                    value.pos,
+                    "`min_score` must be a number from 0 to 100",
+                )),
+            },
+            Some("count") => match value.value {
+                Value::Int(i) if i >= 1 => rule.count = i as usize,
+                _ => diags.push(Diagnostic::new(
+                    value.pos,
+                    "`count` must be a whole number of at least 1",
+                )),
+            },
+            Some("within") => {
+                match value
+                    .scalar_text()
+                    .and_then(|t| crate::sigma::correlation::parse_timespan(&t))
+                {
+                    Some(d) => rule.within = d,
+                    None => diags.push(Diagnostic::new(
+                        value.pos,
+                        "`within` must be a timespan like 1h",
+                    )),
+                }
+            }
+            _ => diags.push(Diagnostic::new(
+                key.pos,
+                format!(
+                    "unknown key `{}` in `alert`; expected min_score, count, within",
+                    key.scalar_text().unwrap_or_default()
+                ),
+            )),
+        }
+    }
+    rule
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sigma::rule::{parse_document, Document};
+    use crate::sigma::yaml::parse_documents;
+
+    fn parse(anomaly: &str) -> Result<super::AnomalyJob, Vec<String>> {
+        let text = format!(
+            "title: Job\nid: job-1\nlogsource: {{product: linux}}\ndetection:\n  sel: {{a: 1}}\n  err: {{b: 2}}\n  condition: sel\nanomaly:\n{anomaly}"
+        );
+        let docs = parse_documents(&text).unwrap();
+        match parse_document(&docs[0]) {
+            Ok(Document::AnomalyJob(job)) => Ok(*job),
+            Ok(other) => panic!("not a job: {other:?}"),
+            Err(d) => Err(d
+                .into_iter()
+                .map(|d| format!("{}: {}", d.pos, d.message))
+                .collect()),
+        }
+    }
+
+    #[test]
+    fn a_job_document_parses_with_defaults() {
+        let job = parse("  function: high_count\n  by: user\n  bucket_span: 10m\n").unwrap();
+        assert_eq!(job.spec.function, super::Function::Count);
+        assert_eq!(job.spec.side, super::Side::High);
+        assert_eq!(job.spec.by, vec!["user"]);
+        assert_eq!(job.spec.bucket_span.as_secs(), 600);
+        assert_eq!(job.spec.alert.min_score, 50.0);
+        assert_eq!(job.name(), "job-1");
+    }
+
+    #[test]
+    fn ratio_jobs_get_a_numerator_rule_that_narrows_the_condition() {
+        let job = parse("  function: high_ratio\n  numerator: err\n  by: c-ip\n").unwrap();
+        let num = job.numerator_rule.unwrap();
+        assert_eq!(num.meta.id, "job-1#err");
+        assert_eq!(num.detection.conditions.len(), 1);
+    }
+
+    #[test]
+    fn problems_name_the_line_and_what_is_wrong() {
+        let errs = parse("  function: loudest\n  bucket_span: soon\n  colour: red\n").unwrap_err();
+        let all = errs.join("\n");
+        assert!(
+            all.contains("9:13: unknown anomaly function `loudest`"),
+            "{all}"
+        );
+        assert!(
+            all.contains("10:16: `bucket_span` must be a timespan"),
+            "{all}"
+        );
+        assert!(all.contains("11:3: unknown key `colour`"), "{all}");
+        let errs = parse("  function: distinct_count\n").unwrap_err();
+        assert!(errs[0].contains("needs a `field`"), "{errs:?}");
+        let errs = parse("  function: ratio\n  numerator: nope\n").unwrap_err();
+        assert!(errs[0].contains("must name a search"), "{errs:?}");
+    }
+}

@@ -1,0 +1,138 @@
+//! The writer's anomaly side: the detector, its model directory, its metrics.
+
+use crate::anomaly::{store, Anomaly, AnomalySet, Detector, Sample};
+use crate::metrics::Metrics;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(super) struct AnomalyStage {
+    detector: Detector,
+    save_to: Option<PathBuf>,
+    save_every: Duration,
+    last_save: Instant,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl AnomalyStage {
+    /// The detector with every job's saved model that is usable; a model
+    /// that is not is logged and its job learns from the stream instead.
+    pub(super) fn new(
+        set: Arc<AnomalySet>,
+        (load_from, save_to): (Option<PathBuf>, Option<PathBuf>),
+        save_every: Duration,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Self {
+        let mut detector = Detector::new(set);
+        if let Some(dir) = &load_from {
+            load_models(&mut detector, dir);
+        }
+        AnomalyStage {
+            detector,
+            save_to,
+            save_every,
+            last_save: Instant::now(),
+            metrics,
+        }
+    }
+
+    pub(super) fn set(&self) -> &Arc<AnomalySet> {
+        self.detector.set()
+    }
+
+    pub(super) fn observe(&mut self, sample: Sample) -> Vec<Anomaly> {
+        let out = self.detector.observe(sample);
+        self.record();
+        out
+    }
+
+    pub(super) fn finish(&mut self) -> Vec<Anomaly> {
+        let out = self.detector.finish();
+        self.record();
+        self.save();
+        out
+    }
+
+    /// Saves changed models when `save_interval` has passed.
+    pub(super) fn save_if_due(&mut self) {
+        if self.last_save.elapsed() >= self.save_every {
+            self.save();
+        }
+    }
+
+    fn save(&mut self) {
+        self.last_save = Instant::now();
+        let Some(dir) = &self.save_to else { return };
+        save_models(&mut self.detector, dir);
+    }
+
+    fn record(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        let stats = self.detector.take_stats();
+        if stats.scores.is_empty() && stats.late_samples == 0 {
+            return;
+        }
+        let set = self.detector.set().clone();
+        let name = |j: usize| set.get(j).map_or("?", |job| job.name());
+        for (j, score) in stats.scores {
+            m.anomaly_scores
+                .with_label_values(&[name(j)])
+                .observe(score);
+        }
+        for (j, secs) in stats.training_seconds {
+            m.anomaly_training_seconds
+                .with_label_values(&[name(j)])
+                .observe(secs);
+        }
+        m.anomaly_late_samples.inc_by(stats.late_samples);
+        m.anomaly_entities.set(self.detector.entities() as i64);
+    }
+}
+
+/// Loads each job's model from `dir`; problems are logged, never fatal.
+pub fn load_models(detector: &mut Detector, dir: &std::path::Path) {
+    let set = detector.set().clone();
+    for (j, job) in set.jobs().iter().enumerate() {
+        match store::load(dir, job) {
+            Ok(Some(model)) => {
+                tracing::info!(
+                    job = job.name(),
+                    entities = model.entities(),
+                    "anomaly model loaded"
+                );
+                detector.restore(j, model);
+            }
+            Ok(None) => {
+                tracing::info!(
+                    job = job.name(),
+                    "no saved anomaly model: learning from the stream"
+                );
+            }
+            Err(e) => {
+                // Kept aside, not overwritten: it may be a newer version's model.
+                let path = store::model_path(dir, job);
+                let aside = path.with_extension("json.rejected");
+                let moved = std::fs::rename(&path, &aside).is_ok();
+                tracing::error!(
+                    job = job.name(),
+                    error = %e,
+                    moved_to = %if moved { aside.display().to_string() } else { "-".into() },
+                    "anomaly model unusable: retraining from the stream"
+                );
+            }
+        }
+    }
+}
+
+/// Saves every job whose model changed; failures are logged.
+pub fn save_models(detector: &mut Detector, dir: &std::path::Path) {
+    let set = detector.set().clone();
+    for j in detector.take_changed() {
+        let (Some(job), Some(model)) = (set.get(j), detector.model(j)) else {
+            continue;
+        };
+        if let Err(e) = store::save(dir, job, model) {
+            tracing::error!(job = job.name(), error = %e, "saving the anomaly model");
+        }
+    }
+}
