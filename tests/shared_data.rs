@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{engine, lines, project_path, scan, shared_dir};
+use common::{detection_rules, engine, lines, project_path, scan, shared_dir};
 use tocsin::detect::{load_engine, CompileOptions};
 use tocsin::event::InputFormat;
 
@@ -16,7 +16,7 @@ use tocsin::event::InputFormat;
 #[test]
 fn openssh_log_raises_the_sshd_alerts_grep_predicts() {
     let Some(shared) = shared_dir() else { return };
-    let e = engine(&[project_path("rules")]);
+    let e = engine(&detection_rules());
     let c = scan(
         &e,
         &lines(&shared.join("datasets/raw/openssh.log")),
@@ -53,7 +53,7 @@ fn openssh_log_raises_the_sshd_alerts_grep_predicts() {
 #[test]
 fn linux_syslog_pam_failures_in_the_older_program_form_alert() {
     let Some(shared) = shared_dir() else { return };
-    let e = engine(&[project_path("rules")]);
+    let e = engine(&detection_rules());
     let log = lines(&shared.join("datasets/raw/linux_syslog.log"));
     let c = scan(&e, &log, InputFormat::Syslog, "2026-11-23T00:00:00Z");
     assert_eq!(c.parse_failures, 0);
@@ -74,7 +74,7 @@ fn linux_syslog_pam_failures_in_the_older_program_form_alert() {
 #[test]
 fn web_access_logs_parse_completely_and_raise_web_alerts() {
     let Some(shared) = shared_dir() else { return };
-    let e = engine(&[project_path("rules")]);
+    let e = engine(&detection_rules());
     let mut report = String::new();
     for name in [
         "apache_access_honeynet.log.gz",

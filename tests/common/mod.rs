@@ -32,6 +32,15 @@ pub fn project_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// The shipped detection rules: rules/ without the anomaly jobs, whose
+/// detections would otherwise count as rule matches here.
+pub fn detection_rules() -> Vec<PathBuf> {
+    ["rules/linux", "rules/web", "rules/windows"]
+        .iter()
+        .map(|p| project_path(p))
+        .collect()
+}
+
 pub fn engine(paths: &[PathBuf]) -> Engine {
     let (engine, summary) =
         load_engine(paths, None, &CompileOptions::default()).expect("logsource mapping loads");
