@@ -10,20 +10,10 @@
 
 mod common;
 
+use common::tocsin;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
-
-fn tocsin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOCSIN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
 
 /// A small deterministic generator (SplitMix64), so streams are reproducible.
 struct Rng(u64);

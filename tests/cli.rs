@@ -1,21 +1,12 @@
 //! End-to-end tests of the `tocsin` binary: the commands users and scripts rely on.
 
+mod common;
+
+use common::tocsin;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tocsin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
-    // Keep the environment from changing what the tests see.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TOCSIN_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -141,12 +141,7 @@ impl AlertBuilder {
         };
         Some(self.build(
             (AlertType::StaticRule, None),
-            RuleInfo {
-                id: &r.meta.id,
-                title: &r.meta.title,
-                tags: &r.meta.tags,
-                references: &r.meta.references,
-            },
+            &r.meta,
             severity,
             alert_id(&r.meta.id, event),
             &text,
@@ -207,12 +202,7 @@ impl AlertBuilder {
         });
         Some(self.build(
             (AlertType::StaticRule, None),
-            RuleInfo {
-                id: &c.meta.id,
-                title: &c.meta.title,
-                tags: &c.meta.tags,
-                references: &c.meta.references,
-            },
+            &c.meta,
             severity,
             crate::correlate::correlation_id(corr, firing),
             &text,
@@ -292,12 +282,7 @@ impl AlertBuilder {
         });
         self.build(
             (AlertType::Anomaly, Some(anomaly.score)),
-            RuleInfo {
-                id: &meta.id,
-                title: &meta.title,
-                tags: &meta.tags,
-                references: &meta.references,
-            },
+            meta,
             severity,
             id,
             &text,
@@ -309,21 +294,13 @@ impl AlertBuilder {
     }
 }
 
-/// What an alert says about the rule it came from.
-struct RuleInfo<'a> {
-    id: &'a str,
-    title: &'a str,
-    tags: &'a [String],
-    references: &'a [String],
-}
-
 impl AlertBuilder {
     /// An alert: link, text line and SLA from the configuration.
     #[allow(clippy::too_many_arguments)]
     fn build(
         &self,
         (alert_type, score): (AlertType, Option<f64>),
-        rule: RuleInfo<'_>,
+        rule: &crate::sigma::rule::SigmaRuleMeta,
         severity: Severity,
         id: String,
         text: &str,
@@ -336,7 +313,7 @@ impl AlertBuilder {
             .config
             .link_template
             .replace("{id}", &id)
-            .replace("{rule_id}", rule.id);
+            .replace("{rule_id}", &rule.id);
         Alert {
             sla: self.sla.for_alert(alert_type, severity, detected_at),
             message: line::format_line(alert_type, severity, score, text, &link),
@@ -345,12 +322,12 @@ impl AlertBuilder {
             severity,
             score,
             rule: RuleRef {
-                id: rule.id.to_string(),
-                title: rule.title.to_string(),
+                id: rule.id.clone(),
+                title: rule.title.clone(),
                 level: severity.key().to_string(),
-                attack: attack_ids(rule.tags),
-                tags: rule.tags.to_vec(),
-                references: rule.references.to_vec(),
+                attack: attack_ids(&rule.tags),
+                tags: rule.tags.clone(),
+                references: rule.references.clone(),
             },
             link,
             event_time,

@@ -8,6 +8,19 @@ use tocsin::detect::{load_engine, CompileOptions, Engine, Scratch};
 use tocsin::event::time::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
 
+/// The `tocsin` binary, run from the project root, with no `TOCSIN_*`
+/// variable from the environment changing what the test sees.
+pub fn tocsin() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tocsin"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TOCSIN_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// `../shared` beside the project, if present. Tests that need it print why
 /// they skip; CI always has it.
 pub fn shared_dir() -> Option<PathBuf> {
