@@ -65,6 +65,75 @@ pub struct Config {
     pub kafka: std::collections::BTreeMap<String, String>,
     /// How Kafka offsets and alerts are committed.
     pub delivery: DeliveryConfig,
+    /// The engine's notion of now (system, event time, or simulated).
+    pub clock: crate::clock::ClockConfig,
+    /// Alert lifecycle: triage, escalation, silent sources.
+    pub incident: IncidentConfig,
+}
+
+/// The `[incident]` section: the alert lifecycle (docs/incident.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// Track alerts through triage and escalate missed deadlines.
+    pub enabled: bool,
+    /// Local alert-state journal (used when no state_topic is set).
+    pub state_file: Option<PathBuf>,
+    /// Compacted Kafka topic keyed by alert id, for runs on Kafka.
+    pub state_topic: Option<String>,
+    /// How often (real time) deadlines and silences are checked.
+    pub check_interval: String,
+    /// Closed alerts are forgotten this long after closing.
+    pub retention: String,
+    /// Escalation levels; empty: the defaults (docs/incident.md).
+    pub escalation: Vec<crate::incident::escalation::LevelConfig>,
+    /// Where the `escalations` destination writes; unset: the alert sinks.
+    pub escalation_sink: Option<SinkConfig>,
+    /// Watched log sources and their longest expected silence.
+    pub silence: Vec<crate::incident::silence::SilenceConfig>,
+    /// Bearer token for `POST /triage` on the metrics listener; unset: no endpoint.
+    pub http_token: Option<String>,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            enabled: false,
+            state_file: None,
+            state_topic: None,
+            check_interval: "1s".into(),
+            retention: "90d".into(),
+            escalation: Vec::new(),
+            escalation_sink: None,
+            silence: Vec::new(),
+            http_token: None,
+        }
+    }
+}
+
+impl IncidentConfig {
+    pub fn check_every(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("incident.check_interval", &self.check_interval)
+    }
+
+    pub fn retention(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("incident.retention", &self.retention)
+    }
+
+    /// The configured escalation levels, or the defaults.
+    pub fn policy(&self) -> Result<crate::incident::escalation::EscalationPolicy, ConfigError> {
+        let levels = if self.escalation.is_empty() {
+            crate::incident::escalation::default_levels()
+        } else {
+            self.escalation.clone()
+        };
+        crate::incident::escalation::EscalationPolicy::compile(&levels)
+            .map_err(ConfigError::Invalid)
+    }
+
+    pub fn watches(&self) -> Result<Vec<crate::incident::silence::Watch>, ConfigError> {
+        crate::incident::silence::compile(&self.silence).map_err(ConfigError::Invalid)
+    }
 }
 
 /// Delivery guarantee between the input topics and the alerts topic.
@@ -294,6 +363,9 @@ pub enum SourceConfig {
         time_format: Option<String>,
         #[serde(default)]
         logsource: LogsourceTags,
+        /// What the records are: events (default), triage updates, or alert records to track.
+        #[serde(default)]
+        records: RecordKind,
     },
     /// Standard input.
     Stdin {
@@ -305,6 +377,9 @@ pub enum SourceConfig {
         time_format: Option<String>,
         #[serde(default)]
         logsource: LogsourceTags,
+        /// What the records are: events (default), triage updates, or alert records to track.
+        #[serde(default)]
+        records: RecordKind,
     },
     /// A Kafka topic, read by the consumer group of `[kafka]`; every Kafka
     /// source shares one consumer, each topic has its own parser.
@@ -318,10 +393,34 @@ pub enum SourceConfig {
         time_format: Option<String>,
         #[serde(default)]
         logsource: LogsourceTags,
+        /// What the records are: events (default), triage updates, or alert records to track.
+        #[serde(default)]
+        records: RecordKind,
     },
 }
 
+/// What a source's records are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordKind {
+    /// Log events, parsed and matched against the rules.
+    #[default]
+    Events,
+    /// Triage updates `{alert_id, status, by, at, note}` for the incident desk.
+    Triage,
+    /// Alert records (as tocsin writes them) for the incident desk to track.
+    Alerts,
+}
+
 impl SourceConfig {
+    pub fn records(&self) -> RecordKind {
+        match self {
+            SourceConfig::File { records, .. }
+            | SourceConfig::Stdin { records, .. }
+            | SourceConfig::Kafka { records, .. } => *records,
+        }
+    }
+
     pub fn format(&self) -> InputFormat {
         match self {
             SourceConfig::File { format, .. }
@@ -394,10 +493,103 @@ pub enum SinkConfig {
         #[serde(default = "json_format")]
         format: OutputFormat,
     },
+    /// A Slack-compatible incoming webhook: `{"text": <alert lines>}`.
+    Webhook {
+        /// Escalation levels name the webhook by this (`webhook:<name>`).
+        #[serde(default = "webhook_name")]
+        name: String,
+        url: String,
+        /// Lowest severity posted.
+        #[serde(default = "webhook_min_severity")]
+        min_severity: String,
+        /// Post alerts (false: only escalations routed here).
+        #[serde(default = "yes")]
+        alerts: bool,
+        #[serde(default = "webhook_batch_max")]
+        batch_max: usize,
+        #[serde(default = "webhook_batch_wait")]
+        batch_wait: String,
+        #[serde(default = "webhook_max_per_minute")]
+        max_per_minute: u32,
+        #[serde(default = "webhook_retries")]
+        retries: u32,
+        #[serde(default = "webhook_queue")]
+        queue: usize,
+    },
 }
 
 fn json_format() -> OutputFormat {
     OutputFormat::Json
+}
+
+fn webhook_name() -> String {
+    "chat".into()
+}
+fn webhook_min_severity() -> String {
+    "high".into()
+}
+fn yes() -> bool {
+    true
+}
+fn webhook_batch_max() -> usize {
+    20
+}
+fn webhook_batch_wait() -> String {
+    "2s".into()
+}
+/// Slack accepts about one message per second per webhook.
+fn webhook_max_per_minute() -> u32 {
+    60
+}
+fn webhook_retries() -> u32 {
+    5
+}
+fn webhook_queue() -> usize {
+    10_000
+}
+
+impl SinkConfig {
+    /// The webhook settings of a webhook sink, checked.
+    pub fn webhook_settings(
+        &self,
+    ) -> Result<Option<crate::pipeline::webhook::WebhookSettings>, ConfigError> {
+        let SinkConfig::Webhook {
+            name,
+            url,
+            min_severity,
+            alerts,
+            batch_max,
+            batch_wait,
+            max_per_minute,
+            retries,
+            queue,
+        } = self
+        else {
+            return Ok(None);
+        };
+        let min_severity =
+            crate::alert::Severity::from_sigma_level(min_severity).ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "webhook {name}: unknown min_severity `{min_severity}`"
+                ))
+            })?;
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(ConfigError::Invalid(format!(
+                "webhook {name}: url `{url}` must start with https:// (or http://)"
+            )));
+        }
+        Ok(Some(crate::pipeline::webhook::WebhookSettings {
+            name: name.clone(),
+            url: url.clone(),
+            min_severity,
+            alerts: *alerts,
+            batch_max: (*batch_max).max(1),
+            batch_wait: duration(&format!("webhook {name}: batch_wait"), batch_wait)?,
+            max_per_minute: (*max_per_minute).max(1),
+            retries: *retries,
+            queue: (*queue).max(1),
+        }))
+    }
 }
 
 /// Where records that cannot be parsed go, with the reason.
@@ -528,6 +720,36 @@ impl Config {
         }
         self.delivery.commit_every()?;
         self.delivery.shutdown_within()?;
+        for sink in self.sinks.iter().chain(&self.incident.escalation_sink) {
+            sink.webhook_settings()?;
+        }
+        if self.incident.enabled {
+            self.incident.check_every()?;
+            self.incident.retention()?;
+            let policy = self.incident.policy()?;
+            self.incident.watches()?;
+            for level in &policy.levels {
+                if let crate::incident::escalation::Destination::Webhook(name) = &level.destination
+                {
+                    let known = self
+                        .sinks
+                        .iter()
+                        .chain(&self.incident.escalation_sink)
+                        .any(|s| matches!(s, SinkConfig::Webhook { name: n, .. } if n == name));
+                    if !known {
+                        return Err(ConfigError::Invalid(format!(
+                            "incident.escalation `{}`: no webhook sink named `{name}`",
+                            level.name
+                        )));
+                    }
+                }
+            }
+        }
+        if self.clock.mode == crate::clock::ClockMode::Simulated && self.clock.start.is_none() {
+            return Err(ConfigError::Invalid(
+                "clock.mode = \"simulated\" needs clock.start (an RFC 3339 time)".into(),
+            ));
+        }
         if self.uses_kafka()
             && !self
                 .kafka
@@ -562,6 +784,12 @@ impl Config {
                 .iter()
                 .any(|s| matches!(s, SinkConfig::Kafka { .. }))
             || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. })
+            || (self.incident.enabled
+                && (self.incident.state_topic.is_some()
+                    || matches!(
+                        self.incident.escalation_sink,
+                        Some(SinkConfig::Kafka { .. })
+                    )))
     }
 
     /// The librdkafka properties with their keys normalised (see [`kafka_key`]).

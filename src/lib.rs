@@ -3,14 +3,18 @@
 //! Data flows one way: `pipeline` sources -> `event` parsing -> `detect`
 //! (compiled Sigma rules from `sigma`) -> `alert` (record, line, SLA) ->
 //! `pipeline` sinks, with `anomaly` jobs scoring what no rule names,
-//! and with `metrics` on the side and `config` around it all.
+//! and with `metrics` on the side and `config` around it all. The
+//! `incident` desk follows each alert through triage and escalation, on
+//! the engine's `clock`.
 
 pub mod alert;
 pub mod anomaly;
+pub mod clock;
 pub mod config;
 pub mod correlate;
 pub mod detect;
 pub mod event;
+pub mod incident;
 pub mod metrics;
 pub mod pipeline;
 pub mod ruletest;

@@ -42,6 +42,39 @@ enum Command {
     Rules(RulesCommand),
     /// Train an anomaly job's baseline from log files and save it to the model directory.
     Train(TrainArgs),
+    /// The alert review from the alert state: volumes, SLA compliance,
+    /// triage and resolution times, noisy rules, escalations.
+    Report(ReportArgs),
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// Start of the window (RFC 3339 time or YYYY-MM-DD, UTC), inclusive.
+    #[arg(long)]
+    from: String,
+    /// End of the window (RFC 3339 time or YYYY-MM-DD, UTC), exclusive; the
+    /// report is as of this time. Default: now.
+    #[arg(long)]
+    to: Option<String>,
+    /// The alert-state journal (default: incident.state_file, or
+    /// incident.state_topic on Kafka, from the configuration).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    format: ReportFormat,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Markdown,
+    Html,
+    Csv,
 }
 
 #[derive(Args)]
@@ -80,6 +113,15 @@ struct RunArgs {
     /// Detection threads, 0 = one per core (overrides engine.workers).
     #[arg(long)]
     workers: Option<usize>,
+    /// The engine's now: system, event-time or simulated (overrides clock.mode).
+    #[arg(long, value_enum)]
+    clock: Option<tocsin::clock::ClockMode>,
+    /// Simulated clock: where it starts, RFC 3339 (overrides clock.start).
+    #[arg(long)]
+    clock_start: Option<String>,
+    /// Simulated clock: simulated seconds per real second (overrides clock.rate).
+    #[arg(long)]
+    clock_rate: Option<f64>,
 }
 
 #[derive(Args)]
@@ -134,6 +176,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd_run(args),
         Command::Scan(args) => cmd_scan(args),
         Command::Train(args) => cmd_train(args),
+        Command::Report(args) => cmd_report(args),
         Command::Rules(RulesCommand::Check { paths, unrouted }) => {
             cmd_rules_check(&paths, unrouted)
         }
@@ -237,8 +280,28 @@ impl Built {
             workers: cfg.engine.worker_threads(),
             metrics,
             kafka: kafka_settings(cfg)?,
+            clock: tocsin::clock::Clock::from_config(&cfg.clock),
+            incident: incident_settings(cfg)?,
+            triage_requests: None,
         })
     }
+}
+
+/// The `[incident]` section as the pipeline takes it (`None`: off).
+fn incident_settings(cfg: &Config) -> Result<Option<tocsin::pipeline::IncidentSettings>> {
+    let i = &cfg.incident;
+    if !i.enabled {
+        return Ok(None);
+    }
+    Ok(Some(tocsin::pipeline::IncidentSettings {
+        policy: i.policy()?,
+        watches: i.watches()?,
+        state_file: i.state_file.clone(),
+        state_topic: i.state_topic.clone(),
+        check_interval: i.check_every()?,
+        retention: i.retention()?,
+        escalation_sink: i.escalation_sink.clone(),
+    }))
 }
 
 /// The consumer group (librdkafka's `group.id`; tocsin's default is `tocsin`).
@@ -347,6 +410,7 @@ fn demo_sources() -> Result<Vec<SourceConfig>> {
         time_field: None,
         time_format: None,
         logsource: Default::default(),
+        records: Default::default(),
     })
     .collect())
 }
@@ -356,6 +420,20 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     engine_overrides(&args.rules, args.workers, &mut overrides);
     if let Some(listen) = &args.metrics_listen {
         overrides.push(("metrics.listen", listen.clone().into()));
+    }
+    if let Some(mode) = args.clock {
+        let mode = match mode {
+            tocsin::clock::ClockMode::System => "system",
+            tocsin::clock::ClockMode::EventTime => "event-time",
+            tocsin::clock::ClockMode::Simulated => "simulated",
+        };
+        overrides.push(("clock.mode", mode.into()));
+    }
+    if let Some(start) = &args.clock_start {
+        overrides.push(("clock.start", start.clone().into()));
+    }
+    if let Some(rate) = args.clock_rate {
+        overrides.push(("clock.rate", rate.into()));
     }
     let mut cfg = config::load(args.config.as_deref(), &overrides)?;
     init_logging(&cfg);
@@ -387,6 +465,25 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
 
     let rt = runtime()?;
     let stats = rt.block_on(async {
+        let mut pipeline = built.into_pipeline(
+            &cfg,
+            cfg.sources.clone(),
+            cfg.sinks.clone(),
+            cfg.dead_letter.clone(),
+            Some(metrics.clone()),
+        )?;
+        let mut triage_routes = None;
+        match (&cfg.incident.http_token, cfg.incident.enabled, cfg.metrics.enabled) {
+            (Some(token), true, true) if !token.is_empty() => {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                pipeline.triage_requests = Some(rx);
+                triage_routes = Some(tocsin::pipeline::triage_http::router(token.clone(), tx));
+            }
+            (Some(_), _, _) => tracing::warn!(
+                "incident.http_token is set but POST /triage needs incident.enabled and metrics.enabled (and a non-empty token): not served"
+            ),
+            _ => {}
+        }
         if cfg.metrics.enabled {
             let listener = tocsin::metrics::bind(&cfg.metrics.listen)
                 .await
@@ -399,7 +496,7 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             tracing::info!(%address, "serving /metrics and /healthz");
             let m = metrics.clone();
             tokio::spawn(async move {
-                if let Err(e) = tocsin::metrics::serve(listener, m).await {
+                if let Err(e) = tocsin::metrics::serve(listener, m, triage_routes).await {
                     tracing::error!(error = %e, "metrics endpoint stopped");
                 }
             });
@@ -409,13 +506,6 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             shutdown.clone(),
             cfg.delivery.shutdown_within()?,
         ));
-        let pipeline = built.into_pipeline(
-            &cfg,
-            cfg.sources.clone(),
-            cfg.sinks.clone(),
-            cfg.dead_letter.clone(),
-            Some(metrics.clone()),
-        )?;
         pipeline.run(shutdown).await.map_err(anyhow::Error::from)
     })?;
     tracing::info!(
@@ -428,6 +518,66 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     );
     // Leave the runtime without waiting for the metrics server task.
     rt.shutdown_background();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A report bound: an RFC 3339 time, or a date (midnight UTC).
+fn report_time(flag: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .with_context(|| format!("--{flag} `{text}` is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
+    let cfg = config::load(args.config.as_deref(), &[])?;
+    init_logging(&cfg);
+    let from = report_time("from", &args.from)?;
+    let to = match &args.to {
+        Some(t) => report_time("to", t)?,
+        None => chrono::Utc::now(),
+    };
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let alerts = match (&args.state, &cfg.incident.state_file, &cfg.incident.state_topic) {
+        (Some(path), _, _) | (None, Some(path), None) => {
+            let (alerts, problems) = tocsin::incident::store::read(path)?;
+            for p in problems {
+                eprintln!("tocsin: warning: skipped unreadable alert state: {p}");
+            }
+            alerts
+        }
+        (None, _, Some(topic)) => {
+            let mut latest = std::collections::HashMap::new();
+            tocsin::pipeline::kafka::state::read_topic(&cfg.kafka_properties(), topic, |key, payload| {
+                if let Some(key) = key {
+                    latest.insert(key.to_vec(), payload.and_then(|p| tocsin::incident::store::decode(p).ok()));
+                }
+            })?;
+            latest.into_values().flatten().collect()
+        }
+        (None, None, None) => bail!("no alert state: pass --state FILE, or a --config with incident.state_file or incident.state_topic"),
+    };
+    let report = tocsin::incident::report::build(&alerts, from, to);
+    let text = match args.format {
+        ReportFormat::Markdown => tocsin::incident::report::markdown(&report),
+        ReportFormat::Html => tocsin::incident::report::html(&report),
+        ReportFormat::Csv => tocsin::incident::report::csv(&report),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -507,6 +657,7 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             time_field: None,
             time_format: None,
             logsource: Default::default(),
+            records: Default::default(),
         });
     }
     if read_stdin {
@@ -515,13 +666,14 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             time_field: None,
             time_format: None,
             logsource: Default::default(),
+            records: Default::default(),
         });
     }
     let dead_letter = match &args.dead_letters {
         Some(path) => DeadLetterConfig::File { path: path.clone() },
         None => DeadLetterConfig::Stderr,
     };
-    let pipeline = built.into_pipeline(
+    let mut pipeline = built.into_pipeline(
         &cfg,
         sources,
         vec![SinkConfig::Stdout {
@@ -530,6 +682,8 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         dead_letter,
         None,
     )?;
+    // A scan evaluates files once; alert lifecycle belongs to `run`.
+    pipeline.incident = None;
     // A scan scores with the saved models but does not change them.
     let pipeline = Pipeline {
         anomaly_save_to: None,
@@ -582,6 +736,7 @@ fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
         time_field: None,
         time_format: None,
         logsource: Default::default(),
+        records: Default::default(),
     }];
     let pipeline =
         built.into_pipeline(&cfg, sources, Vec::new(), DeadLetterConfig::Stderr, None)?;
@@ -589,6 +744,7 @@ fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
     let pipeline = Pipeline {
         anomaly_load_from: None,
         anomaly_save_to: Some(dir.clone()),
+        incident: None,
         ..pipeline
     };
     let rt = runtime()?;

@@ -33,6 +33,17 @@ pub struct Metrics {
     pub anomaly_training_seconds: HistogramVec,
     pub anomaly_late_samples: prometheus::IntCounter,
     pub anomaly_entities: IntGauge,
+    pub incident_open_alerts: IntGaugeVec,
+    pub incident_time_to_first_response: HistogramVec,
+    pub incident_time_to_triage: HistogramVec,
+    pub incident_time_to_resolution: HistogramVec,
+    pub incident_sla_breaches: IntCounterVec,
+    pub incident_escalations: IntCounterVec,
+    pub incident_false_positives: IntCounterVec,
+    pub incident_triage_updates: IntCounterVec,
+    pub incident_triage_rejected: IntCounterVec,
+    pub source_silent: IntGaugeVec,
+    pub webhook_messages: IntCounterVec,
 }
 
 impl Metrics {
@@ -173,7 +184,100 @@ impl Metrics {
             "anomaly_entities",
             "Entities with a baseline, over all anomaly jobs.",
         )?;
+        let incident_open_alerts = IntGaugeVec::new(
+            Opts::new(
+                "incident_open_alerts",
+                "Alerts not yet closed, per severity and SLA state (pending, overdue, met, breached).",
+            ),
+            &["severity", "sla_state"],
+        )?;
+        registry.register(Box::new(incident_open_alerts.clone()))?;
+        // Triage times run from minutes to weeks.
+        let triage_buckets = vec![
+            60.0,
+            300.0,
+            900.0,
+            1800.0,
+            3600.0,
+            7200.0,
+            14_400.0,
+            28_800.0,
+            86_400.0,
+            172_800.0,
+            432_000.0,
+            864_000.0,
+            1_728_000.0,
+        ];
+        let histogram = |name: &str, help: &str| -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(triage_buckets.clone()),
+                &["severity"],
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let incident_time_to_first_response = histogram(
+            "incident_time_to_first_response_seconds",
+            "Detection to the first triage update of any kind, per severity.",
+        )?;
+        let incident_time_to_triage = histogram(
+            "incident_time_to_triage_seconds",
+            "Detection to the first triage decision (triaged, false_positive, incident, resolved), per severity.",
+        )?;
+        let incident_time_to_resolution = histogram(
+            "incident_time_to_resolution_seconds",
+            "Detection to resolved or false_positive, per severity.",
+        )?;
+        let incident_sla_breaches = counter(
+            "incident_sla_breaches_total",
+            "Alerts whose triage deadline passed without a triage decision, per severity.",
+            &["severity"],
+        )?;
+        let incident_escalations = counter(
+            "incident_escalations_total",
+            "Escalation records emitted, per level.",
+            &["level"],
+        )?;
+        let incident_false_positives = counter(
+            "incident_false_positives_total",
+            "Alerts triaged as false_positive, per rule.",
+            &["rule_id"],
+        )?;
+        let incident_triage_updates = counter(
+            "incident_triage_updates_total",
+            "Triage updates applied, per status.",
+            &["status"],
+        )?;
+        let incident_triage_rejected = counter(
+            "incident_triage_rejected_total",
+            "Triage updates rejected to the dead-letter destination, per reason (malformed, unknown_alert, bad_transition, bad_time).",
+            &["reason"],
+        )?;
+        let source_silent = IntGaugeVec::new(
+            Opts::new(
+                "source_silent",
+                "1 while a watched log source is silent longer than its max_silence, per source.",
+            ),
+            &["source"],
+        )?;
+        registry.register(Box::new(source_silent.clone()))?;
+        let webhook_messages = counter(
+            "webhook_messages_total",
+            "Lines handed to a webhook, per webhook and outcome (delivered, failed, dropped).",
+            &["webhook", "outcome"],
+        )?;
         Ok(Metrics {
+            incident_open_alerts,
+            incident_time_to_first_response,
+            incident_time_to_triage,
+            incident_time_to_resolution,
+            incident_sla_breaches,
+            incident_escalations,
+            incident_false_positives,
+            incident_triage_updates,
+            incident_triage_rejected,
+            source_silent,
+            webhook_messages,
             anomaly_scores,
             anomaly_training_seconds,
             anomaly_late_samples,
@@ -223,10 +327,12 @@ pub async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics` and `/healthz` until the future is dropped.
+/// Serves `/metrics` and `/healthz` (and the routes of `extra`, such as
+/// `/triage`) until the future is dropped.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    extra: Option<axum::Router>,
 ) -> std::io::Result<()> {
     use axum::{http::header, routing::get, Router};
     let m = metrics.clone();
@@ -255,6 +361,10 @@ pub async fn serve(
                 }
             }),
         );
+    let app = match extra {
+        Some(routes) => app.merge(routes),
+        None => app,
+    };
     axum::serve(listener, app).await
 }
 
@@ -292,7 +402,7 @@ mod tests {
         m.rules_loaded.set(7);
         let listener = bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, m));
+        let server = tokio::spawn(serve(listener, m, None));
         for (path, expect) in [
             ("/healthz", "\"rules_loaded\":7"),
             ("/metrics", "tocsin_rules_loaded 7"),

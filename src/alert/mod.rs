@@ -59,6 +59,9 @@ pub struct Alert {
     /// On an update record: how many similar alerts were suppressed, until when.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub suppressed: Option<Suppressed>,
+    /// On a recovery record: the id of the alert it closes (a silent source is back).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resolves: Option<String>,
 }
 
 /// The suppression summary of an update record.
@@ -294,6 +297,133 @@ impl AlertBuilder {
     }
 }
 
+/// The rule behind silent-source alerts and their recovery records.
+pub const SILENCE_RULE_ID: &str = "tocsin-source-silence";
+
+impl AlertBuilder {
+    /// A watched log source has been silent longer than its maximum:
+    /// `Log source silent: source=auth.log, no events since <last> (max silence 15m)`.
+    pub fn source_silent(
+        &self,
+        watch: &crate::incident::silence::Watch,
+        last_event: Option<DateTime<Utc>>,
+        since: DateTime<Utc>,
+        detected_at: DateTime<Utc>,
+    ) -> Alert {
+        let last = last_event.map_or_else(
+            || format!("none since watching began at {}", rfc3339(since)),
+            rfc3339,
+        );
+        let text = format!(
+            "Log source silent: {}, last event {last}, silent longer than {}",
+            watch.name,
+            humantime_span(watch.max_silence.to_std().unwrap_or_default())
+        );
+        self.silence_record(
+            watch,
+            silence_alert_id(&watch.name, since),
+            &text,
+            (watch.severity, since),
+            detected_at,
+            last_event,
+        )
+    }
+
+    /// The recovery record of a silent source, closing its silence alert.
+    pub fn source_back(
+        &self,
+        watch: &crate::incident::silence::Watch,
+        silence_started: DateTime<Utc>,
+        resumed_at: DateTime<Utc>,
+        detected_at: DateTime<Utc>,
+    ) -> Alert {
+        let text = format!(
+            "Log source back: {}, events resumed at {} after silence since {}",
+            watch.name,
+            rfc3339(resumed_at),
+            rfc3339(silence_started)
+        );
+        let id = uuid::Uuid::new_v5(
+            &ALERT_ID_NAMESPACE,
+            format!(
+                "{SILENCE_RULE_ID}\nback\n{}\n{}",
+                watch.name,
+                silence_started.timestamp()
+            )
+            .as_bytes(),
+        )
+        .to_string();
+        let mut alert = self.silence_record(
+            watch,
+            id,
+            &text,
+            (Severity::Informational, silence_started),
+            detected_at,
+            Some(resumed_at),
+        );
+        alert.resolves = Some(silence_alert_id(&watch.name, silence_started));
+        alert
+    }
+
+    fn silence_record(
+        &self,
+        watch: &crate::incident::silence::Watch,
+        id: String,
+        text: &str,
+        (severity, since): (Severity, DateTime<Utc>),
+        detected_at: DateTime<Utc>,
+        last_event: Option<DateTime<Utc>>,
+    ) -> Alert {
+        let meta = crate::sigma::rule::SigmaRuleMeta {
+            id: SILENCE_RULE_ID.into(),
+            title: "Log source silent".into(),
+            level: Some(severity),
+            tags: vec!["tocsin.source-health".into()],
+            ..Default::default()
+        };
+        let event = serde_json::json!({
+            "silence": {
+                "source": watch.name,
+                "last_event": last_event,
+                "silent_since": since,
+                "max_silence_seconds": watch.max_silence.num_seconds(),
+            }
+        });
+        self.build(
+            (AlertType::StaticRule, None),
+            &meta,
+            severity,
+            id,
+            text,
+            (last_event.unwrap_or(since), detected_at),
+            event,
+            Origin {
+                source: "tocsin".into(),
+                position: crate::event::Position::Line { line: 0 },
+            },
+            Some(
+                [("source".to_string(), watch.name.clone())]
+                    .into_iter()
+                    .collect(),
+            ),
+        )
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The id of the silence alert for a source silent since `since`: its
+/// recovery record names it without having to remember it.
+fn silence_alert_id(source: &str, since: DateTime<Utc>) -> String {
+    uuid::Uuid::new_v5(
+        &ALERT_ID_NAMESPACE,
+        format!("{SILENCE_RULE_ID}\n{source}\n{}", since.timestamp()).as_bytes(),
+    )
+    .to_string()
+}
+
 impl AlertBuilder {
     /// An alert: link, text line and SLA from the configuration.
     #[allow(clippy::too_many_arguments)]
@@ -336,6 +466,7 @@ impl AlertBuilder {
             source,
             group,
             suppressed: None,
+            resolves: None,
         }
     }
 

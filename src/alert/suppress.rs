@@ -242,6 +242,7 @@ mod tests {
                     .collect(),
             ),
             suppressed: None,
+            resolves: None,
         }
     }
 

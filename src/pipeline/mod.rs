@@ -6,10 +6,13 @@
 
 mod anomaly_stage;
 pub mod dead_letter;
+mod incident_stage;
 pub mod kafka;
 pub mod process;
 pub mod sink;
 pub mod source;
+pub mod triage_http;
+pub mod webhook;
 
 use crate::alert::{AlertBuilder, Severity};
 use crate::config::{DeadLetterConfig, SinkConfig, SourceConfig};
@@ -17,12 +20,14 @@ use crate::detect::Engine;
 use crate::event::Parser;
 use crate::metrics::Metrics;
 pub use anomaly_stage::{load_models, save_models};
+use incident_stage::IncidentStage;
+pub use incident_stage::{IncidentSettings, TriageInput, TriageRequest};
 use kafka::commit::{Checkpoint, Checkpointer, Committer};
 use kafka::producer::Pending;
 use kafka::progress::Progress;
 use kafka::KafkaSettings;
 use process::{Output, ProcessStats, Processor, SourceContext};
-use sink::{AlertSink, DeadLetterSink, SinkError};
+use sink::{AlertSink, DeadLetterSink, SinkError, WebhookTasks};
 use source::Feed;
 use source::SourceError;
 use std::collections::BTreeMap;
@@ -107,6 +112,9 @@ struct AlertOutput {
     metrics: Option<Arc<Metrics>>,
     /// Kafka deliveries since the last checkpoint.
     pending: Pending,
+    /// The incident desk, when alert lifecycle tracking is on.
+    incident: Option<IncidentStage>,
+    clock: crate::clock::Clock,
 }
 
 impl AlertOutput {
@@ -121,6 +129,9 @@ impl AlertOutput {
     fn write(&mut self, alert: &crate::alert::Alert) -> Result<(), SinkError> {
         for sink in &mut self.sinks {
             sink.write(alert, &mut self.pending)?;
+        }
+        if let Some(incident) = &mut self.incident {
+            incident.track(alert);
         }
         *self.by_severity.entry(alert.severity).or_default() += 1;
         if let Some(m) = &self.metrics {
@@ -147,7 +158,8 @@ impl AlertOutput {
                     .with_label_values(&[corr.rule.meta.id.as_str()])
                     .inc();
             }
-            if let Some(alert) = builder.correlation(corr, &firing, chrono::Utc::now()) {
+            let detected_at = self.clock.detected_at(firing.last);
+            if let Some(alert) = builder.correlation(corr, &firing, detected_at) {
                 self.send(alert)?;
             }
         }
@@ -163,7 +175,8 @@ impl AlertOutput {
     ) -> Result<(), SinkError> {
         for anomaly in anomalies {
             if let Some(job) = set.get(anomaly.job) {
-                self.send(builder.anomaly(job, &anomaly, chrono::Utc::now()))?;
+                let detected_at = self.clock.detected_at(anomaly.bucket_end);
+                self.send(builder.anomaly(job, &anomaly, detected_at))?;
             }
         }
         Ok(())
@@ -172,6 +185,79 @@ impl AlertOutput {
     fn flush(&mut self) -> Result<(), SinkError> {
         for sink in &mut self.sinks {
             sink.flush()?;
+        }
+        if let Some(incident) = &mut self.incident {
+            incident.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Deadlines and silences: emits what is due and persists the desk's changes.
+    fn tick_incidents(&mut self, builder: &AlertBuilder) -> Result<(), SinkError> {
+        let Some(incident) = &mut self.incident else {
+            return Ok(());
+        };
+        let tick = incident.tick(builder);
+        for alert in tick.alerts {
+            self.write(&alert)?;
+        }
+        for (escalation, destination) in tick.escalations {
+            self.route(&escalation, &destination)?;
+        }
+        self.persist_incidents()
+    }
+
+    fn persist_incidents(&mut self) -> Result<(), SinkError> {
+        match &mut self.incident {
+            Some(incident) => incident.persist(&mut self.pending),
+            None => Ok(()),
+        }
+    }
+
+    /// Alerts a silence watch raised as events came back.
+    fn silence_seen(
+        &mut self,
+        seen: &[(usize, chrono::DateTime<chrono::Utc>)],
+        builder: &AlertBuilder,
+    ) -> Result<(), SinkError> {
+        let Some(incident) = &mut self.incident else {
+            return Ok(());
+        };
+        for alert in incident.seen(seen, builder) {
+            self.write(&alert)?;
+        }
+        Ok(())
+    }
+
+    /// Sends an escalation to its level's destination.
+    fn route(
+        &mut self,
+        escalation: &crate::incident::escalation::Escalation,
+        destination: &crate::incident::escalation::Destination,
+    ) -> Result<(), SinkError> {
+        use crate::incident::escalation::Destination;
+        let dedicated = self
+            .incident
+            .as_mut()
+            .and_then(|i| i.escalation_sink.as_mut());
+        match (destination, dedicated) {
+            (Destination::Escalations, Some(sink)) => {
+                return sink.write_escalation(escalation, &mut self.pending)
+            }
+            (Destination::Webhook(name), Some(sink)) if sink.webhook_name() == Some(name) => {
+                return sink.write_escalation(escalation, &mut self.pending)
+            }
+            _ => {}
+        }
+        for sink in &mut self.sinks {
+            let wanted = match destination {
+                // Without an escalation sink, escalations go with the alerts.
+                Destination::Alerts | Destination::Escalations => sink.webhook_name().is_none(),
+                Destination::Webhook(name) => sink.webhook_name() == Some(name.as_str()),
+            };
+            if wanted {
+                sink.write_escalation(escalation, &mut self.pending)?;
+            }
         }
         Ok(())
     }
@@ -192,6 +278,10 @@ struct Processed {
     progress: Progress,
     records: usize,
     barrier: Option<source::Barrier>,
+    /// The latest event time per silence watch the batch had events for.
+    seen: Vec<(usize, chrono::DateTime<chrono::Utc>)>,
+    /// The latest event time in the batch (moves an event-time clock).
+    latest: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The writer stage: restores input order, feeds correlation and
@@ -223,17 +313,38 @@ impl Writer {
     fn run(
         mut self,
         mut input: mpsc::Receiver<(u64, Processed)>,
+        mut requests: Option<mpsc::Receiver<TriageRequest>>,
         runtime: tokio::runtime::Handle,
     ) -> Result<(BTreeMap<Severity, u64>, u64), PipelineError> {
         let mut waiting: BTreeMap<u64, Processed> = BTreeMap::new();
         let mut next_seq = 0u64;
         let mut last_checkpoint = Instant::now();
         let mut unsaved = false;
+        // Deadlines pass while input is quiet: wake up to check them.
+        let check = self
+            .alert_out
+            .incident
+            .as_ref()
+            .map_or(Duration::MAX, |i| i.check_interval());
         loop {
             let wait = self
                 .commit_interval
-                .saturating_sub(last_checkpoint.elapsed());
-            let received = runtime.block_on(tokio::time::timeout(wait, input.recv()));
+                .saturating_sub(last_checkpoint.elapsed())
+                .min(check);
+            let received = runtime.block_on(async {
+                tokio::select! {
+                    r = tokio::time::timeout(wait, input.recv()) => Ok(r),
+                    Some(request) = next_request(&mut requests) => Err(request),
+                }
+            });
+            let received = match received {
+                Ok(r) => r,
+                Err(request) => {
+                    self.handle_request(request)?;
+                    unsaved = true;
+                    continue;
+                }
+            };
             match received {
                 Ok(Some((seq, processed))) => {
                     waiting.insert(seq, processed);
@@ -251,7 +362,12 @@ impl Writer {
                     }
                 }
                 Ok(None) => break,
-                Err(_elapsed) => {}
+                Err(_elapsed) => {
+                    if self.alert_out.incident.is_some() {
+                        self.alert_out.tick_incidents(&self.builder)?;
+                        unsaved = true;
+                    }
+                }
             }
             if last_checkpoint.elapsed() >= self.commit_interval {
                 if unsaved {
@@ -269,6 +385,7 @@ impl Writer {
         self.alert_out
             .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
         self.alert_out.finish()?;
+        self.alert_out.tick_incidents(&self.builder)?;
         self.checkpoint(None)?;
         Ok((
             std::mem::take(&mut self.alert_out.by_severity),
@@ -294,17 +411,42 @@ impl Writer {
                     self.alert_out
                         .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
                 }
-                Output::DeadLetter(letter) => {
-                    self.dead_sink.write(&letter, &mut self.alert_out.pending)?;
-                    self.dead_letters += 1;
-                    if let Some(m) = &self.metrics {
-                        m.dead_letters
-                            .with_label_values(&[self.dead_sink.name()])
-                            .inc();
+                Output::DeadLetter(letter) => self.dead_letter(&letter)?,
+                Output::Triage(input) => {
+                    // What fell due before the update happened is emitted
+                    // first, so an event-time replay escalates exactly as live.
+                    self.alert_out.clock.observe(input.update.at);
+                    self.alert_out.tick_incidents(&self.builder)?;
+                    let rejected = match &mut self.alert_out.incident {
+                        Some(incident) => incident.apply_input(*input),
+                        None => Some(dead_letter::DeadLetter::new(
+                            "triage update: alert lifecycle tracking is off (set incident.enabled)"
+                                .into(),
+                            input.origin,
+                            input.received_at,
+                            &input.payload,
+                        )),
+                    };
+                    if let Some(letter) = rejected {
+                        self.dead_letter(&letter)?;
+                    }
+                }
+                Output::Track(alert) => {
+                    self.alert_out.clock.observe(alert.detected_at);
+                    self.alert_out.tick_incidents(&self.builder)?;
+                    if let Some(incident) = &mut self.alert_out.incident {
+                        incident.track(&alert);
                     }
                 }
             }
         }
+        if let Some(t) = batch.latest {
+            self.alert_out.clock.observe(t);
+        }
+        if !batch.seen.is_empty() {
+            self.alert_out.silence_seen(&batch.seen, &self.builder)?;
+        }
+        self.alert_out.tick_incidents(&self.builder)?;
         self.progress.merge(&batch.progress);
         if let Some(m) = &self.metrics {
             if !batch.progress.is_empty() {
@@ -314,6 +456,32 @@ impl Writer {
         if let Some(barrier) = batch.barrier {
             self.checkpoint(Some(barrier))?;
         }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, letter: &dead_letter::DeadLetter) -> Result<(), PipelineError> {
+        self.dead_sink.write(letter, &mut self.alert_out.pending)?;
+        self.dead_letters += 1;
+        if let Some(m) = &self.metrics {
+            m.dead_letters
+                .with_label_values(&[self.dead_sink.name()])
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// A triage update posted over HTTP.
+    fn handle_request(&mut self, request: TriageRequest) -> Result<(), PipelineError> {
+        let Some(incident) = &mut self.alert_out.incident else {
+            let _ = request
+                .1
+                .send(Err("alert lifecycle tracking is off".into()));
+            return Ok(());
+        };
+        if let Some(letter) = incident.apply_request(request) {
+            self.dead_letter(&letter)?;
+        }
+        self.alert_out.tick_incidents(&self.builder)?;
         Ok(())
     }
 
@@ -344,10 +512,11 @@ impl Writer {
                             "correlation snapshot too large for a Kafka record; not saved (use correlation.state_file)"
                         );
                     }
-                    StateStore::Topic(topic, producer) => kafka::producer::send_state(
+                    StateStore::Topic(topic, producer) => kafka::producer::send_keyed(
                         producer,
-                        topic,
-                        &bytes,
+                        &topic.topic,
+                        &topic.key,
+                        Some(&bytes),
                         &mut self.alert_out.pending,
                     )?,
                 },
@@ -379,6 +548,16 @@ impl Writer {
     }
 }
 
+/// The next HTTP triage request, or never when there is no endpoint.
+async fn next_request(
+    requests: &mut Option<mpsc::Receiver<TriageRequest>>,
+) -> Option<TriageRequest> {
+    match requests {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Where correlation snapshots go.
 enum StateStore {
     None,
@@ -389,6 +568,9 @@ enum StateStore {
         Arc<kafka::producer::KafkaProducer>,
     ),
 }
+
+/// How long shutdown waits for webhooks to deliver queued lines.
+const WEBHOOK_DRAIN: Duration = Duration::from_secs(15);
 
 /// Largest snapshot written to a Kafka record (brokers' default message
 /// limit is 1 MB); larger states need the file.
@@ -498,12 +680,18 @@ pub struct Pipeline {
     pub metrics: Option<Arc<Metrics>>,
     /// Kafka client properties and the delivery guarantee.
     pub kafka: KafkaSettings,
+    /// The engine's now: detection times, deadlines, silences.
+    pub clock: crate::clock::Clock,
+    /// Alert lifecycle tracking (off: `None`).
+    pub incident: Option<IncidentSettings>,
+    /// Triage updates posted to the HTTP endpoint.
+    pub triage_requests: Option<mpsc::Receiver<TriageRequest>>,
 }
 
 impl Pipeline {
     /// Runs until every source ends or shutdown is triggered, then drains,
     /// flushes and commits.
-    pub async fn run(self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
+    pub async fn run(mut self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
         let started = Instant::now();
         // Capacity is counted in records; the channels carry batches.
         let batches = (self.channel_capacity / source::BATCH_SIZE).max(2);
@@ -528,10 +716,17 @@ impl Pipeline {
                     topic.clone()
                 }
             };
+            let tags = src.logsource().pairs();
+            let watches = match &self.incident {
+                Some(i) => crate::incident::silence::SourceWatches::new(&i.watches, &name, &tags),
+                None => Default::default(),
+            };
             contexts.push(SourceContext {
                 name,
                 parser: Parser::new(src.format(), src.time_options()),
-                tags: src.logsource().pairs(),
+                tags,
+                records: src.records(),
+                watches,
             });
         }
         let kafka = &self.kafka;
@@ -540,23 +735,50 @@ impl Pipeline {
             .iter()
             .any(|s| matches!(s, SinkConfig::Kafka { .. }))
             || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. });
-        let producer =
-            if kafka_sinks || kafka.exactly_once || self.correlation_state_topic.is_some() {
-                Some(kafka::producer::create(
-                    &kafka.properties,
-                    kafka
-                        .transactional_id
-                        .as_deref()
-                        .filter(|_| kafka.exactly_once),
-                )?)
-            } else {
-                None
-            };
+        let incident_kafka = self.incident.as_ref().is_some_and(|i| {
+            i.state_topic.is_some() && !kafka_topics.is_empty()
+                || matches!(i.escalation_sink, Some(SinkConfig::Kafka { .. }))
+        });
+        let producer = if kafka_sinks
+            || kafka.exactly_once
+            || self.correlation_state_topic.is_some()
+            || incident_kafka
+        {
+            Some(kafka::producer::create(
+                &kafka.properties,
+                kafka
+                    .transactional_id
+                    .as_deref()
+                    .filter(|_| kafka.exactly_once),
+            )?)
+        } else {
+            None
+        };
+        let mut webhooks = WebhookTasks {
+            runtime: tokio::runtime::Handle::current(),
+            metrics: self.metrics.clone(),
+            tasks: Vec::new(),
+        };
         let alert_sinks = self
             .sinks
             .iter()
-            .map(|s| AlertSink::open(s, producer.as_ref()))
+            .map(|s| AlertSink::open(s, producer.as_ref(), &mut webhooks))
             .collect::<Result<Vec<_>, _>>()?;
+        // Alert state on a topic is for runs on Kafka; file runs use the journal.
+        let incident_kafka = producer
+            .as_ref()
+            .filter(|_| !kafka_topics.is_empty())
+            .map(|p| (p, kafka.properties.as_slice()));
+        let incident = match &self.incident {
+            Some(settings) => Some(IncidentStage::open(
+                settings,
+                self.clock.clone(),
+                incident_kafka,
+                &mut webhooks,
+                self.metrics.clone(),
+            )?),
+            None => None,
+        };
         let dead_sink = DeadLetterSink::open(&self.dead_letter, producer.as_ref())?;
         let consumer = if kafka_topics.is_empty() {
             None
@@ -612,6 +834,7 @@ impl Pipeline {
                 (self.correlations.clone(), self.anomalies.clone()),
                 contexts.clone(),
                 self.metrics.clone(),
+                self.clock.clone(),
             );
             detectors.push(tokio::task::spawn_blocking(move || {
                 loop {
@@ -633,11 +856,14 @@ impl Pipeline {
                                 progress.advance(&record.origin);
                                 processor.process(record, &mut outputs);
                             }
+                            let (seen, latest) = processor.take_notes();
                             Processed {
                                 outputs,
                                 progress,
                                 records,
                                 barrier: None,
+                                seen,
+                                latest,
                             }
                         }
                         Feed::Barrier(b) => Processed {
@@ -645,6 +871,8 @@ impl Pipeline {
                             progress: Progress::default(),
                             records: 0,
                             barrier: Some(b),
+                            seen: Vec::new(),
+                            latest: None,
                         },
                     };
                     if output_tx.blocking_send((seq, processed)).is_err() {
@@ -735,6 +963,8 @@ impl Pipeline {
                 by_severity: BTreeMap::new(),
                 metrics: self.metrics.clone(),
                 pending: Pending::new(),
+                incident,
+                clock: self.clock.clone(),
             },
             dead_sink,
             correlator,
@@ -757,8 +987,9 @@ impl Pipeline {
         };
         let runtime = tokio::runtime::Handle::current();
         let stop = shutdown.clone();
+        let requests = self.triage_requests.take();
         let writer = tokio::task::spawn_blocking(move || {
-            let result = writer.run(output_rx, runtime);
+            let result = writer.run(output_rx, requests, runtime);
             if result.is_err() {
                 // Nothing more can be delivered: stop reading.
                 stop.trigger();
@@ -800,6 +1031,12 @@ impl Pipeline {
         // hooks, which must not run on the async runtime's threads.
         if let Some(consumer) = consumer {
             let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+        }
+        // The writer dropped the webhook senders: let them deliver what is queued.
+        for task in webhooks.tasks {
+            if tokio::time::timeout(WEBHOOK_DRAIN, task).await.is_err() {
+                tracing::warn!("a webhook did not finish delivering in {WEBHOOK_DRAIN:?}; lines left undelivered");
+            }
         }
         if let Some(producer) = producer {
             let _ = tokio::task::spawn_blocking(move || {

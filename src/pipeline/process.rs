@@ -21,7 +21,14 @@ pub struct SourceContext {
     pub parser: Parser,
     /// Logsource tags the source declares for all its events.
     pub tags: Vec<(String, String)>,
+    /// Events, triage updates or alert records.
+    pub records: crate::config::RecordKind,
+    /// The silent-source watches this source's events count for.
+    pub watches: crate::incident::silence::SourceWatches,
 }
+
+/// The latest event time per silence watch index.
+pub type SeenTimes = Vec<(usize, chrono::DateTime<Utc>)>;
 
 /// What processing a record produced.
 #[derive(Debug, Clone)]
@@ -32,6 +39,10 @@ pub enum Output {
     Observation(Box<Observation>),
     /// A match of an anomaly job's detection, bucketed on the ordered stage.
     Sample(Box<crate::anomaly::Sample>),
+    /// A triage update, applied by the incident desk on the ordered stage.
+    Triage(Box<super::TriageInput>),
+    /// An alert record read from a source, for the incident desk to track.
+    Track(Box<Alert>),
 }
 
 /// Counts kept by the processor.
@@ -65,6 +76,11 @@ pub struct Processor {
     scratch: Scratch,
     matched: Vec<usize>,
     observations: Vec<Observation>,
+    clock: crate::clock::Clock,
+    /// Since the last [`Processor::take_notes`]: the latest event time per
+    /// silence watch, and overall.
+    seen: SeenTimes,
+    latest: Option<chrono::DateTime<Utc>>,
     pub stats: ProcessStats,
 }
 
@@ -75,6 +91,7 @@ impl Processor {
         (correlations, anomalies): (Arc<CorrelationSet>, Arc<AnomalySet>),
         sources: Vec<SourceContext>,
         metrics: Option<Arc<Metrics>>,
+        clock: crate::clock::Clock,
     ) -> Self {
         Processor {
             engine,
@@ -86,6 +103,9 @@ impl Processor {
             scratch: Scratch::default(),
             matched: Vec::new(),
             observations: Vec::new(),
+            clock,
+            seen: Vec::new(),
+            latest: None,
             stats: ProcessStats::default(),
         }
     }
@@ -117,6 +137,34 @@ impl Processor {
             self.stats.blank += 1;
             return;
         }
+        match ctx.records {
+            crate::config::RecordKind::Events => {}
+            crate::config::RecordKind::Triage => {
+                match crate::incident::TriageUpdate::parse(text) {
+                    Ok(update) => {
+                        self.note_time(update.at);
+                        out.push(Output::Triage(Box::new(super::TriageInput {
+                            update,
+                            origin: record.origin,
+                            received_at: record.ingest_time,
+                            payload: record.payload,
+                        })))
+                    }
+                    Err(reason) => self.dead_letter(reason, record, out),
+                }
+                return;
+            }
+            crate::config::RecordKind::Alerts => {
+                match serde_json::from_str::<Alert>(text) {
+                    Ok(alert) => {
+                        self.note_time(alert.detected_at);
+                        out.push(Output::Track(Box::new(alert)))
+                    }
+                    Err(e) => self.dead_letter(format!("alert record: {e}"), record, out),
+                }
+                return;
+            }
+        }
         let event = match ctx
             .parser
             .parse(text, record.origin.clone(), record.ingest_time)
@@ -133,12 +181,16 @@ impl Processor {
                 .with_label_values(&[ctx.name.as_str()])
                 .inc();
         }
+        if !ctx.watches.is_empty() {
+            ctx.watches.observe(&event, &mut self.seen);
+        }
+        self.latest = Some(self.latest.map_or(event.time, |t| t.max(event.time)));
         self.engine
             .evaluate(&event, &ctx.tags, &mut self.scratch, &mut self.matched);
         if self.matched.is_empty() {
             return;
         }
-        let detected_at = Utc::now();
+        let detected_at = self.clock.detected_at(event.time);
         for &i in &self.matched {
             // An anomaly job's detection feeds the job, never an alert.
             if self.anomalies.owns(i) {
@@ -180,6 +232,16 @@ impl Processor {
                 .with_label_values(&[ctx.name.as_str()])
                 .observe(record.read_at.elapsed().as_secs_f64());
         }
+    }
+
+    fn note_time(&mut self, t: chrono::DateTime<Utc>) {
+        self.latest = Some(self.latest.map_or(t, |l| l.max(t)));
+    }
+
+    /// What the records since the last call said about time: the latest
+    /// event time per silence watch, and overall.
+    pub fn take_notes(&mut self) -> (SeenTimes, Option<chrono::DateTime<Utc>>) {
+        (std::mem::take(&mut self.seen), self.latest.take())
     }
 
     fn dead_letter(&mut self, reason: String, record: Record, out: &mut Vec<Output>) {

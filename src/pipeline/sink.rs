@@ -1,11 +1,13 @@
-//! Sinks: where alerts and dead letters go. Stdout (text lines), files
-//! (JSON lines) and Kafka topics.
+//! Sinks: where alerts, escalations and dead letters go. Stdout (text
+//! lines), files (JSON lines), Kafka topics and chat webhooks.
 
 use super::dead_letter::DeadLetter;
 use super::kafka::producer::{KafkaAlertSink, KafkaDeadLetterSink, KafkaProducer, Pending};
 use super::kafka::KafkaError;
+use super::webhook::WebhookSink;
 use crate::alert::Alert;
 use crate::config::{DeadLetterConfig, OutputFormat, SinkConfig};
+use crate::incident::escalation::Escalation;
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
@@ -101,58 +103,127 @@ fn no_producer(topic: &str) -> SinkError {
     )
 }
 
+/// Where an alert sink writes.
+enum AlertTarget {
+    Lines(LineWriter),
+    Kafka(KafkaAlertSink),
+    Webhook(WebhookSink),
+}
+
 /// An alert destination.
 pub struct AlertSink {
     format: OutputFormat,
-    target: Target<KafkaAlertSink>,
+    target: AlertTarget,
 }
 
 impl AlertSink {
-    /// Opens the sink; Kafka sinks write through `producer`.
+    /// Opens the sink; Kafka sinks write through `producer`. A webhook sink's
+    /// delivery task is started on `runtime` and its handle pushed to `tasks`,
+    /// to be awaited once the sink is dropped.
     pub fn open(
         cfg: &SinkConfig,
         producer: Option<&Arc<KafkaProducer>>,
+        webhooks: &mut WebhookTasks,
     ) -> Result<AlertSink, SinkError> {
         Ok(match cfg {
             SinkConfig::Stdout { format } => AlertSink {
                 format: *format,
-                target: Target::Lines(LineWriter::stdout()),
+                target: AlertTarget::Lines(LineWriter::stdout()),
             },
             SinkConfig::File { path, format } => AlertSink {
                 format: *format,
-                target: Target::Lines(LineWriter::append(path)?),
+                target: AlertTarget::Lines(LineWriter::append(path)?),
             },
             SinkConfig::Kafka { topic, format } => AlertSink {
                 format: *format,
-                target: Target::Kafka(KafkaAlertSink::new(
+                target: AlertTarget::Kafka(KafkaAlertSink::new(
                     producer.ok_or_else(|| no_producer(topic))?.clone(),
                     topic.clone(),
                     *format,
                 )),
             },
+            SinkConfig::Webhook { name, .. } => {
+                let failed = |e: String| SinkError {
+                    sink: format!("webhook {name}"),
+                    source: std::io::Error::other(e),
+                };
+                let settings = cfg
+                    .webhook_settings()
+                    .map_err(|e| failed(e.to_string()))?
+                    .ok_or_else(|| failed("not a webhook".into()))?;
+                let (sink, task) =
+                    WebhookSink::start(settings, &webhooks.runtime, webhooks.metrics.clone())
+                        .map_err(failed)?;
+                webhooks.tasks.push(task);
+                AlertSink {
+                    format: OutputFormat::Text,
+                    target: AlertTarget::Webhook(sink),
+                }
+            }
         })
+    }
+
+    /// The webhook's name, for a webhook sink.
+    pub fn webhook_name(&self) -> Option<&str> {
+        match &self.target {
+            AlertTarget::Webhook(w) => Some(w.name()),
+            _ => None,
+        }
     }
 
     /// Writes (or queues, for Kafka: the delivery joins `pending`) one alert.
     pub fn write(&mut self, alert: &Alert, pending: &mut Pending) -> Result<(), SinkError> {
         match &mut self.target {
-            Target::Lines(w) => match self.format {
+            AlertTarget::Lines(w) => match self.format {
                 OutputFormat::Text => w.line(&alert.message),
                 OutputFormat::Json => w.json_line(alert),
             },
-            Target::Kafka(k) => k
+            AlertTarget::Kafka(k) => k
                 .write(alert, pending)
                 .map_err(|e| kafka_failure(k.topic(), e)),
+            AlertTarget::Webhook(w) => {
+                w.offer_alert(alert.severity, &alert.message);
+                Ok(())
+            }
         }
     }
 
-    /// Flushes buffered lines. Kafka deliveries are awaited by the commit stage.
-    pub fn flush(&mut self) -> Result<(), SinkError> {
+    /// Writes one escalation record (its line, for text sinks).
+    pub fn write_escalation(
+        &mut self,
+        escalation: &Escalation,
+        pending: &mut Pending,
+    ) -> Result<(), SinkError> {
         match &mut self.target {
-            Target::Lines(w) => w.flush(),
-            Target::Kafka(_) => Ok(()),
+            AlertTarget::Lines(w) => match self.format {
+                OutputFormat::Text => w.line(&escalation.message),
+                OutputFormat::Json => w.json_line(escalation),
+            },
+            AlertTarget::Kafka(k) => k
+                .write_escalation(escalation, pending)
+                .map_err(|e| kafka_failure(k.topic(), e)),
+            AlertTarget::Webhook(w) => {
+                w.offer(escalation.severity, &escalation.message);
+                Ok(())
+            }
         }
     }
+
+    /// Flushes buffered lines. Kafka deliveries are awaited by the commit
+    /// stage; webhooks deliver on their own task.
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        match &mut self.target {
+            AlertTarget::Lines(w) => w.flush(),
+            AlertTarget::Kafka(_) | AlertTarget::Webhook(_) => Ok(()),
+        }
+    }
+}
+
+/// Webhook delivery tasks, started as sinks open.
+pub struct WebhookTasks {
+    pub runtime: tokio::runtime::Handle,
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// The dead-letter destination: JSON lines with the reason and the record,

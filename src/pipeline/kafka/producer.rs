@@ -95,16 +95,19 @@ fn enqueue(
     }
 }
 
-/// Queues a correlation snapshot under this instance's key.
-pub fn send_state(
+/// Queues a keyed record for a compacted state topic; no payload is a
+/// tombstone (the key is deleted at compaction).
+pub fn send_keyed(
     producer: &KafkaProducer,
-    state: &super::state::StateTopic,
-    snapshot: &[u8],
+    topic: &str,
+    key: &str,
+    payload: Option<&[u8]>,
     pending: &mut Pending,
 ) -> Result<(), KafkaError> {
-    let record = FutureRecord::to(&state.topic)
-        .key(state.key.as_bytes())
-        .payload(snapshot);
+    let mut record = FutureRecord::to(topic).key(key.as_bytes());
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
     pending.push(enqueue(producer, record)?);
     Ok(())
 }
@@ -164,6 +167,45 @@ impl KafkaAlertSink {
 
 /// The record key: the correlation group (rule and group-by values), so one
 /// incident's updates stay in order on one partition; otherwise the alert id.
+impl KafkaAlertSink {
+    /// An escalation record, keyed by its alert id so an alert's story stays
+    /// in one partition.
+    pub fn write_escalation(
+        &self,
+        escalation: &crate::incident::escalation::Escalation,
+        pending: &mut Pending,
+    ) -> Result<(), KafkaError> {
+        let value = match self.format {
+            OutputFormat::Text => escalation.message.clone().into_bytes(),
+            OutputFormat::Json => serde_json::to_vec(escalation).map_err(|e| {
+                KafkaError::Other(format!(
+                    "serialising escalation {}: {e}",
+                    escalation.alert_id
+                ))
+            })?,
+        };
+        let headers = OwnedHeaders::new_with_capacity(3)
+            .insert(Header {
+                key: "type",
+                value: Some("escalation"),
+            })
+            .insert(Header {
+                key: "severity",
+                value: Some(escalation.severity.key()),
+            })
+            .insert(Header {
+                key: "level",
+                value: Some(escalation.level.as_str()),
+            });
+        let record = FutureRecord::to(&self.topic)
+            .key(escalation.alert_id.as_bytes())
+            .payload(value.as_slice())
+            .headers(headers);
+        pending.push(enqueue(&self.producer, record)?);
+        Ok(())
+    }
+}
+
 pub fn alert_key(alert: &Alert) -> String {
     match &alert.group {
         Some(group) if !group.is_empty() => {

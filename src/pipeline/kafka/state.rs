@@ -1,7 +1,7 @@
-//! Correlation state in a compacted Kafka topic: one record per instance
-//! (its key), the latest value being the instance's snapshot. Written with
-//! the alerts (in exactly-once mode, in the same transaction as the
-//! offsets), read once at start.
+//! State in compacted Kafka topics, written with the alerts (in exactly-once
+//! mode, in the same transaction as the offsets) and read once at start:
+//! correlation snapshots (one record per instance, under its key) and the
+//! incident desk's alert state (one record per alert id).
 
 use super::{client_config, KafkaError, Role};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,64 +25,74 @@ impl StateTopic {
         &self,
         properties: &[(String, String)],
     ) -> Result<Option<Vec<u8>>, KafkaError> {
-        let cfg = client_config(
-            properties,
-            Role::Consumer,
-            &[("fetch.wait.max.ms", "50")],
-            &[
-                ("enable.auto.commit", "false"),
-                ("isolation.level", "read_committed"),
-                ("enable.partition.eof", "true"),
-            ],
-        );
-        let reader: BaseConsumer = cfg
-            .create()
-            .map_err(KafkaError::client("creating the state reader"))?;
-        let what = format!("reading state topic `{}`", self.topic);
-        let metadata = reader
-            .fetch_metadata(Some(&self.topic), Duration::from_secs(10))
-            .map_err(KafkaError::client(what.clone()))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .map_or(0, |t| t.partitions().len()) as i32;
-        if partitions == 0 {
-            return Err(KafkaError::Other(format!(
-                "state topic `{}` does not exist (create it compacted: cleanup.policy=compact)",
-                self.topic
-            )));
-        }
-        let mut assignment = TopicPartitionList::new();
-        for p in 0..partitions {
-            assignment
-                .add_partition_offset(&self.topic, p, Offset::Beginning)
-                .map_err(KafkaError::client(what.clone()))?;
-        }
-        reader
-            .assign(&assignment)
-            .map_err(KafkaError::client(what.clone()))?;
         let mut latest = None;
-        let mut at_end = 0;
-        let started = Instant::now();
-        // Read every partition to its end (partition EOF events), keeping the
-        // last value under our key.
-        while at_end < partitions && started.elapsed() < READ_LIMIT {
-            match reader.poll(Duration::from_millis(200)) {
-                Some(Ok(msg)) if msg.key() == Some(self.key.as_bytes()) => {
-                    latest = msg.payload().map(<[u8]>::to_vec);
-                }
-                Some(Ok(_)) => {}
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
-                Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
-                None => {}
+        read_topic(properties, &self.topic, |key, payload| {
+            if key == Some(self.key.as_bytes()) {
+                latest = payload.map(<[u8]>::to_vec);
             }
-        }
-        if at_end < partitions {
-            tracing::warn!(
-                topic = %self.topic,
-                "the state topic's end was not reached in {READ_LIMIT:?}; using the latest snapshot read"
-            );
-        }
+        })?;
         Ok(latest)
     }
+}
+
+/// Reads a (compacted) topic from the beginning to its current end, calling
+/// `each` with every record's key and payload (`None`: a tombstone).
+pub fn read_topic(
+    properties: &[(String, String)],
+    topic: &str,
+    mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+) -> Result<(), KafkaError> {
+    let cfg = client_config(
+        properties,
+        Role::Consumer,
+        &[("fetch.wait.max.ms", "50")],
+        &[
+            ("enable.auto.commit", "false"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+        ],
+    );
+    let reader: BaseConsumer = cfg
+        .create()
+        .map_err(KafkaError::client("creating the state reader"))?;
+    let what = format!("reading state topic `{topic}`");
+    let metadata = reader
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(KafkaError::client(what.clone()))?;
+    let partitions = metadata
+        .topics()
+        .first()
+        .map_or(0, |t| t.partitions().len()) as i32;
+    if partitions == 0 {
+        return Err(KafkaError::Other(format!(
+            "state topic `{topic}` does not exist (create it compacted: cleanup.policy=compact)"
+        )));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .map_err(KafkaError::client(what.clone()))?;
+    }
+    reader
+        .assign(&assignment)
+        .map_err(KafkaError::client(what.clone()))?;
+    let mut at_end = 0;
+    let started = Instant::now();
+    // Read every partition to its end (partition EOF events).
+    while at_end < partitions && started.elapsed() < READ_LIMIT {
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(msg)) => each(msg.key(), msg.payload()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => at_end += 1,
+            Some(Err(e)) => tracing::warn!(error = %e, "reading the state topic"),
+            None => {}
+        }
+    }
+    if at_end < partitions {
+        tracing::warn!(
+            topic,
+            "the state topic's end was not reached in {READ_LIMIT:?}; using the records read"
+        );
+    }
+    Ok(())
 }

@@ -1,0 +1,751 @@
+//! The incident process around alerts: triage status, SLA deadlines that
+//! escalate when nobody acts, silent log sources, and the monthly review.
+//!
+//! The [`Desk`] is the state machine: it tracks every alert from the moment
+//! it is raised, applies triage updates (rejecting the ones the process does
+//! not allow, with a reason), and says which escalation levels are due at a
+//! given time. It does no I/O: the pipeline feeds it, persists what changed
+//! ([`store`]) and routes what it emits.
+
+pub mod escalation;
+pub mod report;
+pub mod silence;
+pub mod store;
+pub mod triage;
+
+use crate::alert::{Alert, AlertType, Severity};
+use chrono::{DateTime, Utc};
+use escalation::{Escalation, EscalationPolicy};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+pub use triage::{Status, TriageUpdate};
+
+/// What the desk keeps about one alert: enough to escalate it, report on it
+/// and show its history. This is the record in the durable store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedAlert {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub alert_type: AlertType,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    pub rule_id: String,
+    pub rule_title: String,
+    /// The source the alert's events came from (topic, file, `tocsin` ...).
+    pub source: String,
+    /// The alert's message without the line's prefix and link.
+    pub text: String,
+    /// The alert line.
+    pub message: String,
+    pub link: String,
+    pub detected_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub status: Status,
+    /// Every accepted triage update, in order.
+    #[serde(default)]
+    pub history: Vec<HistoryEntry>,
+    /// Every escalation level reached, in order.
+    #[serde(default)]
+    pub escalations: Vec<EscalationEntry>,
+    /// When the deadline passed untriaged (or the late triage), once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breached_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub status: Status,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationEntry {
+    pub level: String,
+    pub at: DateTime<Utc>,
+    pub destination: String,
+}
+
+impl TrackedAlert {
+    pub fn from_alert(alert: &Alert) -> TrackedAlert {
+        TrackedAlert {
+            id: alert.id.clone(),
+            alert_type: alert.alert_type,
+            severity: alert.severity,
+            score: alert.score,
+            rule_id: alert.rule.id.clone(),
+            rule_title: alert.rule.title.clone(),
+            source: alert.source.source.clone(),
+            text: line_text(&alert.message).to_string(),
+            message: alert.message.clone(),
+            link: alert.link.clone(),
+            detected_at: alert.detected_at,
+            due_at: alert.sla.due_at,
+            status: Status::Open,
+            history: Vec::new(),
+            escalations: Vec::new(),
+            breached_at: None,
+        }
+    }
+
+    /// The first triage update of any kind.
+    pub fn first_response_at(&self) -> Option<DateTime<Utc>> {
+        self.history.first().map(|h| h.at)
+    }
+
+    /// The first triage decision (anything but `acknowledged`).
+    pub fn triaged_at(&self) -> Option<DateTime<Utc>> {
+        self.history
+            .iter()
+            .find(|h| h.status.is_triaged())
+            .map(|h| h.at)
+    }
+
+    /// When the alert was closed (`resolved` or `false_positive`).
+    pub fn closed_at(&self) -> Option<DateTime<Utc>> {
+        self.history
+            .iter()
+            .find(|h| h.status.is_closed())
+            .map(|h| h.at)
+    }
+
+    pub fn escalated(&self, level: &str) -> bool {
+        self.escalations.iter().any(|e| e.level == level)
+    }
+
+    /// Whether escalation still applies: no triage decision yet.
+    pub fn awaits_triage(&self) -> bool {
+        !self.status.is_triaged()
+    }
+}
+
+/// The message part of an alert line: between `[<severity>] ` and `. Check <link>`.
+fn line_text(line: &str) -> &str {
+    let start = line.find("] ").map_or(0, |i| i + 2);
+    let end = line
+        .rfind(". Check ")
+        .filter(|&e| e >= start)
+        .unwrap_or(line.len());
+    &line[start..end]
+}
+
+/// Why a triage update was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("unknown alert id `{0}`")]
+    UnknownAlert(String),
+    #[error("alert `{id}` is {from}: it cannot become {to}")]
+    BadTransition {
+        id: String,
+        from: Status,
+        to: Status,
+    },
+    #[error("alert `{id}`: update time {at} is before the alert was raised ({detected_at})")]
+    BeforeAlert {
+        id: String,
+        at: DateTime<Utc>,
+        detected_at: DateTime<Utc>,
+    },
+    #[error("alert `{id}`: update time {at} is before its previous update ({last})")]
+    OutOfOrder {
+        id: String,
+        at: DateTime<Utc>,
+        last: DateTime<Utc>,
+    },
+}
+
+impl Rejection {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::UnknownAlert(_) => "unknown_alert",
+            Rejection::BadTransition { .. } => "bad_transition",
+            Rejection::BeforeAlert { .. } | Rejection::OutOfOrder { .. } => "bad_time",
+        }
+    }
+}
+
+/// What an accepted update changed, in durations from the alert's detection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Milestones {
+    pub severity: Severity,
+    pub rule_id: String,
+    pub status: Status,
+    pub first_response: Option<chrono::Duration>,
+    pub triage: Option<chrono::Duration>,
+    pub resolution: Option<chrono::Duration>,
+    /// The triage decision came after the deadline and no breach was counted yet.
+    pub late_triage: bool,
+}
+
+/// The outcome of an accepted update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Applied {
+    Changed(Milestones),
+    /// The same update again (at-least-once delivery): nothing to do.
+    Duplicate,
+}
+
+/// What became due at a tick.
+#[derive(Debug, Default)]
+pub struct Due {
+    pub escalations: Vec<Escalation>,
+    /// Alerts whose deadline passed untriaged since the last tick.
+    pub breaches: Vec<Severity>,
+}
+
+/// A change to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Put(Box<TrackedAlert>),
+    Delete(String),
+}
+
+/// The alert-state machine. See the module docs.
+#[derive(Debug, Default)]
+pub struct Desk {
+    policy: EscalationPolicy,
+    alerts: HashMap<String, TrackedAlert>,
+    /// Pending escalations: (when, level index, alert id).
+    schedule: BTreeSet<(DateTime<Utc>, usize, String)>,
+    /// Untriaged alerts by deadline, to count breaches.
+    deadlines: BTreeSet<(DateTime<Utc>, String)>,
+    changed: BTreeSet<String>,
+    deleted: Vec<String>,
+}
+
+impl Desk {
+    pub fn new(policy: EscalationPolicy) -> Desk {
+        Desk {
+            policy,
+            ..Desk::default()
+        }
+    }
+
+    pub fn policy(&self) -> &EscalationPolicy {
+        &self.policy
+    }
+
+    /// Loads alerts from the store; levels they already reached stay done.
+    pub fn restore(&mut self, alerts: impl IntoIterator<Item = TrackedAlert>) {
+        for alert in alerts {
+            self.schedule_for(&alert);
+            self.alerts.insert(alert.id.clone(), alert);
+        }
+    }
+
+    /// Starts tracking a new alert. An alert already tracked (a replay, or
+    /// an update record of a suppressed group) keeps its state: returns false.
+    pub fn track(&mut self, alert: TrackedAlert) -> bool {
+        if self.alerts.contains_key(&alert.id) {
+            return false;
+        }
+        self.schedule_for(&alert);
+        self.changed.insert(alert.id.clone());
+        self.alerts.insert(alert.id.clone(), alert);
+        true
+    }
+
+    fn schedule_for(&mut self, alert: &TrackedAlert) {
+        if !alert.awaits_triage() {
+            return;
+        }
+        for (i, level) in self.policy.levels.iter().enumerate() {
+            if level.applies_to(alert.severity) && !alert.escalated(&level.name) {
+                self.schedule
+                    .insert((level.time_for(alert), i, alert.id.clone()));
+            }
+        }
+        if alert.breached_at.is_none() {
+            self.deadlines.insert((alert.due_at, alert.id.clone()));
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&TrackedAlert> {
+        self.alerts.get(id)
+    }
+
+    pub fn alerts(&self) -> impl Iterator<Item = &TrackedAlert> {
+        self.alerts.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.alerts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
+    /// Applies one triage update, or says why not.
+    pub fn apply(&mut self, update: &TriageUpdate) -> Result<Applied, Rejection> {
+        let Some(alert) = self.alerts.get_mut(&update.alert_id) else {
+            return Err(Rejection::UnknownAlert(update.alert_id.clone()));
+        };
+        let entry = HistoryEntry {
+            status: update.status,
+            by: update.by.clone(),
+            at: update.at,
+            note: update.note.clone(),
+        };
+        if alert.history.contains(&entry) {
+            return Ok(Applied::Duplicate);
+        }
+        if !alert.status.allows(update.status) {
+            return Err(Rejection::BadTransition {
+                id: alert.id.clone(),
+                from: alert.status,
+                to: update.status,
+            });
+        }
+        if update.at < alert.detected_at {
+            return Err(Rejection::BeforeAlert {
+                id: alert.id.clone(),
+                at: update.at,
+                detected_at: alert.detected_at,
+            });
+        }
+        if let Some(last) = alert.history.last().filter(|h| update.at < h.at) {
+            return Err(Rejection::OutOfOrder {
+                id: alert.id.clone(),
+                at: update.at,
+                last: last.at,
+            });
+        }
+        let since = |t: DateTime<Utc>| t - alert.detected_at;
+        let mut milestones = Milestones {
+            severity: alert.severity,
+            rule_id: alert.rule_id.clone(),
+            status: update.status,
+            first_response: alert.history.is_empty().then(|| since(update.at)),
+            triage: None,
+            resolution: None,
+            late_triage: false,
+        };
+        if update.status.is_triaged() && !alert.status.is_triaged() {
+            milestones.triage = Some(since(update.at));
+            if update.at > alert.due_at && alert.breached_at.is_none() {
+                alert.breached_at = Some(alert.due_at);
+                milestones.late_triage = true;
+            }
+        }
+        if update.status.is_closed() {
+            milestones.resolution = Some(since(update.at));
+        }
+        alert.status = update.status;
+        alert.history.push(entry);
+        self.changed.insert(alert.id.clone());
+        Ok(Applied::Changed(milestones))
+    }
+
+    /// Everything due at `now`: escalations (once per alert and level; an
+    /// alert triaged meanwhile is skipped) and deadline breaches.
+    pub fn due(&mut self, now: DateTime<Utc>) -> Due {
+        let mut due = Due::default();
+        while let Some(first) = self.deadlines.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, id)) = self.deadlines.pop_first() else {
+                break;
+            };
+            if let Some(alert) = self.alerts.get_mut(&id) {
+                if alert.awaits_triage() && alert.breached_at.is_none() {
+                    alert.breached_at = Some(alert.due_at);
+                    due.breaches.push(alert.severity);
+                    self.changed.insert(id);
+                }
+            }
+        }
+        while let Some(first) = self.schedule.first() {
+            if first.0 > now {
+                break;
+            }
+            let Some((_, level_index, id)) = self.schedule.pop_first() else {
+                break;
+            };
+            let (Some(level), Some(alert)) = (
+                self.policy.levels.get(level_index),
+                self.alerts.get_mut(&id),
+            ) else {
+                continue;
+            };
+            if !alert.awaits_triage() || alert.escalated(&level.name) {
+                continue;
+            }
+            let escalation = Escalation::new(alert, level, now);
+            alert.escalations.push(EscalationEntry {
+                level: level.name.clone(),
+                at: now,
+                destination: level.destination.name(),
+            });
+            self.changed.insert(id);
+            due.escalations.push(escalation);
+        }
+        due
+    }
+
+    /// Forgets closed alerts closed before `cutoff` (the store deletes them too).
+    pub fn prune_closed_before(&mut self, cutoff: DateTime<Utc>) -> usize {
+        let old: Vec<String> = self
+            .alerts
+            .values()
+            .filter(|a| a.closed_at().is_some_and(|t| t < cutoff))
+            .map(|a| a.id.clone())
+            .collect();
+        for id in &old {
+            self.alerts.remove(id);
+            self.changed.remove(id);
+        }
+        let n = old.len();
+        self.deleted.extend(old);
+        n
+    }
+
+    /// What changed since the last call, for the store.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut out: Vec<Change> = std::mem::take(&mut self.deleted)
+            .into_iter()
+            .map(Change::Delete)
+            .collect();
+        for id in std::mem::take(&mut self.changed) {
+            if let Some(a) = self.alerts.get(&id) {
+                out.push(Change::Put(Box::new(a.clone())));
+            }
+        }
+        out
+    }
+
+    /// Open (not closed) alerts by severity and SLA state at `now`.
+    pub fn open_by_sla_state(&self, now: DateTime<Utc>) -> HashMap<(Severity, SlaState), u64> {
+        let mut out = HashMap::new();
+        for a in self.alerts.values().filter(|a| !a.status.is_closed()) {
+            *out.entry((a.severity, SlaState::of(a, now))).or_default() += 1;
+        }
+        out
+    }
+}
+
+/// Where an alert stands against its triage deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SlaState {
+    /// Untriaged, deadline ahead.
+    Pending,
+    /// Untriaged, deadline passed.
+    Overdue,
+    /// Triaged by the deadline.
+    Met,
+    /// Triaged after the deadline.
+    Breached,
+}
+
+impl SlaState {
+    pub const ALL: [SlaState; 4] = [
+        SlaState::Pending,
+        SlaState::Overdue,
+        SlaState::Met,
+        SlaState::Breached,
+    ];
+
+    /// The state of `alert` as known at `now` (updates after `now` are ignored).
+    pub fn of(alert: &TrackedAlert, now: DateTime<Utc>) -> SlaState {
+        match alert.triaged_at().filter(|&t| t <= now) {
+            Some(t) if t <= alert.due_at => SlaState::Met,
+            Some(_) => SlaState::Breached,
+            None if now > alert.due_at => SlaState::Overdue,
+            None => SlaState::Pending,
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            SlaState::Pending => "pending",
+            SlaState::Overdue => "overdue",
+            SlaState::Met => "met",
+            SlaState::Breached => "breached",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use escalation::LevelConfig;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().expect("test instant")
+    }
+
+    fn tracked(id: &str, severity: Severity, detected: &str, due: &str) -> TrackedAlert {
+        TrackedAlert {
+            id: id.into(),
+            alert_type: AlertType::StaticRule,
+            severity,
+            score: None,
+            rule_id: "r1".into(),
+            rule_title: "Rule one".into(),
+            source: "auth.log".into(),
+            text: "Rule one: user=bob".into(),
+            message: "SIEM ALERT -- STATIC RULE - [High] Rule one: user=bob. Check https://x/a"
+                .into(),
+            link: "https://x/a".into(),
+            detected_at: at(detected),
+            due_at: at(due),
+            status: Status::Open,
+            history: vec![],
+            escalations: vec![],
+            breached_at: None,
+        }
+    }
+
+    fn update(id: &str, status: Status, when: &str) -> TriageUpdate {
+        TriageUpdate {
+            alert_id: id.into(),
+            status,
+            by: "ana".into(),
+            at: at(when),
+            note: None,
+        }
+    }
+
+    fn desk() -> Desk {
+        let level = |name: &str, when: &str, sev: &[&str]| LevelConfig {
+            level: name.into(),
+            at: when.into(),
+            severities: sev.iter().map(|s| s.to_string()).collect(),
+            destination: "escalations".into(),
+        };
+        Desk::new(
+            EscalationPolicy::compile(&[
+                level("on-call", "immediately", &["critical"]),
+                level("reminder", "-2h", &[]),
+                level("breach", "0s", &[]),
+                level("second-level", "+1d", &[]),
+            ])
+            .unwrap(),
+        )
+    }
+
+    fn levels(due: Due) -> Vec<(String, String)> {
+        due.escalations
+            .into_iter()
+            .map(|e| (e.alert_id, e.level))
+            .collect()
+    }
+
+    #[test]
+    fn the_line_text_is_the_message_between_severity_and_link() {
+        assert_eq!(
+            line_text(
+                "SIEM ALERT -- STATIC RULE - [High] Brute force: user=a. b. Check https://x/1"
+            ),
+            "Brute force: user=a. b"
+        );
+        assert_eq!(
+            line_text("SIEM ALERT -- ANOMALY DETECTED - [Critical/99] x. Check l"),
+            "x"
+        );
+    }
+
+    #[test]
+    fn levels_fire_in_order_once_each_until_triage() {
+        let mut d = desk();
+        d.track(tracked(
+            "a",
+            Severity::High,
+            "2026-11-20T10:00:00Z",
+            "2026-11-22T10:00:00Z",
+        ));
+        assert!(levels(d.due(at("2026-11-22T07:59:59Z"))).is_empty());
+        assert_eq!(
+            levels(d.due(at("2026-11-22T08:00:00Z"))),
+            vec![("a".into(), "reminder".into())]
+        );
+        assert!(levels(d.due(at("2026-11-22T09:00:00Z"))).is_empty(), "once");
+        let due = d.due(at("2026-11-22T10:00:00Z"));
+        assert_eq!(due.breaches, vec![Severity::High]);
+        assert_eq!(levels(due), vec![("a".into(), "breach".into())]);
+        d.apply(&update("a", Status::Triaged, "2026-11-22T12:00:00Z"))
+            .unwrap();
+        assert!(
+            levels(d.due(at("2026-11-25T00:00:00Z"))).is_empty(),
+            "triaged: no second level"
+        );
+        assert_eq!(d.get("a").unwrap().escalations.len(), 2);
+    }
+
+    #[test]
+    fn critical_alerts_page_on_call_at_once_and_catch_up_missed_levels() {
+        let mut d = desk();
+        d.track(tracked(
+            "c",
+            Severity::Critical,
+            "2026-11-21T03:00:00Z",
+            "2026-11-22T03:00:00Z",
+        ));
+        assert_eq!(
+            levels(d.due(at("2026-11-21T03:00:00Z"))),
+            vec![("c".into(), "on-call".into())]
+        );
+        // Nothing ran for two days: every level passed is emitted, in time order.
+        assert_eq!(
+            levels(d.due(at("2026-11-23T04:00:00Z"))),
+            vec![
+                ("c".into(), "reminder".into()),
+                ("c".into(), "breach".into()),
+                ("c".into(), "second-level".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn acknowledging_is_a_first_response_but_does_not_stop_escalation() {
+        let mut d = desk();
+        d.track(tracked(
+            "a",
+            Severity::High,
+            "2026-11-20T10:00:00Z",
+            "2026-11-22T10:00:00Z",
+        ));
+        let Applied::Changed(m) = d
+            .apply(&update("a", Status::Acknowledged, "2026-11-20T10:30:00Z"))
+            .unwrap()
+        else {
+            panic!("changed")
+        };
+        assert_eq!(m.first_response, Some(chrono::Duration::minutes(30)));
+        assert_eq!(m.triage, None);
+        let escalated = levels(d.due(at("2026-11-22T10:00:00Z")));
+        assert_eq!(escalated.len(), 2, "{escalated:?}");
+    }
+
+    #[test]
+    fn updates_the_process_does_not_allow_are_rejected_with_a_reason() {
+        let mut d = desk();
+        d.track(tracked(
+            "a",
+            Severity::Low,
+            "2026-11-20T10:00:00Z",
+            "2026-12-04T10:00:00Z",
+        ));
+        assert_eq!(
+            d.apply(&update("nope", Status::Triaged, "2026-11-20T11:00:00Z")),
+            Err(Rejection::UnknownAlert("nope".into()))
+        );
+        let early = d
+            .apply(&update("a", Status::Triaged, "2026-11-20T09:00:00Z"))
+            .unwrap_err();
+        assert!(
+            early.to_string().contains("before the alert was raised"),
+            "{early}"
+        );
+        d.apply(&update("a", Status::FalsePositive, "2026-11-20T11:00:00Z"))
+            .unwrap();
+        let closed = d
+            .apply(&update("a", Status::Resolved, "2026-11-20T12:00:00Z"))
+            .unwrap_err();
+        assert_eq!(
+            closed.to_string(),
+            "alert `a` is false_positive: it cannot become resolved"
+        );
+        assert_eq!(
+            d.apply(&update("a", Status::FalsePositive, "2026-11-20T11:00:00Z")),
+            Ok(Applied::Duplicate),
+            "a redelivered update is not an error"
+        );
+        assert_eq!(d.get("a").unwrap().history.len(), 1);
+    }
+
+    #[test]
+    fn late_triage_counts_one_breach() {
+        let mut d = desk();
+        d.track(tracked(
+            "a",
+            Severity::Medium,
+            "2026-11-20T10:00:00Z",
+            "2026-11-21T10:00:00Z",
+        ));
+        let Applied::Changed(m) = d
+            .apply(&update("a", Status::Incident, "2026-11-21T11:00:00Z"))
+            .unwrap()
+        else {
+            panic!("changed")
+        };
+        assert!(m.late_triage);
+        assert_eq!(m.triage, Some(chrono::Duration::hours(25)));
+        assert!(
+            d.due(at("2026-11-22T00:00:00Z")).breaches.is_empty(),
+            "counted once"
+        );
+        let Applied::Changed(m) = d
+            .apply(&update("a", Status::Resolved, "2026-11-22T10:00:00Z"))
+            .unwrap()
+        else {
+            panic!("changed")
+        };
+        assert_eq!(m.resolution, Some(chrono::Duration::hours(48)));
+        assert_eq!(m.triage, None, "triage happened before");
+    }
+
+    #[test]
+    fn restored_alerts_do_not_repeat_levels_they_reached() {
+        let mut d = desk();
+        d.track(tracked(
+            "a",
+            Severity::High,
+            "2026-11-20T10:00:00Z",
+            "2026-11-22T10:00:00Z",
+        ));
+        assert_eq!(levels(d.due(at("2026-11-22T10:00:00Z"))).len(), 2);
+        let saved: Vec<TrackedAlert> = d
+            .take_changes()
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Put(a) => Some(*a),
+                Change::Delete(_) => None,
+            })
+            .collect();
+        let mut restarted = desk();
+        restarted.restore(saved);
+        assert_eq!(
+            levels(restarted.due(at("2026-11-23T10:00:00Z"))),
+            vec![("a".into(), "second-level".into())]
+        );
+        assert!(restarted
+            .due(at("2026-11-23T10:00:00Z"))
+            .breaches
+            .is_empty());
+    }
+
+    #[test]
+    fn sla_state_is_judged_as_of_a_time() {
+        let mut a = tracked(
+            "a",
+            Severity::High,
+            "2026-11-20T10:00:00Z",
+            "2026-11-22T10:00:00Z",
+        );
+        assert_eq!(
+            SlaState::of(&a, at("2026-11-21T00:00:00Z")),
+            SlaState::Pending
+        );
+        assert_eq!(
+            SlaState::of(&a, at("2026-11-23T00:00:00Z")),
+            SlaState::Overdue
+        );
+        a.history.push(HistoryEntry {
+            status: Status::Triaged,
+            by: "x".into(),
+            at: at("2026-11-22T09:00:00Z"),
+            note: None,
+        });
+        assert_eq!(SlaState::of(&a, at("2026-11-23T00:00:00Z")), SlaState::Met);
+        assert_eq!(
+            SlaState::of(&a, at("2026-11-21T00:00:00Z")),
+            SlaState::Pending
+        );
+    }
+}

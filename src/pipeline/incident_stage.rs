@@ -1,0 +1,417 @@
+//! The writer's incident side: every alert written is tracked by the desk,
+//! triage updates are applied (or dead-lettered with the reason), and on
+//! each tick the desk's due escalations and the silence watch's findings
+//! are emitted. The desk's changes are persisted to a journal file or a
+//! compacted topic as they happen, and made durable at each checkpoint.
+
+use super::kafka::producer::{KafkaProducer, Pending};
+use super::sink::{AlertSink, SinkError, WebhookTasks};
+use crate::alert::{Alert, AlertBuilder};
+use crate::clock::Clock;
+use crate::config::SinkConfig;
+use crate::incident::escalation::{Destination, Escalation, EscalationPolicy};
+use crate::incident::silence::{SilenceChange, SilenceWatch, Watch};
+use crate::incident::store::Journal;
+use crate::incident::{Applied, Desk, Rejection, SlaState, Status, TrackedAlert, TriageUpdate};
+use crate::metrics::Metrics;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The incident configuration a pipeline runs with.
+#[derive(Debug, Clone)]
+pub struct IncidentSettings {
+    pub policy: EscalationPolicy,
+    pub watches: Vec<Watch>,
+    /// Local journal (used when there is no state topic, or no Kafka).
+    pub state_file: Option<PathBuf>,
+    /// Compacted topic keyed by alert id.
+    pub state_topic: Option<String>,
+    /// How often (real time) deadlines and silences are checked.
+    pub check_interval: Duration,
+    /// Closed alerts are forgotten this long after closing.
+    pub retention: Duration,
+    /// Where the `escalations` destination writes (unset: the alert sinks).
+    pub escalation_sink: Option<SinkConfig>,
+}
+
+/// A triage update read from a source, with what a dead letter needs.
+#[derive(Debug, Clone)]
+pub struct TriageInput {
+    pub update: TriageUpdate,
+    pub origin: crate::event::Origin,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub payload: Vec<u8>,
+}
+
+/// A triage update posted over HTTP, and where its verdict goes.
+pub type TriageRequest = (
+    TriageUpdate,
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+);
+
+/// The producer and client properties, for alert state on a topic.
+pub(super) type KafkaAccess<'a> = (&'a Arc<KafkaProducer>, &'a [(String, String)]);
+
+enum Store {
+    None,
+    Journal(Journal),
+    Topic {
+        topic: String,
+        producer: Arc<KafkaProducer>,
+    },
+}
+
+pub(super) struct IncidentStage {
+    desk: Desk,
+    silence: SilenceWatch,
+    store: Store,
+    /// The `escalations` destination, when configured apart from the alert sinks.
+    pub(super) escalation_sink: Option<AlertSink>,
+    clock: Clock,
+    metrics: Option<Arc<Metrics>>,
+    check_interval: Duration,
+    last_check: Option<Instant>,
+    retention: chrono::Duration,
+}
+
+/// What a tick produced.
+pub(super) struct Tick {
+    pub alerts: Vec<Alert>,
+    pub escalations: Vec<(Escalation, Destination)>,
+}
+
+impl IncidentStage {
+    /// Loads the alert state and opens the escalation sink.
+    pub(super) fn open(
+        settings: &IncidentSettings,
+        clock: Clock,
+        kafka: Option<KafkaAccess<'_>>,
+        webhooks: &mut WebhookTasks,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<IncidentStage, super::PipelineError> {
+        let mut desk = Desk::new(settings.policy.clone());
+        let store = match (&settings.state_topic, kafka, &settings.state_file) {
+            (Some(topic), Some((producer, properties)), _) => {
+                let mut alerts = Vec::new();
+                let mut problems = 0;
+                let mut latest: std::collections::HashMap<Vec<u8>, Option<TrackedAlert>> =
+                    std::collections::HashMap::new();
+                super::kafka::state::read_topic(properties, topic, |key, payload| {
+                    let Some(key) = key else { return };
+                    let value = payload.and_then(|p| match crate::incident::store::decode(p) {
+                        Ok(a) => Some(a),
+                        Err(e) => {
+                            problems += 1;
+                            tracing::warn!(topic, error = %e, "unreadable alert state record skipped");
+                            None
+                        }
+                    });
+                    latest.insert(key.to_vec(), value);
+                })?;
+                alerts.extend(latest.into_values().flatten());
+                tracing::info!(topic, alerts = alerts.len(), problems, "alert state loaded");
+                desk.restore(alerts);
+                Store::Topic {
+                    topic: topic.clone(),
+                    producer: producer.clone(),
+                }
+            }
+            (_, _, Some(path)) => {
+                let (journal, alerts, problems) =
+                    Journal::open(path).map_err(|e| super::PipelineError::Stage(e.to_string()))?;
+                for p in &problems {
+                    tracing::warn!(problem = %p, "unreadable alert state line skipped");
+                }
+                tracing::info!(file = %path.display(), alerts = alerts.len(), "alert state loaded");
+                desk.restore(alerts);
+                Store::Journal(journal)
+            }
+            (Some(_), None, None) => {
+                tracing::warn!("incident.state_topic needs Kafka; set incident.state_file to keep alert state: it will not survive a restart");
+                Store::None
+            }
+            (None, _, None) => {
+                tracing::warn!("neither incident.state_file nor incident.state_topic is set: alert state will not survive a restart");
+                Store::None
+            }
+        };
+        let escalation_sink = settings
+            .escalation_sink
+            .as_ref()
+            .map(|cfg| AlertSink::open(cfg, kafka.map(|k| k.0), webhooks))
+            .transpose()?;
+        Ok(IncidentStage {
+            desk,
+            silence: SilenceWatch::new(settings.watches.clone()),
+            store,
+            escalation_sink,
+            clock,
+            metrics,
+            check_interval: settings.check_interval,
+            last_check: None,
+            retention: chrono::Duration::from_std(settings.retention)
+                .unwrap_or(chrono::Duration::days(90)),
+        })
+    }
+
+    pub(super) fn check_interval(&self) -> Duration {
+        self.check_interval
+    }
+
+    /// An alert was written: track it, or, for a recovery record, close the
+    /// alert it names.
+    pub(super) fn track(&mut self, alert: &Alert) {
+        self.clock.observe(alert.detected_at);
+        if let Some(silenced) = &alert.resolves {
+            let update = TriageUpdate {
+                alert_id: silenced.clone(),
+                status: Status::Resolved,
+                by: "tocsin".into(),
+                at: alert.detected_at,
+                note: Some("the source is sending events again".into()),
+            };
+            if let Err(e) = self.apply(&update) {
+                tracing::debug!(error = %e, "recovery record: silence alert not closed");
+            }
+            return;
+        }
+        self.desk.track(TrackedAlert::from_alert(alert));
+    }
+
+    /// Applies a triage update; the rejection says why not.
+    pub(super) fn apply(&mut self, update: &TriageUpdate) -> Result<(), Rejection> {
+        self.clock.observe(update.at);
+        let applied = self.desk.apply(update);
+        let Some(m) = &self.metrics else {
+            return applied.map(|_| ());
+        };
+        match applied {
+            Err(e) => {
+                m.incident_triage_rejected
+                    .with_label_values(&[e.kind()])
+                    .inc();
+                Err(e)
+            }
+            Ok(Applied::Duplicate) => Ok(()),
+            Ok(Applied::Changed(ms)) => {
+                m.incident_triage_updates
+                    .with_label_values(&[ms.status.key()])
+                    .inc();
+                let sev = [ms.severity.key()];
+                let secs = |d: chrono::Duration| d.num_milliseconds().max(0) as f64 / 1000.0;
+                if let Some(d) = ms.first_response {
+                    m.incident_time_to_first_response
+                        .with_label_values(&sev)
+                        .observe(secs(d));
+                }
+                if let Some(d) = ms.triage {
+                    m.incident_time_to_triage
+                        .with_label_values(&sev)
+                        .observe(secs(d));
+                }
+                if let Some(d) = ms.resolution {
+                    m.incident_time_to_resolution
+                        .with_label_values(&sev)
+                        .observe(secs(d));
+                }
+                if ms.late_triage {
+                    m.incident_sla_breaches.with_label_values(&sev).inc();
+                }
+                if ms.status == Status::FalsePositive {
+                    m.incident_false_positives
+                        .with_label_values(&[ms.rule_id.as_str()])
+                        .inc();
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Events were seen for silence watches: the latest event time per watch.
+    pub(super) fn seen(
+        &mut self,
+        seen: &[(usize, chrono::DateTime<chrono::Utc>)],
+        builder: &AlertBuilder,
+    ) -> Vec<Alert> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for &(watch, time) in seen {
+            if let Some(SilenceChange::Back {
+                watch,
+                resumed_at,
+                silence_started,
+                ..
+            }) = self.silence.seen(watch, time, now)
+            {
+                let Some(w) = self.silence.watches().get(watch) else {
+                    continue;
+                };
+                if let Some(m) = &self.metrics {
+                    m.source_silent.with_label_values(&[w.name.as_str()]).set(0);
+                }
+                out.push(builder.source_back(w, silence_started, resumed_at, now));
+            }
+        }
+        out
+    }
+
+    /// Whether a check is due (real time since the last one).
+    pub(super) fn check_due(&self) -> bool {
+        self.last_check
+            .is_none_or(|t| t.elapsed() >= self.check_interval)
+    }
+
+    /// Deadlines and silences at the clock's now.
+    pub(super) fn tick(&mut self, builder: &AlertBuilder) -> Tick {
+        let now = self.clock.now();
+        let mut tick = Tick {
+            alerts: Vec::new(),
+            escalations: Vec::new(),
+        };
+        for change in self.silence.check(now) {
+            if let SilenceChange::Silent {
+                watch,
+                last_event,
+                since,
+            } = change
+            {
+                let Some(w) = self.silence.watches().get(watch) else {
+                    continue;
+                };
+                if let Some(m) = &self.metrics {
+                    m.source_silent.with_label_values(&[w.name.as_str()]).set(1);
+                }
+                tick.alerts
+                    .push(builder.source_silent(w, last_event, since, now));
+            }
+        }
+        let due = self.desk.due(now);
+        for e in due.escalations {
+            let Some(level) = self.desk.policy().level(&e.level) else {
+                continue;
+            };
+            if let Some(m) = &self.metrics {
+                m.incident_escalations
+                    .with_label_values(&[e.level.as_str()])
+                    .inc();
+            }
+            tracing::info!(alert = %e.alert_id, level = %e.level, "escalation");
+            tick.escalations.push((e, level.destination.clone()));
+        }
+        if let Some(m) = &self.metrics {
+            for severity in due.breaches {
+                m.incident_sla_breaches
+                    .with_label_values(&[severity.key()])
+                    .inc();
+            }
+        }
+        if self.check_due() {
+            self.last_check = Some(Instant::now());
+            let cutoff = now.checked_sub_signed(self.retention).unwrap_or(now);
+            self.desk.prune_closed_before(cutoff);
+            self.update_gauges(now);
+        }
+        tick
+    }
+
+    fn update_gauges(&self, now: chrono::DateTime<chrono::Utc>) {
+        let Some(m) = &self.metrics else { return };
+        let counts = self.desk.open_by_sla_state(now);
+        for severity in crate::alert::Severity::ALL {
+            for state in SlaState::ALL {
+                let n = counts.get(&(severity, state)).copied().unwrap_or(0);
+                m.incident_open_alerts
+                    .with_label_values(&[severity.key(), state.key()])
+                    .set(n as i64);
+            }
+        }
+    }
+
+    /// Writes what changed to the store (buffered; see [`Self::sync`]).
+    pub(super) fn persist(&mut self, pending: &mut Pending) -> Result<(), SinkError> {
+        let changes = self.desk.take_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        match &mut self.store {
+            Store::None => Ok(()),
+            Store::Journal(j) => j.write(&changes).map_err(store_failure),
+            Store::Topic { topic, producer } => {
+                for change in &changes {
+                    let (key, value) = crate::incident::store::encode(change);
+                    super::kafka::producer::send_keyed(
+                        producer,
+                        topic,
+                        &key,
+                        value.as_deref(),
+                        pending,
+                    )
+                    .map_err(|e| SinkError {
+                        sink: format!("kafka topic {topic}"),
+                        source: std::io::Error::other(e),
+                    })?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes the journal durable (Kafka records are awaited by the checkpoint).
+    pub(super) fn sync(&mut self) -> Result<(), SinkError> {
+        if let Some(s) = &mut self.escalation_sink {
+            s.flush()?;
+        }
+        match &mut self.store {
+            Store::Journal(j) => j.sync().map_err(store_failure),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies an update from a source; a rejection becomes a dead letter.
+    pub(super) fn apply_input(
+        &mut self,
+        input: TriageInput,
+    ) -> Option<super::dead_letter::DeadLetter> {
+        match self.apply(&input.update) {
+            Ok(()) => None,
+            Err(e) => Some(super::dead_letter::DeadLetter::new(
+                format!("triage update rejected: {e}"),
+                input.origin,
+                input.received_at,
+                &input.payload,
+            )),
+        }
+    }
+
+    /// Applies an update posted over HTTP; answers the poster, and returns
+    /// the dead letter of a rejection.
+    pub(super) fn apply_request(
+        &mut self,
+        (update, reply): TriageRequest,
+    ) -> Option<super::dead_letter::DeadLetter> {
+        let payload = serde_json::to_vec(&update).unwrap_or_default();
+        let input = TriageInput {
+            update,
+            origin: crate::event::Origin {
+                source: "http /triage".into(),
+                position: crate::event::Position::Line { line: 0 },
+            },
+            received_at: chrono::Utc::now(),
+            payload,
+        };
+        let letter = self.apply_input(input);
+        let _ = reply.send(match &letter {
+            None => Ok(()),
+            Some(l) => Err(l.reason.clone()),
+        });
+        letter
+    }
+}
+
+fn store_failure(e: crate::incident::store::StoreError) -> SinkError {
+    SinkError {
+        sink: "alert state".into(),
+        source: std::io::Error::other(e),
+    }
+}

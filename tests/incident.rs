@@ -1,0 +1,334 @@
+//! End to end: alerts through triage, deadlines, escalation and the review,
+//! driven by an event-time clock through `tocsin run` (restarted between
+//! steps, so the alert state must survive), across a weekend and a holiday.
+
+mod common;
+
+use common::tocsin;
+use serde_json::Value;
+use std::path::Path;
+
+const RULE: &str = r#"title: Test action {level}
+id: 00000000-0000-4000-8000-00000000000{n}
+logsource:
+    product: test
+detection:
+    selection:
+        action: {level}
+    condition: selection
+level: {level}
+"#;
+
+fn write_rules(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (n, level) in ["critical", "high", "medium", "low"].iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("{level}.yml")),
+            RULE.replace("{level}", level)
+                .replace("{n}", &n.to_string()),
+        )
+        .unwrap();
+    }
+}
+
+/// A config reading `input` as `records` (events or triage).
+fn config(dir: &Path, input: &Path, records: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[engine]
+rules = ["{rules}"]
+workers = 1
+[metrics]
+enabled = false
+[clock]
+mode = "event-time"
+[sla]
+holidays = ["2026-11-26"]
+[[sources]]
+type = "file"
+paths = ["{input}"]
+format = "json"
+records = "{records}"
+logsource = {{ product = "test" }}
+[[sinks]]
+type = "file"
+path = "{alerts}"
+[dead_letter]
+type = "file"
+path = "{dead}"
+[incident]
+enabled = true
+state_file = "{state}"
+[[incident.escalation]]
+level = "on-call"
+at = "immediately"
+severities = ["critical"]
+destination = "escalations"
+[[incident.escalation]]
+level = "reminder"
+at = "-2h"
+destination = "escalations"
+[[incident.escalation]]
+level = "breach"
+at = "0s"
+destination = "escalations"
+[[incident.escalation]]
+level = "second-level"
+at = "+1d"
+destination = "escalations"
+[incident.escalation_sink]
+type = "file"
+path = "{escalations}"
+"#,
+        rules = dir.join("rules").display(),
+        input = input.display(),
+        alerts = dir.join("alerts.jsonl").display(),
+        dead = dir.join("dead.jsonl").display(),
+        state = dir.join("state/alerts.jsonl").display(),
+        escalations = dir.join("escalations.jsonl").display(),
+    );
+    let path = dir.join(format!("{records}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(cfg: &Path) {
+    let out = tocsin()
+        .args(["run", "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn json_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// (alert name, level) of every escalation so far.
+fn escalations(
+    dir: &Path,
+    names: &std::collections::HashMap<String, String>,
+) -> Vec<(String, String)> {
+    json_lines(&dir.join("escalations.jsonl"))
+        .iter()
+        .map(|e| {
+            (
+                names[e["alert_id"].as_str().unwrap()].clone(),
+                e["level"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn update(id: &str, status: &str, at: &str) -> String {
+    serde_json::json!({"alert_id": id, "status": status, "by": "ana", "at": at}).to_string()
+}
+
+#[test]
+fn alerts_escalate_exactly_as_the_policy_says_across_restarts_a_weekend_and_a_holiday() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_rules(&dir.join("rules"));
+
+    // Friday 2026-11-20: six alerts. The week after has a holiday (Thu 26th).
+    let events: Vec<String> = [
+        ("A", "critical"),
+        ("B", "high"),
+        ("C", "medium"),
+        ("D", "low"),
+        ("E", "high"),
+        ("F", "high"),
+    ]
+    .iter()
+    .map(|(name, level)| {
+        serde_json::json!({"@timestamp": "2026-11-20T10:00:00Z", "action": level, "name": name})
+            .to_string()
+    })
+    .collect();
+    std::fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    run(&config(dir, &dir.join("events.jsonl"), "events"));
+
+    let alerts = json_lines(&dir.join("alerts.jsonl"));
+    assert_eq!(alerts.len(), 6);
+    let mut ids = std::collections::HashMap::new();
+    let mut names = std::collections::HashMap::new();
+    for a in &alerts {
+        let name = a["event"]["name"].as_str().unwrap().to_string();
+        let id = a["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            a["detected_at"], "2026-11-20T10:00:00Z",
+            "event time is the clock"
+        );
+        names.insert(id.clone(), name.clone());
+        ids.insert(name, id);
+    }
+    let due = |name: &str| {
+        alerts.iter().find(|a| a["event"]["name"] == name).unwrap()["sla"]["due_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        due("A"),
+        "2026-11-21T10:00:00Z",
+        "critical: 1 day, Saturday"
+    );
+    assert_eq!(
+        due("C"),
+        "2026-11-30T10:00:00Z",
+        "medium: 5 business days, skipping the holiday"
+    );
+    assert_eq!(
+        due("D"),
+        "2026-12-07T10:00:00Z",
+        "low: 10 business days, skipping the holiday"
+    );
+    // Only the critical alert pages on-call at once, on a Friday or any day.
+    assert_eq!(
+        escalations(dir, &names),
+        vec![("A".into(), "on-call".into())]
+    );
+
+    // Restart with the first triage updates, over the weekend to Monday noon.
+    let first = [
+        update(&ids["E"], "false_positive", "2026-11-20T11:00:00Z"),
+        update(&ids["F"], "triaged", "2026-11-20T12:00:00Z"),
+        update(&ids["F"], "resolved", "2026-11-20T13:00:00Z"),
+        update(&ids["F"], "resolved", "2026-11-20T13:00:00Z"), // redelivered: ignored
+        update(&ids["B"], "acknowledged", "2026-11-20T14:00:00Z"),
+        update(&ids["F"], "acknowledged", "2026-11-20T15:00:00Z"), // bad transition
+        update("no-such-alert", "triaged", "2026-11-20T15:00:00Z"),
+        r#"{"alert_id": "x", "status": "done"}"#.to_string(),
+        update(&ids["C"], "acknowledged", "2026-11-23T12:00:00Z"),
+    ];
+    std::fs::write(dir.join("triage-1.jsonl"), first.join("\n") + "\n").unwrap();
+    run(&config(dir, &dir.join("triage-1.jsonl"), "triage"));
+    let expected_weekend: Vec<(String, String)> = [
+        ("A", "on-call"),
+        ("A", "reminder"),
+        ("A", "breach"),
+        ("B", "reminder"),
+        ("B", "breach"),
+        ("A", "second-level"),
+        ("B", "second-level"),
+    ]
+    .iter()
+    .map(|(a, l)| (a.to_string(), l.to_string()))
+    .collect();
+    assert_eq!(escalations(dir, &names), expected_weekend);
+    let dead = json_lines(&dir.join("dead.jsonl"));
+    let reasons: Vec<&str> = dead.iter().map(|d| d["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("is resolved: it cannot become acknowledged"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("unknown alert id `no-such-alert`"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("status `done` is not one of"),
+        "{reasons:?}"
+    );
+
+    // Restart again; the clock moves to Friday 4 December. The holiday moved
+    // D's deadline to Monday the 7th, so D does not escalate yet; C (only
+    // acknowledged) passes its deadline of Monday 30th.
+    let second = [
+        update(&ids["D"], "triaged", "2026-12-04T12:00:00Z"),
+        update(&ids["B"], "incident", "2026-12-04T12:30:00Z"),
+        update(&ids["B"], "resolved", "2026-12-04T13:00:00Z"),
+    ];
+    std::fs::write(dir.join("triage-2.jsonl"), second.join("\n") + "\n").unwrap();
+    run(&config(dir, &dir.join("triage-2.jsonl"), "triage"));
+    let mut expected = expected_weekend.clone();
+    expected.extend(
+        [("C", "reminder"), ("C", "breach"), ("C", "second-level")]
+            .iter()
+            .map(|(a, l)| (a.to_string(), l.to_string())),
+    );
+    assert_eq!(
+        escalations(dir, &names),
+        expected,
+        "no level repeats across restarts"
+    );
+    let e = json_lines(&dir.join("escalations.jsonl"));
+    let breach = e.iter().find(|e| e["level"] == "breach").unwrap();
+    let line = breach["message"].as_str().unwrap();
+    assert!(
+        line.starts_with("SIEM ESCALATION -- breach - [Critical] Test action critical")
+            && line.contains(" overdue since 2026-11-21T10:00:00Z. Check https://"),
+        "{line}"
+    );
+
+    // The review, recomputed: 6 alerts; SLA met for D, E, F; B breached
+    // (triaged on the 4th), A and C overdue.
+    let out = tocsin()
+        .args([
+            "report",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-12-05",
+            "--format",
+            "csv",
+            "--state",
+        ])
+        .arg(dir.join("state/alerts.jsonl"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = String::from_utf8(out.stdout).unwrap();
+    for row in [
+        "total,all,alerts,6",
+        "sla,high,met,2",
+        "sla,high,breached,1",
+        "sla,critical,overdue,1",
+        "sla,medium,overdue,1",
+        "sla,low,met,1",
+        "sla,high,compliance,0.6667",
+        "escalation,on-call,escalations,1",
+        "escalation,breach,escalations,3",
+        "escalation,second-level,escalations,3",
+        "status,false_positive,alerts,1",
+        "status,resolved,alerts,2",
+        // F: triaged after 2h; E: 1h; B: 14d 2h30m; D: 14d 2h. Median of 4 = (2h + 14d2h)/2.
+        "time_to_triage,all,count,4",
+        "time_to_triage,all,median_seconds,612000",
+    ] {
+        assert!(csv.lines().any(|l| l == row), "missing `{row}` in\n{csv}");
+    }
+    for format in ["markdown", "html"] {
+        let out = tocsin()
+            .args([
+                "report",
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-12-05",
+                "--format",
+                format,
+                "--state",
+            ])
+            .arg(dir.join("state/alerts.jsonl"))
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Test action high"), "{format}: {text}");
+    }
+}
