@@ -332,3 +332,191 @@ fn alerts_escalate_exactly_as_the_policy_says_across_restarts_a_weekend_and_a_ho
         assert!(text.contains("Test action high"), "{format}: {text}");
     }
 }
+
+/// `POST /triage` with a bearer token; returns the status code and body.
+fn post_triage(port: u16, token: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /triage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, response)
+}
+
+/// Polls `path` until `done` holds for its JSON lines (or fails after 60 s).
+fn wait_for(path: &Path, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        let lines = json_lines(path);
+        if done(&lines) {
+            return lines;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_simulated_clock_escalates_live_and_http_triage_stops_it() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_rules(&dir.join("rules"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Ten simulated hours per real second: the critical alert's one-day
+    // deadline passes about 2.4 s after it is raised.
+    let cfg = format!(
+        r#"
+[engine]
+rules = ["{rules}"]
+workers = 1
+[metrics]
+listen = "127.0.0.1:{port}"
+[clock]
+mode = "simulated"
+start = "2026-11-20T09:00:00Z"
+rate = 36000.0
+[[sources]]
+type = "stdin"
+format = "json"
+logsource = {{ product = "test" }}
+[[sinks]]
+type = "file"
+path = "{alerts}"
+[dead_letter]
+type = "file"
+path = "{dead}"
+[incident]
+enabled = true
+state_file = "{state}"
+check_interval = "100ms"
+http_token = "s3cret"
+[[incident.escalation]]
+level = "on-call"
+at = "immediately"
+severities = ["critical"]
+destination = "escalations"
+[[incident.escalation]]
+level = "breach"
+at = "0s"
+destination = "escalations"
+[[incident.escalation]]
+level = "second-level"
+at = "+10d"
+destination = "escalations"
+[incident.escalation_sink]
+type = "file"
+path = "{escalations}"
+"#,
+        rules = dir.join("rules").display(),
+        alerts = dir.join("alerts.jsonl").display(),
+        dead = dir.join("dead.jsonl").display(),
+        state = dir.join("state.jsonl").display(),
+        escalations = dir.join("escalations.jsonl").display(),
+    );
+    std::fs::write(dir.join("live.toml"), cfg).unwrap();
+    let log = std::fs::File::create(dir.join("tocsin.log")).unwrap();
+    let mut child = tocsin()
+        .args(["run", "--config"])
+        .arg(dir.join("live.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, r#"{{"action": "critical", "name": "A"}}"#).unwrap();
+    stdin.flush().unwrap();
+    let alerts = wait_for(&dir.join("alerts.jsonl"), "the alert", |l| !l.is_empty());
+    let id = alerts[0]["id"].as_str().unwrap().to_string();
+    let detected: chrono::DateTime<chrono::Utc> =
+        alerts[0]["detected_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        detected
+            >= "2026-11-20T09:00:00Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap(),
+        "simulated time: {detected}"
+    );
+
+    let ack = update(&id, "acknowledged", &detected.to_rfc3339());
+    assert_eq!(post_triage(port, "wrong", &ack).0, 401);
+    assert_eq!(post_triage(port, "s3cret", r#"{"alert_id":"x"}"#).0, 400);
+    assert_eq!(
+        post_triage(
+            port,
+            "s3cret",
+            &update("nope", "triaged", "2026-11-20T10:00:00Z")
+        )
+        .0,
+        404
+    );
+    let (code, body) = post_triage(port, "s3cret", &ack);
+    assert_eq!(code, 200, "{body}");
+
+    // Acknowledged is not triaged: the deadline passes and breaches.
+    let escalated = wait_for(&dir.join("escalations.jsonl"), "the breach", |l| {
+        l.iter().any(|e| e["level"] == "breach")
+    });
+    let levels: Vec<&str> = escalated
+        .iter()
+        .map(|e| e["level"].as_str().unwrap())
+        .collect();
+    assert_eq!(levels, vec!["on-call", "breach"]);
+    let (code, body) = post_triage(
+        port,
+        "s3cret",
+        &update(&id, "triaged", "2026-11-21T12:00:00Z"),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post_triage(
+        port,
+        "s3cret",
+        &update(&id, "acknowledged", "2026-11-21T13:00:00Z"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("is triaged: it cannot become acknowledged"),
+        "{body}"
+    );
+
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(dir.join("tocsin.log")).unwrap()
+    );
+    let levels: Vec<String> = json_lines(&dir.join("escalations.jsonl"))
+        .iter()
+        .map(|e| e["level"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        levels,
+        vec!["on-call", "breach"],
+        "triaged: no second level"
+    );
+    let dead = json_lines(&dir.join("dead.jsonl"));
+    assert_eq!(
+        dead.len(),
+        2,
+        "HTTP rejections are dead-lettered too: {dead:?}"
+    );
+}
