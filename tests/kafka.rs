@@ -1112,3 +1112,119 @@ fn correlation_windows_survive_a_kill_9_with_the_state_in_a_kafka_topic() {
     assert_eq!(alerts.len(), 1, "one brute-force alert: {alerts:?}");
     assert_eq!(alerts[0].json()["group"]["src_ip"], "203.0.113.9");
 }
+
+/// The alert lifecycle on Kafka: triage updates from a topic, the alert
+/// state in a compacted topic keyed by alert id, escalations to their own
+/// topic, and no escalation repeated after a kill -9 and restart.
+#[test]
+fn alert_state_lives_in_a_compacted_topic_and_escalations_are_not_repeated_after_a_kill() {
+    let Some(brokers) = broker() else { return };
+    let s = Setup::new(&brokers, "incident");
+    let (triage, state, escalations) = (
+        unique("incident-triage"),
+        unique("incident-state"),
+        unique("incident-escalations"),
+    );
+    create_topics(&brokers, &[(&triage, 1), (&state, 1), (&escalations, 1)]);
+    let extra = format!(
+        r#"
+[incident]
+enabled = true
+state_topic = "{state}"
+check_interval = "100ms"
+[[incident.escalation]]
+level = "page"
+at = "immediately"
+destination = "escalations"
+[incident.escalation_sink]
+type = "kafka"
+topic = "{escalations}"
+format = "json"
+
+[[sources]]
+type = "kafka"
+topic = "{triage}"
+records = "triage"
+"#
+    );
+    let config = s.config_with("engine", "", &extra);
+    let first = Engine::start(&config);
+    produce(&brokers, &s.auth, &failures_from("203.0.113.77", 0, 1));
+    let alerts = read_topic(&brokers, &s.alerts, false, Duration::from_secs(60), |g| {
+        !g.is_empty()
+    });
+    assert_eq!(alerts.len(), 1, "{}", first.log_text());
+    let alert = alerts[0].json();
+    let id = alert["id"].as_str().expect("alert id").to_string();
+    let paged = read_topic(
+        &brokers,
+        &escalations,
+        false,
+        Duration::from_secs(30),
+        |g| !g.is_empty(),
+    );
+    assert_eq!(paged.len(), 1, "{}", first.log_text());
+    assert_eq!(paged[0].json()["alert_id"], id.as_str());
+    assert_eq!(paged[0].key.as_deref(), Some(id.as_str()));
+    assert!(paged[0].json()["message"]
+        .as_str()
+        .is_some_and(|m| m.starts_with("SIEM ESCALATION -- page - [")));
+
+    let at = alert["detected_at"].as_str().expect("detected_at");
+    let update = |alert_id: &str| {
+        serde_json::json!({"alert_id": alert_id, "status": "triaged", "by": "ana", "at": at})
+            .to_string()
+    };
+    produce(
+        &brokers,
+        &triage,
+        &[
+            (id.clone(), update(&id)),
+            ("x".into(), update("no-such-alert")),
+        ],
+    );
+    let dead = read_topic(&brokers, &s.dead, false, Duration::from_secs(30), |g| {
+        !g.is_empty()
+    });
+    assert!(
+        dead[0].headers["reason"].contains("unknown alert id `no-such-alert`"),
+        "{:?}",
+        dead[0].headers
+    );
+    // The state topic's latest record for the alert says triaged.
+    let latest_status = || {
+        read_all(&brokers, &state, false, Duration::from_secs(2))
+            .iter()
+            .filter(|r| r.key.as_deref() == Some(id.as_str()))
+            .last()
+            .map(|r| r.json()["status"].as_str().unwrap_or_default().to_string())
+    };
+    let started = Instant::now();
+    while latest_status().as_deref() != Some("triaged") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "state never said triaged:\n{}",
+            first.log_text()
+        );
+    }
+    first.kill_9();
+
+    let second = Engine::start(&config);
+    second.wait_for_log("alert state loaded", Duration::from_secs(30));
+    // A redelivered update is not an error, and nothing escalates again.
+    produce(&brokers, &triage, &[(id.clone(), update(&id))]);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = second.log_text();
+    assert!(second.terminate(Duration::from_secs(25)).success(), "{log}");
+    assert_eq!(
+        read_all(&brokers, &escalations, false, Duration::from_secs(2)).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        read_all(&brokers, &s.dead, false, Duration::from_secs(2)).len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(latest_status().as_deref(), Some("triaged"));
+}
