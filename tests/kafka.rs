@@ -1195,8 +1195,8 @@ records = "triage"
     let latest_status = || {
         read_all(&brokers, &state, false, Duration::from_secs(2))
             .iter()
-            .filter(|r| r.key.as_deref() == Some(id.as_str()))
-            .last()
+            .rev()
+            .find(|r| r.key.as_deref() == Some(id.as_str()))
             .map(|r| r.json()["status"].as_str().unwrap_or_default().to_string())
     };
     let started = Instant::now();
