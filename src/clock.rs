@@ -128,6 +128,13 @@ impl Clock {
         }
     }
 
+    /// False for an event-time clock that has not seen any time yet (its
+    /// now is only a placeholder then).
+    pub fn is_running(&self) -> bool {
+        self.0.mode != ClockMode::EventTime
+            || self.0.latest_ms.load(Ordering::Relaxed) != self.0.start.timestamp_millis()
+    }
+
     /// Records a time seen on the input. Only the event-time clock moves,
     /// and only forward.
     pub fn observe(&self, time: DateTime<Utc>) {
@@ -160,7 +167,9 @@ mod tests {
     #[test]
     fn the_event_time_clock_moves_forward_only() {
         let clock = Clock::event_time(None);
+        assert!(!clock.is_running());
         clock.observe(at("2026-11-20T10:00:00Z"));
+        assert!(clock.is_running());
         clock.observe(at("2026-11-20T09:00:00Z"));
         assert_eq!(clock.now(), at("2026-11-20T10:00:00Z"));
         clock.observe(at("2026-11-21T00:00:00Z"));

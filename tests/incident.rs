@@ -520,3 +520,86 @@ path = "{escalations}"
         "HTTP rejections are dead-lettered too: {dead:?}"
     );
 }
+
+#[test]
+fn a_silent_host_raises_an_alert_and_a_recovery_record_that_closes_it() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write_rules(&dir.join("rules"));
+    let cfg = format!(
+        r#"
+[engine]
+rules = ["{rules}"]
+workers = 1
+[metrics]
+enabled = false
+[clock]
+mode = "event-time"
+[[sources]]
+type = "stdin"
+format = "json"
+logsource = {{ product = "test" }}
+[[sinks]]
+type = "file"
+path = "{alerts}"
+[incident]
+enabled = true
+state_file = "{state}"
+[[incident.silence]]
+host = "web-1"
+max_silence = "1h"
+severity = "high"
+"#,
+        rules = dir.join("rules").display(),
+        alerts = dir.join("alerts.jsonl").display(),
+        state = dir.join("state.jsonl").display(),
+    );
+    std::fs::write(dir.join("silence.toml"), cfg).unwrap();
+    let mut child = tocsin()
+        .args(["run", "--config"])
+        .arg(dir.join("silence.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Separate writes, so each is its own batch and the clock moves between them.
+    for (host, at) in [
+        ("web-1", "2026-11-20T10:00:00Z"),
+        ("db-1", "2026-11-20T10:30:00Z"),
+        ("db-1", "2026-11-20T12:00:00Z"),
+        ("web-1", "2026-11-20T12:30:00Z"),
+    ] {
+        writeln!(
+            stdin,
+            r#"{{"host": "{host}", "@timestamp": "{at}", "action": "none"}}"#
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let alerts = json_lines(&dir.join("alerts.jsonl"));
+    let lines: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("SIEM ALERT -- STATIC RULE - [High] Log source silent: host=web-1, last event 2026-11-20T10:00:00Z, silent longer than 1h. Check "),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("Log source back: host=web-1, events resumed at 2026-11-20T12:30:00Z after silence since 2026-11-20T10:00:00Z"),
+        "{lines:?}"
+    );
+    assert_eq!(alerts[1]["resolves"], alerts[0]["id"]);
+    // The desk closed the silence alert.
+    let (state, _) = tocsin::incident::store::read(&dir.join("state.jsonl")).unwrap();
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].status, tocsin::incident::Status::Resolved);
+    assert_eq!(state[0].history[0].by, "tocsin");
+}

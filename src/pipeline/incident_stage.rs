@@ -237,12 +237,15 @@ impl IncidentStage {
         let now = self.clock.now();
         let mut out = Vec::new();
         for &(watch, time) in seen {
+            // Event-time mode measures silence between event times; otherwise
+            // from when events arrived, so delayed events do not look silent.
+            let seen_at = self.clock.detected_at(time);
             if let Some(SilenceChange::Back {
                 watch,
                 resumed_at,
                 silence_started,
                 ..
-            }) = self.silence.seen(watch, time, now)
+            }) = self.silence.seen(watch, time, seen_at)
             {
                 let Some(w) = self.silence.watches().get(watch) else {
                     continue;
@@ -269,7 +272,13 @@ impl IncidentStage {
             alerts: Vec::new(),
             escalations: Vec::new(),
         };
-        for change in self.silence.check(now) {
+        // Before an event-time clock has seen any time, silence has no measure.
+        let silences = if self.clock.is_running() {
+            self.silence.check(now)
+        } else {
+            Vec::new()
+        };
+        for change in silences {
             if let SilenceChange::Silent {
                 watch,
                 last_event,
