@@ -497,6 +497,43 @@ path = "{escalations}"
         "{body}"
     );
 
+    // The incident metrics, as Prometheus scrapes them (gauges refresh each check_interval).
+    let scrape = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let expected = [
+        "tocsin_incident_escalations_total{level=\"on-call\"} 1",
+        "tocsin_incident_escalations_total{level=\"breach\"} 1",
+        "tocsin_incident_sla_breaches_total{severity=\"critical\"} 1",
+        "tocsin_incident_triage_rejected_total{reason=\"unknown_alert\"} 1",
+        "tocsin_incident_triage_rejected_total{reason=\"bad_transition\"} 1",
+        "tocsin_incident_time_to_triage_seconds_count{severity=\"critical\"} 1",
+        "tocsin_incident_time_to_first_response_seconds_count{severity=\"critical\"} 1",
+        "tocsin_incident_open_alerts{severity=\"critical\",sla_state=\"breached\"} 1",
+    ];
+    let started = std::time::Instant::now();
+    loop {
+        let text = scrape();
+        let missing: Vec<&&str> = expected.iter().filter(|m| !text.contains(**m)).collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "missing {missing:?} in\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
     drop(stdin);
     let status = child.wait().unwrap();
     assert!(
