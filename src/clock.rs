@@ -104,10 +104,6 @@ impl Clock {
         }))
     }
 
-    pub fn mode(&self) -> ClockMode {
-        self.0.mode
-    }
-
     /// The engine's now.
     pub fn now(&self) -> DateTime<Utc> {
         let inner = &self.0;

@@ -268,18 +268,6 @@ impl Desk {
         self.alerts.get(id)
     }
 
-    pub fn alerts(&self) -> impl Iterator<Item = &TrackedAlert> {
-        self.alerts.values()
-    }
-
-    pub fn len(&self) -> usize {
-        self.alerts.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.alerts.is_empty()
-    }
-
     /// Applies one triage update, or says why not.
     pub fn apply(&mut self, update: &TriageUpdate) -> Result<Applied, Rejection> {
         let Some(alert) = self.alerts.get_mut(&update.alert_id) else {
