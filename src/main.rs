@@ -544,25 +544,22 @@ fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
     if to <= from {
         bail!("--to must be after --from");
     }
-    let alerts = match (&args.state, &cfg.incident.state_file, &cfg.incident.state_topic) {
-        (Some(path), _, _) | (None, Some(path), None) => {
-            let (alerts, problems) = tocsin::incident::store::read(path)?;
-            for p in problems {
-                eprintln!("tocsin: warning: skipped unreadable alert state: {p}");
-            }
-            alerts
-        }
+    let (alerts, problems) = match (
+        &args.state,
+        &cfg.incident.state_file,
+        &cfg.incident.state_topic,
+    ) {
+        (Some(path), _, _) | (None, Some(path), None) => tocsin::incident::store::read(path)?,
         (None, _, Some(topic)) => {
-            let mut latest = std::collections::HashMap::new();
-            tocsin::pipeline::kafka::state::read_topic(&cfg.kafka_properties(), topic, |key, payload| {
-                if let Some(key) = key {
-                    latest.insert(key.to_vec(), payload.and_then(|p| tocsin::incident::store::decode(p).ok()));
-                }
-            })?;
-            latest.into_values().flatten().collect()
+            tocsin::pipeline::kafka::state::read_alert_state(&cfg.kafka_properties(), topic)?
         }
-        (None, None, None) => bail!("no alert state: pass --state FILE, or a --config with incident.state_file or incident.state_topic"),
+        (None, None, None) => bail!(
+            "no alert state: pass --state FILE, or a --config with incident.state_file or incident.state_topic"
+        ),
     };
+    for p in problems {
+        eprintln!("tocsin: warning: skipped unreadable alert state: {p}");
+    }
     let report = tocsin::incident::report::build(&alerts, from, to);
     let text = match args.format {
         ReportFormat::Markdown => tocsin::incident::report::markdown(&report),

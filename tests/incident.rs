@@ -31,13 +31,61 @@ fn write_rules(dir: &Path) {
     }
 }
 
-/// A config reading `input` as `records` (events or triage).
-fn config(dir: &Path, input: &Path, records: &str) -> std::path::PathBuf {
+/// `[[incident.escalation]]` levels, all to the escalation sink; an
+/// `immediately` level is for critical alerts only.
+fn escalation_levels(levels: &[(&str, &str)]) -> String {
+    levels
+        .iter()
+        .map(|(level, at)| {
+            let severities = if *at == "immediately" {
+                "severities = [\"critical\"]\n"
+            } else {
+                ""
+            };
+            format!("[[incident.escalation]]\nlevel = \"{level}\"\nat = \"{at}\"\n{severities}destination = \"escalations\"\n")
+        })
+        .collect()
+}
+
+/// Writes `<name>.toml` for `tocsin run`: the test rules; alerts, dead
+/// letters and escalations to files in `dir`; the incident desk with its
+/// journal and `incident_keys`; then `sections` (clock, sources, levels...).
+fn config_file(dir: &Path, name: &str, incident_keys: &str, sections: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
 [engine]
 rules = ["{rules}"]
 workers = 1
+[[sinks]]
+type = "file"
+path = "{alerts}"
+[dead_letter]
+type = "file"
+path = "{dead}"
+[incident]
+enabled = true
+state_file = "{state}"
+{incident_keys}
+[incident.escalation_sink]
+type = "file"
+path = "{escalations}"
+{sections}
+"#,
+        rules = dir.join("rules").display(),
+        alerts = dir.join("alerts.jsonl").display(),
+        dead = dir.join("dead.jsonl").display(),
+        state = dir.join("state/alerts.jsonl").display(),
+        escalations = dir.join("escalations.jsonl").display(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The replay config: event-time clock, a holiday, `input` read as `records`.
+fn config(dir: &Path, input: &Path, records: &str) -> std::path::PathBuf {
+    let sections = format!(
+        r#"
 [metrics]
 enabled = false
 [clock]
@@ -50,46 +98,16 @@ paths = ["{input}"]
 format = "json"
 records = "{records}"
 logsource = {{ product = "test" }}
-[[sinks]]
-type = "file"
-path = "{alerts}"
-[dead_letter]
-type = "file"
-path = "{dead}"
-[incident]
-enabled = true
-state_file = "{state}"
-[[incident.escalation]]
-level = "on-call"
-at = "immediately"
-severities = ["critical"]
-destination = "escalations"
-[[incident.escalation]]
-level = "reminder"
-at = "-2h"
-destination = "escalations"
-[[incident.escalation]]
-level = "breach"
-at = "0s"
-destination = "escalations"
-[[incident.escalation]]
-level = "second-level"
-at = "+1d"
-destination = "escalations"
-[incident.escalation_sink]
-type = "file"
-path = "{escalations}"
-"#,
-        rules = dir.join("rules").display(),
+{levels}"#,
         input = input.display(),
-        alerts = dir.join("alerts.jsonl").display(),
-        dead = dir.join("dead.jsonl").display(),
-        state = dir.join("state/alerts.jsonl").display(),
-        escalations = dir.join("escalations.jsonl").display(),
+        levels = escalation_levels(&[
+            ("on-call", "immediately"),
+            ("reminder", "-2h"),
+            ("breach", "0s"),
+            ("second-level", "+1d"),
+        ]),
     );
-    let path = dir.join(format!("{records}.toml"));
-    std::fs::write(&path, text).unwrap();
-    path
+    config_file(dir, records, "", &sections)
 }
 
 fn run(cfg: &Path) {
@@ -382,11 +400,8 @@ fn a_simulated_clock_escalates_live_and_http_triage_stops_it() {
         .port();
     // Ten simulated hours per real second: the critical alert's one-day
     // deadline passes about 2.4 s after it is raised.
-    let cfg = format!(
+    let sections = format!(
         r#"
-[engine]
-rules = ["{rules}"]
-workers = 1
 [metrics]
 listen = "127.0.0.1:{port}"
 [clock]
@@ -397,45 +412,23 @@ rate = 36000.0
 type = "stdin"
 format = "json"
 logsource = {{ product = "test" }}
-[[sinks]]
-type = "file"
-path = "{alerts}"
-[dead_letter]
-type = "file"
-path = "{dead}"
-[incident]
-enabled = true
-state_file = "{state}"
-check_interval = "100ms"
-http_token = "s3cret"
-[[incident.escalation]]
-level = "on-call"
-at = "immediately"
-severities = ["critical"]
-destination = "escalations"
-[[incident.escalation]]
-level = "breach"
-at = "0s"
-destination = "escalations"
-[[incident.escalation]]
-level = "second-level"
-at = "+10d"
-destination = "escalations"
-[incident.escalation_sink]
-type = "file"
-path = "{escalations}"
-"#,
-        rules = dir.join("rules").display(),
-        alerts = dir.join("alerts.jsonl").display(),
-        dead = dir.join("dead.jsonl").display(),
-        state = dir.join("state.jsonl").display(),
-        escalations = dir.join("escalations.jsonl").display(),
+{levels}"#,
+        levels = escalation_levels(&[
+            ("on-call", "immediately"),
+            ("breach", "0s"),
+            ("second-level", "+10d"),
+        ]),
     );
-    std::fs::write(dir.join("live.toml"), cfg).unwrap();
+    let cfg = config_file(
+        dir,
+        "live",
+        "check_interval = \"100ms\"\nhttp_token = \"s3cret\"",
+        &sections,
+    );
     let log = std::fs::File::create(dir.join("tocsin.log")).unwrap();
     let mut child = tocsin()
         .args(["run", "--config"])
-        .arg(dir.join("live.toml"))
+        .arg(&cfg)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(log)
@@ -564,11 +557,11 @@ fn a_silent_host_raises_an_alert_and_a_recovery_record_that_closes_it() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_rules(&dir.join("rules"));
-    let cfg = format!(
+    let cfg = config_file(
+        dir,
+        "silence",
+        "",
         r#"
-[engine]
-rules = ["{rules}"]
-workers = 1
 [metrics]
 enabled = false
 [clock]
@@ -576,26 +569,16 @@ mode = "event-time"
 [[sources]]
 type = "stdin"
 format = "json"
-logsource = {{ product = "test" }}
-[[sinks]]
-type = "file"
-path = "{alerts}"
-[incident]
-enabled = true
-state_file = "{state}"
+logsource = { product = "test" }
 [[incident.silence]]
 host = "web-1"
 max_silence = "1h"
 severity = "high"
 "#,
-        rules = dir.join("rules").display(),
-        alerts = dir.join("alerts.jsonl").display(),
-        state = dir.join("state.jsonl").display(),
     );
-    std::fs::write(dir.join("silence.toml"), cfg).unwrap();
     let mut child = tocsin()
         .args(["run", "--config"])
-        .arg(dir.join("silence.toml"))
+        .arg(&cfg)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -635,7 +618,7 @@ severity = "high"
     );
     assert_eq!(alerts[1]["resolves"], alerts[0]["id"]);
     // The desk closed the silence alert.
-    let (state, _) = tocsin::incident::store::read(&dir.join("state.jsonl")).unwrap();
+    let (state, _) = tocsin::incident::store::read(&dir.join("state/alerts.jsonl")).unwrap();
     assert_eq!(state.len(), 1);
     assert_eq!(state[0].status, tocsin::incident::Status::Resolved);
     assert_eq!(state[0].history[0].by, "tocsin");

@@ -517,6 +517,14 @@ mod tests {
         )
     }
 
+    /// Applies an update that must change the alert; what it changed.
+    fn milestones(d: &mut Desk, u: TriageUpdate) -> Milestones {
+        match d.apply(&u) {
+            Ok(Applied::Changed(m)) => m,
+            other => panic!("{u:?} did not change the alert: {other:?}"),
+        }
+    }
+
     fn levels(due: Due) -> Vec<(String, String)> {
         due.escalations
             .into_iter()
@@ -598,12 +606,10 @@ mod tests {
             "2026-11-20T10:00:00Z",
             "2026-11-22T10:00:00Z",
         ));
-        let Applied::Changed(m) = d
-            .apply(&update("a", Status::Acknowledged, "2026-11-20T10:30:00Z"))
-            .unwrap()
-        else {
-            panic!("changed")
-        };
+        let m = milestones(
+            &mut d,
+            update("a", Status::Acknowledged, "2026-11-20T10:30:00Z"),
+        );
         assert_eq!(m.first_response, Some(chrono::Duration::minutes(30)));
         assert_eq!(m.triage, None);
         let escalated = levels(d.due(at("2026-11-22T10:00:00Z")));
@@ -656,24 +662,20 @@ mod tests {
             "2026-11-20T10:00:00Z",
             "2026-11-21T10:00:00Z",
         ));
-        let Applied::Changed(m) = d
-            .apply(&update("a", Status::Incident, "2026-11-21T11:00:00Z"))
-            .unwrap()
-        else {
-            panic!("changed")
-        };
+        let m = milestones(
+            &mut d,
+            update("a", Status::Incident, "2026-11-21T11:00:00Z"),
+        );
         assert!(m.late_triage);
         assert_eq!(m.triage, Some(chrono::Duration::hours(25)));
         assert!(
             d.due(at("2026-11-22T00:00:00Z")).breaches.is_empty(),
             "counted once"
         );
-        let Applied::Changed(m) = d
-            .apply(&update("a", Status::Resolved, "2026-11-22T10:00:00Z"))
-            .unwrap()
-        else {
-            panic!("changed")
-        };
+        let m = milestones(
+            &mut d,
+            update("a", Status::Resolved, "2026-11-22T10:00:00Z"),
+        );
         assert_eq!(m.resolution, Some(chrono::Duration::hours(48)));
         assert_eq!(m.triage, None, "triage happened before");
     }

@@ -93,24 +93,11 @@ impl IncidentStage {
         let mut desk = Desk::new(settings.policy.clone());
         let store = match (&settings.state_topic, kafka, &settings.state_file) {
             (Some(topic), Some((producer, properties)), _) => {
-                let mut alerts = Vec::new();
-                let mut problems = 0;
-                let mut latest: std::collections::HashMap<Vec<u8>, Option<TrackedAlert>> =
-                    std::collections::HashMap::new();
-                super::kafka::state::read_topic(properties, topic, |key, payload| {
-                    let Some(key) = key else { return };
-                    let value = payload.and_then(|p| match crate::incident::store::decode(p) {
-                        Ok(a) => Some(a),
-                        Err(e) => {
-                            problems += 1;
-                            tracing::warn!(topic, error = %e, "unreadable alert state record skipped");
-                            None
-                        }
-                    });
-                    latest.insert(key.to_vec(), value);
-                })?;
-                alerts.extend(latest.into_values().flatten());
-                tracing::info!(topic, alerts = alerts.len(), problems, "alert state loaded");
+                let (alerts, problems) = super::kafka::state::read_alert_state(properties, topic)?;
+                for p in &problems {
+                    tracing::warn!(problem = %p, "unreadable alert state record skipped");
+                }
+                tracing::info!(topic, alerts = alerts.len(), "alert state loaded");
                 desk.restore(alerts);
                 Store::Topic {
                     topic: topic.clone(),

@@ -35,6 +35,30 @@ impl StateTopic {
     }
 }
 
+/// The incident desk's alert state from its compacted topic: the latest
+/// record per alert id (a tombstone deletes), and the records that could
+/// not be read, each with why. Like the journal file, an unreadable record
+/// is skipped rather than costing every other alert's state.
+pub fn read_alert_state(
+    properties: &[(String, String)],
+    topic: &str,
+) -> Result<(Vec<crate::incident::TrackedAlert>, Vec<String>), KafkaError> {
+    let mut latest = std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    read_topic(properties, topic, |key, payload| {
+        let Some(key) = key else { return };
+        let alert = payload.and_then(|p| match crate::incident::store::decode(p) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                problems.push(format!("{topic}[{}]: {e}", String::from_utf8_lossy(key)));
+                None
+            }
+        });
+        latest.insert(key.to_vec(), alert);
+    })?;
+    Ok((latest.into_values().flatten().collect(), problems))
+}
+
 /// Reads a (compacted) topic from the beginning to its current end, calling
 /// `each` with every record's key and payload (`None`: a tombstone).
 pub fn read_topic(
