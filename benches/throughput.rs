@@ -2,7 +2,8 @@
 //! single thread, for parse-only and for 10, 500 and all SigmaHQ rules.
 //!
 //! `cargo bench --bench throughput` (needs ../shared). `TOCSIN_BENCH_EVENTS=N`
-//! limits the events; `TOCSIN_BENCH_ROUNDS=N` sets the rounds (median reported).
+//! limits the events; `TOCSIN_BENCH_ROUNDS=N` sets the rounds (median reported);
+//! `TOCSIN_BENCH_ONLY=parse,10,500,full` measures only those, for profiling.
 
 mod common;
 
@@ -78,14 +79,26 @@ fn main() {
         }
         (median(times), out)
     };
-    let (t, n) = measure(&|| common::parse_only(&lines));
-    results.push(("parse-only (serde_json::Value)", t, n));
-    for (name, engine) in &engines {
-        let (t, n) = measure(&|| common::detect_all(engine, &parser, &lines));
-        results.push((name, t, n));
+    // `TOCSIN_BENCH_ONLY=parse,10,500,full` picks configurations (for profilers).
+    let only = std::env::var("TOCSIN_BENCH_ONLY").ok();
+    let wanted = |key: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|k| k == key))
+    };
+    if wanted("parse") {
+        let (t, n) = measure(&|| common::parse_only(&lines));
+        results.push(("parse-only (serde_json::Value)", t, n));
     }
-    let (t, n) = measure(&|| common::detect_all(&full, &parser, &lines));
-    results.push(("full corpus", t, n));
+    for (key, (name, engine)) in ["10", "500"].into_iter().zip(&engines) {
+        if wanted(key) {
+            let (t, n) = measure(&|| common::detect_all(engine, &parser, &lines));
+            results.push((name, t, n));
+        }
+    }
+    if wanted("full") {
+        let (t, n) = measure(&|| common::detect_all(&full, &parser, &lines));
+        results.push(("full corpus", t, n));
+    }
 
     println!(
         "{:<32} {:>12} {:>12} {:>10}",

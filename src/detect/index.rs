@@ -10,9 +10,10 @@
 //! rules. Candidates are then evaluated in full; rules without atoms
 //! (negations only, regexes, comparisons...) are always evaluated.
 
+use super::prefilter::CaselessPrefilter;
 use super::value::ItemMatcher;
 use super::{CompiledRule, EventView, Program};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 
 /// Texts up to this length go straight to the overlapping search.
 const SHORT_TEXT: usize = 32;
@@ -36,6 +37,8 @@ type Atoms = Vec<(Target, String)>;
 #[derive(Debug, Clone)]
 struct Automaton {
     ac: AhoCorasick,
+    /// A vectorised first pass, when the patterns allow one.
+    prefilter: Option<CaselessPrefilter>,
     /// Pattern id -> rules that need it.
     rules: Vec<Vec<u32>>,
 }
@@ -100,6 +103,8 @@ pub struct IndexScratch {
     marked: Vec<bool>,
     candidates: Vec<u32>,
     number_text: String,
+    /// Every text of the event, for keyword automata (see `join_texts`).
+    joined: String,
 }
 
 impl RuleIndex {
@@ -186,6 +191,7 @@ impl RuleIndex {
             marked,
             candidates,
             number_text,
+            joined,
         } = scratch;
         let group_of = &self.group_of;
         let mut mark = |automaton: &Automaton, value: Scan<'_>| {
@@ -222,16 +228,16 @@ impl RuleIndex {
                 }
             }
         }
+        let mut is_joined = false;
         for (g, a) in &self.anywhere {
             if !admitted.contains(*g) {
                 continue;
             }
-            if let Some(raw) = event.raw_text() {
-                mark(a, Scan::Text(raw));
+            if !is_joined {
+                join_texts(view, joined);
+                is_joined = true;
             }
-            for value in event.fields.values() {
-                mark(a, Scan::Value(value));
-            }
+            mark(a, Scan::Text(joined));
         }
         for &r in &self.always {
             if !marked[r as usize] && admitted.contains(group_of[r as usize] as usize) {
@@ -257,7 +263,12 @@ fn build_automaton(needles: FastMap<String, Vec<u32>>) -> Option<Automaton> {
         .kind(kind)
         .build(&patterns)
         .ok()?;
-    Some(Automaton { ac, rules })
+    let prefilter = CaselessPrefilter::new(&patterns);
+    Some(Automaton {
+        ac,
+        prefilter,
+        rules,
+    })
 }
 
 /// What to scan: a JSON value, or raw text.
@@ -274,16 +285,61 @@ fn scan(a: &Automaton, what: Scan<'_>, number_text: &mut String, hit: &mut dyn F
     }
 }
 
-/// Reports every pattern in `text`. Most texts contain none: `is_match`
-/// answers that with the automaton's prefilter at memory speed, and only a
-/// text with a hit pays for the byte-by-byte overlapping search.
+/// Reports every pattern in `text`. Most texts contain none: a prefilter
+/// (ours, else the automaton's own in `is_match`) answers that quickly, and
+/// only a text with a possible hit pays for the byte-by-byte overlapping
+/// search, and with our prefilter only around the possible hits.
 fn scan_text(a: &Automaton, text: &str, hit: &mut dyn FnMut(usize)) {
-    if text.len() > SHORT_TEXT && !a.ac.is_match(text) {
+    if text.len() < a.ac.min_pattern_len() {
         return;
+    }
+    if text.len() > SHORT_TEXT {
+        match &a.prefilter {
+            Some(p) => {
+                for region in p.regions(text.as_bytes()) {
+                    for m in a.ac.find_overlapping_iter(Input::new(text).range(region)) {
+                        hit(m.pattern().as_usize());
+                    }
+                }
+                return;
+            }
+            None if !a.ac.is_match(text) => return,
+            None => {}
+        }
     }
     for m in a.ac.find_overlapping_iter(text) {
         hit(m.pattern().as_usize());
     }
+}
+
+/// Writes every text of the event (the raw line, then every string, number
+/// and boolean at any depth) into `out`, separated by NUL.
+///
+/// Keyword automata scan this one text instead of each value on its own: a
+/// Windows event has dozens of short values, and one pass over all of them
+/// lets the prefilter skip the lot at once. A pattern found across a
+/// separator only makes a rule a candidate; the full evaluation decides.
+fn join_texts(view: &EventView<'_>, out: &mut String) {
+    fn push(value: &Value, out: &mut String) {
+        use std::fmt::Write;
+        match value {
+            Value::String(s) => out.push_str(s),
+            Value::Number(n) => {
+                let _ = write!(out, "{n}");
+            }
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Array(items) => items.iter().for_each(|v| push(v, out)),
+            Value::Object(map) => map.values().for_each(|v| push(v, out)),
+            Value::Null => {}
+        }
+        out.push('\0');
+    }
+    out.clear();
+    if let Some(raw) = view.event.raw_text() {
+        out.push_str(raw);
+        out.push('\0');
+    }
+    view.event.fields.values().for_each(|v| push(v, out));
 }
 
 /// Reports every pattern occurring in the value's text (strings, numbers, array elements, nested values).

@@ -54,6 +54,10 @@ pub struct LogsourceRouter {
     keyed: Vec<(String, HashMap<String, Vec<usize>>)>,
     /// Entries without an exact-value condition: checked for every event.
     unkeyed: Vec<usize>,
+    /// Every field a `when` condition reads, so routing is a function of
+    /// their values and the format; `None` when a condition is a keyword
+    /// search (it reads every value).
+    inputs: Option<Vec<String>>,
 }
 
 /// A set of mapping entries, as a bitset.
@@ -92,6 +96,18 @@ pub struct Routing {
     matched: EntrySet,
     /// Reused buffer for the lowercased discriminator value.
     key: String,
+}
+
+impl Routing {
+    /// The entries matched.
+    pub fn matched(&self) -> &EntrySet {
+        &self.matched
+    }
+
+    /// Takes a remembered outcome (see `Engine`'s routing cache).
+    pub fn set_matched(&mut self, matched: &EntrySet) {
+        self.matched.clone_from(matched);
+    }
 }
 
 /// A rule logsource, resolved against the mapping: for each required value,
@@ -160,11 +176,47 @@ impl LogsourceRouter {
                 keyed[slot].1.entry(v.to_string()).or_default().push(i);
             }
         }
+        let mut inputs: Option<Vec<String>> = Some(Vec::new());
+        for m in entries.iter().flat_map(|e| &e.when) {
+            match (m.reads(), inputs.as_mut()) {
+                (Some(fields), Some(all)) => {
+                    for f in fields {
+                        if !all.iter().any(|a| a == f) {
+                            all.push(f.to_string());
+                        }
+                    }
+                }
+                _ => inputs = None,
+            }
+        }
         LogsourceRouter {
             entries,
             keyed,
             unkeyed,
+            inputs,
         }
+    }
+
+    /// Writes everything routing an event depends on (its format and the
+    /// values of the fields the `when` conditions read) into `key`, so equal
+    /// keys route alike. Returns false when routing reads the whole event.
+    pub fn write_key(&self, event: &Event, key: &mut Vec<u8>) -> bool {
+        let Some(inputs) = &self.inputs else {
+            return false;
+        };
+        key.clear();
+        key.push(event.format as u8);
+        for field in inputs {
+            // The value's JSON text, then 0xFF, which UTF-8 never contains:
+            // numbers are not self-delimiting, so the separator keeps keys apart.
+            if let Some(value) = event.get(field) {
+                if serde_json::to_writer(&mut *key, value).is_err() {
+                    return false;
+                }
+            }
+            key.push(0xFF);
+        }
+        true
     }
 
     pub fn len(&self) -> usize {

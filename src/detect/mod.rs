@@ -7,13 +7,16 @@
 pub mod index;
 pub mod logsource;
 pub mod pattern;
+mod prefilter;
 pub mod regex_literals;
 pub mod value;
 
 use crate::event::Event;
 use crate::sigma::{Condition, Detection, LoadedFilter, LoadedRule, Quantifier, RuleProblem};
-use logsource::{LogsourceFilter, LogsourceRouter, Routing};
+use logsource::{EntrySet, LogsourceFilter, LogsourceRouter, Routing};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use value::{ItemMatcher, Placeholders};
 
@@ -164,6 +167,8 @@ pub struct Engine {
     groups: Vec<RuleGroup>,
     router: LogsourceRouter,
     index: index::RuleIndex,
+    /// Tells scratch caches which engine filled them (rules are reloaded).
+    id: u64,
 }
 
 /// Scratch space reused across evaluations so the hot path does not allocate.
@@ -172,7 +177,28 @@ pub struct Scratch {
     routing: Routing,
     index: index::IndexScratch,
     admitted: index::GroupSet,
+    routes: RouteCache,
 }
+
+/// Routing outcomes by routing key.
+///
+/// Routing evaluates the mapping's `when` conditions (a Sysmon event checks
+/// tens of entries) and then every rule group's logsource filter. Both depend
+/// only on the format, a few field values (Channel, EventID, ...) and the
+/// source's tags, which repeat from event to event, so each distinct
+/// combination is routed once.
+#[derive(Debug, Default)]
+struct RouteCache {
+    engine: u64,
+    key: Vec<u8>,
+    outcomes: HashMap<Vec<u8>, (EntrySet, index::GroupSet), foldhash::fast::RandomState>,
+}
+
+/// Distinct routing keys remembered; beyond it the cache starts over, which
+/// bounds memory when a routing field has unbounded values.
+const ROUTE_CACHE_MAX: usize = 4096;
+
+static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Engine {
     /// Compiles rules. Rules that fail are left out and reported.
@@ -231,6 +257,7 @@ impl Engine {
             groups,
             router,
             index,
+            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
         };
         (engine, problems)
     }
@@ -252,16 +279,10 @@ impl Engine {
         out: &mut Vec<usize>,
     ) {
         out.clear();
-        self.router.route(event, &mut scratch.routing);
+        self.route(event, source_tags, scratch);
         let mut aliases = Vec::new();
         self.router.aliases(&scratch.routing, &mut aliases);
         let view = EventView::new(event, &aliases);
-        scratch.admitted.clear();
-        for (g, group) in self.groups.iter().enumerate() {
-            if group.filter.admits(&scratch.routing, source_tags) {
-                scratch.admitted.insert(g);
-            }
-        }
         for &r in self
             .index
             .candidates(&view, &aliases, &scratch.admitted, &mut scratch.index)
@@ -270,6 +291,44 @@ impl Engine {
             if self.rules[r].matches(&view) {
                 out.push(r);
             }
+        }
+    }
+
+    /// Routes the event (`scratch.routing`) and finds the rule groups whose
+    /// logsource admits it (`scratch.admitted`), through the routing cache.
+    fn route(&self, event: &Event, source_tags: &[(String, String)], scratch: &mut Scratch) {
+        let cache = &mut scratch.routes;
+        if cache.engine != self.id {
+            cache.outcomes.clear();
+            cache.engine = self.id;
+        }
+        let cacheable = self.router.write_key(event, &mut cache.key);
+        if cacheable {
+            for (k, v) in source_tags {
+                for part in [k, v] {
+                    cache.key.extend_from_slice(part.as_bytes());
+                    cache.key.push(0xFF);
+                }
+            }
+            if let Some((matched, admitted)) = cache.outcomes.get(cache.key.as_slice()) {
+                scratch.routing.set_matched(matched);
+                scratch.admitted.clone_from(admitted);
+                return;
+            }
+        }
+        self.router.route(event, &mut scratch.routing);
+        scratch.admitted.clear();
+        for (g, group) in self.groups.iter().enumerate() {
+            if group.filter.admits(&scratch.routing, source_tags) {
+                scratch.admitted.insert(g);
+            }
+        }
+        if cacheable {
+            if cache.outcomes.len() >= ROUTE_CACHE_MAX {
+                cache.outcomes.clear();
+            }
+            let outcome = (scratch.routing.matched().clone(), scratch.admitted.clone());
+            cache.outcomes.insert(cache.key.clone(), outcome);
         }
     }
 
@@ -721,5 +780,51 @@ filter:
         e.evaluate(&ev, &tags, &mut Scratch::default(), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(e.unrouted_rules().count(), 1);
+    }
+
+    /// One scratch reused the way workers reuse it: the remembered routing
+    /// must follow the source tags, the routing fields and the engine.
+    #[test]
+    fn remembered_routing_follows_tags_fields_and_engine() {
+        let zeek = engine("title: zeek\nlogsource: {product: zeek, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
+        let tags = vec![
+            ("product".to_string(), "zeek".to_string()),
+            ("service".to_string(), "dns".to_string()),
+        ];
+        let dns = event(json!({"query": "x.evil"}), Format::Json);
+        let mut scratch = Scratch::default();
+        let mut out = Vec::new();
+        let mut run = |e: &Engine, ev: &Event, tags: &[(String, String)]| {
+            e.evaluate(ev, tags, &mut scratch, &mut out);
+            out.len()
+        };
+        assert_eq!(run(&zeek, &dns, &[]), 0);
+        assert_eq!(run(&zeek, &dns, &tags), 1, "tags are part of the key");
+        assert_eq!(run(&zeek, &dns, &[]), 0);
+
+        let win = engine(RULES);
+        let proc = |channel: &str, id: u64| {
+            event(
+                json!({"Channel": channel, "EventID": id, "Image": "C:\\x\\whoami.exe"}),
+                Format::EvtxJson,
+            )
+        };
+        let sysmon = "Microsoft-Windows-Sysmon/Operational";
+        assert_eq!(
+            run(&win, &proc(sysmon, 1), &[]),
+            1,
+            "a new engine starts afresh"
+        );
+        assert_eq!(
+            run(&win, &proc(sysmon, 3), &[]),
+            0,
+            "EventID 3 is not process creation"
+        );
+        assert_eq!(run(&win, &proc(sysmon, 1), &[]), 1);
+        assert_eq!(
+            run(&win, &proc("Security", 1), &[]),
+            0,
+            "the channel is part of the key"
+        );
     }
 }

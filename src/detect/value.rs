@@ -290,6 +290,19 @@ impl ItemMatcher {
         self.field.as_deref()
     }
 
+    /// Every field the item reads: its own and those named by `fieldref`
+    /// values. `None` for keyword items, which read every value.
+    pub fn reads(&self) -> Option<Vec<&str>> {
+        let mut fields = vec![self.field.as_deref()?];
+        if let ItemTest::Values { preds, .. } = &self.test {
+            fields.extend(preds.iter().filter_map(|p| match p {
+                ValuePred::FieldRef { field, .. } => Some(field.as_str()),
+                _ => None,
+            }));
+        }
+        Some(fields)
+    }
+
     /// Literals of which at least one occurs (ASCII case-insensitively) in the
     /// item's field whenever the item matches; `None` when no such set exists
     /// (negations, regexes, networks, comparisons, existence, null).
