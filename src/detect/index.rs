@@ -22,6 +22,8 @@ const SHORT_TEXT: usize = 32;
 const DFA_MAX_PATTERN_BYTES: usize = 60000;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where an atom's literal must occur.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,6 +38,8 @@ type Atoms = Vec<(Target, String)>;
 /// One automaton over every literal of one target.
 #[derive(Debug, Clone)]
 struct Automaton {
+    /// Unique within the index (the scan memo's key).
+    id: u32,
     ac: AhoCorasick,
     /// A vectorised first pass, when the patterns allow one.
     prefilter: Option<CaselessPrefilter>,
@@ -95,7 +99,11 @@ pub struct RuleIndex {
     always: Vec<u32>,
     /// Rule -> its group.
     group_of: Vec<u32>,
+    /// Tells a scratch's scan memo which index filled it (rules are reloaded).
+    id: u64,
 }
+
+static NEXT_INDEX_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Per-event scratch for the index.
 #[derive(Debug, Default)]
@@ -105,6 +113,66 @@ pub struct IndexScratch {
     number_text: String,
     /// Every text of the event, for keyword automata (see `join_texts`).
     joined: String,
+    memo: ScanMemo,
+}
+
+/// Remembered field scans.
+///
+/// Windows telemetry repeats itself: the same image paths, call traces,
+/// hashes and registry keys come back event after event. Walking them
+/// through a multi-megabyte automaton again costs a cache miss per byte or
+/// so; looking up what the last walk found costs one hash and one compare.
+#[derive(Debug, Default)]
+struct ScanMemo {
+    index: u64,
+    hasher: foldhash::fast::FixedState,
+    /// By hash of (automaton, text); a colliding entry is simply replaced.
+    entries: FastMap<u64, MemoEntry>,
+}
+
+#[derive(Debug)]
+struct MemoEntry {
+    automaton: u32,
+    text: Box<str>,
+    patterns: Box<[u32]>,
+}
+
+/// Texts shorter than this are cheaper to scan than to look up; longer ones
+/// (script blocks, messages) rarely repeat.
+const MEMO_TEXTS: std::ops::RangeInclusive<usize> = 16..=512;
+
+/// Entries per worker; past it the memo starts over, bounding its memory
+/// (about 1.5 MiB at the longest texts).
+const MEMO_ENTRIES: usize = 4096;
+
+impl ScanMemo {
+    /// Reports the patterns of `text`, from memory or by scanning it.
+    fn scan(&mut self, a: &Automaton, text: &str, hit: &mut dyn FnMut(usize)) {
+        if !MEMO_TEXTS.contains(&text.len()) {
+            return scan_text(a, text, hit);
+        }
+        let key = self.hasher.hash_one((a.id, text));
+        if let Some(e) = self.entries.get(&key) {
+            if e.automaton == a.id && *e.text == *text {
+                e.patterns.iter().for_each(|&p| hit(p as usize));
+                return;
+            }
+        }
+        let mut patterns = Vec::new();
+        scan_text(a, text, &mut |p| {
+            patterns.push(p as u32);
+            hit(p);
+        });
+        if self.entries.len() >= MEMO_ENTRIES {
+            self.entries.clear();
+        }
+        let entry = MemoEntry {
+            automaton: a.id,
+            text: text.into(),
+            patterns: patterns.into(),
+        };
+        self.entries.insert(key, entry);
+    }
 }
 
 impl RuleIndex {
@@ -139,6 +207,11 @@ impl RuleIndex {
         }
         let mut fields = FastMap::default();
         let mut paths = Vec::new();
+        let mut next_id = 0;
+        let mut build_automaton = |needles| {
+            next_id += 1;
+            build_automaton(next_id, needles)
+        };
         for (name, (needles, groups)) in by_field {
             match build_automaton(needles) {
                 Some(automaton) if name.contains('.') => {
@@ -164,6 +237,7 @@ impl RuleIndex {
             anywhere,
             always,
             group_of,
+            id: NEXT_INDEX_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -187,15 +261,20 @@ impl RuleIndex {
             scratch.marked[r as usize] = false;
         }
         scratch.candidates.clear();
+        if scratch.memo.index != self.id {
+            scratch.memo.entries.clear();
+            scratch.memo.index = self.id;
+        }
         let IndexScratch {
             marked,
             candidates,
             number_text,
             joined,
+            memo,
         } = scratch;
         let group_of = &self.group_of;
         let mut mark = |automaton: &Automaton, value: Scan<'_>| {
-            scan(automaton, value, number_text, &mut |pattern| {
+            scan(automaton, value, number_text, memo, &mut |pattern| {
                 for &r in &automaton.rules[pattern] {
                     let r = r as usize;
                     if !marked[r] && admitted.contains(group_of[r] as usize) {
@@ -250,7 +329,7 @@ impl RuleIndex {
     }
 }
 
-fn build_automaton(needles: FastMap<String, Vec<u32>>) -> Option<Automaton> {
+fn build_automaton(id: u32, needles: FastMap<String, Vec<u32>>) -> Option<Automaton> {
     let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = needles.into_iter().unzip();
     // Overlapping search walks every byte through the automaton; a DFA does
     // that several times faster than an NFA but its size grows with the
@@ -265,6 +344,7 @@ fn build_automaton(needles: FastMap<String, Vec<u32>>) -> Option<Automaton> {
         .ok()?;
     let prefilter = CaselessPrefilter::new(&patterns);
     Some(Automaton {
+        id,
         ac,
         prefilter,
         rules,
@@ -278,9 +358,15 @@ enum Scan<'a> {
     Text(&'a str),
 }
 
-fn scan(a: &Automaton, what: Scan<'_>, number_text: &mut String, hit: &mut dyn FnMut(usize)) {
+fn scan(
+    a: &Automaton,
+    what: Scan<'_>,
+    number_text: &mut String,
+    memo: &mut ScanMemo,
+    hit: &mut dyn FnMut(usize),
+) {
     match what {
-        Scan::Value(v) => scan_value(a, v, number_text, hit),
+        Scan::Value(v) => scan_value(a, v, number_text, memo, hit),
         Scan::Text(t) => scan_text(a, t, hit),
     }
 }
@@ -343,9 +429,15 @@ fn join_texts(view: &EventView<'_>, out: &mut String) {
 }
 
 /// Reports every pattern occurring in the value's text (strings, numbers, array elements, nested values).
-fn scan_value(a: &Automaton, value: &Value, number_text: &mut String, hit: &mut dyn FnMut(usize)) {
+fn scan_value(
+    a: &Automaton,
+    value: &Value,
+    number_text: &mut String,
+    memo: &mut ScanMemo,
+    hit: &mut dyn FnMut(usize),
+) {
     match value {
-        Value::String(s) => scan_text(a, s, hit),
+        Value::String(s) => memo.scan(a, s, hit),
         Value::Number(n) => {
             use std::fmt::Write;
             number_text.clear();
@@ -355,10 +447,10 @@ fn scan_value(a: &Automaton, value: &Value, number_text: &mut String, hit: &mut 
         Value::Bool(b) => scan_text(a, if *b { "true" } else { "false" }, hit),
         Value::Array(items) => items
             .iter()
-            .for_each(|v| scan_value(a, v, number_text, hit)),
+            .for_each(|v| scan_value(a, v, number_text, memo, hit)),
         Value::Object(map) => map
             .values()
-            .for_each(|v| scan_value(a, v, number_text, hit)),
+            .for_each(|v| scan_value(a, v, number_text, memo, hit)),
         Value::Null => {}
     }
 }
@@ -420,5 +512,47 @@ fn program_atoms(p: &Program, rule: &CompiledRule) -> Option<Atoms> {
             }
             Some(all)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn automaton(id: u32, needles: &[&str]) -> Automaton {
+        let needles = needles
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), vec![i as u32]))
+            .collect();
+        build_automaton(id, needles).expect("automaton")
+    }
+
+    /// The needles found, by their position in the list given to `automaton`.
+    fn patterns(memo: &mut ScanMemo, a: &Automaton, text: &str) -> Vec<u32> {
+        let mut found = Vec::new();
+        memo.scan(a, text, &mut |p| found.push(a.rules[p][0]));
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn remembered_scans_report_what_a_fresh_scan_reports_per_automaton() {
+        let images = automaton(1, &["\\whoami.exe", "system32", "who"]);
+        let hashes = automaton(2, &["md5="]);
+        let text = "C:\\Windows\\System32\\WHOAMI.EXE";
+        let mut memo = ScanMemo::default();
+        let first = patterns(&mut memo, &images, text);
+        assert_eq!(first, vec![0, 1, 2]);
+        assert_eq!(memo.entries.len(), 1);
+        assert_eq!(patterns(&mut memo, &images, text), first, "from memory");
+        assert!(
+            patterns(&mut memo, &hashes, text).is_empty(),
+            "another automaton scans afresh"
+        );
+        assert_eq!(memo.entries.len(), 2);
+        let short = "who";
+        assert_eq!(patterns(&mut memo, &images, short).len(), 1);
+        assert_eq!(memo.entries.len(), 2, "short texts are not remembered");
     }
 }
