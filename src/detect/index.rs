@@ -1,13 +1,16 @@
 //! The prefilter index: which rules can possibly match an event.
 //!
-//! For each rule we derive, from its condition program, a set of
-//! `(field, literal)` atoms such that the rule can only match an event in
-//! which at least one atom's literal occurs (ASCII case-insensitively) in
-//! that field. `and` needs any one side (we keep the most selective),
-//! `or` needs one atom of every side, `not` gives nothing. All literals of
+//! For each rule we derive, from its condition program, a requirement that
+//! every matching event meets: a small boolean program over literal hits.
+//! An atom is a `(field, literal)` pair, hit when the literal occurs (ASCII
+//! case-insensitively) in that field; a set of atoms is hit when any of them
+//! is (the values of one search item); a conjunct when all its sets are
+//! (up to three items that a selection or an `and` requires together); and
+//! the rule is a candidate when any of its conjuncts is (the branches of
+//! `or`s and selection lists). `not` gives nothing to require. All literals of
 //! all rules that read a field go into one Aho-Corasick automaton for that
 //! field, so the cost per event grows with the event, not with the number of
-//! rules. Candidates are then evaluated in full; rules without atoms
+//! rules. Candidates are then evaluated in full; rules without a requirement
 //! (negations only, regexes, comparisons...) are always evaluated.
 
 use super::prefilter::CaselessPrefilter;
@@ -33,7 +36,28 @@ enum Target {
     Anywhere,
 }
 
+/// Atoms of which any one hit satisfies the set (an `or`).
 type Atoms = Vec<(Target, String)>;
+
+/// Atom sets that must all be hit (an `and`).
+type Conjunct = Vec<Atoms>;
+
+/// Conjuncts of which any one satisfies the requirement (an `or`).
+type Requirement = Vec<Conjunct>;
+
+/// Sets kept per conjunct: the most selective ones (each set is a bit).
+const MAX_SETS: usize = 3;
+
+/// An `and` of requirements multiplies their conjuncts; past this many the
+/// most selective side alone is kept.
+const MAX_CONJUNCTS: usize = 16;
+
+/// A hit's meaning: set `bit` of conjunct `conjunct` is satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    conjunct: u32,
+    bit: u8,
+}
 
 /// One automaton over every literal of one target.
 #[derive(Debug, Clone)]
@@ -43,8 +67,8 @@ struct Automaton {
     ac: AhoCorasick,
     /// A vectorised first pass, when the patterns allow one.
     prefilter: Option<CaselessPrefilter>,
-    /// Pattern id -> rules that need it.
-    rules: Vec<Vec<u32>>,
+    /// Pattern id -> the conjunct sets it satisfies.
+    slots: Vec<Vec<Slot>>,
 }
 
 /// A field's automaton and the logsource groups with rules that read it.
@@ -99,6 +123,8 @@ pub struct RuleIndex {
     always: Vec<u32>,
     /// Rule -> its group.
     group_of: Vec<u32>,
+    /// Conjunct -> its rule, and the bits of all its sets.
+    conjuncts: Vec<(u32, u8)>,
     /// Tells a scratch's scan memo which index filled it (rules are reloaded).
     id: u64,
 }
@@ -110,6 +136,9 @@ static NEXT_INDEX_ID: AtomicU64 = AtomicU64::new(1);
 pub struct IndexScratch {
     marked: Vec<bool>,
     candidates: Vec<u32>,
+    /// Per conjunct, the bits of its sets hit so far, and which are non-zero.
+    progress: Vec<u8>,
+    touched: Vec<u32>,
     number_text: String,
     /// Every text of the event, for keyword automata (see `join_texts`).
     joined: String,
@@ -178,65 +207,88 @@ impl ScanMemo {
 impl RuleIndex {
     /// Indexes every rule; `group_of[rule]` is the rule's logsource group.
     pub fn build(rules: &[CompiledRule], group_of: Vec<u32>) -> RuleIndex {
-        let mut by_field: FastMap<String, (FastMap<String, Vec<u32>>, GroupSet)> =
-            FastMap::default();
-        let mut by_group_keywords: FastMap<usize, FastMap<String, Vec<u32>>> = FastMap::default();
+        type Needles = FastMap<String, Vec<Slot>>;
+        let mut by_field: FastMap<String, (Needles, GroupSet)> = FastMap::default();
+        let mut by_group_keywords: FastMap<usize, Needles> = FastMap::default();
         let mut always = Vec::new();
+        let mut conjuncts = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             let group = group_of.get(i).copied().unwrap_or(0) as usize;
-            let Some(atoms) =
-                program_atoms(&rule.detection.program, rule).filter(|a| !a.is_empty())
-            else {
+            let Some(requirement) = program_requirement(&rule.detection.program, rule) else {
                 always.push(i as u32);
                 continue;
             };
-            for (target, literal) in atoms {
-                let needles = match target {
-                    Target::Field(name) => {
-                        let (needles, groups) = by_field.entry(name).or_default();
-                        groups.insert(group);
-                        needles
+            for conjunct in requirement {
+                let id = conjuncts.len() as u32;
+                conjuncts.push((i as u32, ((1u16 << conjunct.len()) - 1) as u8));
+                for (j, set) in conjunct.into_iter().enumerate() {
+                    let slot = Slot {
+                        conjunct: id,
+                        bit: 1 << j,
+                    };
+                    for (target, literal) in set {
+                        let needles = match target {
+                            Target::Field(name) => {
+                                let (needles, groups) = by_field.entry(name).or_default();
+                                groups.insert(group);
+                                needles
+                            }
+                            Target::Anywhere => by_group_keywords.entry(group).or_default(),
+                        };
+                        let slots = needles.entry(literal.to_ascii_lowercase()).or_default();
+                        if slots.last() != Some(&slot) {
+                            slots.push(slot);
+                        }
                     }
-                    Target::Anywhere => by_group_keywords.entry(group).or_default(),
-                };
-                let rules = needles.entry(literal.to_ascii_lowercase()).or_default();
-                if rules.last() != Some(&(i as u32)) {
-                    rules.push(i as u32);
                 }
             }
         }
         let mut fields = FastMap::default();
         let mut paths = Vec::new();
         let mut next_id = 0;
-        let mut build_automaton = |needles| {
+        // A failed build (an automaton too large for its state ids) must not
+        // lose matches: the rules it served are then evaluated always.
+        let mut build_automaton = |needles: Needles, always: &mut Vec<u32>| {
             next_id += 1;
-            build_automaton(next_id, needles)
+            let served: Vec<u32> = needles
+                .values()
+                .flatten()
+                .map(|s| conjuncts[s.conjunct as usize].0)
+                .collect();
+            let built = build_automaton(next_id, needles);
+            if built.is_none() {
+                always.extend(served);
+            }
+            built
         };
         for (name, (needles, groups)) in by_field {
-            match build_automaton(needles) {
+            match build_automaton(needles, &mut always) {
                 Some(automaton) if name.contains('.') => {
                     paths.push((name, FieldIndex { automaton, groups }))
                 }
                 Some(automaton) => {
                     fields.insert(name, FieldIndex { automaton, groups });
                 }
-                // Only on an automaton build failure: keep those rules correct by
-                // evaluating them always (handled below by rebuilding `always`).
                 None => {}
             }
         }
         paths.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut anywhere: Vec<(usize, Automaton)> = by_group_keywords
-            .into_iter()
-            .filter_map(|(g, needles)| Some((g, build_automaton(needles)?)))
-            .collect();
+        let mut anywhere = Vec::new();
+        for (g, needles) in by_group_keywords {
+            if let Some(a) = build_automaton(needles, &mut always) {
+                anywhere.push((g, a));
+            }
+        }
         anywhere.sort_by_key(|(g, _)| *g);
+        always.sort_unstable();
+        always.dedup();
         RuleIndex {
             fields,
             paths,
             anywhere,
             always,
             group_of,
+            conjuncts,
             id: NEXT_INDEX_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -261,6 +313,14 @@ impl RuleIndex {
             scratch.marked[r as usize] = false;
         }
         scratch.candidates.clear();
+        if scratch.progress.len() != self.conjuncts.len() {
+            scratch.progress = vec![0; self.conjuncts.len()];
+            scratch.touched.clear();
+        }
+        for &c in &scratch.touched {
+            scratch.progress[c as usize] = 0;
+        }
+        scratch.touched.clear();
         if scratch.memo.index != self.id {
             scratch.memo.entries.clear();
             scratch.memo.index = self.id;
@@ -268,16 +328,27 @@ impl RuleIndex {
         let IndexScratch {
             marked,
             candidates,
+            progress,
+            touched,
             number_text,
             joined,
             memo,
         } = scratch;
-        let group_of = &self.group_of;
+        let (group_of, conjuncts) = (&self.group_of, &self.conjuncts);
         let mut mark = |automaton: &Automaton, value: Scan<'_>| {
             scan(automaton, value, number_text, memo, &mut |pattern| {
-                for &r in &automaton.rules[pattern] {
+                for slot in &automaton.slots[pattern] {
+                    let c = slot.conjunct as usize;
+                    let (r, full) = conjuncts[c];
                     let r = r as usize;
-                    if !marked[r] && admitted.contains(group_of[r] as usize) {
+                    if marked[r] || !admitted.contains(group_of[r] as usize) {
+                        continue;
+                    }
+                    if progress[c] == 0 {
+                        touched.push(c as u32);
+                    }
+                    progress[c] |= slot.bit;
+                    if progress[c] == full {
                         marked[r] = true;
                         candidates.push(r as u32);
                     }
@@ -329,8 +400,8 @@ impl RuleIndex {
     }
 }
 
-fn build_automaton(id: u32, needles: FastMap<String, Vec<u32>>) -> Option<Automaton> {
-    let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = needles.into_iter().unzip();
+fn build_automaton(id: u32, needles: FastMap<String, Vec<Slot>>) -> Option<Automaton> {
+    let (patterns, slots): (Vec<String>, Vec<Vec<Slot>>) = needles.into_iter().unzip();
     // Overlapping search walks every byte through the automaton; a DFA does
     // that several times faster than an NFA but its size grows with the
     // patterns, so only automata up to a bounded size get one.
@@ -347,7 +418,7 @@ fn build_automaton(id: u32, needles: FastMap<String, Vec<u32>>) -> Option<Automa
         id,
         ac,
         prefilter,
-        rules,
+        slots,
     })
 }
 
@@ -484,31 +555,86 @@ fn item_atoms(item: &ItemMatcher) -> Option<Atoms> {
     Some(literals.into_iter().map(|l| (target.clone(), l)).collect())
 }
 
-fn best(options: impl Iterator<Item = Atoms>) -> Option<Atoms> {
-    options.max_by_key(selectivity)
+/// How good a conjunct is: as good as its best set.
+fn conjunct_selectivity(c: &Conjunct) -> (bool, usize, std::cmp::Reverse<usize>) {
+    c.iter()
+        .map(selectivity)
+        .max()
+        .unwrap_or((false, 0, std::cmp::Reverse(usize::MAX)))
 }
 
-fn program_atoms(p: &Program, rule: &CompiledRule) -> Option<Atoms> {
+/// How good a requirement is: as good as its weakest conjunct.
+fn requirement_selectivity(r: &Requirement) -> (bool, usize, std::cmp::Reverse<usize>) {
+    r.iter()
+        .map(conjunct_selectivity)
+        .min()
+        .unwrap_or((false, 0, std::cmp::Reverse(usize::MAX)))
+}
+
+/// Keeps a conjunct cheap to track: its most selective sets, at most
+/// `MAX_SETS`; no keyword set beside field sets (keyword sets scan the whole
+/// event) and no set of very short literals (event ids) beside longer ones.
+/// Dropping sets only weakens the requirement, which stays necessary.
+fn trim(mut c: Conjunct) -> Conjunct {
+    c.sort_by_key(|set| std::cmp::Reverse(selectivity(set)));
+    c.dedup();
+    let best = c.first().map(selectivity);
+    if let Some((fields_only, shortest, _)) = best {
+        c.retain(|set| {
+            let (f, s, _) = selectivity(set);
+            (f || !fields_only) && (s >= 3 || shortest < 3)
+        });
+    }
+    c.truncate(MAX_SETS);
+    c
+}
+
+fn program_requirement(p: &Program, rule: &CompiledRule) -> Option<Requirement> {
     match p {
         Program::Search(i) => {
             let search = rule.detection.searches.get(*i)?;
-            // An `or` of groups: every group must contribute atoms.
+            // An `or` of groups, each an `and` of items: every group must
+            // require something, and requires every item that has atoms.
             let mut all = Vec::new();
             for group in &search.any_of {
-                // An `and` of items: any one item's atoms are necessary.
-                all.extend(best(group.iter().filter_map(item_atoms))?);
+                let sets: Conjunct = group.iter().filter_map(item_atoms).collect();
+                if sets.is_empty() {
+                    return None;
+                }
+                all.push(trim(sets));
             }
-            Some(all)
+            (!all.is_empty()).then_some(all)
         }
         Program::Not(_) => None,
-        Program::And(terms) => best(terms.iter().filter_map(|t| program_atoms(t, rule))),
+        Program::And(terms) => {
+            let mut sides: Vec<Requirement> = terms
+                .iter()
+                .filter_map(|t| program_requirement(t, rule))
+                .collect();
+            sides.sort_by_key(|r| std::cmp::Reverse(requirement_selectivity(r)));
+            let mut sides = sides.into_iter();
+            let mut acc = sides.next()?;
+            for side in sides {
+                if acc.len() * side.len() > MAX_CONJUNCTS {
+                    continue;
+                }
+                acc = acc
+                    .iter()
+                    .flat_map(|a| {
+                        side.iter()
+                            .map(move |b| trim([a.clone(), b.clone()].concat()))
+                    })
+                    .collect();
+            }
+            Some(acc)
+        }
         Program::Or(terms) => {
             if terms.is_empty() {
                 return None;
             }
             let mut all = Vec::new();
             for t in terms {
-                all.extend(program_atoms(t, rule)?);
+                all.extend(program_requirement(t, rule)?);
             }
             Some(all)
         }
@@ -523,7 +649,13 @@ mod tests {
         let needles = needles
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.to_string(), vec![i as u32]))
+            .map(|(i, n)| {
+                let slot = Slot {
+                    conjunct: i as u32,
+                    bit: 1,
+                };
+                (n.to_string(), vec![slot])
+            })
             .collect();
         build_automaton(id, needles).expect("automaton")
     }
@@ -531,7 +663,7 @@ mod tests {
     /// The needles found, by their position in the list given to `automaton`.
     fn patterns(memo: &mut ScanMemo, a: &Automaton, text: &str) -> Vec<u32> {
         let mut found = Vec::new();
-        memo.scan(a, text, &mut |p| found.push(a.rules[p][0]));
+        memo.scan(a, text, &mut |p| found.push(a.slots[p][0].conjunct));
         found.sort();
         found
     }

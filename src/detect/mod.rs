@@ -782,6 +782,52 @@ filter:
         assert_eq!(e.unrouted_rules().count(), 1);
     }
 
+    /// The index requires every item of a selection that has literals, so a
+    /// rule is not even a candidate when only one of them occurs.
+    #[test]
+    fn a_rule_is_a_candidate_only_when_all_its_required_sets_are_hit() {
+        let e = engine(
+            r"
+title: run key
+logsource: {product: windows, category: registry_set}
+detection:
+  base:
+    TargetObject|contains: '\SOFTWARE\Microsoft\Windows\CurrentVersion'
+  keys:
+    TargetObject|contains: ['\Run\', '\RunOnce\']
+  condition: base and keys
+",
+        );
+        let candidates = |object: &str| {
+            let ev = event(
+                json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 13, "TargetObject": object}),
+                Format::EvtxJson,
+            );
+            let mut scratch = Scratch::default();
+            e.route(&ev, &[], &mut scratch);
+            let view = EventView::new(&ev, &[]);
+            e.index
+                .candidates(&view, &[], &scratch.admitted, &mut scratch.index)
+                .len()
+        };
+        let base = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion";
+        assert_eq!(
+            candidates(&format!("{base}\\Explorer\\x")),
+            0,
+            "one set of two"
+        );
+        assert_eq!(candidates(r"HKU\x\Run\evil"), 0, "the other set alone");
+        assert_eq!(candidates(&format!("{base}\\Run\\evil")), 1);
+        let fired = fired(
+            &e,
+            &event(
+                json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 13, "TargetObject": format!("{base}\\RunOnce\\evil")}),
+                Format::EvtxJson,
+            ),
+        );
+        assert_eq!(fired, vec!["run key"]);
+    }
+
     /// One scratch reused the way workers reuse it: the remembered routing
     /// must follow the source tags, the routing fields and the engine.
     #[test]
