@@ -125,7 +125,7 @@ pub struct RuleIndex {
     group_of: Vec<u32>,
     /// Conjunct -> its rule, and the bits of all its sets.
     conjuncts: Vec<(u32, u8)>,
-    /// Tells a scratch's scan memo which index filled it (rules are reloaded).
+    /// See `id()`.
     id: u64,
 }
 
@@ -291,6 +291,12 @@ impl RuleIndex {
             conjuncts,
             id: NEXT_INDEX_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Unique per build: scratch caches filled for another index (rules were
+    /// reloaded) start over.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Rules evaluated on every event of their group because they have no atoms.

@@ -16,7 +16,6 @@ use crate::sigma::{Condition, Detection, LoadedFilter, LoadedRule, Quantifier, R
 use logsource::{EntrySet, LogsourceFilter, LogsourceRouter, Routing};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use value::{ItemMatcher, Placeholders};
 
@@ -167,8 +166,6 @@ pub struct Engine {
     groups: Vec<RuleGroup>,
     router: LogsourceRouter,
     index: index::RuleIndex,
-    /// Tells scratch caches which engine filled them (rules are reloaded).
-    id: u64,
 }
 
 /// Scratch space reused across evaluations so the hot path does not allocate.
@@ -197,8 +194,6 @@ struct RouteCache {
 /// Distinct routing keys remembered; beyond it the cache starts over, which
 /// bounds memory when a routing field has unbounded values.
 const ROUTE_CACHE_MAX: usize = 4096;
-
-static NEXT_ENGINE_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Engine {
     /// Compiles rules. Rules that fail are left out and reported.
@@ -257,7 +252,6 @@ impl Engine {
             groups,
             router,
             index,
-            id: NEXT_ENGINE_ID.fetch_add(1, Ordering::Relaxed),
         };
         (engine, problems)
     }
@@ -298,9 +292,9 @@ impl Engine {
     /// logsource admits it (`scratch.admitted`), through the routing cache.
     fn route(&self, event: &Event, source_tags: &[(String, String)], scratch: &mut Scratch) {
         let cache = &mut scratch.routes;
-        if cache.engine != self.id {
+        if cache.engine != self.index.id() {
             cache.outcomes.clear();
-            cache.engine = self.id;
+            cache.engine = self.index.id();
         }
         let cacheable = self.router.write_key(event, &mut cache.key);
         if cacheable {
