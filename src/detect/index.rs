@@ -13,10 +13,14 @@
 //! rules. Candidates are then evaluated in full; rules without a requirement
 //! (negations only, regexes, comparisons...) are always evaluated.
 
+use super::pattern::Anchor;
 use super::prefilter::CaselessPrefilter;
 use super::value::ItemMatcher;
 use super::{CompiledRule, EventView, Program};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::automaton::Automaton as _;
+use aho_corasick::{
+    dfa, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
+};
 
 /// Texts up to this length go straight to the overlapping search.
 const SHORT_TEXT: usize = 32;
@@ -37,7 +41,7 @@ enum Target {
 }
 
 /// Atoms of which any one hit satisfies the set (an `or`).
-type Atoms = Vec<(Target, String)>;
+type Atoms = Vec<(Target, Anchor, String)>;
 
 /// Atom sets that must all be hit (an `and`).
 type Conjunct = Vec<Atoms>;
@@ -59,22 +63,98 @@ struct Slot {
     bit: u8,
 }
 
-/// One automaton over every literal of one target.
+/// Every literal of one target, each searched only where it must occur.
+///
+/// Most literals of Windows rules are anchored: `Image|endswith` paths,
+/// `OriginalFileName` names, `ParentImage` prefixes. An unanchored
+/// automaton holding them walks every byte of every value through a DFA of
+/// megabytes, missing the cache as it goes; an anchored walk from the
+/// value's first or last byte stops after a few bytes, as soon as no literal
+/// continues, and stays in the hot states near the root.
 #[derive(Debug, Clone)]
-struct Automaton {
+struct LiteralSet {
     /// Unique within the index (the scan memo's key).
     id: u32,
-    ac: AhoCorasick,
-    /// A vectorised first pass, when the patterns allow one.
-    prefilter: Option<CaselessPrefilter>,
-    /// Pattern id -> the conjunct sets it satisfies.
+    /// Literals that may occur anywhere.
+    anywhere: Option<Unanchored>,
+    /// Prefix and whole-value literals, walked from the first byte.
+    starts: Option<AnchoredTrie>,
+    /// Suffix literals, reversed, walked from the last byte backwards.
+    ends: Option<AnchoredTrie>,
+    /// Hit id -> the conjunct sets it satisfies.
     slots: Vec<Vec<Slot>>,
 }
 
-/// A field's automaton and the logsource groups with rules that read it.
+/// An unanchored automaton, with a vectorised first pass when its patterns allow one.
+#[derive(Debug, Clone)]
+struct Unanchored {
+    ac: AhoCorasick,
+    prefilter: Option<CaselessPrefilter>,
+}
+
+/// A trie of literals walked from one end of a value.
+#[derive(Debug, Clone)]
+struct AnchoredTrie {
+    dfa: dfa::DFA,
+    /// Per trie pattern: its hit id when it is met (a prefix or suffix), and
+    /// its hit id when it is the whole value.
+    hits: Vec<(Option<u32>, Option<u32>)>,
+}
+
+impl AnchoredTrie {
+    fn build(literals: Vec<(Vec<u8>, Option<u32>, Option<u32>)>) -> Option<AnchoredTrie> {
+        if literals.is_empty() {
+            return None;
+        }
+        let (patterns, hits): (Vec<Vec<u8>>, Vec<_>) =
+            literals.into_iter().map(|(l, a, b)| (l, (a, b))).unzip();
+        let dfa = dfa::Builder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Anchored)
+            .build(&patterns)
+            .ok()?;
+        Some(AnchoredTrie { dfa, hits })
+    }
+
+    /// Reports the literals that `bytes` (a value of `len` bytes, from one
+    /// end) begins with.
+    fn walk(&self, bytes: impl Iterator<Item = u8>, len: usize, hit: &mut dyn FnMut(usize)) {
+        let Ok(mut sid) = self.dfa.start_state(Anchored::Yes) else {
+            return;
+        };
+        for (i, byte) in bytes.enumerate() {
+            sid = self.dfa.next_state(Anchored::Yes, sid, byte);
+            if !self.dfa.is_special(sid) {
+                continue;
+            }
+            if self.dfa.is_dead(sid) {
+                return;
+            }
+            // A match state also lists literals that end here but start
+            // later (the unanchored automaton's inheritance): keep only those
+            // that start at the end the walk began from.
+            for k in 0..self.dfa.match_len(sid) {
+                let p = self.dfa.match_pattern(sid, k);
+                if self.dfa.pattern_len(p) != i + 1 {
+                    continue;
+                }
+                let (met, whole) = self.hits[p.as_usize()];
+                if let Some(h) = met {
+                    hit(h as usize);
+                }
+                if let (Some(h), true) = (whole, i + 1 == len) {
+                    hit(h as usize);
+                }
+            }
+        }
+    }
+}
+
+/// A field's literals and the logsource groups with rules that read it.
 #[derive(Debug, Clone)]
 struct FieldIndex {
-    automaton: Automaton,
+    literals: LiteralSet,
     groups: GroupSet,
 }
 
@@ -117,8 +197,8 @@ pub struct RuleIndex {
     fields: FastMap<String, FieldIndex>,
     /// Automata for dotted names, looked up by path.
     paths: Vec<(String, FieldIndex)>,
-    /// Keyword automata, per group (small, so they stay DFAs).
-    anywhere: Vec<(usize, Automaton)>,
+    /// Keyword literals, per group (small, so their automata stay DFAs).
+    anywhere: Vec<(usize, LiteralSet)>,
     /// Rules without atoms: evaluated for every event of their group.
     always: Vec<u32>,
     /// Rule -> its group.
@@ -155,13 +235,13 @@ pub struct IndexScratch {
 struct ScanMemo {
     index: u64,
     hasher: foldhash::fast::FixedState,
-    /// By hash of (automaton, text); a colliding entry is simply replaced.
+    /// By hash of (literal set, text); a colliding entry is simply replaced.
     entries: FastMap<u64, MemoEntry>,
 }
 
 #[derive(Debug)]
 struct MemoEntry {
-    automaton: u32,
+    set: u32,
     text: Box<str>,
     patterns: Box<[u32]>,
 }
@@ -176,13 +256,13 @@ const MEMO_ENTRIES: usize = 4096;
 
 impl ScanMemo {
     /// Reports the patterns of `text`, from memory or by scanning it.
-    fn scan(&mut self, a: &Automaton, text: &str, hit: &mut dyn FnMut(usize)) {
+    fn scan(&mut self, a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
         if !MEMO_TEXTS.contains(&text.len()) {
             return scan_text(a, text, hit);
         }
         let key = self.hasher.hash_one((a.id, text));
         if let Some(e) = self.entries.get(&key) {
-            if e.automaton == a.id && *e.text == *text {
+            if e.set == a.id && *e.text == *text {
                 e.patterns.iter().for_each(|&p| hit(p as usize));
                 return;
             }
@@ -196,7 +276,7 @@ impl ScanMemo {
             self.entries.clear();
         }
         let entry = MemoEntry {
-            automaton: a.id,
+            set: a.id,
             text: text.into(),
             patterns: patterns.into(),
         };
@@ -207,7 +287,7 @@ impl ScanMemo {
 impl RuleIndex {
     /// Indexes every rule; `group_of[rule]` is the rule's logsource group.
     pub fn build(rules: &[CompiledRule], group_of: Vec<u32>) -> RuleIndex {
-        type Needles = FastMap<String, Vec<Slot>>;
+        type Needles = FastMap<(Anchor, String), Vec<Slot>>;
         let mut by_field: FastMap<String, (Needles, GroupSet)> = FastMap::default();
         let mut by_group_keywords: FastMap<usize, Needles> = FastMap::default();
         let mut always = Vec::new();
@@ -226,16 +306,21 @@ impl RuleIndex {
                         conjunct: id,
                         bit: 1 << j,
                     };
-                    for (target, literal) in set {
-                        let needles = match target {
+                    for (target, anchor, literal) in set {
+                        let (needles, anchor) = match target {
                             Target::Field(name) => {
                                 let (needles, groups) = by_field.entry(name).or_default();
                                 groups.insert(group);
-                                needles
+                                (needles, anchor)
                             }
-                            Target::Anywhere => by_group_keywords.entry(group).or_default(),
+                            // Keywords are searched in the joined text of the event.
+                            Target::Anywhere => (
+                                by_group_keywords.entry(group).or_default(),
+                                Anchor::Anywhere,
+                            ),
                         };
-                        let slots = needles.entry(literal.to_ascii_lowercase()).or_default();
+                        let key = (anchor, literal.to_ascii_lowercase());
+                        let slots = needles.entry(key).or_default();
                         if slots.last() != Some(&slot) {
                             slots.push(slot);
                         }
@@ -248,26 +333,26 @@ impl RuleIndex {
         let mut next_id = 0;
         // A failed build (an automaton too large for its state ids) must not
         // lose matches: the rules it served are then evaluated always.
-        let mut build_automaton = |needles: Needles, always: &mut Vec<u32>| {
+        let mut build_set = |needles: Needles, always: &mut Vec<u32>| {
             next_id += 1;
             let served: Vec<u32> = needles
                 .values()
                 .flatten()
                 .map(|s| conjuncts[s.conjunct as usize].0)
                 .collect();
-            let built = build_automaton(next_id, needles);
+            let built = LiteralSet::build(next_id, needles);
             if built.is_none() {
                 always.extend(served);
             }
             built
         };
         for (name, (needles, groups)) in by_field {
-            match build_automaton(needles, &mut always) {
-                Some(automaton) if name.contains('.') => {
-                    paths.push((name, FieldIndex { automaton, groups }))
+            match build_set(needles, &mut always) {
+                Some(literals) if name.contains('.') => {
+                    paths.push((name, FieldIndex { literals, groups }))
                 }
-                Some(automaton) => {
-                    fields.insert(name, FieldIndex { automaton, groups });
+                Some(literals) => {
+                    fields.insert(name, FieldIndex { literals, groups });
                 }
                 None => {}
             }
@@ -275,7 +360,7 @@ impl RuleIndex {
         paths.sort_by(|a, b| a.0.cmp(&b.0));
         let mut anywhere = Vec::new();
         for (g, needles) in by_group_keywords {
-            if let Some(a) = build_automaton(needles, &mut always) {
+            if let Some(a) = build_set(needles, &mut always) {
                 anywhere.push((g, a));
             }
         }
@@ -341,9 +426,9 @@ impl RuleIndex {
             memo,
         } = scratch;
         let (group_of, conjuncts) = (&self.group_of, &self.conjuncts);
-        let mut mark = |automaton: &Automaton, value: Scan<'_>| {
-            scan(automaton, value, number_text, memo, &mut |pattern| {
-                for slot in &automaton.slots[pattern] {
+        let mut mark = |set: &LiteralSet, value: Scan<'_>| {
+            scan(set, value, number_text, memo, &mut |pattern| {
+                for slot in &set.slots[pattern] {
                     let c = slot.conjunct as usize;
                     let (r, full) = conjuncts[c];
                     let r = r as usize;
@@ -365,7 +450,7 @@ impl RuleIndex {
         for (name, value) in &event.fields {
             if let Some(f) = self.fields.get(name.as_str()) {
                 if f.groups.intersects(admitted) {
-                    mark(&f.automaton, Scan::Value(value));
+                    mark(&f.literals, Scan::Value(value));
                 }
             }
         }
@@ -373,14 +458,14 @@ impl RuleIndex {
         for (sigma, actual) in aliases {
             if let (Some(f), Some(value)) = (self.fields.get(*sigma), event.get(actual)) {
                 if f.groups.intersects(admitted) {
-                    mark(&f.automaton, Scan::Value(value));
+                    mark(&f.literals, Scan::Value(value));
                 }
             }
         }
         for (path, f) in &self.paths {
             if f.groups.intersects(admitted) {
                 if let Some(value) = view.get(path) {
-                    mark(&f.automaton, Scan::Value(value));
+                    mark(&f.literals, Scan::Value(value));
                 }
             }
         }
@@ -406,26 +491,100 @@ impl RuleIndex {
     }
 }
 
-fn build_automaton(id: u32, needles: FastMap<String, Vec<Slot>>) -> Option<Automaton> {
-    let (patterns, slots): (Vec<String>, Vec<Vec<Slot>>) = needles.into_iter().unzip();
-    // Overlapping search walks every byte through the automaton; a DFA does
-    // that several times faster than an NFA but its size grows with the
-    // patterns, so only automata up to a bounded size get one.
-    let total: usize = patterns.iter().map(String::len).sum();
-    let kind = (total <= DFA_MAX_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
-    let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .kind(kind)
-        .build(&patterns)
-        .ok()?;
-    let prefilter = CaselessPrefilter::new(&patterns);
-    Some(Automaton {
-        id,
-        ac,
-        prefilter,
-        slots,
-    })
+impl LiteralSet {
+    /// Splits the literals by anchor; `None` when an automaton cannot be built.
+    fn build(id: u32, needles: FastMap<(Anchor, String), Vec<Slot>>) -> Option<LiteralSet> {
+        let mut needles: Vec<_> = needles.into_iter().collect();
+        needles.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut slots = Vec::with_capacity(needles.len());
+        let mut anywhere = Vec::new();
+        // Trie literal -> (hit id when met, hit id when whole).
+        let mut starts: Vec<(Vec<u8>, Option<u32>, Option<u32>)> = Vec::new();
+        let mut start_of: FastMap<Vec<u8>, usize> = FastMap::default();
+        let mut ends = Vec::new();
+        for ((anchor, literal), s) in needles {
+            let hit = Some(slots.len() as u32);
+            slots.push(s);
+            match anchor {
+                Anchor::Anywhere => anywhere.push(literal),
+                Anchor::End => {
+                    ends.push((literal.into_bytes().into_iter().rev().collect(), hit, None))
+                }
+                Anchor::Start | Anchor::Whole => {
+                    let bytes = literal.into_bytes();
+                    let i = *start_of.entry(bytes.clone()).or_insert_with(|| {
+                        starts.push((bytes, None, None));
+                        starts.len() - 1
+                    });
+                    let at = &mut starts[i];
+                    if anchor == Anchor::Start {
+                        at.1 = hit;
+                    } else {
+                        at.2 = hit;
+                    }
+                }
+            }
+        }
+        let anywhere = match anywhere.is_empty() {
+            true => None,
+            false => Some(Unanchored::build(&anywhere)?),
+        };
+        Some(LiteralSet {
+            id,
+            anywhere,
+            starts: AnchoredTrie::build(starts),
+            ends: AnchoredTrie::build(ends),
+            slots,
+        })
+    }
+}
+
+impl Unanchored {
+    fn build(patterns: &[String]) -> Option<Unanchored> {
+        // Overlapping search walks every byte through the automaton; a DFA does
+        // that several times faster than an NFA but its size grows with the
+        // patterns, so only automata up to a bounded size get one.
+        let total: usize = patterns.iter().map(String::len).sum();
+        let kind = (total <= DFA_MAX_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(patterns)
+            .ok()?;
+        let prefilter = CaselessPrefilter::new(patterns);
+        Some(Unanchored { ac, prefilter })
+    }
+
+    /// Reports every pattern in `text`. Most texts contain none: a prefilter
+    /// (ours, else the automaton's own in `is_match`) answers that quickly, and
+    /// only a text with a possible hit pays for the byte-by-byte overlapping
+    /// search, and with our prefilter only around the possible hits.
+    fn scan(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+        if text.len() < self.ac.min_pattern_len() {
+            return;
+        }
+        if text.len() > SHORT_TEXT {
+            match &self.prefilter {
+                Some(p) => {
+                    for region in p.regions(text.as_bytes()) {
+                        for m in self
+                            .ac
+                            .find_overlapping_iter(Input::new(text).range(region))
+                        {
+                            hit(m.pattern().as_usize());
+                        }
+                    }
+                    return;
+                }
+                None if !self.ac.is_match(text) => return,
+                None => {}
+            }
+        }
+        for m in self.ac.find_overlapping_iter(text) {
+            hit(m.pattern().as_usize());
+        }
+    }
 }
 
 /// What to scan: a JSON value, or raw text.
@@ -436,7 +595,7 @@ enum Scan<'a> {
 }
 
 fn scan(
-    a: &Automaton,
+    a: &LiteralSet,
     what: Scan<'_>,
     number_text: &mut String,
     memo: &mut ScanMemo,
@@ -448,30 +607,18 @@ fn scan(
     }
 }
 
-/// Reports every pattern in `text`. Most texts contain none: a prefilter
-/// (ours, else the automaton's own in `is_match`) answers that quickly, and
-/// only a text with a possible hit pays for the byte-by-byte overlapping
-/// search, and with our prefilter only around the possible hits.
-fn scan_text(a: &Automaton, text: &str, hit: &mut dyn FnMut(usize)) {
-    if text.len() < a.ac.min_pattern_len() {
-        return;
+/// Reports every literal of the set that `text` holds where it must.
+fn scan_text(a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
+    // Hit ids run over the unanchored patterns first (see `LiteralSet::build`).
+    if let Some(u) = &a.anywhere {
+        u.scan(text, hit);
     }
-    if text.len() > SHORT_TEXT {
-        match &a.prefilter {
-            Some(p) => {
-                for region in p.regions(text.as_bytes()) {
-                    for m in a.ac.find_overlapping_iter(Input::new(text).range(region)) {
-                        hit(m.pattern().as_usize());
-                    }
-                }
-                return;
-            }
-            None if !a.ac.is_match(text) => return,
-            None => {}
-        }
+    let bytes = text.as_bytes();
+    if let Some(t) = &a.starts {
+        t.walk(bytes.iter().copied(), bytes.len(), hit);
     }
-    for m in a.ac.find_overlapping_iter(text) {
-        hit(m.pattern().as_usize());
+    if let Some(t) = &a.ends {
+        t.walk(bytes.iter().rev().copied(), bytes.len(), hit);
     }
 }
 
@@ -507,7 +654,7 @@ fn join_texts(view: &EventView<'_>, out: &mut String) {
 
 /// Reports every pattern occurring in the value's text (strings, numbers, array elements, nested values).
 fn scan_value(
-    a: &Automaton,
+    a: &LiteralSet,
     value: &Value,
     number_text: &mut String,
     memo: &mut ScanMemo,
@@ -538,13 +685,13 @@ fn scan_value(
 fn selectivity(atoms: &Atoms) -> (bool, usize, std::cmp::Reverse<usize>) {
     let shortest = atoms
         .iter()
-        .map(|(target, lit)| match target {
+        .map(|(target, _, lit)| match target {
             Target::Field(f) if f == "EventID" => 1,
             _ => lit.len(),
         })
         .min()
         .unwrap_or(0);
-    let fields_only = atoms.iter().all(|(t, _)| matches!(t, Target::Field(_)));
+    let fields_only = atoms.iter().all(|(t, _, _)| matches!(t, Target::Field(_)));
     (
         fields_only,
         shortest.min(16),
@@ -558,7 +705,12 @@ fn item_atoms(item: &ItemMatcher) -> Option<Atoms> {
         None => Target::Anywhere,
     };
     let literals = item.index_atoms()?;
-    Some(literals.into_iter().map(|l| (target.clone(), l)).collect())
+    Some(
+        literals
+            .into_iter()
+            .map(|(anchor, l)| (target.clone(), anchor, l))
+            .collect(),
+    )
 }
 
 /// How good a conjunct is: as good as its best set.
@@ -650,34 +802,44 @@ fn program_requirement(p: &Program, rule: &CompiledRule) -> Option<Requirement> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Anchor::{Anywhere, End, Start, Whole};
 
-    fn automaton(id: u32, needles: &[&str]) -> Automaton {
+    /// A literal set whose hits are reported as the needle's position in `needles`.
+    fn literal_set(id: u32, needles: &[(Anchor, &str)]) -> LiteralSet {
         let needles = needles
             .iter()
             .enumerate()
-            .map(|(i, n)| {
+            .map(|(i, (anchor, n))| {
                 let slot = Slot {
                     conjunct: i as u32,
                     bit: 1,
                 };
-                (n.to_string(), vec![slot])
+                ((*anchor, n.to_string()), vec![slot])
             })
             .collect();
-        build_automaton(id, needles).expect("automaton")
+        LiteralSet::build(id, needles).expect("literal set")
     }
 
-    /// The needles found, by their position in the list given to `automaton`.
-    fn patterns(memo: &mut ScanMemo, a: &Automaton, text: &str) -> Vec<u32> {
+    /// The needles found, by their position in the list given to `literal_set`.
+    fn patterns(memo: &mut ScanMemo, a: &LiteralSet, text: &str) -> Vec<u32> {
         let mut found = Vec::new();
         memo.scan(a, text, &mut |p| found.push(a.slots[p][0].conjunct));
         found.sort();
+        found.dedup();
         found
     }
 
     #[test]
-    fn remembered_scans_report_what_a_fresh_scan_reports_per_automaton() {
-        let images = automaton(1, &["\\whoami.exe", "system32", "who"]);
-        let hashes = automaton(2, &["md5="]);
+    fn remembered_scans_report_what_a_fresh_scan_reports_per_literal_set() {
+        let images = literal_set(
+            1,
+            &[
+                (End, "\\whoami.exe"),
+                (Anywhere, "system32"),
+                (Anywhere, "who"),
+            ],
+        );
+        let hashes = literal_set(2, &[(Anywhere, "md5=")]);
         let text = "C:\\Windows\\System32\\WHOAMI.EXE";
         let mut memo = ScanMemo::default();
         let first = patterns(&mut memo, &images, text);
@@ -686,11 +848,64 @@ mod tests {
         assert_eq!(patterns(&mut memo, &images, text), first, "from memory");
         assert!(
             patterns(&mut memo, &hashes, text).is_empty(),
-            "another automaton scans afresh"
+            "another literal set scans afresh"
         );
         assert_eq!(memo.entries.len(), 2);
         let short = "who";
         assert_eq!(patterns(&mut memo, &images, short).len(), 1);
         assert_eq!(memo.entries.len(), 2, "short texts are not remembered");
+    }
+
+    #[test]
+    fn anchored_literals_hit_only_at_their_end_of_the_value() {
+        let set = literal_set(
+            1,
+            &[
+                (Start, "c:\\windows\\"),
+                (End, "\\cmd.exe"),
+                (Whole, "cmd.exe"),
+                (Start, "cmd.exe"),
+                (End, ".exe"),
+            ],
+        );
+        let mut memo = ScanMemo::default();
+        let mut found = |text: &str| patterns(&mut memo, &set, text);
+        assert_eq!(found("C:\\WINDOWS\\system32\\CMD.EXE"), vec![0, 1, 4]);
+        assert_eq!(found("cmd.exe"), vec![2, 3, 4]);
+        assert_eq!(found("cmd.exe /c"), vec![3]);
+        assert_eq!(found("d:\\c:\\windows\\cmd.exe.txt"), Vec::<u32>::new());
+        assert_eq!(found("x\\cmd.exe"), vec![1, 4]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn literal_sets_find_exactly_the_anchored_occurrences(
+            needles in proptest::collection::vec((0..4u8, "[abAB.]{1,4}"), 1..8),
+            text in "[abAB.]{0,12}",
+        ) {
+            let anchors = [Anywhere, Start, End, Whole];
+            let needles: Vec<(Anchor, String)> = needles
+                .into_iter()
+                .map(|(a, n)| (anchors[a as usize], n.to_ascii_lowercase()))
+                .collect();
+            let mut unique = needles.clone();
+            unique.sort();
+            unique.dedup();
+            let refs: Vec<(Anchor, &str)> = unique.iter().map(|(a, n)| (*a, n.as_str())).collect();
+            let set = literal_set(1, &refs);
+            let lower = text.to_ascii_lowercase();
+            let expected: Vec<u32> = unique
+                .iter()
+                .enumerate()
+                .filter(|(_, (a, n))| match a {
+                    Anywhere => lower.contains(n.as_str()),
+                    Start => lower.starts_with(n.as_str()),
+                    End => lower.ends_with(n.as_str()),
+                    Whole => lower == *n,
+                })
+                .map(|(i, _)| i as u32)
+                .collect();
+            proptest::prop_assert_eq!(patterns(&mut ScanMemo::default(), &set, &text), expected);
+        }
     }
 }

@@ -69,6 +69,46 @@ pub struct StrPattern {
     cased: bool,
 }
 
+/// Where in a value an index literal must occur.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Anchor {
+    /// Anywhere in the value.
+    Anywhere,
+    /// At its start.
+    Start,
+    /// At its end.
+    End,
+    /// It is the whole value.
+    Whole,
+}
+
+/// The literal run of a glob that the index looks for (see `required_literal`).
+fn glob_literal(toks: &[GlobTok]) -> (Anchor, String) {
+    let runs = toks.split(|t| !matches!(t, GlobTok::Char(_)));
+    let text = |run: &[GlobTok]| -> String {
+        run.iter()
+            .filter_map(|t| match t {
+                GlobTok::Char(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
+    };
+    let longest = runs.clone().map(<[GlobTok]>::len).max().unwrap_or(0);
+    let good = |run: &[GlobTok]| !run.is_empty() && (run.len() >= longest || run.len() >= 4);
+    let first = runs.clone().next().unwrap_or(&[]);
+    let last = runs.clone().last().unwrap_or(&[]);
+    // A glob has a wildcard, so its first and last runs are different runs.
+    match (good(first), good(last)) {
+        (true, true) if last.len() > first.len() => (Anchor::End, text(last)),
+        (true, _) => (Anchor::Start, text(first)),
+        (false, true) => (Anchor::End, text(last)),
+        (false, false) => {
+            let best = runs.max_by_key(|r| r.len()).unwrap_or(&[]);
+            (Anchor::Anywhere, text(best))
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Shape {
     Exact(Needle),
@@ -85,6 +125,8 @@ enum Shape {
 struct Needle {
     text: String,
     ascii: bool,
+    /// The offset of its rarest byte, which substring search looks for first.
+    rare: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +145,11 @@ impl StrPattern {
             } else {
                 s.to_lowercase()
             };
+            let rare = memchr::arch::all::packedpair::Pair::new(text.as_bytes())
+                .map_or(0, |pair| usize::from(pair.index1()));
             Needle {
                 ascii: text.is_ascii(),
+                rare,
                 text,
             }
         };
@@ -144,39 +189,28 @@ impl StrPattern {
         StrPattern::new(&parse_wildcards(text), cased)
     }
 
-    /// A literal every matching string contains, for the prefilter index:
-    /// the whole needle for exact/prefix/suffix/substring shapes, the longest
-    /// literal run of a glob. `None` when there is none, or when it has
-    /// non-ASCII text (the index folds ASCII case only).
-    pub fn required_literal(&self) -> Option<String> {
-        let text = match &self.shape {
+    /// A literal every matching string contains, and where, for the prefilter
+    /// index: the whole needle for exact/prefix/suffix/substring shapes; for a
+    /// glob, its leading or trailing literal run when that is as long as its
+    /// longest run (or at least 4 bytes), else the longest run anywhere.
+    /// `None` when there is none, or when case folding beyond ASCII could
+    /// make a match the index would not see (the index folds ASCII only).
+    pub fn required_literal(&self) -> Option<(Anchor, String)> {
+        let (anchor, text) = match &self.shape {
             Shape::Any => return None,
-            Shape::Exact(n) | Shape::Prefix(n) | Shape::Suffix(n) | Shape::Contains(n, _) => {
-                n.text.clone()
-            }
-            Shape::Glob(toks) => {
-                let mut best = String::new();
-                let mut run = String::new();
-                for t in toks.iter().chain(std::iter::once(&GlobTok::Star)) {
-                    match t {
-                        GlobTok::Char(c) => run.push(*c),
-                        _ => {
-                            if run.len() > best.len() {
-                                best = std::mem::take(&mut run);
-                            }
-                            run.clear();
-                        }
-                    }
-                }
-                best
-            }
+            Shape::Exact(n) => (Anchor::Whole, n.text.clone()),
+            Shape::Prefix(n) => (Anchor::Start, n.text.clone()),
+            Shape::Suffix(n) => (Anchor::End, n.text.clone()),
+            Shape::Contains(n, _) => (Anchor::Anywhere, n.text.clone()),
+            Shape::Glob(toks) => glob_literal(toks),
         };
         // Characters without case (digits, punctuation, emoji, format marks)
-        // are safe at any code point; other non-ASCII letters are not, because
-        // the index folds ASCII case only.
-        let caseless =
-            |c: char| c.is_ascii() || (c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]));
-        (!text.is_empty() && text.chars().all(caseless)).then_some(text)
+        // are safe at any code point; other non-ASCII letters are not. Nor is
+        // an ASCII letter beside them: such a needle is compared with the
+        // haystack fully lowercased, where the Kelvin sign becomes `k`.
+        let caseless = |c: char| c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]);
+        let safe = text.is_ascii() || text.chars().all(caseless);
+        (!text.is_empty() && safe).then_some((anchor, text))
     }
 
     /// The whole value when this pattern is an exact, case-insensitive string
@@ -200,9 +234,11 @@ impl StrPattern {
                 }
             }
             Shape::Exact(n) | Shape::Prefix(n) | Shape::Suffix(n) | Shape::Contains(n, _)
-                if !self.cased && !n.ascii =>
+                if !self.cased && !n.ascii && !hay.is_ascii() =>
             {
-                // Non-ASCII needle: compare against the fully lowercased haystack.
+                // Non-ASCII needle and haystack: compare against the fully
+                // lowercased haystack. (An ASCII haystack lowercases to its
+                // ASCII folding, which `match_folded` compares anyway.)
                 let lower = hay.to_lowercase();
                 self.match_folded(&lower)
             }
@@ -235,7 +271,7 @@ impl StrPattern {
                 if self.cased || !has_ascii_letters(n.text.as_bytes()) {
                     finder.find(h).is_some()
                 } else {
-                    contains_ignore_ascii_case(h, n.text.as_bytes())
+                    contains_ignore_ascii_case(h, n.text.as_bytes(), n.rare)
                 }
             }
             Shape::Any | Shape::Glob(_) => self.is_match(hay),
@@ -249,23 +285,27 @@ fn has_ascii_letters(b: &[u8]) -> bool {
 
 /// Substring search with ASCII case folding; `needle` is already lowercase.
 ///
-/// Scans for the first byte in both cases with memchr2, then compares the rest.
-fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
+/// Looks for the needle's byte at `rare` (its rarest, so candidates are
+/// few; see `Needle::rare`) in both cases with memchr2, then compares the rest.
+fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8], rare: usize) -> bool {
+    if needle.is_empty() {
         return true;
-    };
+    }
     if hay.len() < needle.len() {
         return false;
     }
+    let rare = rare.min(needle.len() - 1);
     let last_start = hay.len() - needle.len();
-    let upper = first.to_ascii_uppercase();
+    let (lower, upper) = (needle[rare], needle[rare].to_ascii_uppercase());
+    // Candidate starts `from..=last_start` put the rare byte at `from + rare ..`.
     let mut from = 0;
     while from <= last_start {
-        let Some(i) = memchr::memchr2(first, upper, &hay[from..=last_start]) else {
+        let window = &hay[from + rare..=last_start + rare];
+        let Some(i) = memchr::memchr2(lower, upper, window) else {
             return false;
         };
         let start = from + i;
-        if hay[start + 1..start + needle.len()].eq_ignore_ascii_case(rest) {
+        if hay[start..start + needle.len()].eq_ignore_ascii_case(needle) {
             return true;
         }
         from = start + 1;
@@ -381,27 +421,59 @@ mod tests {
     }
 
     #[test]
-    fn required_literals_are_substrings_of_every_match() {
+    fn required_literals_say_where_every_match_holds_them() {
         let lit = |p: &str| StrPattern::from_sigma(p, false).required_literal();
-        assert_eq!(lit("*\\Cmd.exe").as_deref(), Some("\\cmd.exe"));
-        assert_eq!(lit("ab*cdef?g").as_deref(), Some("cdef"));
+        let at = |a: Anchor, s: &str| Some((a, s.to_string()));
+        assert_eq!(lit("*\\Cmd.exe"), at(Anchor::End, "\\cmd.exe"));
+        assert_eq!(lit("C:\\Temp*"), at(Anchor::Start, "c:\\temp"));
+        assert_eq!(lit("*whoami*"), at(Anchor::Anywhere, "whoami"));
+        assert_eq!(lit("Whoami"), at(Anchor::Whole, "whoami"));
+        assert_eq!(lit("ab*cdef?g"), at(Anchor::Anywhere, "cdef"));
+        assert_eq!(lit("abcd*x*cdef"), at(Anchor::Start, "abcd"));
+        assert_eq!(lit("*x*\\evil.exe"), at(Anchor::End, "\\evil.exe"));
+        assert_eq!(lit("?:\\\\*\\\\evil.exe"), at(Anchor::End, "\\evil.exe"));
         assert_eq!(lit("*"), None);
         assert_eq!(lit(""), None);
         assert_eq!(lit("*ärger*"), None);
         assert_eq!(
-            lit("*\u{202e}*").as_deref(),
-            Some("\u{202e}"),
+            lit("*\u{202e}*"),
+            at(Anchor::Anywhere, "\u{202e}"),
             "caseless characters are fine"
         );
+        assert_eq!(
+            lit("*\u{202e}k*"),
+            None,
+            "the Kelvin sign lowercases to k beside a non-ASCII needle"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn required_literals_hold_in_every_match(hay in "[a-cA-C?*]{0,10}", pat in "[ab?*]{0,7}") {
+            let p = StrPattern::from_sigma(&pat, false);
+            if let (true, Some((anchor, lit))) = (p.is_match(&hay), p.required_literal()) {
+                let hay = hay.to_ascii_lowercase();
+                let holds = match anchor {
+                    Anchor::Anywhere => hay.contains(&lit),
+                    Anchor::Start => hay.starts_with(&lit),
+                    Anchor::End => hay.ends_with(&lit),
+                    Anchor::Whole => hay == lit,
+                };
+                proptest::prop_assert!(holds, "{pat:?} matched {hay:?} without {anchor:?} {lit:?}");
+            }
+        }
     }
 
     #[test]
     fn substring_search_handles_edges() {
-        assert!(contains_ignore_ascii_case(b"abcXYZ", b"xyz"));
-        assert!(contains_ignore_ascii_case(b"xyz", b"xyz"));
-        assert!(!contains_ignore_ascii_case(b"xy", b"xyz"));
-        assert!(contains_ignore_ascii_case(b"aaab", b"aab"));
-        assert!(contains_ignore_ascii_case(b"", b""));
+        for rare in 0..3 {
+            assert!(contains_ignore_ascii_case(b"abcXYZ", b"xyz", rare));
+            assert!(contains_ignore_ascii_case(b"xyz", b"xyz", rare));
+            assert!(!contains_ignore_ascii_case(b"xy", b"xyz", rare));
+            assert!(contains_ignore_ascii_case(b"aaab", b"aab", rare));
+            assert!(!contains_ignore_ascii_case(b"zyx", b"xyz", rare));
+            assert!(contains_ignore_ascii_case(b"", b"", rare));
+        }
     }
 
     proptest::proptest! {
@@ -409,6 +481,12 @@ mod tests {
         fn substring_shape_agrees_with_lowercase_find(hay in "[a-cA-C ]{0,12}", needle in "[a-c]{1,3}") {
             let expected = hay.to_lowercase().contains(&needle);
             proptest::prop_assert_eq!(m(&format!("*{needle}*"), &hay), expected);
+        }
+
+        #[test]
+        fn substring_search_agrees_with_lowercase_find_from_any_rare_byte(hay in "[a-cA-C]{0,12}", needle in "[a-c]{1,4}", rare in 0..4usize) {
+            let expected = hay.to_ascii_lowercase().contains(&needle);
+            proptest::prop_assert_eq!(contains_ignore_ascii_case(hay.as_bytes(), needle.as_bytes(), rare), expected);
         }
 
         #[test]

@@ -4,7 +4,7 @@
 //! (escapes, wildcards, encodings, windash permutations, placeholders, regexes,
 //! networks), so evaluation is comparisons only.
 
-use super::pattern::{literal_text, parse_wildcards, Piece, StrPattern};
+use super::pattern::{literal_text, parse_wildcards, Anchor, Piece, StrPattern};
 use super::EventView;
 use crate::sigma::{Modifier, RuleValue, SearchItem};
 use base64::Engine as _;
@@ -304,10 +304,12 @@ impl ItemMatcher {
     }
 
     /// Literals of which at least one occurs (ASCII case-insensitively) in the
-    /// item's field whenever the item matches; `None` when no such set exists
-    /// (negations, regexes, networks, comparisons, existence, null).
-    /// For `all`, any single value's literals are necessary: the most selective is taken.
-    pub fn index_atoms(&self) -> Option<Vec<String>> {
+    /// item's field, where its anchor says, whenever the item matches; `None`
+    /// when no such set exists (negations, regexes, networks, comparisons,
+    /// existence, null). For `all`, any single value's literals are
+    /// necessary: the most selective is taken. Numbers compare by value
+    /// (`1` equals `1.0`), so their text is only required somewhere.
+    pub fn index_atoms(&self) -> Option<Vec<(Anchor, String)>> {
         let ItemTest::Values { preds, all, negate } = &self.test else {
             return None;
         };
@@ -316,10 +318,12 @@ impl ItemMatcher {
         }
         let literals = |p: &ValuePred| match p {
             ValuePred::Str(s) => s.required_literal().map(|l| vec![l]),
-            ValuePred::Number { value, text } if value.fract() == 0.0 => {
-                text.required_literal().map(|l| vec![l])
-            }
-            ValuePred::Regex { required, .. } => required.clone(),
+            ValuePred::Number { value, text } if value.fract() == 0.0 => text
+                .required_literal()
+                .map(|(_, l)| vec![(Anchor::Anywhere, l)]),
+            ValuePred::Regex { required, .. } => required
+                .as_ref()
+                .map(|set| set.iter().map(|l| (Anchor::Anywhere, l.clone())).collect()),
             _ => None,
         };
         if *all {
@@ -327,7 +331,7 @@ impl ItemMatcher {
             preds
                 .iter()
                 .filter_map(literals)
-                .max_by_key(|set| set.iter().map(String::len).min().unwrap_or(0))
+                .max_by_key(|set| set.iter().map(|(_, l)| l.len()).min().unwrap_or(0))
         } else {
             let sets = preds.iter().map(literals).collect::<Option<Vec<_>>>()?;
             Some(sets.into_iter().flatten().collect())
