@@ -96,7 +96,7 @@ fn glob_literal(toks: &[GlobTok]) -> (Anchor, String) {
     let longest = runs.clone().map(<[GlobTok]>::len).max().unwrap_or(0);
     let good = |run: &[GlobTok]| !run.is_empty() && (run.len() >= longest || run.len() >= 4);
     let first = runs.clone().next().unwrap_or(&[]);
-    let last = runs.clone().last().unwrap_or(&[]);
+    let last = runs.clone().next_back().unwrap_or(&[]);
     // A glob has a wildcard, so its first and last runs are different runs.
     match (good(first), good(last)) {
         (true, true) if last.len() > first.len() => (Anchor::End, text(last)),
