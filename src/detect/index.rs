@@ -13,20 +13,10 @@
 //! rules. Candidates are then evaluated in full; rules without a requirement
 //! (negations only, regexes, comparisons...) are always evaluated.
 
+use super::literals::Literals;
 use super::pattern::Anchor;
-use super::prefilter::CaselessPrefilter;
 use super::value::ItemMatcher;
 use super::{CompiledRule, EventView, Program};
-use aho_corasick::automaton::Automaton as _;
-use aho_corasick::{
-    dfa, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
-};
-
-/// Texts up to this length go straight to the overlapping search.
-const SHORT_TEXT: usize = 32;
-
-/// Automata whose patterns add up to at most this many bytes are built as DFAs.
-const DFA_MAX_PATTERN_BYTES: usize = 60000;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -63,92 +53,15 @@ struct Slot {
     bit: u8,
 }
 
-/// Every literal of one target, each searched only where it must occur.
-///
-/// Most literals of Windows rules are anchored: `Image|endswith` paths,
-/// `OriginalFileName` names, `ParentImage` prefixes. An unanchored
-/// automaton holding them walks every byte of every value through a DFA of
-/// megabytes, missing the cache as it goes; an anchored walk from the
-/// value's first or last byte stops after a few bytes, as soon as no literal
-/// continues, and stays in the hot states near the root.
+/// Every literal of one target, each searched only where it must occur
+/// (see `literals`), and what a hit of each means.
 #[derive(Debug, Clone)]
 struct LiteralSet {
     /// Unique within the index (the scan memo's key).
     id: u32,
-    /// Literals that may occur anywhere.
-    anywhere: Option<Unanchored>,
-    /// Prefix and whole-value literals, walked from the first byte.
-    starts: Option<AnchoredTrie>,
-    /// Suffix literals, reversed, walked from the last byte backwards.
-    ends: Option<AnchoredTrie>,
+    literals: Literals,
     /// Hit id -> the conjunct sets it satisfies.
     slots: Vec<Vec<Slot>>,
-}
-
-/// An unanchored automaton, with a vectorised first pass when its patterns allow one.
-#[derive(Debug, Clone)]
-struct Unanchored {
-    ac: AhoCorasick,
-    prefilter: Option<CaselessPrefilter>,
-}
-
-/// A trie of literals walked from one end of a value.
-#[derive(Debug, Clone)]
-struct AnchoredTrie {
-    dfa: dfa::DFA,
-    /// Per trie pattern: its hit id when it is met (a prefix or suffix), and
-    /// its hit id when it is the whole value.
-    hits: Vec<(Option<u32>, Option<u32>)>,
-}
-
-impl AnchoredTrie {
-    fn build(literals: Vec<(Vec<u8>, Option<u32>, Option<u32>)>) -> Option<AnchoredTrie> {
-        if literals.is_empty() {
-            return None;
-        }
-        let (patterns, hits): (Vec<Vec<u8>>, Vec<_>) =
-            literals.into_iter().map(|(l, a, b)| (l, (a, b))).unzip();
-        let dfa = dfa::Builder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .start_kind(StartKind::Anchored)
-            .build(&patterns)
-            .ok()?;
-        Some(AnchoredTrie { dfa, hits })
-    }
-
-    /// Reports the literals that `bytes` (a value of `len` bytes, from one
-    /// end) begins with.
-    fn walk(&self, bytes: impl Iterator<Item = u8>, len: usize, hit: &mut dyn FnMut(usize)) {
-        let Ok(mut sid) = self.dfa.start_state(Anchored::Yes) else {
-            return;
-        };
-        for (i, byte) in bytes.enumerate() {
-            sid = self.dfa.next_state(Anchored::Yes, sid, byte);
-            if !self.dfa.is_special(sid) {
-                continue;
-            }
-            if self.dfa.is_dead(sid) {
-                return;
-            }
-            // A match state also lists literals that end here but start
-            // later (the unanchored automaton's inheritance): keep only those
-            // that start at the end the walk began from.
-            for k in 0..self.dfa.match_len(sid) {
-                let p = self.dfa.match_pattern(sid, k);
-                if self.dfa.pattern_len(p) != i + 1 {
-                    continue;
-                }
-                let (met, whole) = self.hits[p.as_usize()];
-                if let Some(h) = met {
-                    hit(h as usize);
-                }
-                if let (Some(h), true) = (whole, i + 1 == len) {
-                    hit(h as usize);
-                }
-            }
-        }
-    }
 }
 
 /// A field's literals and the logsource groups with rules that read it.
@@ -492,98 +405,14 @@ impl RuleIndex {
 }
 
 impl LiteralSet {
-    /// Splits the literals by anchor; `None` when an automaton cannot be built.
+    /// `None` when an automaton cannot be built.
     fn build(id: u32, needles: FastMap<(Anchor, String), Vec<Slot>>) -> Option<LiteralSet> {
-        let mut needles: Vec<_> = needles.into_iter().collect();
-        needles.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut slots = Vec::with_capacity(needles.len());
-        let mut anywhere = Vec::new();
-        // Trie literal -> (hit id when met, hit id when whole).
-        let mut starts: Vec<(Vec<u8>, Option<u32>, Option<u32>)> = Vec::new();
-        let mut start_of: FastMap<Vec<u8>, usize> = FastMap::default();
-        let mut ends = Vec::new();
-        for ((anchor, literal), s) in needles {
-            let hit = Some(slots.len() as u32);
-            slots.push(s);
-            match anchor {
-                Anchor::Anywhere => anywhere.push(literal),
-                Anchor::End => {
-                    ends.push((literal.into_bytes().into_iter().rev().collect(), hit, None))
-                }
-                Anchor::Start | Anchor::Whole => {
-                    let bytes = literal.into_bytes();
-                    let i = *start_of.entry(bytes.clone()).or_insert_with(|| {
-                        starts.push((bytes, None, None));
-                        starts.len() - 1
-                    });
-                    let at = &mut starts[i];
-                    if anchor == Anchor::Start {
-                        at.1 = hit;
-                    } else {
-                        at.2 = hit;
-                    }
-                }
-            }
-        }
-        let anywhere = match anywhere.is_empty() {
-            true => None,
-            false => Some(Unanchored::build(&anywhere)?),
-        };
+        let (keys, slots): (Vec<_>, Vec<_>) = needles.into_iter().unzip();
         Some(LiteralSet {
             id,
-            anywhere,
-            starts: AnchoredTrie::build(starts),
-            ends: AnchoredTrie::build(ends),
+            literals: Literals::new(&keys)?,
             slots,
         })
-    }
-}
-
-impl Unanchored {
-    fn build(patterns: &[String]) -> Option<Unanchored> {
-        // Overlapping search walks every byte through the automaton; a DFA does
-        // that several times faster than an NFA but its size grows with the
-        // patterns, so only automata up to a bounded size get one.
-        let total: usize = patterns.iter().map(String::len).sum();
-        let kind = (total <= DFA_MAX_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .kind(kind)
-            .build(patterns)
-            .ok()?;
-        let prefilter = CaselessPrefilter::new(patterns);
-        Some(Unanchored { ac, prefilter })
-    }
-
-    /// Reports every pattern in `text`. Most texts contain none: a prefilter
-    /// (ours, else the automaton's own in `is_match`) answers that quickly, and
-    /// only a text with a possible hit pays for the byte-by-byte overlapping
-    /// search, and with our prefilter only around the possible hits.
-    fn scan(&self, text: &str, hit: &mut dyn FnMut(usize)) {
-        if text.len() < self.ac.min_pattern_len() {
-            return;
-        }
-        if text.len() > SHORT_TEXT {
-            match &self.prefilter {
-                Some(p) => {
-                    for region in p.regions(text.as_bytes()) {
-                        for m in self
-                            .ac
-                            .find_overlapping_iter(Input::new(text).range(region))
-                        {
-                            hit(m.pattern().as_usize());
-                        }
-                    }
-                    return;
-                }
-                None if !self.ac.is_match(text) => return,
-                None => {}
-            }
-        }
-        for m in self.ac.find_overlapping_iter(text) {
-            hit(m.pattern().as_usize());
-        }
     }
 }
 
@@ -609,17 +438,7 @@ fn scan(
 
 /// Reports every literal of the set that `text` holds where it must.
 fn scan_text(a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
-    // Hit ids run over the unanchored patterns first (see `LiteralSet::build`).
-    if let Some(u) = &a.anywhere {
-        u.scan(text, hit);
-    }
-    let bytes = text.as_bytes();
-    if let Some(t) = &a.starts {
-        t.walk(bytes.iter().copied(), bytes.len(), hit);
-    }
-    if let Some(t) = &a.ends {
-        t.walk(bytes.iter().rev().copied(), bytes.len(), hit);
-    }
+    a.literals.for_each_hit(text, hit)
 }
 
 /// Writes every text of the event (the raw line, then every string, number
@@ -802,7 +621,7 @@ fn program_requirement(p: &Program, rule: &CompiledRule) -> Option<Requirement> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Anchor::{Anywhere, End, Start, Whole};
+    use Anchor::{Anywhere, End};
 
     /// A literal set whose hits are reported as the needle's position in `needles`.
     fn literal_set(id: u32, needles: &[(Anchor, &str)]) -> LiteralSet {
@@ -854,58 +673,5 @@ mod tests {
         let short = "who";
         assert_eq!(patterns(&mut memo, &images, short).len(), 1);
         assert_eq!(memo.entries.len(), 2, "short texts are not remembered");
-    }
-
-    #[test]
-    fn anchored_literals_hit_only_at_their_end_of_the_value() {
-        let set = literal_set(
-            1,
-            &[
-                (Start, "c:\\windows\\"),
-                (End, "\\cmd.exe"),
-                (Whole, "cmd.exe"),
-                (Start, "cmd.exe"),
-                (End, ".exe"),
-            ],
-        );
-        let mut memo = ScanMemo::default();
-        let mut found = |text: &str| patterns(&mut memo, &set, text);
-        assert_eq!(found("C:\\WINDOWS\\system32\\CMD.EXE"), vec![0, 1, 4]);
-        assert_eq!(found("cmd.exe"), vec![2, 3, 4]);
-        assert_eq!(found("cmd.exe /c"), vec![3]);
-        assert_eq!(found("d:\\c:\\windows\\cmd.exe.txt"), Vec::<u32>::new());
-        assert_eq!(found("x\\cmd.exe"), vec![1, 4]);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn literal_sets_find_exactly_the_anchored_occurrences(
-            needles in proptest::collection::vec((0..4u8, "[abAB.]{1,4}"), 1..8),
-            text in "[abAB.]{0,12}",
-        ) {
-            let anchors = [Anywhere, Start, End, Whole];
-            let needles: Vec<(Anchor, String)> = needles
-                .into_iter()
-                .map(|(a, n)| (anchors[a as usize], n.to_ascii_lowercase()))
-                .collect();
-            let mut unique = needles.clone();
-            unique.sort();
-            unique.dedup();
-            let refs: Vec<(Anchor, &str)> = unique.iter().map(|(a, n)| (*a, n.as_str())).collect();
-            let set = literal_set(1, &refs);
-            let lower = text.to_ascii_lowercase();
-            let expected: Vec<u32> = unique
-                .iter()
-                .enumerate()
-                .filter(|(_, (a, n))| match a {
-                    Anywhere => lower.contains(n.as_str()),
-                    Start => lower.starts_with(n.as_str()),
-                    End => lower.ends_with(n.as_str()),
-                    Whole => lower == *n,
-                })
-                .map(|(i, _)| i as u32)
-                .collect();
-            proptest::prop_assert_eq!(patterns(&mut ScanMemo::default(), &set, &text), expected);
-        }
     }
 }

@@ -5,6 +5,7 @@
 //! program of every rule that can see it.
 
 pub mod index;
+mod literals;
 pub mod logsource;
 pub mod pattern;
 mod prefilter;

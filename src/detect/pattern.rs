@@ -213,6 +213,20 @@ impl StrPattern {
         (!text.is_empty() && safe).then_some((anchor, text))
     }
 
+    /// The literal and anchor that decide this pattern exactly, when ASCII
+    /// case folding is all its comparison does: a case-insensitive exact,
+    /// prefix, suffix or substring pattern with a non-empty ASCII needle.
+    pub fn plain_literal(&self) -> Option<(Anchor, &str)> {
+        let (anchor, n) = match &self.shape {
+            Shape::Exact(n) => (Anchor::Whole, n),
+            Shape::Prefix(n) => (Anchor::Start, n),
+            Shape::Suffix(n) => (Anchor::End, n),
+            Shape::Contains(n, _) => (Anchor::Anywhere, n),
+            Shape::Glob(_) | Shape::Any => return None,
+        };
+        (!self.cased && n.ascii && !n.text.is_empty()).then_some((anchor, n.text.as_str()))
+    }
+
     /// The whole value when this pattern is an exact, case-insensitive string
     /// (the logsource router keys entries by it).
     pub fn exact_folded(&self) -> Option<&str> {

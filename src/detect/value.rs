@@ -4,6 +4,7 @@
 //! (escapes, wildcards, encodings, windash permutations, placeholders, regexes,
 //! networks), so evaluation is comparisons only.
 
+use super::literals::Literals;
 use super::pattern::{literal_text, parse_wildcards, Anchor, Piece, StrPattern};
 use super::EventView;
 use crate::sigma::{Modifier, RuleValue, SearchItem};
@@ -35,7 +36,77 @@ enum ItemTest {
         all: bool,
         /// `neq`: the field exists and matches none of the values.
         negate: bool,
+        /// The plain string values searched in one pass, when there are many.
+        set: Option<Box<ValueSet>>,
     },
+}
+
+/// Least plain string values of one field item worth a literal set: each
+/// value on its own costs a comparison (a scan of the text, for `contains`),
+/// the set one walk from each end and one pass over the text.
+const SET_MIN_VALUES: usize = 4;
+
+/// An item's plain string values (exact, prefix, suffix or substring,
+/// case-insensitive, ASCII), searched together: such a value matches
+/// exactly when its literal occurs where its anchor says.
+#[derive(Debug, Clone)]
+struct ValueSet {
+    literals: Literals,
+    /// Per distinct literal, a bit; `all` needs every bit (at most 128).
+    full: u128,
+    /// Per value: whether the set decides it.
+    covered: Vec<bool>,
+}
+
+impl ValueSet {
+    fn new(preds: &[ValuePred], all: bool) -> Option<ValueSet> {
+        fn plain(p: &ValuePred) -> Option<(Anchor, &str)> {
+            match p {
+                ValuePred::Str(s) => s.plain_literal(),
+                _ => None,
+            }
+        }
+        let mut distinct: Vec<(Anchor, &str)> = preds.iter().filter_map(plain).collect();
+        let covered: Vec<bool> = preds.iter().map(|p| plain(p).is_some()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < SET_MIN_VALUES || (all && distinct.len() > 128) {
+            return None;
+        }
+        Some(ValueSet {
+            literals: Literals::new(&distinct)?,
+            full: u128::MAX >> (128 - distinct.len().min(128)),
+            covered,
+        })
+    }
+
+    /// Reports the distinct literals found in the value's texts (array
+    /// elements, numbers and booleans as text, as `matches_value` sees them).
+    fn hits(&self, value: &Value, hit: &mut dyn FnMut(usize)) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|v| self.hits(v, hit)),
+            Value::Null | Value::Object(_) => {}
+            Value::Number(n) => self.literals.for_each_hit(&n.to_string(), hit),
+            Value::String(s) => self.literals.for_each_hit(s, hit),
+            Value::Bool(b) => self
+                .literals
+                .for_each_hit(if *b { "true" } else { "false" }, hit),
+        }
+    }
+
+    /// Whether any covered value matches.
+    fn any(&self, value: &Value) -> bool {
+        let mut found = false;
+        self.hits(value, &mut |_| found = true);
+        found
+    }
+
+    /// Whether every covered value matches (sets for `all` have at most 128 literals).
+    fn all(&self, value: &Value) -> bool {
+        let mut found = 0u128;
+        self.hits(value, &mut |h| found |= 1 << h);
+        found == self.full
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -279,9 +350,19 @@ impl ItemMatcher {
             string_preds(item, placeholders)?
         };
 
+        // Keyword items search every text of the event: no set for them.
+        let set = match field {
+            Some(_) => ValueSet::new(&preds, all).map(Box::new),
+            None => None,
+        };
         Ok(ItemMatcher {
             field,
-            test: ItemTest::Values { preds, all, negate },
+            test: ItemTest::Values {
+                preds,
+                all,
+                negate,
+                set,
+            },
         })
     }
 
@@ -310,7 +391,10 @@ impl ItemMatcher {
     /// necessary: the most selective is taken. Numbers compare by value
     /// (`1` equals `1.0`), so their text is only required somewhere.
     pub fn index_atoms(&self) -> Option<Vec<(Anchor, String)>> {
-        let ItemTest::Values { preds, all, negate } = &self.test else {
+        let ItemTest::Values {
+            preds, all, negate, ..
+        } = &self.test
+        else {
             return None;
         };
         if *negate {
@@ -346,6 +430,7 @@ impl ItemMatcher {
             preds,
             all: false,
             negate: false,
+            ..
         } = &self.test
         else {
             return None;
@@ -365,20 +450,42 @@ impl ItemMatcher {
         match (&self.test, &self.field) {
             (ItemTest::Exists(want), Some(field)) => view.get(field).is_some() == *want,
             (ItemTest::IsNull, Some(field)) => matches!(view.get(field), None | Some(Value::Null)),
-            (ItemTest::Values { preds, all, negate }, Some(field)) => {
+            (
+                ItemTest::Values {
+                    preds,
+                    all,
+                    negate,
+                    set,
+                },
+                Some(field),
+            ) => {
                 let Some(value) = view.get(field) else {
                     return false;
                 };
+                // Values the set decides are not compared one by one.
+                let covered = |i: usize| set.as_ref().is_some_and(|s| s.covered[i]);
+                let any = || {
+                    set.as_ref().is_some_and(|s| s.any(value))
+                        || (preds.iter().enumerate())
+                            .any(|(i, p)| !covered(i) && p.matches_value(value, view))
+                };
                 if *negate {
-                    return !value.is_null() && !preds.iter().any(|p| p.matches_value(value, view));
+                    return !value.is_null() && !any();
                 }
                 if *all {
-                    preds.iter().all(|p| p.matches_value(value, view))
+                    set.as_ref().is_none_or(|s| s.all(value))
+                        && (preds.iter().enumerate())
+                            .all(|(i, p)| covered(i) || p.matches_value(value, view))
                 } else {
-                    preds.iter().any(|p| p.matches_value(value, view))
+                    any()
                 }
             }
-            (ItemTest::Values { preds, all, negate }, None) => {
+            (
+                ItemTest::Values {
+                    preds, all, negate, ..
+                },
+                None,
+            ) => {
                 let found = |p: &ValuePred| view.any_text(|text| p.matches_text(text, view));
                 let result = if *all {
                     preds.iter().all(found)
@@ -833,6 +940,91 @@ mod tests {
         let m = ItemMatcher::compile(&item(key, values), &Placeholders::new()).unwrap();
         let e = event(fields);
         m.matches(&EventView::new(&e, &[]))
+    }
+
+    #[test]
+    fn long_value_lists_match_through_one_literal_set() {
+        let dlls = || {
+            [
+                "\\version.dll",
+                "\\wbemcomn.dll",
+                "\\dbghelp.dll",
+                "\\wer*.dll",
+                "\\ÄRGER.dll",
+                "\\x.dll",
+            ]
+            .map(s)
+            .to_vec()
+        };
+        let m = ItemMatcher::compile(&item("ImageLoaded|endswith", dlls()), &Placeholders::new());
+        let Ok(ItemMatcher {
+            test: ItemTest::Values { set: Some(set), .. },
+            ..
+        }) = &m
+        else {
+            panic!("expected a literal set: {m:?}")
+        };
+        assert_eq!(
+            set.covered,
+            [true, true, true, false, false, true],
+            "globs and non-ASCII are compared alone"
+        );
+        let img = |v: &str| check("ImageLoaded|endswith", dlls(), json!({ "ImageLoaded": v }));
+        assert!(img("C:\\Temp\\VERSION.DLL"));
+        assert!(img("C:\\Temp\\werfault.dll"));
+        assert!(img("C:\\Temp\\ärger.dll"));
+        assert!(!img("C:\\Temp\\version.dll.bak"));
+        let many: Vec<RuleValue> = (0..300).map(|i| s(&format!("tool{i}.exe"))).collect();
+        let last = json!({ "Image": "C:\\x\\TOOL299.exe" });
+        assert!(check("Image|endswith", many, last), "past 128 values too");
+        let all = [" -w ", "hidden", "-nop", "iex"].map(s).to_vec();
+        let ctx = |v: &str| {
+            check(
+                "ContextInfo|contains|all",
+                all.clone(),
+                json!({ "ContextInfo": v }),
+            )
+        };
+        assert!(ctx("powershell -NoP -W Hidden -c IEX(x)"
+            .replace("-NoP", "-nop")
+            .as_str()));
+        assert!(!ctx("powershell -nop -w hidden -c x"));
+    }
+
+    proptest::proptest! {
+        /// An item with many values decides exactly as its values one by one.
+        #[test]
+        fn value_lists_decide_as_their_values_one_by_one(
+            values in proptest::collection::vec("[ab*]{0,3}", 4..8),
+            modifier in 0..5usize,
+            all in proptest::bool::ANY,
+            texts in proptest::collection::vec("[aAbB]{0,5}", 1..3),
+            number in proptest::bool::ANY,
+        ) {
+            let modifier = ["", "|contains", "|startswith", "|endswith", "|neq"][modifier];
+            let all = all && modifier != "|neq";
+            let key = format!("f{modifier}{}", if all { "|all" } else { "" });
+            let field = match (texts.len(), number) {
+                (_, true) => json!(12),
+                (1, _) => json!(texts[0]),
+                _ => json!(texts),
+            };
+            let fields = json!({ "f": field });
+            let values: Vec<RuleValue> = values.iter().map(|v| s(v)).collect();
+            let together = check(&key, values.clone(), fields.clone());
+            let single = |v: &RuleValue| {
+                let plain = format!("f{}", if modifier == "|neq" { "" } else { modifier });
+                check(&plain, vec![v.clone()], fields.clone())
+            };
+            let expected = if modifier == "|neq" {
+                !values.iter().any(single)
+            } else if all {
+                values.iter().all(single)
+            } else {
+                values.iter().any(single)
+            };
+            proptest::prop_assert_eq!(together, expected, "{} {:?} on {}", key, values, fields);
+        }
     }
 
     fn compile_err(key: &str, values: Vec<RuleValue>) -> String {

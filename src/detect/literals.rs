@@ -1,0 +1,274 @@
+//! Sets of literals, each searched only where it must occur in a value.
+//!
+//! Most literals of Windows rules are anchored: `Image|endswith` paths,
+//! `OriginalFileName` names, `ParentImage` prefixes. An unanchored
+//! automaton holding them walks every byte of every value through a DFA of
+//! megabytes, missing the cache as it goes; an anchored walk from the
+//! value's first or last byte stops after a few bytes, as soon as no literal
+//! continues, and stays in the hot states near the root. Only literals that
+//! may occur anywhere go into an unanchored automaton.
+//!
+//! Every comparison folds ASCII case; literals are given lowercased.
+
+use super::pattern::Anchor;
+use super::prefilter::CaselessPrefilter;
+use aho_corasick::automaton::Automaton as _;
+use aho_corasick::{
+    dfa, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
+};
+use std::collections::HashMap;
+
+/// Texts up to this length go straight to the overlapping search.
+const SHORT_TEXT: usize = 32;
+
+/// Automata whose patterns add up to at most this many bytes are built as DFAs.
+const DFA_MAX_PATTERN_BYTES: usize = 60000;
+
+/// Distinct literals with their anchors; a search reports literal `i` as hit `i`.
+#[derive(Debug, Clone)]
+pub struct Literals {
+    /// Literals that may occur anywhere.
+    anywhere: Option<Unanchored>,
+    /// Prefix and whole-value literals, walked from the first byte.
+    starts: Option<AnchoredTrie>,
+    /// Suffix literals, reversed, walked from the last byte backwards.
+    ends: Option<AnchoredTrie>,
+}
+
+impl Literals {
+    /// Builds the searchers; `None` when an automaton cannot be built
+    /// (too large for its state ids). `literals` must be distinct.
+    pub fn new<S: AsRef<str>>(literals: &[(Anchor, S)]) -> Option<Literals> {
+        let mut anywhere: Vec<&str> = Vec::new();
+        let mut anywhere_ids = Vec::new();
+        // Trie literal -> (hit id when met, hit id when whole).
+        let mut starts: Vec<(Vec<u8>, Option<u32>, Option<u32>)> = Vec::new();
+        let mut start_of: HashMap<&[u8], usize> = HashMap::new();
+        let mut ends = Vec::new();
+        for (i, (anchor, literal)) in literals.iter().enumerate() {
+            let (hit, literal) = (Some(i as u32), literal.as_ref());
+            match anchor {
+                Anchor::Anywhere => {
+                    anywhere.push(literal);
+                    anywhere_ids.push(i as u32);
+                }
+                Anchor::End => ends.push((literal.bytes().rev().collect(), hit, None)),
+                Anchor::Start | Anchor::Whole => {
+                    let at = *start_of.entry(literal.as_bytes()).or_insert_with(|| {
+                        starts.push((literal.as_bytes().to_vec(), None, None));
+                        starts.len() - 1
+                    });
+                    if *anchor == Anchor::Start {
+                        starts[at].1 = hit;
+                    } else {
+                        starts[at].2 = hit;
+                    }
+                }
+            }
+        }
+        let anywhere = match anywhere.is_empty() {
+            true => None,
+            false => Some(Unanchored::build(&anywhere, anywhere_ids)?),
+        };
+        Some(Literals {
+            anywhere,
+            starts: AnchoredTrie::build(starts)?,
+            ends: AnchoredTrie::build(ends)?,
+        })
+    }
+
+    /// Reports every literal that `text` holds where its anchor says (a
+    /// literal may be reported more than once).
+    pub fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+        if let Some(u) = &self.anywhere {
+            u.scan(text, hit);
+        }
+        let bytes = text.as_bytes();
+        if let Some(t) = &self.starts {
+            t.walk(bytes.iter().copied(), bytes.len(), hit);
+        }
+        if let Some(t) = &self.ends {
+            t.walk(bytes.iter().rev().copied(), bytes.len(), hit);
+        }
+    }
+}
+
+/// An unanchored automaton, with a vectorised first pass when its patterns allow one.
+#[derive(Debug, Clone)]
+struct Unanchored {
+    ac: AhoCorasick,
+    prefilter: Option<CaselessPrefilter>,
+    /// Pattern -> hit id.
+    ids: Vec<u32>,
+}
+
+impl Unanchored {
+    fn build(patterns: &[&str], ids: Vec<u32>) -> Option<Unanchored> {
+        // Overlapping search walks every byte through the automaton; a DFA does
+        // that several times faster than an NFA but its size grows with the
+        // patterns, so only automata up to a bounded size get one.
+        let total: usize = patterns.iter().map(|p| p.len()).sum();
+        let kind = (total <= DFA_MAX_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .kind(kind)
+            .build(patterns)
+            .ok()?;
+        let prefilter = CaselessPrefilter::new(patterns);
+        Some(Unanchored { ac, prefilter, ids })
+    }
+
+    /// Reports every pattern in `text`. Most texts contain none: a prefilter
+    /// (ours, else the automaton's own in `is_match`) answers that quickly, and
+    /// only a text with a possible hit pays for the byte-by-byte overlapping
+    /// search, and with our prefilter only around the possible hits.
+    fn scan(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+        if text.len() < self.ac.min_pattern_len() {
+            return;
+        }
+        let mut report = |m: aho_corasick::Match| hit(self.ids[m.pattern().as_usize()] as usize);
+        if text.len() > SHORT_TEXT {
+            match &self.prefilter {
+                Some(p) => {
+                    for region in p.regions(text.as_bytes()) {
+                        let input = Input::new(text).range(region);
+                        self.ac.find_overlapping_iter(input).for_each(&mut report);
+                    }
+                    return;
+                }
+                None if !self.ac.is_match(text) => return,
+                None => {}
+            }
+        }
+        self.ac.find_overlapping_iter(text).for_each(report);
+    }
+}
+
+/// A trie of literals walked from one end of a value.
+#[derive(Debug, Clone)]
+struct AnchoredTrie {
+    dfa: dfa::DFA,
+    /// Per trie pattern: its hit id when it is met (a prefix or suffix), and
+    /// its hit id when it is the whole value.
+    hits: Vec<(Option<u32>, Option<u32>)>,
+}
+
+impl AnchoredTrie {
+    /// `Some(None)` for no literals; `None` when the automaton cannot be built.
+    fn build(literals: Vec<(Vec<u8>, Option<u32>, Option<u32>)>) -> Option<Option<AnchoredTrie>> {
+        if literals.is_empty() {
+            return Some(None);
+        }
+        let (patterns, hits): (Vec<Vec<u8>>, Vec<_>) =
+            literals.into_iter().map(|(l, a, b)| (l, (a, b))).unzip();
+        let dfa = dfa::Builder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Anchored)
+            .build(&patterns)
+            .ok()?;
+        Some(Some(AnchoredTrie { dfa, hits }))
+    }
+
+    /// Reports the literals that `bytes` (a value of `len` bytes, from one
+    /// end) begins with.
+    fn walk(&self, bytes: impl Iterator<Item = u8>, len: usize, hit: &mut dyn FnMut(usize)) {
+        let Ok(mut sid) = self.dfa.start_state(Anchored::Yes) else {
+            return;
+        };
+        for (i, byte) in bytes.enumerate() {
+            sid = self.dfa.next_state(Anchored::Yes, sid, byte);
+            if !self.dfa.is_special(sid) {
+                continue;
+            }
+            if self.dfa.is_dead(sid) {
+                return;
+            }
+            // A match state also lists literals that end here but start
+            // later (the unanchored automaton's inheritance): keep only those
+            // that start at the end the walk began from.
+            for k in 0..self.dfa.match_len(sid) {
+                let p = self.dfa.match_pattern(sid, k);
+                if self.dfa.pattern_len(p) != i + 1 {
+                    continue;
+                }
+                let (met, whole) = self.hits[p.as_usize()];
+                if let Some(h) = met {
+                    hit(h as usize);
+                }
+                if let (Some(h), true) = (whole, i + 1 == len) {
+                    hit(h as usize);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Anchor::{Anywhere, End, Start, Whole};
+
+    fn hits(set: &Literals, text: &str) -> Vec<usize> {
+        let mut found = Vec::new();
+        set.for_each_hit(text, &mut |h| found.push(h));
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn anchored_literals_hit_only_at_their_end_of_the_value() {
+        let set = Literals::new(&[
+            (Start, "c:\\windows\\"),
+            (End, "\\cmd.exe"),
+            (Whole, "cmd.exe"),
+            (Start, "cmd.exe"),
+            (End, ".exe"),
+            (Anywhere, "system32"),
+        ])
+        .expect("literals");
+        assert_eq!(
+            hits(&set, "C:\\WINDOWS\\system32\\CMD.EXE"),
+            vec![0, 1, 4, 5]
+        );
+        assert_eq!(hits(&set, "cmd.exe"), vec![2, 3, 4]);
+        assert_eq!(hits(&set, "cmd.exe /c"), vec![3]);
+        assert_eq!(
+            hits(&set, "d:\\c:\\windows\\cmd.exe.txt"),
+            Vec::<usize>::new()
+        );
+        assert_eq!(hits(&set, "x\\cmd.exe"), vec![1, 4]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn literal_sets_find_exactly_the_anchored_occurrences(
+            literals in proptest::collection::vec((0..4u8, "[abAB.]{1,4}"), 1..8),
+            text in "[abAB.]{0,12}",
+        ) {
+            let anchors = [Anywhere, Start, End, Whole];
+            let mut unique: Vec<(Anchor, String)> = literals
+                .into_iter()
+                .map(|(a, l)| (anchors[a as usize], l.to_ascii_lowercase()))
+                .collect();
+            unique.sort();
+            unique.dedup();
+            let set = Literals::new(&unique).expect("literals");
+            let lower = text.to_ascii_lowercase();
+            let expected: Vec<usize> = unique
+                .iter()
+                .enumerate()
+                .filter(|(_, (a, l))| match a {
+                    Anywhere => lower.contains(l.as_str()),
+                    Start => lower.starts_with(l.as_str()),
+                    End => lower.ends_with(l.as_str()),
+                    Whole => lower == *l,
+                })
+                .map(|(i, _)| i)
+                .collect();
+            proptest::prop_assert_eq!(hits(&set, &text), expected);
+        }
+    }
+}
