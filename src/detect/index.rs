@@ -13,7 +13,7 @@
 //! rules. Candidates are then evaluated in full; rules without a requirement
 //! (negations only, regexes, comparisons...) are always evaluated.
 
-use super::literals::Literals;
+use super::literals::{Literals, Speed};
 use super::pattern::Anchor;
 use super::value::ItemMatcher;
 use super::{CompiledRule, EventView, Program};
@@ -410,7 +410,7 @@ impl LiteralSet {
         let (keys, slots): (Vec<_>, Vec<_>) = needles.into_iter().unzip();
         Some(LiteralSet {
             id,
-            literals: Literals::new(&keys)?,
+            literals: Literals::new(&keys, Speed::Scan)?,
             slots,
         })
     }

@@ -13,13 +13,22 @@
 use super::pattern::Anchor;
 use super::prefilter::CaselessPrefilter;
 use aho_corasick::automaton::Automaton as _;
-use aho_corasick::{
-    dfa, AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind, StartKind,
-};
+use aho_corasick::nfa::contiguous;
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind};
 use std::collections::HashMap;
 
 /// Texts up to this length go straight to the overlapping search.
 const SHORT_TEXT: usize = 32;
+
+/// How an unanchored automaton trades memory for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speed {
+    /// A DFA when its patterns add up to at most 60,000 bytes: for scans
+    /// of every event.
+    Scan,
+    /// Always the compact NFA: for checks of the few events that get there.
+    Compact,
+}
 
 /// Automata whose patterns add up to at most this many bytes are built as DFAs.
 const DFA_MAX_PATTERN_BYTES: usize = 60000;
@@ -38,7 +47,7 @@ pub struct Literals {
 impl Literals {
     /// Builds the searchers; `None` when an automaton cannot be built
     /// (too large for its state ids). `literals` must be distinct.
-    pub fn new<S: AsRef<str>>(literals: &[(Anchor, S)]) -> Option<Literals> {
+    pub fn new<S: AsRef<str>>(literals: &[(Anchor, S)], speed: Speed) -> Option<Literals> {
         let mut anywhere: Vec<&str> = Vec::new();
         let mut anywhere_ids = Vec::new();
         // Trie literal -> (hit id when met, hit id when whole).
@@ -68,7 +77,7 @@ impl Literals {
         }
         let anywhere = match anywhere.is_empty() {
             true => None,
-            false => Some(Unanchored::build(&anywhere, anywhere_ids)?),
+            false => Some(Unanchored::build(&anywhere, anywhere_ids, speed)?),
         };
         Some(Literals {
             anywhere,
@@ -103,16 +112,19 @@ struct Unanchored {
 }
 
 impl Unanchored {
-    fn build(patterns: &[&str], ids: Vec<u32>) -> Option<Unanchored> {
+    fn build(patterns: &[&str], ids: Vec<u32>, speed: Speed) -> Option<Unanchored> {
         // Overlapping search walks every byte through the automaton; a DFA does
         // that several times faster than an NFA but its size grows with the
         // patterns, so only automata up to a bounded size get one.
         let total: usize = patterns.iter().map(|p| p.len()).sum();
-        let kind = (total <= DFA_MAX_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
+        let kind = match speed {
+            Speed::Scan if total <= DFA_MAX_PATTERN_BYTES => AhoCorasickKind::DFA,
+            _ => AhoCorasickKind::ContiguousNFA,
+        };
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .kind(kind)
+            .kind(Some(kind))
             .build(patterns)
             .ok()?;
         let prefilter = CaselessPrefilter::new(patterns);
@@ -146,9 +158,13 @@ impl Unanchored {
 }
 
 /// A trie of literals walked from one end of a value.
+///
+/// A contiguous NFA: dense near the root, where every walk passes, and
+/// compact below, where a walk goes only as deep as some literal continues
+/// (a DFA would spend a full transition row on every trie node).
 #[derive(Debug, Clone)]
 struct AnchoredTrie {
-    dfa: dfa::DFA,
+    trie: contiguous::NFA,
     /// Per trie pattern: its hit id when it is met (a prefix or suffix), and
     /// its hit id when it is the whole value.
     hits: Vec<(Option<u32>, Option<u32>)>,
@@ -162,35 +178,35 @@ impl AnchoredTrie {
         }
         let (patterns, hits): (Vec<Vec<u8>>, Vec<_>) =
             literals.into_iter().map(|(l, a, b)| (l, (a, b))).unzip();
-        let dfa = dfa::Builder::new()
+        let trie = contiguous::Builder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .start_kind(StartKind::Anchored)
+            .prefilter(false)
             .build(&patterns)
             .ok()?;
-        Some(Some(AnchoredTrie { dfa, hits }))
+        Some(Some(AnchoredTrie { trie, hits }))
     }
 
     /// Reports the literals that `bytes` (a value of `len` bytes, from one
     /// end) begins with.
     fn walk(&self, bytes: impl Iterator<Item = u8>, len: usize, hit: &mut dyn FnMut(usize)) {
-        let Ok(mut sid) = self.dfa.start_state(Anchored::Yes) else {
+        let Ok(mut sid) = self.trie.start_state(Anchored::Yes) else {
             return;
         };
         for (i, byte) in bytes.enumerate() {
-            sid = self.dfa.next_state(Anchored::Yes, sid, byte);
-            if !self.dfa.is_special(sid) {
+            sid = self.trie.next_state(Anchored::Yes, sid, byte);
+            if !self.trie.is_special(sid) {
                 continue;
             }
-            if self.dfa.is_dead(sid) {
+            if self.trie.is_dead(sid) {
                 return;
             }
             // A match state also lists literals that end here but start
             // later (the unanchored automaton's inheritance): keep only those
             // that start at the end the walk began from.
-            for k in 0..self.dfa.match_len(sid) {
-                let p = self.dfa.match_pattern(sid, k);
-                if self.dfa.pattern_len(p) != i + 1 {
+            for k in 0..self.trie.match_len(sid) {
+                let p = self.trie.match_pattern(sid, k);
+                if self.trie.pattern_len(p) != i + 1 {
                     continue;
                 }
                 let (met, whole) = self.hits[p.as_usize()];
@@ -220,14 +236,17 @@ mod tests {
 
     #[test]
     fn anchored_literals_hit_only_at_their_end_of_the_value() {
-        let set = Literals::new(&[
-            (Start, "c:\\windows\\"),
-            (End, "\\cmd.exe"),
-            (Whole, "cmd.exe"),
-            (Start, "cmd.exe"),
-            (End, ".exe"),
-            (Anywhere, "system32"),
-        ])
+        let set = Literals::new(
+            &[
+                (Start, "c:\\windows\\"),
+                (End, "\\cmd.exe"),
+                (Whole, "cmd.exe"),
+                (Start, "cmd.exe"),
+                (End, ".exe"),
+                (Anywhere, "system32"),
+            ],
+            Speed::Compact,
+        )
         .expect("literals");
         assert_eq!(
             hits(&set, "C:\\WINDOWS\\system32\\CMD.EXE"),
@@ -255,7 +274,7 @@ mod tests {
                 .collect();
             unique.sort();
             unique.dedup();
-            let set = Literals::new(&unique).expect("literals");
+            let set = Literals::new(&unique, Speed::Scan).expect("literals");
             let lower = text.to_ascii_lowercase();
             let expected: Vec<usize> = unique
                 .iter()

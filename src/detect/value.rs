@@ -4,7 +4,7 @@
 //! (escapes, wildcards, encodings, windash permutations, placeholders, regexes,
 //! networks), so evaluation is comparisons only.
 
-use super::literals::Literals;
+use super::literals::{Literals, Speed};
 use super::pattern::{literal_text, parse_wildcards, Anchor, Piece, StrPattern};
 use super::EventView;
 use crate::sigma::{Modifier, RuleValue, SearchItem};
@@ -74,7 +74,7 @@ impl ValueSet {
             return None;
         }
         Some(ValueSet {
-            literals: Literals::new(&distinct)?,
+            literals: Literals::new(&distinct, Speed::Compact)?,
             full: u128::MAX >> (128 - distinct.len().min(128)),
             covered,
         })
