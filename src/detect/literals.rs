@@ -107,9 +107,16 @@ impl Literals {
 struct Unanchored {
     ac: AhoCorasick,
     prefilter: Option<CaselessPrefilter>,
+    /// Whether `is_match` is worth asking first: only aho-corasick's own
+    /// prefilter makes it cheaper than the search itself, and it has one
+    /// only for a few literals (ours covers the case-folded ones).
+    precheck: bool,
     /// Pattern -> hit id.
     ids: Vec<u32>,
 }
+
+/// Most literals for which aho-corasick may build a prefilter of its own.
+const PRECHECK_MAX_PATTERNS: usize = 100;
 
 impl Unanchored {
     fn build(patterns: &[&str], ids: Vec<u32>, speed: Speed) -> Option<Unanchored> {
@@ -128,7 +135,13 @@ impl Unanchored {
             .build(patterns)
             .ok()?;
         let prefilter = CaselessPrefilter::new(patterns);
-        Some(Unanchored { ac, prefilter, ids })
+        let precheck = patterns.len() <= PRECHECK_MAX_PATTERNS;
+        Some(Unanchored {
+            ac,
+            prefilter,
+            precheck,
+            ids,
+        })
     }
 
     /// Reports every pattern in `text`. Most texts contain none: a prefilter
@@ -149,7 +162,7 @@ impl Unanchored {
                     }
                     return;
                 }
-                None if !self.ac.is_match(text) => return,
+                None if self.precheck && !self.ac.is_match(text) => return,
                 None => {}
             }
         }
