@@ -251,7 +251,7 @@ impl ItemMatcher {
                     } else {
                         format!("(?{flags}){text}")
                     };
-                    regex::RegexBuilder::new(&pattern)
+                    regex::RegexBuilder::new(&pcre_end_anchors(&pattern))
                         .size_limit(1 << 22)
                         .build()
                         .map(|re| ValuePred::Regex {
@@ -543,6 +543,45 @@ impl ValuePred {
                 ref_matches(text, &other, *shape, *cased)
             }
         }
+    }
+}
+
+/// The spec's regex flavour is PCRE, where `$` (without `m`) matches at the
+/// end of the text or before a newline that ends it; Rust's `$` matches only
+/// at the very end. Rewrites each such `$` as `\n?\z`. Patterns that do not
+/// parse are returned as they are, for the regex compiler to report.
+fn pcre_end_anchors(pattern: &str) -> String {
+    use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+    fn rewrite(hir: &Hir) -> Hir {
+        match hir.kind() {
+            HirKind::Look(Look::End) => {
+                let newline = Hir::repetition(Repetition {
+                    min: 0,
+                    max: Some(1),
+                    greedy: true,
+                    sub: Box::new(Hir::literal(*b"\n")),
+                });
+                Hir::concat(vec![newline, Hir::look(Look::End)])
+            }
+            HirKind::Repetition(r) => Hir::repetition(Repetition {
+                sub: Box::new(rewrite(&r.sub)),
+                ..r.clone()
+            }),
+            HirKind::Capture(c) => Hir::capture(Capture {
+                sub: Box::new(rewrite(&c.sub)),
+                ..c.clone()
+            }),
+            HirKind::Concat(parts) => Hir::concat(parts.iter().map(rewrite).collect()),
+            HirKind::Alternation(parts) => Hir::alternation(parts.iter().map(rewrite).collect()),
+            _ => hir.clone(),
+        }
+    }
+    if !pattern.contains('$') {
+        return pattern.to_string();
+    }
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(hir) => rewrite(&hir).to_string(),
+        Err(_) => pattern.to_string(),
     }
 }
 
@@ -1137,6 +1176,26 @@ mod tests {
         assert!(check("f|re|i", vec![s("^abc$")], json!({"f": "ABC"})));
         assert!(check("f|re|s", vec![s("a.b")], json!({"f": "a\nb"})));
         assert!(check("f|re|m", vec![s("^b$")], json!({"f": "a\nb"})));
+        assert!(check("f|re|m", vec![s("^a$")], json!({"f": "a\nb"})));
+        assert!(
+            check("f|re", vec![s("tail$")], json!({"f": "the tail\n"})),
+            "PCRE: $ before a final newline"
+        );
+        assert!(!check(
+            "f|re",
+            vec![s("tail$")],
+            json!({"f": "the tail\nx"})
+        ));
+        assert!(!check(
+            "f|re",
+            vec![s("tail$")],
+            json!({"f": "the tail\n\n"})
+        ));
+        assert!(
+            check("f|re", vec![s("a\\$|[$]b")], json!({"f": "xa$"})),
+            "escaped and class dollars stay literal"
+        );
+        assert!(check("f|re", vec![s("(?P<n>x)$")], json!({"f": "x"})));
         assert!(compile_err("f|re", vec![s("(")]).contains("invalid regular expression"));
         assert!(compile_err("f|i", vec![s("x")]).contains("sub-modifiers"));
     }
