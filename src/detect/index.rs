@@ -2,14 +2,15 @@
 //!
 //! For each rule we derive, from its condition program, a requirement that
 //! every matching event meets: a small boolean program over literal hits.
-//! An atom is a `(field, literal)` pair, hit when the literal occurs (ASCII
-//! case-insensitively) in that field; a set of atoms is hit when any of them
+//! An atom is a `(field, anchor, literal)`, hit when the literal occurs (ASCII
+//! case-insensitively) in that field where the anchor says (anywhere, at the
+//! start, at the end, or as the whole value); a set of atoms is hit when any of them
 //! is (the values of one search item); a conjunct when all its sets are
 //! (up to three items that a selection or an `and` requires together); and
 //! the rule is a candidate when any of its conjuncts is (the branches of
 //! `or`s and selection lists). `not` gives nothing to require. All literals of
-//! all rules that read a field go into one Aho-Corasick automaton for that
-//! field, so the cost per event grows with the event, not with the number of
+//! all rules that read a field go into one literal set for that field
+//! (`literals.rs`), so the cost per event grows with the event, not with the number of
 //! rules. Candidates are then evaluated in full; rules without a requirement
 //! (negations only, regexes, comparisons...) are always evaluated.
 
@@ -171,7 +172,7 @@ impl ScanMemo {
     /// Reports the patterns of `text`, from memory or by scanning it.
     fn scan(&mut self, a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
         if !MEMO_TEXTS.contains(&text.len()) {
-            return scan_text(a, text, hit);
+            return a.literals.for_each_hit(text, hit);
         }
         let key = self.hasher.hash_one((a.id, text));
         if let Some(e) = self.entries.get(&key) {
@@ -181,7 +182,7 @@ impl ScanMemo {
             }
         }
         let mut patterns = Vec::new();
-        scan_text(a, text, &mut |p| {
+        a.literals.for_each_hit(text, &mut |p| {
             patterns.push(p as u32);
             hit(p);
         });
@@ -432,13 +433,8 @@ fn scan(
 ) {
     match what {
         Scan::Value(v) => scan_value(a, v, number_text, memo, hit),
-        Scan::Text(t) => scan_text(a, t, hit),
+        Scan::Text(t) => a.literals.for_each_hit(t, hit),
     }
-}
-
-/// Reports every literal of the set that `text` holds where it must.
-fn scan_text(a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
-    a.literals.for_each_hit(text, hit)
 }
 
 /// Writes every text of the event (the raw line, then every string, number
@@ -485,9 +481,11 @@ fn scan_value(
             use std::fmt::Write;
             number_text.clear();
             let _ = write!(number_text, "{n}");
-            scan_text(a, number_text, hit);
+            a.literals.for_each_hit(number_text, hit);
         }
-        Value::Bool(b) => scan_text(a, if *b { "true" } else { "false" }, hit),
+        Value::Bool(b) => a
+            .literals
+            .for_each_hit(if *b { "true" } else { "false" }, hit),
         Value::Array(items) => items
             .iter()
             .for_each(|v| scan_value(a, v, number_text, memo, hit)),

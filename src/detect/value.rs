@@ -1177,25 +1177,15 @@ mod tests {
         assert!(check("f|re|s", vec![s("a.b")], json!({"f": "a\nb"})));
         assert!(check("f|re|m", vec![s("^b$")], json!({"f": "a\nb"})));
         assert!(check("f|re|m", vec![s("^a$")], json!({"f": "a\nb"})));
+        let re = |pattern: &str, text: &str| check("f|re", vec![s(pattern)], json!({ "f": text }));
+        assert!(re("tail$", "the tail\n"), "PCRE: $ before a final newline");
+        assert!(!re("tail$", "the tail\nx"));
+        assert!(!re("tail$", "the tail\n\n"));
         assert!(
-            check("f|re", vec![s("tail$")], json!({"f": "the tail\n"})),
-            "PCRE: $ before a final newline"
-        );
-        assert!(!check(
-            "f|re",
-            vec![s("tail$")],
-            json!({"f": "the tail\nx"})
-        ));
-        assert!(!check(
-            "f|re",
-            vec![s("tail$")],
-            json!({"f": "the tail\n\n"})
-        ));
-        assert!(
-            check("f|re", vec![s("a\\$|[$]b")], json!({"f": "xa$"})),
+            re("a\\$|[$]b", "xa$"),
             "escaped and class dollars stay literal"
         );
-        assert!(check("f|re", vec![s("(?P<n>x)$")], json!({"f": "x"})));
+        assert!(re("(?P<n>x)$", "x"));
         assert!(compile_err("f|re", vec![s("(")]).contains("invalid regular expression"));
         assert!(compile_err("f|i", vec![s("x")]).contains("sub-modifiers"));
     }
