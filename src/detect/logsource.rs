@@ -54,10 +54,13 @@ pub struct LogsourceRouter {
     keyed: Vec<(String, HashMap<String, Vec<usize>>)>,
     /// Entries without an exact-value condition: checked for every event.
     unkeyed: Vec<usize>,
-    /// Every field a `when` condition reads, so routing is a function of
-    /// their values and the format; `None` when a condition is a keyword
-    /// search (it reads every value).
-    inputs: Option<Vec<String>>,
+    /// Per parser format (indexed by `Format as usize`): every field a `when`
+    /// condition of an entry open to that format reads, so routing is a
+    /// function of their values and the format; `None` when such a condition
+    /// is a keyword search (it reads every value). Per format because a
+    /// syslog-only entry reading `message` must not put a JSON event's
+    /// 5 KB `message` into its routing key.
+    inputs: [Option<Vec<String>>; Format::ALL.len()],
 }
 
 /// A set of mapping entries, as a bitset.
@@ -176,19 +179,20 @@ impl LogsourceRouter {
                 keyed[slot].1.entry(v.to_string()).or_default().push(i);
             }
         }
-        let mut inputs: Option<Vec<String>> = Some(Vec::new());
-        for m in entries.iter().flat_map(|e| &e.when) {
-            match (m.reads(), inputs.as_mut()) {
-                (Some(fields), Some(all)) => {
-                    for f in fields {
-                        if !all.iter().any(|a| a == f) {
-                            all.push(f.to_string());
-                        }
+        let inputs = Format::ALL.map(|format| {
+            let mut all = Vec::new();
+            let open = entries
+                .iter()
+                .filter(|e| e.format.is_none_or(|f| f == format));
+            for m in open.flat_map(|e| &e.when) {
+                for f in m.reads()? {
+                    if !all.iter().any(|a| a == f) {
+                        all.push(f.to_string());
                     }
                 }
-                _ => inputs = None,
             }
-        }
+            Some(all)
+        });
         LogsourceRouter {
             entries,
             keyed,
@@ -201,7 +205,7 @@ impl LogsourceRouter {
     /// values of the fields the `when` conditions read) into `key`, so equal
     /// keys route alike. Returns false when routing reads the whole event.
     pub fn write_key(&self, event: &Event, key: &mut Vec<u8>) -> bool {
-        let Some(inputs) = &self.inputs else {
+        let Some(inputs) = &self.inputs[event.format as usize] else {
             return false;
         };
         key.clear();
@@ -386,4 +390,44 @@ fn parse_entry(node: &Node) -> Result<Entry, Diagnostic> {
         when,
         fieldmappings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::test_event;
+    use serde_json::json;
+
+    fn key(router: &LogsourceRouter, event: &Event) -> Vec<u8> {
+        let mut key = Vec::new();
+        assert!(router.write_key(event, &mut key));
+        key
+    }
+
+    #[test]
+    fn routing_key_reads_only_fields_that_entries_open_to_the_format_read() {
+        let router = LogsourceRouter::builtin().unwrap();
+        // `message` is read by a syslog-only entry: it decides syslog routing...
+        let syslog = |m: &str| test_event(json!({"program": "sshd", "message": m}), Format::Syslog);
+        assert_ne!(
+            key(&router, &syslog("pam_unix: failure")),
+            key(&router, &syslog("Accepted password"))
+        );
+        // ...and is no part of a JSON event's key, however long it is.
+        let json_event = |m: &str| {
+            test_event(
+                json!({"Channel": "Security", "EventID": 4624, "message": m}),
+                Format::Json,
+            )
+        };
+        assert_eq!(
+            key(&router, &json_event("short")),
+            key(&router, &json_event(&"long ".repeat(1000)))
+        );
+        let other_id = test_event(
+            json!({"Channel": "Security", "EventID": 4625}),
+            Format::Json,
+        );
+        assert_ne!(key(&router, &json_event("short")), key(&router, &other_id));
+    }
 }

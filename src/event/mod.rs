@@ -30,6 +30,14 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in discriminant order (`ALL[f as usize] == f`).
+    pub const ALL: [Format; 4] = [
+        Format::Json,
+        Format::Syslog,
+        Format::AccessLog,
+        Format::EvtxJson,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Format::Json => "json",
@@ -200,6 +208,13 @@ mod tests {
 
     fn event(fields: Value) -> Event {
         test_event(fields, Format::Json)
+    }
+
+    #[test]
+    fn every_format_is_at_its_discriminant_in_the_format_list() {
+        for (i, f) in Format::ALL.into_iter().enumerate() {
+            assert_eq!(f as usize, i);
+        }
     }
 
     #[test]
