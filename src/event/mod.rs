@@ -99,8 +99,10 @@ impl fmt::Display for Origin {
 pub enum Original {
     /// The event was a JSON object and `fields` are exactly it.
     SameAsFields,
-    /// A JSON object that parsing reshaped (Windows evtx_dump JSON).
-    Json(Value),
+    /// A JSON object that parsing reshaped (Windows evtx_dump, Winlogbeat):
+    /// its text as it arrived. Kept as text because only alerts need it
+    /// again; a parsed copy would cost every event a deep clone and a drop.
+    JsonText(String),
     /// A raw text line.
     Text(String),
 }
@@ -153,7 +155,9 @@ impl Event {
     pub fn original_json(&self) -> Value {
         match &self.original {
             Original::SameAsFields => Value::Object(self.fields.clone()),
-            Original::Json(v) => v.clone(),
+            Original::JsonText(t) => {
+                serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone()))
+            }
             Original::Text(t) => serde_json::json!({
                 "raw": t,
                 "fields": Value::Object(self.fields.clone()),
@@ -165,7 +169,10 @@ impl Event {
     pub fn fingerprint_text(&self) -> String {
         match &self.original {
             Original::Text(t) => t.clone(),
-            Original::Json(v) => v.to_string(),
+            // Compact form, so the id does not depend on the sender's spacing.
+            Original::JsonText(t) => {
+                serde_json::from_str::<Value>(t).map_or_else(|_| t.clone(), |v| v.to_string())
+            }
             Original::SameAsFields => Value::Object(self.fields.clone()).to_string(),
         }
     }

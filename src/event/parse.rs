@@ -90,18 +90,10 @@ impl Parser {
         let object = json::parse_object(line).map_err(err)?;
         let (fields, format, original) = if windows::is_evtx_shape(&object) {
             let flat = windows::flatten(&object).map_err(|r| err(r.to_string()))?;
-            (
-                flat,
-                Format::EvtxJson,
-                Original::Json(serde_json::Value::Object(object)),
-            )
+            (flat, Format::EvtxJson, Original::JsonText(line.to_string()))
         } else if windows::is_winlogbeat_shape(&object) {
-            let flat = windows::flatten_winlogbeat(&object);
-            (
-                flat,
-                Format::Json,
-                Original::Json(serde_json::Value::Object(object)),
-            )
+            let flat = windows::flatten_winlogbeat(object);
+            (flat, Format::Json, Original::JsonText(line.to_string()))
         } else if require_evtx {
             return Err(err(
                 "not an evtx_dump event: no `Event.System` object".into()
@@ -248,6 +240,23 @@ mod tests {
             auto(r#"{"Event": {"System": {"EventID": "4688", "Channel": "Security"}}}"#).unwrap();
         assert_eq!(e.fields["EventID"], 4688);
         assert_eq!(e.original_json()["Event"]["System"]["EventID"], "4688");
+        assert_eq!(
+            e.raw_text(),
+            None,
+            "keyword rules search values, not JSON text"
+        );
+    }
+
+    #[test]
+    fn winlogbeat_events_keep_their_original_shape_and_a_compact_fingerprint() {
+        let line = r#"{"winlog": {"channel": "Security", "event_id": 4624}, "message": "m"}"#;
+        let e = auto(line).unwrap();
+        assert_eq!(e.fields["Channel"], "Security");
+        assert_eq!(e.original_json()["winlog"]["event_id"], 4624);
+        assert_eq!(
+            e.fingerprint_text(),
+            r#"{"winlog":{"channel":"Security","event_id":4624},"message":"m"}"#
+        );
     }
 
     #[test]

@@ -42,8 +42,14 @@ pub fn is_winlogbeat_shape(obj: &Map<String, Value>) -> bool {
 /// Flattens a Winlogbeat event into Sigma-named fields: the Windows
 /// metadata under Sigma names, event data fields at top level, and every
 /// other top-level key kept.
-pub fn flatten_winlogbeat(obj: &Map<String, Value>) -> Map<String, Value> {
-    let winlog = obj.get("winlog").and_then(Value::as_object).unwrap_or(obj);
+pub fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Value> {
+    // Values move into the flat object: Winlogbeat's `message` alone is
+    // kilobytes, and a copy of every value per event showed in profiles.
+    let mut nested = match obj.shift_remove("winlog") {
+        Some(Value::Object(winlog)) => Some(winlog),
+        _ => None,
+    };
+    let winlog = nested.as_mut().unwrap_or(&mut obj);
     let mut out = Map::new();
     for (from, to) in WINLOGBEAT_FIELDS {
         if let Some(v) = winlog.get(*from) {
@@ -53,15 +59,15 @@ pub fn flatten_winlogbeat(obj: &Map<String, Value>) -> Map<String, Value> {
         }
     }
     for section in ["event_data", "user_data"] {
-        if let Some(Value::Object(data)) = winlog.get(section) {
-            for (k, v) in data {
-                out.entry(k.clone()).or_insert_with(|| v.clone());
+        if let Some(Value::Object(data)) = winlog.get_mut(section) {
+            for (k, v) in std::mem::take(data) {
+                out.entry(k).or_insert(v);
             }
         }
     }
     for (k, v) in obj {
-        if k != "winlog" && k != "event_data" && k != "user_data" {
-            out.entry(k.clone()).or_insert_with(|| v.clone());
+        if k != "event_data" && k != "user_data" {
+            out.entry(k).or_insert(v);
         }
     }
     out
@@ -298,16 +304,33 @@ mod tests {
             "computer_name": "IT001", "source_name": "Microsoft-Windows-PowerShell",
             "event_data": {"Payload": "x"}, "message": "m"});
         assert!(is_winlogbeat_shape(six.as_object().unwrap()));
-        let f = Value::Object(flatten_winlogbeat(six.as_object().unwrap()));
+        let f = Value::Object(flatten_winlogbeat(six.as_object().unwrap().clone()));
         assert_eq!(f["Channel"], "Microsoft-Windows-PowerShell/Operational");
         assert_eq!(f["EventID"], 4103);
         assert_eq!(f["Computer"], "IT001");
         assert_eq!(f["Provider_Name"], "Microsoft-Windows-PowerShell");
         assert_eq!(f["Payload"], "x");
         assert_eq!(f["message"], "m");
+        let order: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            order,
+            [
+                "Channel",
+                "EventID",
+                "Computer",
+                "Provider_Name",
+                "Payload",
+                "log_name",
+                "event_id",
+                "computer_name",
+                "source_name",
+                "message"
+            ],
+            "Sigma names first, then the data, then the event's own keys in order"
+        );
         let seven = json!({"winlog": {"channel": "Security", "event_id": "4688", "event_data": {"NewProcessName": "C:\\x.exe"}}, "@timestamp": "t"});
         assert!(is_winlogbeat_shape(seven.as_object().unwrap()));
-        let f = Value::Object(flatten_winlogbeat(seven.as_object().unwrap()));
+        let f = Value::Object(flatten_winlogbeat(seven.as_object().unwrap().clone()));
         assert_eq!(f["Channel"], "Security");
         assert_eq!(f["EventID"], 4688);
         assert_eq!(f["NewProcessName"], "C:\\x.exe");
