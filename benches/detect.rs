@@ -4,6 +4,7 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tocsin::detect::Scratch;
 
 fn bench(c: &mut Criterion) {
     let Some(shared) = common::shared() else {
@@ -20,12 +21,12 @@ fn bench(c: &mut Criterion) {
     for n in [10, 500] {
         let engine = common::compile(common::spread(&corpus, n));
         group.bench_function(format!("rules_{n}"), |b| {
-            b.iter(|| common::detect_all(&engine, &parser, &lines))
+            b.iter(|| common::detect_all(&engine, &parser, &lines, &mut Scratch::default()))
         });
     }
     let full = common::compile(corpus);
     group.bench_function("full_corpus", |b| {
-        b.iter(|| common::detect_all(&full, &parser, &lines))
+        b.iter(|| common::detect_all(&full, &parser, &lines, &mut Scratch::default()))
     });
     group.finish();
 }

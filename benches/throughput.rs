@@ -9,7 +9,9 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::time::Instant;
+use tocsin::detect::Scratch;
 
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.total_cmp(b));
@@ -69,7 +71,7 @@ fn main() {
         full.rules().len()
     );
 
-    let parser = common::parser();
+    let parser = &common::parser();
     // `TOCSIN_BENCH_ONLY=parse,10,500,full` picks configurations (for profilers).
     let only = std::env::var("TOCSIN_BENCH_ONLY").ok();
     let wanted = |key: &str| {
@@ -83,13 +85,20 @@ fn main() {
     }
     for (key, (name, engine)) in ["10", "500"].into_iter().zip(&engines) {
         if wanted(key) {
-            configs.push((name, Box::new(|l| common::detect_all(engine, &parser, l))));
+            let scratch = RefCell::new(Scratch::default());
+            configs.push((
+                name,
+                Box::new(move |l| common::detect_all(engine, parser, l, &mut scratch.borrow_mut())),
+            ));
         }
     }
     if wanted("full") {
         configs.push((
             "full corpus",
-            Box::new(|l| common::detect_all(&full, &parser, l)),
+            Box::new({
+                let scratch = RefCell::new(Scratch::default());
+                move |l| common::detect_all(&full, parser, l, &mut scratch.borrow_mut())
+            }),
         ));
     }
     // The configurations take turns on each chunk of events, so a slow

@@ -58,14 +58,22 @@ pub fn origin() -> Origin {
 }
 
 /// Parse and evaluate every line; returns the number of matches (kept so the work is not optimised away).
-pub fn detect_all(engine: &Engine, parser: &Parser, lines: &[String]) -> usize {
+///
+/// `scratch` is the worker's: a pipeline worker keeps its own for its whole
+/// life (routing cache, scan memo), so a harness that feeds events in chunks
+/// passes the same one to every chunk.
+pub fn detect_all(
+    engine: &Engine,
+    parser: &Parser,
+    lines: &[String],
+    scratch: &mut Scratch,
+) -> usize {
     let now = chrono::Utc::now();
-    let mut scratch = Scratch::default();
     let mut matched = Vec::new();
     let mut total = 0;
     for line in lines {
         if let Ok(event) = parser.parse(line, origin(), now) {
-            engine.evaluate(&event, &[], &mut scratch, &mut matched);
+            engine.evaluate(&event, &[], scratch, &mut matched);
             total += matched.len();
         }
     }
