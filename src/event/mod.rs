@@ -170,9 +170,7 @@ impl Event {
         match &self.original {
             Original::Text(t) => t.clone(),
             // Compact form, so the id does not depend on the sender's spacing.
-            Original::JsonText(t) => {
-                serde_json::from_str::<Value>(t).map_or_else(|_| t.clone(), |v| v.to_string())
-            }
+            Original::JsonText(_) => self.original_json().to_string(),
             Original::SameAsFields => Value::Object(self.fields.clone()).to_string(),
         }
     }
