@@ -25,7 +25,12 @@ fn main() {
         &[100_000, 1_000_000]
     };
     let mut report = LoadReport::default();
-    load_text(RULES, std::path::Path::new("bench.yml"), &mut report);
+    load_text(
+        RULES,
+        std::path::Path::new("bench.yml"),
+        &mut report,
+        &Default::default(),
+    );
     let router = LogsourceRouter::builtin().expect("built-in mapping");
     let (engine, _) = Engine::compile(
         report.rules,

@@ -6,9 +6,14 @@
 use crate::alert::{AlertConfig, SlaConfig};
 use crate::event::time::TimeOptions;
 use crate::event::InputFormat;
+use crate::vocab::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+/// Default longest record: 1 MiB, the largest message a Kafka broker
+/// accepts by default.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
 /// The built-in defaults, as TOML (also the reference for every key).
 pub const DEFAULTS_TOML: &str = r#"
@@ -69,6 +74,8 @@ pub struct Config {
     pub clock: crate::clock::ClockConfig,
     /// Alert lifecycle: triage, escalation, silent sources.
     pub incident: IncidentConfig,
+    /// How large, deep and wide a rule file may be.
+    pub rule_limits: crate::sigma::RuleLimits,
 }
 
 /// The `[incident]` section: the alert lifecycle (docs/incident.md).
@@ -82,9 +89,9 @@ pub struct IncidentConfig {
     /// Compacted Kafka topic keyed by alert id, for runs on Kafka.
     pub state_topic: Option<String>,
     /// How often (real time) deadlines and silences are checked.
-    pub check_interval: String,
+    pub check_interval: Span,
     /// Closed alerts are forgotten this long after closing.
-    pub retention: String,
+    pub retention: Span,
     /// Escalation levels; empty: the defaults (docs/incident.md).
     pub escalation: Vec<crate::incident::escalation::LevelConfig>,
     /// Where the `escalations` destination writes; unset: the alert sinks.
@@ -101,8 +108,8 @@ impl Default for IncidentConfig {
             enabled: false,
             state_file: None,
             state_topic: None,
-            check_interval: "1s".into(),
-            retention: "90d".into(),
+            check_interval: Span::from_secs(1),
+            retention: Span::from_secs(90 * 86_400),
             escalation: Vec::new(),
             escalation_sink: None,
             silence: Vec::new(),
@@ -112,14 +119,6 @@ impl Default for IncidentConfig {
 }
 
 impl IncidentConfig {
-    pub fn check_every(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("incident.check_interval", &self.check_interval)
-    }
-
-    pub fn retention(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("incident.retention", &self.retention)
-    }
-
     /// The configured escalation levels, or the defaults.
     pub fn policy(&self) -> Result<crate::incident::escalation::EscalationPolicy, ConfigError> {
         let levels = if self.escalation.is_empty() {
@@ -153,32 +152,22 @@ pub enum DeliveryMode {
 pub struct DeliveryConfig {
     pub mode: DeliveryMode,
     /// Most time between two commits while records keep arriving (`1s`, `500ms`).
-    pub commit_interval: String,
+    pub commit_interval: Span,
     /// Exactly-once only: the producer's `transactional.id`, unique per
     /// instance and stable across its restarts (default: `tocsin-<group.id>-<hostname>`).
     pub transactional_id: Option<String>,
     /// How long a shutdown may take to drain, flush and commit before giving up.
-    pub shutdown_timeout: String,
+    pub shutdown_timeout: Span,
 }
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
         DeliveryConfig {
             mode: DeliveryMode::AtLeastOnce,
-            commit_interval: "1s".into(),
+            commit_interval: Span::from_secs(1),
             transactional_id: None,
-            shutdown_timeout: "30s".into(),
+            shutdown_timeout: Span::from_secs(30),
         }
-    }
-}
-
-impl DeliveryConfig {
-    pub fn commit_every(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("delivery.commit_interval", &self.commit_interval)
-    }
-
-    pub fn shutdown_within(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("delivery.shutdown_timeout", &self.shutdown_timeout)
     }
 }
 
@@ -187,24 +176,6 @@ impl DeliveryConfig {
 /// property has an underscore in its name).
 pub fn kafka_key(key: &str) -> String {
     key.replace('_', ".")
-}
-
-/// A duration setting: a number and a unit (`ms`, `s`, `m`, `h`, `d`), or `0`.
-fn duration(key: &str, value: &str) -> Result<std::time::Duration, ConfigError> {
-    let t = value.trim();
-    if t == "0" || t == "0s" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    if let Some(ms) = t.strip_suffix("ms") {
-        if let Ok(n) = ms.trim().parse::<u64>() {
-            return Ok(std::time::Duration::from_millis(n));
-        }
-    }
-    crate::sigma::correlation::parse_timespan(t).ok_or_else(|| {
-        ConfigError::Invalid(format!(
-            "{key} `{t}` is not a number and a unit (ms, s, m, h, d)"
-        ))
-    })
 }
 
 /// Anomaly jobs (`anomaly:` documents among the rules).
@@ -216,14 +187,14 @@ pub struct AnomalyConfig {
     /// only: baselines are learned again from the stream on every start.
     pub model_dir: Option<PathBuf>,
     /// How often changed models are saved while running (also at the end).
-    pub save_interval: String,
+    pub save_interval: Span,
 }
 
 impl Default for AnomalyConfig {
     fn default() -> Self {
         AnomalyConfig {
             model_dir: None,
-            save_interval: "5m".into(),
+            save_interval: Span::from_secs(300),
         }
     }
 }
@@ -235,10 +206,6 @@ impl AnomalyConfig {
             .as_deref()
             .filter(|p| !p.as_os_str().is_empty())
     }
-
-    pub fn save_every(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("anomaly.save_interval", &self.save_interval)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,7 +216,7 @@ pub struct CorrelationConfig {
     pub max_groups: usize,
     /// How far behind the newest event time an event may arrive and still be
     /// placed in its window (`90s`, `5m`); windows are final only after it.
-    pub allowed_lateness: String,
+    pub allowed_lateness: Span,
     /// Where open correlation windows are snapshotted with the Kafka
     /// positions they reflect, to resume them after a restart (off if unset).
     pub state_file: Option<PathBuf>,
@@ -262,31 +229,19 @@ pub struct CorrelationConfig {
     pub state_key: Option<String>,
     /// A source silent this long (wall time) stops holding back the
     /// watermark that decides when windows are final.
-    pub idle_source_timeout: String,
+    pub idle_source_timeout: Span,
 }
 
 impl Default for CorrelationConfig {
     fn default() -> Self {
         CorrelationConfig {
             max_groups: crate::correlate::DEFAULT_MAX_GROUPS,
-            allowed_lateness: "1m".into(),
+            allowed_lateness: Span::from_std(crate::correlate::DEFAULT_LATENESS),
             state_file: None,
             state_topic: None,
             state_key: None,
-            idle_source_timeout: "5m".into(),
+            idle_source_timeout: Span::from_std(crate::correlate::DEFAULT_IDLE_TIMEOUT),
         }
-    }
-}
-
-impl CorrelationConfig {
-    /// The allowed lateness; `0s` allows none.
-    pub fn lateness(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("correlation.allowed_lateness", &self.allowed_lateness)
-    }
-
-    /// How long a silent source holds the watermark back.
-    pub fn idle_timeout(&self) -> Result<std::time::Duration, ConfigError> {
-        duration("correlation.idle_source_timeout", &self.idle_source_timeout)
     }
 }
 
@@ -301,6 +256,10 @@ pub struct EngineConfig {
     pub channel_capacity: usize,
     /// Detection threads; 0 means one per core.
     pub workers: usize,
+    /// Longest record read (a line, or a Kafka message), in bytes. Longer
+    /// ones are dead-lettered with their size and a prefix, never read into
+    /// memory whole.
+    pub max_record_bytes: usize,
 }
 
 impl EngineConfig {
@@ -320,6 +279,7 @@ impl Default for EngineConfig {
             logsource_map: None,
             channel_capacity: 1024,
             workers: 0,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -508,7 +468,7 @@ pub enum SinkConfig {
         #[serde(default = "webhook_batch_max")]
         batch_max: usize,
         #[serde(default = "webhook_batch_wait")]
-        batch_wait: String,
+        batch_wait: Span,
         #[serde(default = "webhook_max_per_minute")]
         max_per_minute: u32,
         #[serde(default = "webhook_retries")]
@@ -534,8 +494,8 @@ fn yes() -> bool {
 fn webhook_batch_max() -> usize {
     20
 }
-fn webhook_batch_wait() -> String {
-    "2s".into()
+fn webhook_batch_wait() -> Span {
+    Span::from_secs(2)
 }
 /// Slack accepts about one message per second per webhook.
 fn webhook_max_per_minute() -> u32 {
@@ -584,7 +544,7 @@ impl SinkConfig {
             min_severity,
             alerts: *alerts,
             batch_max: (*batch_max).max(1),
-            batch_wait: duration(&format!("webhook {name}: batch_wait"), batch_wait)?,
+            batch_wait: batch_wait.as_std(),
             max_per_minute: (*max_per_minute).max(1),
             retries: *retries,
             queue: (*queue).max(1),
@@ -606,19 +566,44 @@ pub enum DeadLetterConfig {
     Kafka { topic: String },
 }
 
+/// The HTTP listener: `/metrics`, `/healthz`, `/readyz`, `/triage`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {
     pub enabled: bool,
-    /// Address for `/metrics` and `/healthz`.
+    /// Address to listen on.
     pub listen: String,
+    /// Most connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Most time to receive a request's headers, idle kept-alive time included.
+    pub header_timeout: Span,
+    /// Most time for a whole request.
+    pub request_timeout: Span,
+    /// Largest request body (read only after the bearer token is checked).
+    pub max_body_bytes: usize,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
+        let limits = crate::metrics::HttpLimits::default();
         MetricsConfig {
             enabled: true,
             listen: "127.0.0.1:9464".into(),
+            max_connections: limits.max_connections,
+            header_timeout: Span::from_std(limits.header_timeout),
+            request_timeout: Span::from_std(limits.request_timeout),
+            max_body_bytes: limits.max_body_bytes,
+        }
+    }
+}
+
+impl MetricsConfig {
+    pub fn http_limits(&self) -> crate::metrics::HttpLimits {
+        crate::metrics::HttpLimits {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout.as_std(),
+            request_timeout: self.request_timeout.as_std(),
+            max_body_bytes: self.max_body_bytes,
         }
     }
 }
@@ -667,11 +652,13 @@ pub fn load_with_env(
         config::FileFormat::Toml,
     ));
     if let Some(path) = file {
-        if !path.exists() {
-            return Err(ConfigError::Invalid(format!(
-                "{}: file not found",
-                path.display()
-            )));
+        // Read errors carry the path here; the config crate's would not.
+        if let Err(e) = std::fs::read_to_string(path) {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "file not found".to_string(),
+                _ => e.to_string(),
+            };
+            return Err(ConfigError::Invalid(format!("{}: {why}", path.display())));
         }
         builder = builder.add_source(
             config::File::from(path)
@@ -702,8 +689,37 @@ pub fn load_with_env(
 
 impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
-        self.correlation.lateness()?;
-        self.correlation.idle_timeout()?;
+        // Zero here would mean a busy loop, or a timeout that is always over.
+        for (key, span) in [
+            (
+                "correlation.idle_source_timeout",
+                self.correlation.idle_source_timeout,
+            ),
+            ("delivery.commit_interval", self.delivery.commit_interval),
+            ("delivery.shutdown_timeout", self.delivery.shutdown_timeout),
+            ("anomaly.save_interval", self.anomaly.save_interval),
+            ("incident.check_interval", self.incident.check_interval),
+            ("metrics.header_timeout", self.metrics.header_timeout),
+            ("metrics.request_timeout", self.metrics.request_timeout),
+        ] {
+            span.nonzero(key)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "log.level `{}` is not a level (error, warn, info, debug, trace) or a filter such as `tocsin=debug`",
+                self.log.level
+            )));
+        }
+        for (key, n) in [
+            ("engine.max_record_bytes", self.engine.max_record_bytes),
+            ("metrics.max_connections", self.metrics.max_connections),
+            ("metrics.max_body_bytes", self.metrics.max_body_bytes),
+        ] {
+            if n == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+            }
+        }
         if self.engine.channel_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "engine.channel_capacity must be at least 1".into(),
@@ -718,14 +734,10 @@ impl Config {
                 }
             }
         }
-        self.delivery.commit_every()?;
-        self.delivery.shutdown_within()?;
         for sink in self.sinks.iter().chain(&self.incident.escalation_sink) {
             sink.webhook_settings()?;
         }
         if self.incident.enabled {
-            self.incident.check_every()?;
-            self.incident.retention()?;
             let policy = self.incident.policy()?;
             self.incident.watches()?;
             for level in &policy.levels {
@@ -888,10 +900,7 @@ mod tests {
         assert!(cfg.uses_kafka());
         let props = cfg.kafka_properties();
         assert!(props.contains(&("bootstrap.servers".into(), "kafka:9092".into())));
-        assert_eq!(
-            cfg.delivery.shutdown_within().unwrap(),
-            std::time::Duration::from_secs(25)
-        );
+        assert_eq!(cfg.delivery.shutdown_timeout, Span::from_secs(25));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tocsin::correlate::CorrelationSet;
 use tocsin::detect::{load_engine, CompileOptions, Engine, RuleLoadSummary};
 use tocsin::event::InputFormat;
 use tocsin::metrics::Metrics;
-use tocsin::pipeline::{Pipeline, RunStats, Shutdown};
+use tocsin::pipeline::{Pipeline, PipelineError, RunStats, Shutdown};
 
 #[derive(Parser)]
 #[command(
@@ -170,7 +170,14 @@ enum RulesCommand {
     },
 }
 
+/// Exit codes: 0 success; 1 rule problems (`rules check`, `rules test`);
+/// 2 unusable configuration, rules or input; 70 an internal error stopped
+/// a pipeline stage (EX_SOFTWARE: restart it).
+const EXIT_UNUSABLE: u8 = 2;
+const EXIT_INTERNAL: u8 = 70;
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => cmd_run(args),
@@ -188,9 +195,31 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tocsin: error: {e:#}");
-            ExitCode::from(2)
+            let internal = e
+                .chain()
+                .any(|c| matches!(c.downcast_ref(), Some(PipelineError::Stage(_))));
+            ExitCode::from(if internal {
+                EXIT_INTERNAL
+            } else {
+                EXIT_UNUSABLE
+            })
         }
     }
+}
+
+/// Logs every panic with its backtrace: where it is contained (a record
+/// dead-lettered) and where it stops a stage, the log says what happened.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::force_capture();
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(thread, panic = %info, %backtrace, "internal error");
+        } else {
+            eprintln!("tocsin: internal error in thread {thread}: {info}\n{backtrace}");
+        }
+    }));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -257,9 +286,9 @@ impl Built {
             anomalies: Arc::new(self.anomalies),
             anomaly_load_from: cfg.anomaly.model_dir().map(Path::to_path_buf),
             anomaly_save_to: cfg.anomaly.model_dir().map(Path::to_path_buf),
-            anomaly_save_interval: cfg.anomaly.save_every()?,
+            anomaly_save_interval: cfg.anomaly.save_interval.as_std(),
             correlation_max_groups: cfg.correlation.max_groups,
-            correlation_lateness: cfg.correlation.lateness()?,
+            correlation_lateness: cfg.correlation.allowed_lateness.as_std(),
             correlation_state_file: cfg.correlation.state_file.clone(),
             correlation_state_topic: cfg.correlation.state_topic.clone().map(|topic| {
                 tocsin::pipeline::kafka::state::StateTopic {
@@ -271,7 +300,7 @@ impl Built {
                         .unwrap_or_else(|| format!("{}/{}", group_id(cfg), host_name())),
                 }
             }),
-            correlation_idle_timeout: cfg.correlation.idle_timeout()?,
+            correlation_idle_timeout: cfg.correlation.idle_source_timeout.as_std(),
             suppression: self.suppression,
             sources,
             sinks,
@@ -283,6 +312,8 @@ impl Built {
             clock: tocsin::clock::Clock::from_config(&cfg.clock),
             incident: incident_settings(cfg)?,
             triage_requests: None,
+            max_record_bytes: cfg.engine.max_record_bytes,
+            health: tocsin::health::Health::new(),
         })
     }
 }
@@ -298,8 +329,8 @@ fn incident_settings(cfg: &Config) -> Result<Option<tocsin::pipeline::IncidentSe
         watches: i.watches()?,
         state_file: i.state_file.clone(),
         state_topic: i.state_topic.clone(),
-        check_interval: i.check_every()?,
-        retention: i.retention()?,
+        check_interval: i.check_interval.as_std(),
+        retention: i.retention.as_std(),
         escalation_sink: i.escalation_sink.clone(),
     }))
 }
@@ -337,7 +368,7 @@ fn kafka_settings(cfg: &Config) -> anyhow::Result<tocsin::pipeline::kafka::Kafka
         properties,
         exactly_once,
         transactional_id,
-        commit_interval: cfg.delivery.commit_every()?,
+        commit_interval: cfg.delivery.commit_interval.as_std(),
     })
 }
 
@@ -360,6 +391,7 @@ fn engine_overrides(
 fn build_engine(cfg: &Config) -> Result<(Built, RuleLoadSummary)> {
     let options = CompileOptions {
         placeholders: cfg.placeholders.clone(),
+        limits: cfg.rule_limits,
     };
     let (engine, correlations, anomalies, summary) = load_rules(
         &cfg.engine.rules,
@@ -462,9 +494,12 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let metrics = Arc::new(Metrics::new()?);
     metrics.rules_loaded.set(summary.loaded as i64);
     metrics.rules_rejected.set(summary.rejected as i64);
+    count_limit_problems(&summary, &metrics);
+    let health = tocsin::health::Health::new();
+    health.set_rules_loaded(summary.loaded);
 
     let rt = runtime()?;
-    let stats = rt.block_on(async {
+    let outcome = rt.block_on(async {
         let mut pipeline = built.into_pipeline(
             &cfg,
             cfg.sources.clone(),
@@ -472,12 +507,18 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             cfg.dead_letter.clone(),
             Some(metrics.clone()),
         )?;
+        pipeline.health = health.clone();
         let mut triage_routes = None;
         match (&cfg.incident.http_token, cfg.incident.enabled, cfg.metrics.enabled) {
             (Some(token), true, true) if !token.is_empty() => {
                 let (tx, rx) = tokio::sync::mpsc::channel(1024);
                 pipeline.triage_requests = Some(rx);
-                triage_routes = Some(tocsin::pipeline::triage_http::router(token.clone(), tx));
+                triage_routes = Some(tocsin::pipeline::triage_http::router(
+                    token.clone(),
+                    tx,
+                    cfg.metrics.max_body_bytes,
+                    Some(metrics.clone()),
+                ));
             }
             (Some(_), _, _) => tracing::warn!(
                 "incident.http_token is set but POST /triage needs incident.enabled and metrics.enabled (and a non-empty token): not served"
@@ -493,10 +534,10 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             let address = listener
                 .local_addr()
                 .map_or(cfg.metrics.listen.clone(), |a| a.to_string());
-            tracing::info!(%address, "serving /metrics and /healthz");
-            let m = metrics.clone();
+            tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+            let (m, h, limits) = (metrics.clone(), health.clone(), cfg.metrics.http_limits());
             tokio::spawn(async move {
-                if let Err(e) = tocsin::metrics::serve(listener, m, triage_routes).await {
+                if let Err(e) = tocsin::metrics::serve(listener, m, h, triage_routes, limits).await {
                     tracing::error!(error = %e, "metrics endpoint stopped");
                 }
             });
@@ -504,10 +545,15 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         let shutdown = Shutdown::new();
         tokio::spawn(watch_signals(
             shutdown.clone(),
-            cfg.delivery.shutdown_within()?,
+            health.clone(),
+            cfg.delivery.shutdown_timeout.as_std(),
         ));
         pipeline.run(shutdown).await.map_err(anyhow::Error::from)
-    })?;
+    });
+    // Leave the runtime without waiting for the metrics server task, or for
+    // a read blocked on a silent input.
+    rt.shutdown_background();
+    let stats = outcome?;
     tracing::info!(
         records = stats.process.records,
         events = stats.process.events,
@@ -516,9 +562,31 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
         elapsed_ms = stats.elapsed.as_millis() as u64,
         "pipeline finished"
     );
-    // Leave the runtime without waiting for the metrics server task.
-    rt.shutdown_background();
-    Ok(ExitCode::SUCCESS)
+    inputs_outcome(&stats)
+}
+
+/// Exit code 2, with each failed input named, when an input could not be
+/// read (the others were).
+fn inputs_outcome(stats: &RunStats) -> Result<ExitCode> {
+    if stats.input_errors.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &stats.input_errors {
+        eprintln!("tocsin: error: input {e}");
+    }
+    Ok(ExitCode::from(EXIT_UNUSABLE))
+}
+
+/// Rules refused for a broken limit, counted for `tocsin_limit_exceeded_total`.
+fn count_limit_problems(summary: &RuleLoadSummary, metrics: &Metrics) {
+    for p in &summary.problems {
+        if let Some(limit) = p.limit {
+            metrics
+                .limit_exceeded
+                .with_label_values(&[limit.key()])
+                .inc();
+        }
+    }
 }
 
 /// A report bound: an RFC 3339 time, or a date (midnight UTC).
@@ -581,8 +649,13 @@ fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
 /// First SIGINT/SIGTERM: graceful shutdown (stop reading, drain, flush,
 /// commit). A second signal, or a drain longer than `limit`, exits at once:
 /// what was not committed is read again after the restart.
-async fn watch_signals(shutdown: Shutdown, limit: std::time::Duration) {
+async fn watch_signals(
+    shutdown: Shutdown,
+    health: tocsin::health::Health,
+    limit: std::time::Duration,
+) {
     wait_for_signal().await;
+    health.draining();
     shutdown.trigger();
     tracing::info!(
         "shutdown requested: draining, flushing and committing (signal again to exit now)"
@@ -687,9 +760,11 @@ fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         ..pipeline
     };
     let rt = runtime()?;
-    let stats = rt.block_on(pipeline.run(Shutdown::new()))?;
+    let outcome = rt.block_on(pipeline.run(Shutdown::new()));
+    rt.shutdown_background();
+    let stats = outcome?;
     print_scan_summary(&summary, &stats);
-    Ok(ExitCode::SUCCESS)
+    inputs_outcome(&stats)
 }
 
 fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
@@ -769,6 +844,14 @@ fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
 }
 
 fn print_scan_summary(rules: &RuleLoadSummary, stats: &RunStats) {
+    // Per input, so every line read can be accounted for: records = events
+    // + dead-lettered + blank.
+    for (input, n) in &stats.inputs {
+        eprintln!(
+            "tocsin scan: input {input}: {} records, {} events, {} dead-lettered, {} blank",
+            n.records, n.events, n.parse_failures, n.blank
+        );
+    }
     let by_severity: Vec<String> = stats
         .alerts_by_severity
         .iter()

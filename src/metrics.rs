@@ -1,11 +1,14 @@
-//! Prometheus metrics and the HTTP endpoint that serves them (`/metrics`, `/healthz`).
+//! Prometheus metrics and the HTTP endpoint that serves them (`/metrics`,
+//! `/healthz`, `/readyz`).
 
+use crate::health::Health;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Every metric tocsin exports. Cheap to clone (handles into one registry).
 #[derive(Clone)]
@@ -44,6 +47,10 @@ pub struct Metrics {
     pub incident_triage_rejected: IntCounterVec,
     pub source_silent: IntGaugeVec,
     pub webhook_messages: IntCounterVec,
+    pub internal_errors: IntCounterVec,
+    pub limit_exceeded: IntCounterVec,
+    pub input_errors: IntCounterVec,
+    pub records_cut: IntCounterVec,
 }
 
 impl Metrics {
@@ -266,7 +273,31 @@ impl Metrics {
             "Lines handed to a webhook, per webhook and outcome (delivered, failed, dropped).",
             &["webhook", "outcome"],
         )?;
+        let internal_errors = counter(
+            "internal_errors_total",
+            "Panics contained per record (detect: the record was dead-lettered) or that stopped a stage, per stage.",
+            &["stage"],
+        )?;
+        let limit_exceeded = counter(
+            "limit_exceeded_total",
+            "Inputs refused because they broke a configured limit, per limit (max_record_bytes, max_condition_depth, http_body_bytes, http_connections, ...).",
+            &["limit"],
+        )?;
+        let input_errors = counter(
+            "input_errors_total",
+            "Inputs (files, stdin) that could not be opened or read to their end, per source.",
+            &["source"],
+        )?;
+        let records_cut = counter(
+            "records_cut_total",
+            "Records cut to fit their Kafka topic's size limit (size and SHA-256 of the whole in headers), per topic.",
+            &["topic"],
+        )?;
         Ok(Metrics {
+            internal_errors,
+            limit_exceeded,
+            input_errors,
+            records_cut,
             incident_open_alerts,
             incident_time_to_first_response,
             incident_time_to_triage,
@@ -327,15 +358,60 @@ pub async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serves `/metrics` and `/healthz` (and the routes of `extra`, such as
-/// `/triage`) until the future is dropped.
+/// Limits of the HTTP listener. Each one stops a way to exhaust the server:
+/// idle or slow connections, many connections, large bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Most connections open at once; more are closed at once (and counted).
+    pub max_connections: usize,
+    /// Most time to receive a request's headers, including the wait for the
+    /// next request on a kept-alive connection: idle connections close.
+    pub header_timeout: Duration,
+    /// Most time for a whole request, body and answer included.
+    pub request_timeout: Duration,
+    /// Largest request body, read only after the bearer token is checked.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 << 10,
+        }
+    }
+}
+
+/// Serves `/metrics`, `/healthz`, `/readyz` (and the routes of `extra`,
+/// such as `/triage`) until the future is dropped.
+///
+/// Written on hyper directly instead of `axum::serve`, which has no header
+/// timeout and no connection cap.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     metrics: Arc<Metrics>,
+    health: Health,
     extra: Option<axum::Router>,
+    limits: HttpLimits,
 ) -> std::io::Result<()> {
+    use axum::http::StatusCode;
     use axum::{http::header, routing::get, Router};
     let m = metrics.clone();
+    let probe = |answer: (bool, serde_json::Value)| {
+        let status = if answer.0 {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            answer.1.to_string(),
+        )
+    };
+    let (live, ready) = (health.clone(), health);
     let app = Router::new()
         .route(
             "/metrics",
@@ -351,21 +427,62 @@ pub async fn serve(
         )
         .route(
             "/healthz",
-            get(move || {
-                let rules = metrics.rules_loaded.get();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "application/json")],
-                        format!("{{\"status\":\"ok\",\"rules_loaded\":{rules}}}"),
-                    )
-                }
-            }),
+            get(move || std::future::ready(probe(live.liveness()))),
+        )
+        .route(
+            "/readyz",
+            get(move || std::future::ready(probe(ready.readiness()))),
         );
     let app = match extra {
         Some(routes) => app.merge(routes),
         None => app,
     };
-    axum::serve(listener, app).await
+    let request_timeout = limits.request_timeout;
+    let app = app.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            match tokio::time::timeout(request_timeout, next.run(request)).await {
+                Ok(response) => response,
+                Err(_) => axum::response::IntoResponse::into_response((
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request took longer than the server's request timeout\n",
+                )),
+            }
+        },
+    ));
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: wait, do not spin.
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            metrics
+                .limit_exceeded
+                .with_label_values(&["http_connections"])
+                .inc();
+            drop(stream);
+            continue;
+        };
+        let service = app.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                tower::ServiceExt::oneshot(service.clone(), request)
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // Errors are the client's (reset, timeout, bad request).
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
 }
 
 #[cfg(test)]
@@ -400,9 +517,11 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let m = Arc::new(Metrics::new().unwrap());
         m.rules_loaded.set(7);
+        let health = Health::new();
+        health.set_rules_loaded(7);
         let listener = bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(serve(listener, m, None));
+        let server = tokio::spawn(serve(listener, m, health, None, HttpLimits::default()));
         for (path, expect) in [
             ("/healthz", "\"rules_loaded\":7"),
             ("/metrics", "tocsin_rules_loaded 7"),

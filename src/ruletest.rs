@@ -102,7 +102,7 @@ fn failure(file: &Path, line: usize, rule: &str, name: &str, why: String) -> Cas
 
 /// Runs the cases of one test file.
 pub fn run_text(engine: &Engine, file: &Path, text: &str, results: &mut Vec<CaseResult>) {
-    let docs = match parse_documents(text) {
+    let docs = match parse_documents(text, &crate::sigma::RuleLimits::default()) {
         Ok(d) => d,
         Err(e) => {
             results.push(failure(

@@ -72,6 +72,7 @@ fn run(documents: &[String], events: &[(i64, serde_json::Value)]) -> Fired {
         &documents.join("\n---\n"),
         Path::new("spec.yml"),
         &mut report,
+        &Default::default(),
     );
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let (engine, problems) = Engine::compile(

@@ -30,7 +30,11 @@ fn cases(root: &Path) -> Vec<Case> {
     let mut out = Vec::new();
     for info in infos {
         let dir = info.parent().unwrap().to_path_buf();
-        let doc = &parse_documents(&std::fs::read_to_string(&info).unwrap()).unwrap()[0];
+        let doc = &parse_documents(
+            &std::fs::read_to_string(&info).unwrap(),
+            &Default::default(),
+        )
+        .unwrap()[0];
         let rule_id = doc.get("rule_metadata").and_then(|m| match &m.value {
             tocsin::sigma::yaml::Value::Seq(items) => items.first()?.get("id")?.scalar_text(),
             _ => None,

@@ -30,7 +30,7 @@ pub fn corpus(shared: &Path) -> Vec<LoadedRule> {
         .iter()
         .map(|d| shared.join("sigma").join(d))
         .collect();
-    load_paths(&dirs).rules
+    load_paths(&dirs, &Default::default()).rules
 }
 
 /// `n` rules spread evenly over the corpus, so subsets have the corpus's mix of products.

@@ -48,19 +48,7 @@ pub fn escape_into(out: &mut String, text: &str) {
     }
 }
 
-/// Shortens to at most `max` characters, marking the cut with `...`.
-pub fn shorten(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    match text.char_indices().nth(max) {
-        None => std::borrow::Cow::Borrowed(text),
-        Some((cut, _)) => {
-            let keep = text[..cut]
-                .char_indices()
-                .nth(max.saturating_sub(3))
-                .map_or(cut, |(i, _)| i);
-            std::borrow::Cow::Owned(format!("{}...", &text[..keep]))
-        }
-    }
-}
+pub use crate::vocab::text::shorten;
 
 #[cfg(test)]
 mod tests {
@@ -110,12 +98,5 @@ mod tests {
             line.contains("a\\nSIEM ALERT -- fake\\r\\t\\u{001b}[31m\\u{2028}"),
             "{line}"
         );
-    }
-
-    #[test]
-    fn long_values_are_shortened_on_character_boundaries() {
-        assert_eq!(shorten("abcdef", 10), "abcdef");
-        assert_eq!(shorten("abcdefghijkl", 8), "abcde...");
-        assert_eq!(shorten("ééééééééé", 5), "éé...");
     }
 }

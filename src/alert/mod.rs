@@ -183,7 +183,7 @@ impl AlertBuilder {
             } else {
                 group.join(", ")
             },
-            humantime_span(c.timespan),
+            c.timespan,
             firing
                 .first
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -316,8 +316,7 @@ impl AlertBuilder {
         );
         let text = format!(
             "Log source silent: {}, last event {last}, silent longer than {}",
-            watch.name,
-            humantime_span(watch.max_silence.to_std().unwrap_or_default())
+            watch.name, watch.max_silence
         );
         self.silence_record(
             watch,
@@ -386,7 +385,7 @@ impl AlertBuilder {
                 "source": watch.name,
                 "last_event": last_event,
                 "silent_since": since,
-                "max_silence_seconds": watch.max_silence.num_seconds(),
+                "max_silence_seconds": watch.max_silence.as_secs(),
             }
         });
         self.build(
@@ -492,17 +491,6 @@ impl AlertBuilder {
                 })
                 .collect(),
         )
-    }
-}
-
-/// `600s` -> `10m`, as Sigma writes timespans.
-fn humantime_span(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 

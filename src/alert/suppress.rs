@@ -9,6 +9,7 @@
 //! store keyed by alert id (a compacted topic) holds the updated alert.
 
 use super::{Alert, Suppressed};
+use crate::vocab::{Span, SpanError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
@@ -38,24 +39,22 @@ pub struct RuleSuppression {
 
 /// A bad suppression setting.
 #[derive(Debug, thiserror::Error)]
-#[error("suppression: window `{0}` is not a number and a unit (s, m, h, d), e.g. `1h`")]
-pub struct SuppressionError(String);
+#[error("suppression: window `{0}` is not a number and a unit (s, m, h, d), e.g. `1h`: {1}")]
+pub struct SuppressionError(String, SpanError);
 
-fn parse_window(s: &str) -> Result<chrono::Duration, SuppressionError> {
-    let t = s.trim();
-    if t.is_empty() || t == "0" || t == "0s" {
-        return Ok(chrono::Duration::zero());
+/// A window; empty or zero turns suppression off.
+fn parse_window(s: &str) -> Result<Span, SuppressionError> {
+    if s.trim().is_empty() {
+        return Ok(Span::ZERO);
     }
-    crate::sigma::correlation::parse_timespan(t)
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .ok_or_else(|| SuppressionError(s.to_string()))
+    s.parse().map_err(|e| SuppressionError(s.to_string(), e))
 }
 
 /// The compiled policy: windows and group fields per rule.
 #[derive(Debug, Clone, Default)]
 pub struct SuppressionPolicy {
-    global: chrono::Duration,
-    rules: HashMap<String, (chrono::Duration, Vec<String>)>,
+    global: Span,
+    rules: HashMap<String, (Span, Vec<String>)>,
 }
 
 impl SuppressionPolicy {
@@ -72,11 +71,11 @@ impl SuppressionPolicy {
         Ok(SuppressionPolicy { global, rules })
     }
 
-    fn rule(&self, id: &str, title: &str) -> Option<&(chrono::Duration, Vec<String>)> {
+    fn rule(&self, id: &str, title: &str) -> Option<&(Span, Vec<String>)> {
         self.rules.get(id).or_else(|| self.rules.get(title))
     }
 
-    fn window(&self, id: &str, title: &str) -> chrono::Duration {
+    fn window(&self, id: &str, title: &str) -> Span {
         self.rule(id, title).map_or(self.global, |(w, _)| *w)
     }
 
@@ -119,7 +118,7 @@ impl Suppressor {
     pub fn offer(&mut self, alert: Alert) -> Vec<Alert> {
         let mut out = self.close_before(alert.event_time);
         let window = self.policy.window(&alert.rule.id, &alert.rule.title);
-        if window <= chrono::Duration::zero() {
+        if window.is_zero() {
             out.push(alert);
             return out;
         }
@@ -134,7 +133,7 @@ impl Suppressor {
         if let Some(update) = self.open.remove(&key).and_then(update_of) {
             out.push(update);
         }
-        let end = alert.event_time + window;
+        let end = window.after(alert.event_time);
         self.ends.push(Reverse((end, self.next)));
         self.keys.insert(self.next, key.clone());
         self.next += 1;

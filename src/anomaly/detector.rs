@@ -570,19 +570,19 @@ mod tests {
     use crate::anomaly::job::{AnomalyRule, JobSpec};
     use crate::sigma::rule::{parse_document, Document};
     use crate::sigma::yaml::parse_documents;
-    use std::time::Duration;
+    use crate::vocab::Span;
 
     fn job(spec: impl FnOnce(&mut JobSpec)) -> Arc<AnomalySet> {
         let text = "title: J\nid: j\nlogsource: {product: test}\ndetection:\n  s: {a: 1}\n  condition: s\nanomaly:\n  function: high_count\n  by: user\n  bucket_span: 10m\n";
-        let docs = parse_documents(text).unwrap();
-        let Ok(Document::AnomalyJob(mut j)) = parse_document(&docs[0]) else {
+        let docs = parse_documents(text, &Default::default()).unwrap();
+        let Ok(Document::AnomalyJob(mut j)) = parse_document(&docs[0], &Default::default()) else {
             panic!()
         };
         j.spec.min_history = 8;
         j.spec.alert = AnomalyRule {
             min_score: 80.0,
             count: 1,
-            within: Duration::from_secs(3600),
+            within: Span::from_secs(3600),
         };
         spec(&mut j.spec);
         Arc::new(AnomalySet {
@@ -703,7 +703,7 @@ mod tests {
     fn count_rules_need_several_anomalies_within_the_window() {
         let mut d = Detector::new(job(|s| {
             s.alert.count = 2;
-            s.alert.within = Duration::from_secs(1800);
+            s.alert.within = Span::from_secs(1800);
         }));
         let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
             if u == "a" && (b == 30 || b == 36) {
@@ -716,7 +716,7 @@ mod tests {
         assert!(alerts.is_empty(), "{alerts:?}");
         let mut d = Detector::new(job(|s| {
             s.alert.count = 2;
-            s.alert.within = Duration::from_secs(1800);
+            s.alert.within = Span::from_secs(1800);
         }));
         let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
             if u == "a" && (b == 30 || b == 31) {

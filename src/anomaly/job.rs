@@ -22,8 +22,8 @@ use super::model::{Scale, Side};
 use crate::sigma::condition::Condition;
 use crate::sigma::rule::{Diagnostic, SigmaRule};
 use crate::sigma::yaml::{Node, Value};
+use crate::vocab::Span;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// What a job measures per entity and bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,7 +102,7 @@ pub struct AnomalyRule {
     /// How many anomalies of the same entity, at or above `min_score`...
     pub count: usize,
     /// ...within this span of bucket time.
-    pub within: Duration,
+    pub within: Span,
 }
 
 impl Default for AnomalyRule {
@@ -110,7 +110,7 @@ impl Default for AnomalyRule {
         AnomalyRule {
             min_score: 50.0,
             count: 1,
-            within: Duration::from_secs(3600),
+            within: Span::from_secs(3600),
         }
     }
 }
@@ -125,9 +125,9 @@ pub struct JobSpec {
     pub by: Vec<String>,
     /// Population field: each value is compared with all others.
     pub over: Option<String>,
-    pub bucket_span: Duration,
+    pub bucket_span: Span,
     /// How long to wait for late events before a bucket is closed.
-    pub latency: Duration,
+    pub latency: Span,
     /// Buckets an entity needs before it is scored on its own history.
     pub min_history: usize,
     /// Buckets of history kept per entity.
@@ -264,28 +264,24 @@ pub fn parse_job(rule: SigmaRule, node: &Node, diags: &mut Vec<Diagnostic>) -> O
         }
         t
     });
-    let span =
-        |key: &str, default: Duration, allow_zero: bool, diags: &mut Vec<Diagnostic>| match text(
-            key,
-        ) {
-            None => default,
-            Some((n, t)) => {
-                let t = t.unwrap_or_default();
-                match crate::sigma::correlation::parse_timespan(&t) {
-                    Some(d) => d,
-                    None if allow_zero && matches!(t.trim(), "0" | "0s") => Duration::ZERO,
-                    None => {
-                        diags.push(Diagnostic::new(
-                            n.pos,
-                            format!("`{key}` must be a timespan like 10m, 1h or 1d, found `{t}`"),
-                        ));
-                        default
-                    }
-                }
-            }
+    let span = |key: &str, default: Span, allow_zero: bool, diags: &mut Vec<Diagnostic>| {
+        let Some((n, t)) = text(key) else {
+            return default;
         };
-    let bucket_span = span("bucket_span", Duration::from_secs(3600), false, diags);
-    let latency = span("latency", Duration::from_secs(60), true, diags);
+        let t = t.unwrap_or_default();
+        let parsed = t
+            .parse::<Span>()
+            .and_then(|s| if allow_zero { Ok(s) } else { s.nonzero(key) });
+        parsed.unwrap_or_else(|e| {
+            diags.push(Diagnostic::new(
+                n.pos,
+                format!("`{key}` must be a timespan like 10m, 1h or 1d: {e}"),
+            ));
+            default
+        })
+    };
+    let bucket_span = span("bucket_span", Span::from_secs(3600), false, diags);
+    let latency = span("latency", Span::from_secs(60), true, diags);
     let count = |key: &str, default: usize, diags: &mut Vec<Diagnostic>| match node.get(key) {
         None => default,
         Some(n) => match n.value {
@@ -384,12 +380,14 @@ fn parse_alert(node: &Node, diags: &mut Vec<Diagnostic>) -> AnomalyRule {
             Some("within") => {
                 match value
                     .scalar_text()
-                    .and_then(|t| crate::sigma::correlation::parse_timespan(&t))
+                    .unwrap_or_default()
+                    .parse::<Span>()
+                    .and_then(|s| s.nonzero("within"))
                 {
-                    Some(d) => rule.within = d,
-                    None => diags.push(Diagnostic::new(
+                    Ok(span) => rule.within = span,
+                    Err(e) => diags.push(Diagnostic::new(
                         value.pos,
-                        "`within` must be a timespan like 1h",
+                        format!("`within` must be a timespan like 1h: {e}"),
                     )),
                 }
             }
@@ -414,8 +412,8 @@ mod tests {
         let text = format!(
             "title: Job\nid: job-1\nlogsource: {{product: linux}}\ndetection:\n  sel: {{a: 1}}\n  err: {{b: 2}}\n  condition: sel\nanomaly:\n{anomaly}"
         );
-        let docs = parse_documents(&text).unwrap();
-        match parse_document(&docs[0]) {
+        let docs = parse_documents(&text, &Default::default()).unwrap();
+        match parse_document(&docs[0], &Default::default()) {
             Ok(Document::AnomalyJob(job)) => Ok(*job),
             Ok(other) => panic!("not a job: {other:?}"),
             Err(d) => Err(d

@@ -96,6 +96,7 @@ impl AnomalySet {
                     file,
                     pos: job.rule.pos,
                     message: format!("duplicate anomaly job name `{}`", job.name()),
+                    limit: None,
                 });
                 continue;
             }

@@ -155,8 +155,8 @@ mod tests {
 
     fn job(function: &str) -> AnomalyJob {
         let text = format!("title: J\nname: failed/logins\nid: j1\nlogsource: {{product: t}}\ndetection:\n  s: {{a: 1}}\n  condition: s\nanomaly:\n  function: {function}\n  by: user\n");
-        let docs = parse_documents(&text).unwrap();
-        match parse_document(&docs[0]) {
+        let docs = parse_documents(&text, &Default::default()).unwrap();
+        match parse_document(&docs[0], &Default::default()) {
             Ok(Document::AnomalyJob(j)) => *j,
             other => panic!("{other:?}"),
         }

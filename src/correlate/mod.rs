@@ -28,6 +28,7 @@ use crate::detect::Engine;
 use crate::event::{Event, Origin};
 use crate::sigma::correlation::{CorrelationType, SigmaCorrelation};
 use crate::sigma::{LoadedCorrelation, RuleProblem};
+use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -51,7 +52,7 @@ pub struct CompiledCorrelation {
     inputs: Vec<Input>,
     /// Per input: the field read for each group-by name (aliases applied).
     group_fields: Vec<Vec<String>>,
-    span: chrono::Duration,
+    span: Span,
 }
 
 /// All correlations, compiled.
@@ -153,6 +154,7 @@ impl CorrelationSet {
                                 "correlation `{}` names rule `{r}`, which is not loaded",
                                 l.correlation.meta.title
                             ),
+                            limit: None,
                         });
                         ok = false;
                     }
@@ -173,6 +175,7 @@ impl CorrelationSet {
                             "correlation `{}` references itself through a chain, or a correlation that failed",
                             loaded[i].correlation.meta.title
                         ),
+                        limit: None,
                     });
                 }
             }
@@ -230,7 +233,7 @@ impl CorrelationSet {
                 }
             }
             set.correlations.push(CompiledCorrelation {
-                span: chrono::Duration::from_std(c.timespan).unwrap_or(chrono::Duration::MAX),
+                span: c.timespan,
                 rule: l.correlation,
                 file: l.file,
                 inputs,
@@ -373,7 +376,7 @@ pub struct Correlator {
     max_groups: usize,
     evictions: u64,
     /// How far behind the newest event time an event may arrive and still count.
-    lateness: chrono::Duration,
+    lateness: Span,
     late_events: u64,
     /// Newest event time per source: lateness is judged within a source, so
     /// a second file with older timestamps is not "late".
@@ -402,7 +405,7 @@ impl Correlator {
             newest: None,
             max_groups: max_groups.max(1),
             evictions: 0,
-            lateness: chrono::Duration::seconds(DEFAULT_LATENESS.as_secs() as i64),
+            lateness: Span::from_std(DEFAULT_LATENESS),
             late_events: 0,
             newest_by_source: HashMap::new(),
             last_seen: HashMap::new(),
@@ -423,7 +426,7 @@ impl Correlator {
     /// lateness has passed their end, and an event further behind the newest
     /// event of its own source is dropped.
     pub fn with_lateness(mut self, lateness: std::time::Duration) -> Self {
-        self.lateness = chrono::Duration::from_std(lateness).unwrap_or(chrono::Duration::zero());
+        self.lateness = Span::from_std(lateness);
         self
     }
 
@@ -449,7 +452,7 @@ impl Correlator {
             .min();
         active
             .or_else(|| self.newest_by_source.values().max().copied())
-            .map(|t| t - self.lateness)
+            .map(|t| self.lateness.before(t))
     }
 
     /// Groups currently tracked.
@@ -471,7 +474,7 @@ impl Correlator {
         } else {
             window.last_time()?
         };
-        Some(base + corr.span)
+        Some(corr.span.after(base))
     }
 
     /// The open windows and time bookkeeping, to snapshot. Correlations are
@@ -524,7 +527,7 @@ impl Correlator {
                 continue;
             };
             self.expiries.push(Reverse((
-                first + self.set.correlations[c].span,
+                self.set.correlations[c].span.after(first),
                 c,
                 g.key.clone(),
             )));
@@ -564,7 +567,7 @@ impl Correlator {
             .newest_by_source
             .entry(obs.origin.source.clone())
             .or_insert(time);
-        let late = time < *source_newest - self.lateness;
+        let late = time < self.lateness.before(*source_newest);
         if time > *source_newest {
             *source_newest = time;
         }
@@ -608,7 +611,7 @@ impl Correlator {
             let span = corr.span;
             if let Some(first) = window.first_time() {
                 self.expiries
-                    .push(Reverse((first + span, key.0, key.1.clone())));
+                    .push(Reverse((span.after(first), key.0, key.1.clone())));
             }
             if self.groups.len() > self.max_groups {
                 self.evict_one(&key);
@@ -805,6 +808,7 @@ mod tests {
             &format!("{BASE}---\n{correlations}"),
             Path::new("t.yml"),
             &mut report,
+            &Default::default(),
         );
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         let (engine, problems) = Engine::compile(

@@ -5,6 +5,7 @@
 //! so every measure is over a sliding window, not fixed buckets.
 
 use crate::sigma::correlation::CorrelationType;
+use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, VecDeque};
 
@@ -28,11 +29,15 @@ pub struct Window {
 
 impl Window {
     /// Adds an entry in time order and evicts what fell out of the window.
-    pub fn add(&mut self, entry: Entry, span: chrono::Duration) {
+    pub fn add(&mut self, entry: Entry, span: Span) {
         let at = self.entries.partition_point(|e| e.time <= entry.time);
         self.entries.insert(at, entry);
         if let Some(newest) = self.entries.back().map(|e| e.time) {
-            while self.entries.front().is_some_and(|e| e.time < newest - span) {
+            while self
+                .entries
+                .front()
+                .is_some_and(|e| e.time < span.before(newest))
+            {
                 self.entries.pop_front();
             }
         }
@@ -176,7 +181,7 @@ mod tests {
     #[test]
     fn entries_older_than_the_span_before_the_newest_are_evicted() {
         let mut w = Window::default();
-        let span = chrono::Duration::seconds(60);
+        let span = Span::from_secs(60);
         for s in [0, 30, 59, 60, 61] {
             w.add(entry(s, 0, None), span);
         }
@@ -188,7 +193,7 @@ mod tests {
     #[test]
     fn late_events_are_placed_in_time_order() {
         let mut w = Window::default();
-        let span = chrono::Duration::seconds(100);
+        let span = Span::from_secs(100);
         w.add(entry(50, 0, None), span);
         w.add(entry(10, 0, None), span);
         w.add(entry(30, 0, None), span);
@@ -197,7 +202,7 @@ mod tests {
 
     #[test]
     fn measures_follow_each_correlation_type() {
-        let span = chrono::Duration::seconds(100);
+        let span = Span::from_secs(100);
         let mut w = Window::default();
         for (s, v) in [(1, "a"), (2, "b"), (3, "a"), (4, "10")] {
             w.add(entry(s, 0, Some(v)), span);
@@ -218,7 +223,7 @@ mod tests {
 
     #[test]
     fn temporal_needs_every_rule_and_ordered_needs_their_order() {
-        let span = chrono::Duration::seconds(100);
+        let span = Span::from_secs(100);
         let mut w = Window::default();
         w.add(entry(1, 1, None), span);
         assert_eq!(w.measure(CorrelationType::Temporal, 2, None), None);

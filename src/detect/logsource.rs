@@ -142,7 +142,8 @@ impl LogsourceRouter {
             pos,
             message,
         };
-        let docs = parse_documents(text).map_err(|e| err(e.pos, e.message))?;
+        let docs = parse_documents(text, &crate::sigma::RuleLimits::default())
+            .map_err(|e| err(e.pos, e.message))?;
         let doc = docs
             .first()
             .ok_or_else(|| err(Pos::default(), "empty mapping file".into()))?;

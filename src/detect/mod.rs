@@ -158,6 +158,8 @@ struct RuleGroup {
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
     pub placeholders: Placeholders,
+    /// Limits on rule files (size, nesting, values).
+    pub limits: crate::sigma::RuleLimits,
 }
 
 /// All loaded rules, compiled, with the logsource router.
@@ -219,6 +221,7 @@ impl Engine {
                     file,
                     pos: d.pos,
                     message: d.message,
+                    limit: d.limit,
                 }),
             }
         }
@@ -399,7 +402,7 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         Some(path) => LogsourceRouter::from_file(path)?,
         None => LogsourceRouter::builtin()?,
     };
-    let mut report = crate::sigma::load_paths(paths);
+    let mut report = crate::sigma::load_paths(paths, &options.limits);
     let filters = report.filters.len();
     // Anomaly jobs select their events with ordinary detections, compiled
     // and indexed with the rules; `crate::anomaly::AnomalySet` claims them.
@@ -444,6 +447,7 @@ fn apply_filters(
                     file: file.clone(),
                     pos: d.pos,
                     message: d.message,
+                    limit: d.limit,
                 });
                 continue;
             }
@@ -452,6 +456,7 @@ fn apply_filters(
             file: file.clone(),
             pos: filter.pos,
             message,
+            limit: None,
         };
         for reference in &filter.rules {
             let targets: Vec<usize> = rules
@@ -569,7 +574,12 @@ mod tests {
 
     fn engine(rules: &str) -> Engine {
         let mut report = LoadReport::default();
-        load_text(rules, Path::new("test.yml"), &mut report);
+        load_text(
+            rules,
+            Path::new("test.yml"),
+            &mut report,
+            &Default::default(),
+        );
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         let (engine, problems) = Engine::compile(
             report.rules,
@@ -667,7 +677,12 @@ detection:
 
     fn compile_with_problems(text: &str) -> (Engine, Vec<RuleProblem>) {
         let mut report = LoadReport::default();
-        load_text(text, Path::new("test.yml"), &mut report);
+        load_text(
+            text,
+            Path::new("test.yml"),
+            &mut report,
+            &Default::default(),
+        );
         assert!(report.problems.is_empty(), "{:?}", report.problems);
         Engine::compile(
             report.rules,

@@ -51,6 +51,20 @@ impl Parser {
     ) -> Result<Event, ParseError> {
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
+        let mut event = self.parse_line(line, origin, ingest_time)?;
+        if !super::time::plausible(event.time) {
+            event.time = ingest_time;
+            event.time_from_event = false;
+        }
+        Ok(event)
+    }
+
+    fn parse_line(
+        &self,
+        line: &str,
+        origin: Origin,
+        ingest_time: DateTime<Utc>,
+    ) -> Result<Event, ParseError> {
         match self.format {
             InputFormat::Json => self.json(line, origin, ingest_time, false),
             InputFormat::EvtxJson => self.json(line, origin, ingest_time, true),
@@ -263,5 +277,29 @@ mod tests {
     fn raw_lines_keep_their_text() {
         let e = auto("Dec 10 06:55:46 LabSZ sshd[1]: hi\r\n").unwrap();
         assert_eq!(e.raw_text(), Some("Dec 10 06:55:46 LabSZ sshd[1]: hi"));
+    }
+
+    #[test]
+    fn times_beyond_year_9999_or_before_year_0_fall_back_to_the_read_time() {
+        for line in [
+            r#"{"@timestamp": "+262142-12-31T23:59:59Z", "a": 1}"#,
+            r#"{"timestamp": "-0001-01-01T00:00:00Z"}"#,
+            r#"{"ts": 99999999999999999}"#,
+        ] {
+            let e = auto(line).unwrap();
+            assert_eq!(e.time, now(), "{line}");
+        }
+        let e = auto(r#"{"@timestamp": "0000-01-01T00:00:00Z"}"#).unwrap();
+        assert!(e.time_from_event);
+        let e = Parser::new(
+            InputFormat::Json,
+            TimeOptions {
+                field: Some("t".into()),
+                format: Some("%Y-%m-%dT%H:%M:%S".into()),
+            },
+        )
+        .parse(r#"{"t": "+200000-01-01T00:00:00"}"#, origin(), now())
+        .unwrap();
+        assert_eq!(e.time, now());
     }
 }

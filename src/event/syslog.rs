@@ -75,8 +75,12 @@ fn insert_pri(fields: &mut Map<String, Value>, pri: Option<u8>) {
 }
 
 fn parse_3164(pri: Option<u8>, rest: &str, reference: DateTime<Utc>) -> Result<SyslogLine, String> {
-    let (time, rest) = if rest.len() >= 16 && rest.as_bytes()[3] == b' ' {
-        let (stamp, rest) = rest.split_at(15);
+    // "Mmm dd hh:mm:ss " is 16 ASCII bytes. The checked split keeps a line
+    // whose 15th byte falls inside a multi-byte character from being cut there.
+    let bsd_stamp = rest
+        .split_at_checked(15)
+        .filter(|_| rest.len() >= 16 && rest.as_bytes().get(3) == Some(&b' '));
+    let (time, rest) = if let Some((stamp, rest)) = bsd_stamp {
         let time = bsd_time(stamp, reference).ok_or("not a syslog timestamp")?;
         (
             time,
@@ -383,6 +387,39 @@ mod tests {
             "<38>1 2026-11-20T08:15:00Z h a p m [unterminated",
         ] {
             assert!(parse(line, at(2026, 1, 1)).is_err(), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn a_multibyte_character_across_the_bsd_timestamp_width_is_not_cut() {
+        // "The naïve café is open": byte 15 falls inside "é".
+        let line = "The na\u{ef}ve caf\u{e9} is open";
+        assert!(parse(line, at(2026, 1, 1)).is_err());
+        for prefix in ["", "<13>", "<13>1 "] {
+            for cut in 0..=20 {
+                let text = format!("{prefix}{}\u{e9}\u{e9}\u{e9} x y: z", "a".repeat(cut));
+                let _ = parse(&text, at(2026, 1, 1));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn no_line_makes_the_parser_panic(line in "\\PC{0,64}", reference in 0i64..4_000_000_000) {
+            let reference = DateTime::from_timestamp(reference, 0).unwrap_or_default();
+            let _ = parse(&line, reference);
+        }
+
+        #[test]
+        fn syslog_shaped_lines_with_any_characters_never_panic(
+            pri in proptest::option::of(0u16..300),
+            body in "[a-zA-Z0-9 :\\[\\]=\"\u{e9}\u{2028}-]{0,40}",
+        ) {
+            let line = match pri {
+                Some(p) => format!("<{p}>Jan  1 00:00:00 {body}"),
+                None => format!("Feb 29 12:00:00 {body}"),
+            };
+            let _ = parse(&line, at(2026, 3, 1));
         }
     }
 }

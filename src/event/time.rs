@@ -1,6 +1,6 @@
 //! Event time: which field holds it and how to read it.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -62,6 +62,15 @@ impl TimeOptions {
             }
         }
     }
+}
+
+/// Whether an event time is one the engine works with: years 0000 through
+/// 9999, all that RFC 3339 can write. Parsers fall back to the time a record
+/// was read for anything else, so event-time arithmetic (windows, lateness,
+/// buckets, deadlines; all bounded by [`crate::vocab::Span::MAX`]) stays far
+/// from the ends of chrono's range.
+pub fn plausible(time: DateTime<Utc>) -> bool {
+    (0..=9999).contains(&time.year())
 }
 
 fn lookup<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {

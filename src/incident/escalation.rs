@@ -3,6 +3,7 @@
 
 use super::TrackedAlert;
 use crate::alert::Severity;
+use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -103,10 +104,13 @@ impl Level {
     pub fn time_for(&self, alert: &TrackedAlert) -> DateTime<Utc> {
         match self.when {
             When::Immediately => alert.detected_at,
-            When::FromDue(offset) => alert
-                .due_at
-                .checked_add_signed(offset)
-                .unwrap_or(alert.due_at),
+            When::FromDue(offset) => alert.due_at.checked_add_signed(offset).unwrap_or(
+                if offset > chrono::TimeDelta::zero() {
+                    DateTime::<Utc>::MAX_UTC
+                } else {
+                    DateTime::<Utc>::MIN_UTC
+                },
+            ),
         }
     }
 }
@@ -161,27 +165,26 @@ fn parse_when(text: &str) -> Result<When, String> {
     if t == "immediately" {
         return Ok(When::Immediately);
     }
-    let (sign, magnitude) = match t.as_bytes().first() {
-        Some(b'-') => (-1, &t[1..]),
-        Some(b'+') => (1, &t[1..]),
-        _ => (1, t),
+    let (negative, magnitude) = match (t.strip_prefix('-'), t.strip_prefix('+')) {
+        (Some(m), _) => (true, m),
+        (None, Some(m)) => (false, m),
+        (None, None) => (false, t),
     };
-    let magnitude = magnitude.trim();
     // `0`, `0s`, `0h`: at the deadline itself.
     let zero = magnitude
+        .trim()
         .trim_end_matches(|c: char| c.is_ascii_alphabetic())
         .parse::<u64>()
         == Ok(0);
     let span = if zero {
-        Some(std::time::Duration::ZERO)
+        Span::ZERO
     } else {
-        crate::sigma::correlation::parse_timespan(magnitude)
+        magnitude.parse::<Span>().map_err(|e| {
+            format!("`at = \"{t}\"` is not `immediately` or a signed span like -2h, 0s, +1d ({e})")
+        })?
     };
-    let span = span.ok_or_else(|| {
-        format!("`at = \"{t}\"` is not `immediately` or a signed span like -2h, 0s, +1d")
-    })?;
-    let span = chrono::Duration::from_std(span).map_err(|e| format!("`at = \"{t}\"`: {e}"))?;
-    Ok(When::FromDue(span * sign))
+    let delta = span.as_delta();
+    Ok(When::FromDue(if negative { -delta } else { delta }))
 }
 
 /// Longest part of the original alert text an escalation line repeats.

@@ -5,6 +5,7 @@
 
 use crate::alert::Severity;
 use crate::event::Event;
+use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +52,7 @@ pub struct Watch {
     /// How the source is named in alerts: `source=auth.log`, `host=web-1`,
     /// `logsource=product:linux,service:sshd`.
     pub name: String,
-    pub max_silence: chrono::Duration,
+    pub max_silence: Span,
     pub severity: Severity,
 }
 
@@ -77,12 +78,13 @@ pub fn compile(configs: &[SilenceConfig]) -> Result<Vec<Watch>, String> {
                     "name exactly one of `source`, `host` or `logsource` (with at least one tag)",
                 )),
             };
-            let span = crate::sigma::correlation::parse_timespan(c.max_silence.trim())
-                .and_then(|d| chrono::Duration::from_std(d).ok())
-                .filter(|d| *d > chrono::Duration::zero())
-                .ok_or_else(|| {
+            let span = c
+                .max_silence
+                .parse::<Span>()
+                .and_then(|s| s.nonzero("max_silence"))
+                .map_err(|e| {
                     context(&format!(
-                        "max_silence `{}` is not a span like 15m, 1h, 1d",
+                        "max_silence `{}` is not a span like 15m, 1h, 1d ({e})",
                         c.max_silence
                     ))
                 })?;
@@ -238,7 +240,7 @@ impl SilenceWatch {
                 continue;
             }
             let quiet_from = s.last_seen_at.unwrap_or(started);
-            if now - quiet_from > w.max_silence {
+            if now > w.max_silence.after(quiet_from) {
                 s.silent_since = Some(quiet_from);
                 out.push(SilenceChange::Silent {
                     watch: i,

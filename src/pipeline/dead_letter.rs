@@ -19,6 +19,44 @@ pub struct DeadLetter {
     /// The record exactly as received, for destinations that keep bytes (Kafka).
     #[serde(skip)]
     pub original: Vec<u8>,
+    /// When the payload is only the beginning of the record: the whole
+    /// record's size and hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole: Option<Whole>,
+}
+
+/// The size and SHA-256 of a record of which only a part is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Whole {
+    pub bytes: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+impl Whole {
+    pub fn of(bytes: u64, sha256: &[u8; 32]) -> Whole {
+        Whole {
+            bytes,
+            sha256: hex(sha256),
+        }
+    }
+
+    /// The size and hash of `data`.
+    pub fn hash(data: &[u8]) -> Whole {
+        use sha2::Digest;
+        Whole::of(data.len() as u64, &sha2::Sha256::digest(data).into())
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl DeadLetter {
@@ -37,6 +75,7 @@ impl DeadLetter {
             payload,
             payload_base64,
             original: bytes.to_vec(),
+            whole: None,
         }
     }
 }

@@ -84,6 +84,11 @@ pub enum PipelineError {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunStats {
     pub process: ProcessStats,
+    /// The same counts per input (file path, `stdin`, topic), by name.
+    pub inputs: BTreeMap<String, ProcessStats>,
+    /// Inputs that could not be opened or read to their end; the others
+    /// were read, and so were the lines of these before the failure.
+    pub input_errors: Vec<String>,
     pub alerts_by_severity: BTreeMap<Severity, u64>,
     pub dead_letters: u64,
     pub elapsed: Duration,
@@ -377,6 +382,14 @@ impl Writer {
                 last_checkpoint = Instant::now();
             }
         }
+        if !waiting.is_empty() {
+            // A worker failed with a batch: what follows it cannot be
+            // handled in order, and nothing past the gap is committed.
+            return Err(PipelineError::Stage(format!(
+                "{} batches could not be handled in input order: a detection worker failed",
+                waiting.len()
+            )));
+        }
         // End of input: windows waiting for their end are decided now.
         let firings = self.correlator.finish();
         self.alert_out
@@ -645,6 +658,58 @@ fn restore_snapshot(
     }
 }
 
+/// The work queue detection workers share: the feed and the sequence
+/// number the next batch gets.
+type WorkQueue = std::sync::Mutex<(mpsc::Receiver<Feed>, u64)>;
+
+/// A detection worker: takes batches in turn until the feed ends or the
+/// writer stops taking results. Per-record panics are contained by
+/// [`Processor::process`]; one escaping here fails the stage.
+fn detect(queue: &WorkQueue, output: &mpsc::Sender<(u64, Processed)>, processor: &mut Processor) {
+    loop {
+        let next = match queue.lock() {
+            Ok(mut q) => q.0.blocking_recv().map(|feed| {
+                let seq = q.1;
+                q.1 += 1;
+                (seq, feed)
+            }),
+            Err(_) => None,
+        };
+        let Some((seq, feed)) = next else { break };
+        let processed = match feed {
+            Feed::Records(batch) => {
+                let mut progress = Progress::default();
+                let records = batch.len();
+                let mut outputs = Vec::new();
+                for record in &batch {
+                    progress.advance(&record.origin);
+                    processor.process(record, &mut outputs);
+                }
+                let (seen, latest) = processor.take_notes();
+                Processed {
+                    outputs,
+                    progress,
+                    records,
+                    barrier: None,
+                    seen,
+                    latest,
+                }
+            }
+            Feed::Barrier(b) => Processed {
+                outputs: Vec::new(),
+                progress: Progress::default(),
+                records: 0,
+                barrier: Some(b),
+                seen: Vec::new(),
+                latest: None,
+            },
+        };
+        if output.blocking_send((seq, processed)).is_err() {
+            break;
+        }
+    }
+}
+
 /// A configured pipeline, ready to run.
 pub struct Pipeline {
     pub engine: Arc<Engine>,
@@ -686,6 +751,10 @@ pub struct Pipeline {
     pub incident: Option<IncidentSettings>,
     /// Triage updates posted to the HTTP endpoint.
     pub triage_requests: Option<mpsc::Receiver<TriageRequest>>,
+    /// Longest record read; longer ones are dead-lettered unparsed.
+    pub max_record_bytes: usize,
+    /// Where stages report that they run, end or fail (`/healthz`, `/readyz`).
+    pub health: crate::health::Health,
 }
 
 impl Pipeline {
@@ -697,14 +766,21 @@ impl Pipeline {
         let batches = (self.channel_capacity / source::BATCH_SIZE).max(2);
         let (feed_tx, feed_rx) = mpsc::channel::<Feed>(batches);
 
-        // Check inputs and open sinks before reading anything: fail fast on typos.
+        // Check inputs and open sinks before reading anything. An input that
+        // does not exist is reported now; the others are still read.
         let mut contexts = Vec::with_capacity(self.sources.len());
         let mut file_lists = Vec::new();
         let mut kafka_topics = HashMap::new();
+        let mut input_errors = Vec::new();
         for (i, src) in self.sources.iter().enumerate() {
             let name = match src {
                 SourceConfig::File { name, paths, .. } => {
-                    file_lists.push((i, Some(source::expand_paths(paths)?)));
+                    let (files, errors) = source::expand_paths(paths);
+                    for e in errors {
+                        tracing::error!(error = %error_chain(&e), "input cannot be read");
+                        input_errors.push(e);
+                    }
+                    file_lists.push((i, Some(files)));
                     name.clone().unwrap_or_else(|| paths.join(","))
                 }
                 SourceConfig::Stdin { .. } => {
@@ -793,6 +869,7 @@ impl Pipeline {
             )?)
         };
 
+        let health = self.health.clone();
         let mut source_tasks = Vec::new();
         if let Some(consumer) = &consumer {
             let (consumer, tx, sd, m) = (
@@ -801,20 +878,34 @@ impl Pipeline {
                 shutdown.clone(),
                 self.metrics.clone(),
             );
-            source_tasks.push(tokio::task::spawn_blocking(move || {
-                kafka::consumer::consume(consumer, kafka_topics, tx, sd, m)
-                    .map_err(SourceError::from)
-            }));
+            let max = self.max_record_bytes;
+            health.running("source:kafka");
+            source_tasks.push((
+                "source:kafka".to_string(),
+                tokio::task::spawn_blocking(move || {
+                    kafka::consumer::consume(consumer, kafka_topics, tx, sd, m, max)
+                        .map(|()| Vec::new())
+                        .map_err(SourceError::from)
+                }),
+            ));
         }
         for (i, files) in file_lists {
             let tx = feed_tx.clone();
             let sd = shutdown.clone();
-            source_tasks.push(match files {
-                Some(files) => {
-                    tokio::task::spawn_blocking(move || source::read_files(i, files, tx, sd))
-                }
-                None => tokio::spawn(source::read_stdin(i, tx, sd)),
-            });
+            let max = self.max_record_bytes;
+            let stage = format!("source:{}", contexts[i].name);
+            health.running(&stage);
+            source_tasks.push((
+                stage,
+                match files {
+                    Some(files) => tokio::task::spawn_blocking(move || {
+                        Ok(source::read_files(i, files, tx, sd, max))
+                    }),
+                    None => {
+                        tokio::spawn(async move { Ok(source::read_stdin(i, tx, sd, max).await) })
+                    }
+                },
+            ));
         }
         drop(feed_tx);
 
@@ -823,8 +914,9 @@ impl Pipeline {
         // Workers take batches in turn; the sequence number taken with each
         // batch lets the writer restore input order, so alerts leave in the
         // order their events arrived whatever the number of workers.
-        let queue = Arc::new(std::sync::Mutex::new((feed_rx, 0u64)));
+        let queue: Arc<WorkQueue> = Arc::new(std::sync::Mutex::new((feed_rx, 0u64)));
         let mut detectors = Vec::with_capacity(workers);
+        self.health.running("detect");
         for _ in 0..workers {
             let queue = queue.clone();
             let output_tx = output_tx.clone();
@@ -836,50 +928,22 @@ impl Pipeline {
                 self.metrics.clone(),
                 self.clock.clone(),
             );
+            let (stop, health) = (shutdown.clone(), self.health.clone());
             detectors.push(tokio::task::spawn_blocking(move || {
-                loop {
-                    let next = match queue.lock() {
-                        Ok(mut q) => q.0.blocking_recv().map(|feed| {
-                            let seq = q.1;
-                            q.1 += 1;
-                            (seq, feed)
-                        }),
-                        Err(_) => None,
-                    };
-                    let Some((seq, feed)) = next else { break };
-                    let processed = match feed {
-                        Feed::Records(batch) => {
-                            let mut progress = Progress::default();
-                            let records = batch.len();
-                            let mut outputs = Vec::new();
-                            for record in batch {
-                                progress.advance(&record.origin);
-                                processor.process(record, &mut outputs);
-                            }
-                            let (seen, latest) = processor.take_notes();
-                            Processed {
-                                outputs,
-                                progress,
-                                records,
-                                barrier: None,
-                                seen,
-                                latest,
-                            }
-                        }
-                        Feed::Barrier(b) => Processed {
-                            outputs: Vec::new(),
-                            progress: Progress::default(),
-                            records: 0,
-                            barrier: Some(b),
-                            seen: Vec::new(),
-                            latest: None,
-                        },
-                    };
-                    if output_tx.blocking_send((seq, processed)).is_err() {
-                        break;
+                let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    detect(&queue, &output_tx, &mut processor);
+                }));
+                match worked {
+                    Ok(()) => Ok((processor.stats, processor.by_input)),
+                    Err(panic) => {
+                        let what = process::panic_message(panic.as_ref());
+                        health.failed("detect", what.clone());
+                        stop.trigger();
+                        Err(PipelineError::Stage(format!(
+                            "a detection worker failed: {what}"
+                        )))
                     }
                 }
-                processor.stats
             }));
         }
         drop(output_tx);
@@ -988,35 +1052,71 @@ impl Pipeline {
         let runtime = tokio::runtime::Handle::current();
         let stop = shutdown.clone();
         let requests = self.triage_requests.take();
+        let writer_health = self.health.clone();
+        writer_health.running("writer");
         let writer = tokio::task::spawn_blocking(move || {
-            let result = writer.run(output_rx, requests, runtime);
-            if result.is_err() {
-                // Nothing more can be delivered: stop reading.
-                stop.trigger();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                writer.run(output_rx, requests, runtime)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(PipelineError::Stage(format!(
+                    "the writer failed: {}",
+                    process::panic_message(panic.as_ref())
+                )))
+            });
+            match &result {
+                Ok(_) => writer_health.finished("writer"),
+                Err(e) => {
+                    writer_health.failed("writer", e.to_string());
+                    // Nothing more can be delivered: stop reading.
+                    stop.trigger();
+                }
             }
             result
         });
 
         let mut first_error = None;
-        for task in source_tasks {
+        for (stage, task) in source_tasks {
             let failure = match task.await {
-                Ok(Ok(())) => continue,
+                Ok(Ok(errors)) => {
+                    health.finished(&stage);
+                    input_errors.extend(errors);
+                    continue;
+                }
                 Ok(Err(e)) => PipelineError::Source(e),
-                Err(e) => PipelineError::Stage(format!("source task: {e}")),
+                Err(e) => PipelineError::Stage(format!("{stage}: {e}")),
             };
+            health.failed(&stage, failure.to_string());
             // Stop the other sources too; what was read is still processed.
             shutdown.trigger();
             first_error.get_or_insert(failure);
         }
         let mut process = ProcessStats::default();
+        let mut inputs: BTreeMap<String, ProcessStats> = BTreeMap::new();
         for detector in detectors {
-            process += detector
+            let worked = detector
                 .await
-                .map_err(|e| PipelineError::Stage(format!("detector: {e}")))?;
+                .map_err(|e| PipelineError::Stage(format!("detector: {e}")))
+                .and_then(|r| r);
+            match worked {
+                Ok((stats, by_input)) => {
+                    process += stats;
+                    for (name, stats) in by_input {
+                        *inputs.entry(name).or_default() += stats;
+                    }
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if first_error.is_none() {
+            health.finished("detect");
         }
         let written = writer
             .await
-            .map_err(|e| PipelineError::Stage(format!("writer: {e}")))?;
+            .map_err(|e| PipelineError::Stage(format!("writer: {e}")))
+            .and_then(|r| r);
         if let Some(committer) = committer {
             // The writer dropped its sender: the committer finishes the last checkpoint.
             let committed = committer
@@ -1024,6 +1124,7 @@ impl Pipeline {
                 .map_err(|e| PipelineError::Stage(format!("committer: {e}")))?;
             if let Err(e) = committed {
                 // The root cause: the writer only saw the committer go away.
+                health.failed("commit", e.to_string());
                 first_error = Some(PipelineError::Kafka(e));
             }
         }
@@ -1032,27 +1133,59 @@ impl Pipeline {
         if let Some(consumer) = consumer {
             let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         }
-        // The writer dropped the webhook senders: let them deliver what is queued.
-        for task in webhooks.tasks {
-            if tokio::time::timeout(WEBHOOK_DRAIN, task).await.is_err() {
-                tracing::warn!("a webhook did not finish delivering in {WEBHOOK_DRAIN:?}; lines left undelivered");
+        // After a failed stage the process exits at once: what was not
+        // committed is read again after the restart.
+        if !health.has_failed() {
+            // The writer dropped the webhook senders: let them deliver what is queued.
+            for task in webhooks.tasks {
+                if tokio::time::timeout(WEBHOOK_DRAIN, task).await.is_err() {
+                    tracing::warn!("a webhook did not finish delivering in {WEBHOOK_DRAIN:?}; lines left undelivered");
+                }
+            }
+            if let Some(producer) = producer {
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = rdkafka::producer::Producer::flush(&*producer, Duration::from_secs(10));
+                })
+                .await;
             }
         }
-        if let Some(producer) = producer {
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = rdkafka::producer::Producer::flush(&*producer, Duration::from_secs(10));
-            })
-            .await;
+        let (alerts_by_severity, dead_letters) = match (first_error, written) {
+            (Some(e), _) | (None, Err(e)) => return Err(e),
+            (None, Ok(written)) => written,
+        };
+        for e in &input_errors {
+            if let Some(m) = &self.metrics {
+                m.input_errors.with_label_values(&[input_name(e)]).inc();
+            }
         }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let (alerts_by_severity, dead_letters) = written?;
         Ok(RunStats {
             process,
+            inputs,
+            input_errors: input_errors.iter().map(|e| error_chain(e)).collect(),
             alerts_by_severity,
             dead_letters,
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// An error with its causes: `truncated.gz: unexpected end of file`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// The input an input error is about, for its metric label.
+fn input_name(e: &SourceError) -> &str {
+    match e {
+        SourceError::Io { path, .. } => path,
+        SourceError::NoMatch(pattern) | SourceError::Glob { pattern, .. } => pattern,
+        SourceError::Kafka(_) => "kafka",
     }
 }

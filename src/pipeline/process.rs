@@ -4,7 +4,7 @@
 //! worker thread.
 
 use super::dead_letter::DeadLetter;
-use super::source::Record;
+use super::source::{Record, RecordFault};
 use crate::alert::{Alert, AlertBuilder};
 use crate::anomaly::AnomalySet;
 use crate::correlate::{CorrelationSet, Observation};
@@ -45,7 +45,8 @@ pub enum Output {
     Track(Box<Alert>),
 }
 
-/// Counts kept by the processor.
+/// Counts kept by the processor. Every record is exactly one of an
+/// event, a parse failure (dead-lettered) or blank.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcessStats {
     pub records: u64,
@@ -53,6 +54,9 @@ pub struct ProcessStats {
     pub parse_failures: u64,
     pub blank: u64,
     pub matches: u64,
+    /// Records whose processing panicked (counted in `parse_failures` too:
+    /// they are dead-lettered with reason `internal error`).
+    pub internal_errors: u64,
 }
 
 impl std::ops::AddAssign for ProcessStats {
@@ -62,8 +66,12 @@ impl std::ops::AddAssign for ProcessStats {
         self.parse_failures += o.parse_failures;
         self.blank += o.blank;
         self.matches += o.matches;
+        self.internal_errors += o.internal_errors;
     }
 }
+
+/// The counts per input (file path, `stdin`, or topic).
+pub type StatsByInput = std::collections::HashMap<String, ProcessStats>;
 
 /// Parses, detects and builds alerts.
 pub struct Processor {
@@ -82,6 +90,12 @@ pub struct Processor {
     seen: SeenTimes,
     latest: Option<chrono::DateTime<Utc>>,
     pub stats: ProcessStats,
+    /// The same counts per input.
+    pub by_input: StatsByInput,
+    /// Test builds only: a record containing this text panics, so tests
+    /// can check that a panic is contained (`TOCSIN_TEST_PANIC_ON`).
+    #[cfg(debug_assertions)]
+    panic_marker: Option<String>,
 }
 
 impl Processor {
@@ -107,62 +121,138 @@ impl Processor {
             seen: Vec::new(),
             latest: None,
             stats: ProcessStats::default(),
+            by_input: StatsByInput::new(),
+            #[cfg(debug_assertions)]
+            panic_marker: std::env::var("TOCSIN_TEST_PANIC_ON")
+                .ok()
+                .filter(|m| !m.is_empty()),
         }
     }
 
     /// Processes one record, appending what it produced to `out`.
-    pub fn process(&mut self, record: Record, out: &mut Vec<Output>) {
+    ///
+    /// A panic while processing is contained here: whatever the record
+    /// produced is discarded, the worker's scratch state is rebuilt, and the
+    /// record is dead-lettered with reason `internal error: ...` (the panic
+    /// hook has logged the backtrace). One bad record never stops detection.
+    pub fn process(&mut self, record: &Record, out: &mut Vec<Output>) {
+        let before = (out.len(), self.stats, self.observations.len());
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.process_record(record, out)
+        }));
+        let counted = match outcome {
+            Ok(counted) => counted,
+            Err(panic) => {
+                let what = panic_message(panic.as_ref());
+                out.truncate(before.0);
+                self.stats = before.1;
+                self.stats.records += 1;
+                self.observations.truncate(before.2);
+                self.scratch = Scratch::default();
+                self.matched.clear();
+                self.stats.internal_errors += 1;
+                if let Some(m) = &self.metrics {
+                    m.internal_errors.with_label_values(&["detect"]).inc();
+                }
+                self.dead_letter(format!("internal error: {what}"), record, out);
+                Counted::DeadLetter
+            }
+        };
+        let input = match self.by_input.get_mut(&record.origin.source) {
+            Some(stats) => stats,
+            None => self
+                .by_input
+                .entry(record.origin.source.clone())
+                .or_default(),
+        };
+        input.records += 1;
+        match counted {
+            Counted::Event => input.events += 1,
+            Counted::DeadLetter => input.parse_failures += 1,
+            Counted::Blank => input.blank += 1,
+        }
+    }
+
+    fn process_record(&mut self, record: &Record, out: &mut Vec<Output>) -> Counted {
         self.stats.records += 1;
         let Some(ctx) = self.sources.get(record.source) else {
-            out.push(Output::DeadLetter(Box::new(DeadLetter::new(
+            self.dead_letter(
                 format!("record from unknown source #{}", record.source),
-                record.origin,
-                record.ingest_time,
-                &record.payload,
-            ))));
-            self.stats.parse_failures += 1;
-            return;
+                record,
+                out,
+            );
+            return Counted::DeadLetter;
         };
+        #[cfg(debug_assertions)]
+        if let Some(marker) = &self.panic_marker {
+            if memchr::memmem::find(&record.payload, marker.as_bytes()).is_some() {
+                panic!("test hook: the record contains {marker:?}");
+            }
+        }
         if let Some(m) = &self.metrics {
             m.events_read.with_label_values(&[ctx.name.as_str()]).inc();
+        }
+        if let Some(fault) = &record.fault {
+            let reason = match fault {
+                RecordFault::TooLong { bytes, .. } => format!(
+                    "record of {bytes} bytes is longer than engine.max_record_bytes; its first {} bytes are kept",
+                    record.payload.len()
+                ),
+                RecordFault::Unfinished(why) => why.clone(),
+            };
+            if let (Some(m), RecordFault::TooLong { .. }) = (&self.metrics, fault) {
+                m.limit_exceeded
+                    .with_label_values(&["max_record_bytes"])
+                    .inc();
+            }
+            self.dead_letter(reason, record, out);
+            return Counted::DeadLetter;
         }
         let text = match std::str::from_utf8(&record.payload) {
             Ok(t) => t,
             Err(e) => {
                 self.dead_letter(format!("not valid UTF-8: {e}"), record, out);
-                return;
+                return Counted::DeadLetter;
             }
         };
         if text.trim().is_empty() {
             self.stats.blank += 1;
-            return;
+            return Counted::Blank;
         }
         match ctx.records {
             crate::config::RecordKind::Events => {}
             crate::config::RecordKind::Triage => {
-                match crate::incident::TriageUpdate::parse(text) {
+                return match crate::incident::TriageUpdate::parse(text) {
                     Ok(update) => {
                         self.note_time(update.at);
+                        self.stats.events += 1;
                         out.push(Output::Triage(Box::new(super::TriageInput {
                             update,
-                            origin: record.origin,
+                            origin: record.origin.clone(),
                             received_at: record.ingest_time,
-                            payload: record.payload,
-                        })))
+                            payload: record.payload.clone(),
+                        })));
+                        Counted::Event
                     }
-                    Err(reason) => self.dead_letter(reason, record, out),
-                }
-                return;
+                    Err(reason) => {
+                        self.dead_letter(reason, record, out);
+                        Counted::DeadLetter
+                    }
+                };
             }
             crate::config::RecordKind::Alerts => {
-                match serde_json::from_str::<Alert>(text) {
+                return match serde_json::from_str::<Alert>(text) {
                     Ok(alert) => {
                         self.note_time(alert.detected_at);
-                        out.push(Output::Track(Box::new(alert)))
+                        self.stats.events += 1;
+                        out.push(Output::Track(Box::new(alert)));
+                        Counted::Event
                     }
-                    Err(e) => self.dead_letter(format!("alert record: {e}"), record, out),
-                }
-                return;
+                    Err(e) => {
+                        self.dead_letter(format!("alert record: {e}"), record, out);
+                        Counted::DeadLetter
+                    }
+                };
             }
         }
         let event = match ctx
@@ -172,7 +262,7 @@ impl Processor {
             Ok(e) => e,
             Err(e) => {
                 self.dead_letter(e.to_string(), record, out);
-                return;
+                return Counted::DeadLetter;
             }
         };
         self.stats.events += 1;
@@ -188,7 +278,7 @@ impl Processor {
         self.engine
             .evaluate(&event, &ctx.tags, &mut self.scratch, &mut self.matched);
         if self.matched.is_empty() {
-            return;
+            return Counted::Event;
         }
         let detected_at = self.clock.detected_at(event.time);
         for &i in &self.matched {
@@ -232,6 +322,7 @@ impl Processor {
                 .with_label_values(&[ctx.name.as_str()])
                 .observe(record.read_at.elapsed().as_secs_f64());
         }
+        Counted::Event
     }
 
     fn note_time(&mut self, t: chrono::DateTime<Utc>) {
@@ -244,18 +335,38 @@ impl Processor {
         (std::mem::take(&mut self.seen), self.latest.take())
     }
 
-    fn dead_letter(&mut self, reason: String, record: Record, out: &mut Vec<Output>) {
+    fn dead_letter(&mut self, reason: String, record: &Record, out: &mut Vec<Output>) {
         self.stats.parse_failures += 1;
         if let (Some(m), Some(ctx)) = (&self.metrics, self.sources.get(record.source)) {
             m.events_failed
                 .with_label_values(&[ctx.name.as_str()])
                 .inc();
         }
-        out.push(Output::DeadLetter(Box::new(DeadLetter::new(
+        let mut letter = DeadLetter::new(
             reason,
-            record.origin,
+            record.origin.clone(),
             record.ingest_time,
             &record.payload,
-        ))));
+        );
+        if let Some(RecordFault::TooLong { bytes, sha256 }) = &record.fault {
+            letter.whole = Some(super::dead_letter::Whole::of(*bytes, sha256));
+        }
+        out.push(Output::DeadLetter(Box::new(letter)));
     }
+}
+
+/// What a record counted as.
+enum Counted {
+    Event,
+    DeadLetter,
+    Blank,
+}
+
+/// The text of a panic payload (`panic!` gives a `&str` or a `String`).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

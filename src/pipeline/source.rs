@@ -10,7 +10,6 @@ use flate2::read::MultiGzDecoder;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use super::Shutdown;
@@ -24,6 +23,23 @@ pub struct Record {
     pub origin: Origin,
     pub ingest_time: DateTime<Utc>,
     pub read_at: Instant,
+    /// Why the record cannot be an event whatever its content (too long,
+    /// cut short): it is dead-lettered unparsed.
+    pub fault: Option<RecordFault>,
+}
+
+/// A record known to be unusable before it is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordFault {
+    /// Longer than `engine.max_record_bytes`: the payload is its beginning.
+    TooLong {
+        /// The record's whole length in bytes.
+        bytes: u64,
+        /// SHA-256 of the whole record, to find it again at its source.
+        sha256: [u8; 32],
+    },
+    /// The input ended, or failed, inside this record.
+    Unfinished(String),
 }
 
 impl Record {
@@ -38,8 +54,86 @@ impl Record {
             },
             ingest_time: Utc::now(),
             read_at: Instant::now(),
+            fault: None,
         }
     }
+}
+
+/// How much of an over-long record is kept for its dead letter.
+pub const KEPT_PREFIX_BYTES: usize = 4096;
+
+/// What [`read_line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LineRead {
+    /// No more input.
+    End,
+    /// A line, within the limit, in the buffer.
+    Line,
+    /// A line longer than the limit: the buffer holds its first
+    /// [`KEPT_PREFIX_BYTES`]; the rest was read past, never held.
+    TooLong { bytes: u64, sha256: [u8; 32] },
+}
+
+/// Reads one line (its `\n` included) into `buf`, holding at most `max`
+/// bytes of it in memory: a longer line is hashed and read past to its end.
+/// On an error the bytes read so far stay in `buf`.
+pub fn read_line(
+    reader: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
+    use sha2::Digest;
+    buf.clear();
+    let mut hasher: Option<sha2::Sha256> = None;
+    // Bytes of the line without its `\n`: the limit is on the content.
+    let mut content = 0u64;
+    let mut read_any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        read_any = true;
+        let (text, ends_line) = match memchr::memchr(b'\n', available) {
+            Some(i) => (available.get(..i).unwrap_or_default(), true),
+            None => (available, false),
+        };
+        content = content.saturating_add(text.len() as u64);
+        if hasher.is_none() && content > max as u64 {
+            let mut h = sha2::Sha256::new();
+            h.update(&buf[..]);
+            hasher = Some(h);
+            buf.truncate(KEPT_PREFIX_BYTES);
+        }
+        match &mut hasher {
+            Some(h) => {
+                h.update(text);
+                let room = KEPT_PREFIX_BYTES.saturating_sub(buf.len()).min(text.len());
+                buf.extend_from_slice(text.get(..room).unwrap_or_default());
+            }
+            None => buf.extend_from_slice(text),
+        }
+        let used = text.len() + usize::from(ends_line);
+        reader.consume(used);
+        if ends_line {
+            if hasher.is_none() {
+                buf.push(b'\n');
+            }
+            break;
+        }
+    }
+    Ok(match hasher {
+        Some(h) => LineRead::TooLong {
+            bytes: content,
+            sha256: h.finalize().into(),
+        },
+        None if !read_any => LineRead::End,
+        None => LineRead::Line,
+    })
 }
 
 /// Records travel in batches: one channel operation (and at most one thread
@@ -92,141 +186,256 @@ pub enum SourceError {
     Kafka(#[from] super::kafka::KafkaError),
 }
 
-/// Expands paths and globs into files, in a stable order. A pattern that
-/// matches nothing is an error: a typo should not look like a quiet input.
-pub fn expand_paths(patterns: &[String]) -> Result<Vec<PathBuf>, SourceError> {
+/// Expands paths and globs into files, in a stable order. A path that does
+/// not exist or a pattern that matches nothing is an error of its own (a
+/// typo should not look like a quiet input); the other inputs still count.
+pub fn expand_paths(patterns: &[String]) -> (Vec<PathBuf>, Vec<SourceError>) {
     let mut files = Vec::new();
+    let mut errors = Vec::new();
     for pattern in patterns {
         let is_glob = pattern.contains(['*', '?', '[']);
         if !is_glob {
             let p = PathBuf::from(pattern);
-            std::fs::metadata(&p).map_err(|source| SourceError::Io {
-                path: pattern.clone(),
-                source,
-            })?;
-            files.push(p);
+            match std::fs::metadata(&p) {
+                Ok(_) => files.push(p),
+                Err(source) => errors.push(SourceError::Io {
+                    path: pattern.clone(),
+                    source,
+                }),
+            }
             continue;
         }
-        let paths = glob::glob(pattern).map_err(|e| SourceError::Glob {
-            pattern: pattern.clone(),
-            message: e.to_string(),
-        })?;
+        let paths = match glob::glob(pattern) {
+            Ok(paths) => paths,
+            Err(e) => {
+                errors.push(SourceError::Glob {
+                    pattern: pattern.clone(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
         let mut matched: Vec<PathBuf> = paths
             .filter_map(Result::ok)
             .filter(|p| p.is_file())
             .collect();
         if matched.is_empty() {
-            return Err(SourceError::NoMatch(pattern.clone()));
+            errors.push(SourceError::NoMatch(pattern.clone()));
         }
         matched.sort();
         files.append(&mut matched);
     }
-    Ok(files)
+    (files, errors)
 }
 
 /// Opens a file, decompressing gzip when the content starts with the gzip magic bytes.
-fn open(path: &Path) -> std::io::Result<Box<dyn BufRead + Send>> {
+fn open(path: &Path) -> std::io::Result<BufReader<Box<dyn Read + Send>>> {
     let mut file = std::fs::File::open(path)?;
     let mut magic = [0u8; 2];
     let n = file.read(&mut magic)?;
     let file = std::fs::File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
-        Ok(Box::new(BufReader::with_capacity(
-            1 << 16,
-            MultiGzDecoder::new(file),
-        )))
+    let inner: Box<dyn Read + Send> = if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(MultiGzDecoder::new(file))
     } else {
-        Ok(Box::new(BufReader::with_capacity(1 << 16, file)))
+        Box::new(file)
+    };
+    Ok(BufReader::with_capacity(1 << 16, inner))
+}
+
+/// Sends records in batches down the pipeline.
+struct Batcher {
+    source: usize,
+    tx: mpsc::Sender<Feed>,
+    batch: Batch,
+}
+
+impl Batcher {
+    fn new(source: usize, tx: mpsc::Sender<Feed>) -> Self {
+        Batcher {
+            source,
+            tx,
+            batch: Vec::with_capacity(BATCH_SIZE),
+        }
+    }
+
+    /// Queues a record; sends the batch when it is full or `flush` says so.
+    /// False once the pipeline has stopped taking records.
+    fn push(&mut self, record: Record, flush: bool) -> bool {
+        self.batch.push(record);
+        if self.batch.len() < BATCH_SIZE && !flush {
+            return true;
+        }
+        self.send()
+    }
+
+    fn send(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
+        self.tx.blocking_send(Feed::Records(batch)).is_ok()
+    }
+}
+
+/// How one stream of lines ended.
+enum StreamEnd {
+    /// Read to its end.
+    Done,
+    /// The pipeline stopped taking records, or shutdown was requested.
+    Stopped,
+    /// A read failed; the lines before it were sent.
+    Failed(std::io::Error),
+}
+
+/// Reads `reader` line by line into `out`, each line at most `max` bytes
+/// (see [`read_line`]). `flush_when_idle` sends a batch whenever no more
+/// input is buffered, so an interactive stream is never held back.
+fn read_stream<R: Read>(
+    reader: &mut BufReader<R>,
+    name: &str,
+    out: &mut Batcher,
+    shutdown: &Shutdown,
+    max: usize,
+    flush_when_idle: bool,
+) -> StreamEnd {
+    let mut line_no = 0u64;
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        if shutdown.is_triggered() {
+            return StreamEnd::Stopped;
+        }
+        let read = read_line(reader, &mut buf, max);
+        let fault = match read {
+            Ok(LineRead::End) => return StreamEnd::Done,
+            Ok(LineRead::Line) => None,
+            Ok(LineRead::TooLong { bytes, sha256 }) => Some(RecordFault::TooLong { bytes, sha256 }),
+            Err(_) if buf.is_empty() => None,
+            Err(ref e) => Some(RecordFault::Unfinished(format!(
+                "the input failed inside this record: {e}"
+            ))),
+        };
+        if let Err(e) = read {
+            // The bytes before the failure are a record of their own, dead-lettered.
+            if !buf.is_empty() {
+                line_no += 1;
+                let mut record = Record::line(out.source, std::mem::take(&mut buf), name, line_no);
+                record.fault = fault;
+                if !out.push(record, true) {
+                    return StreamEnd::Stopped;
+                }
+            }
+            return StreamEnd::Failed(e);
+        }
+        line_no += 1;
+        let payload = std::mem::replace(&mut buf, Vec::with_capacity(256));
+        let mut record = Record::line(out.source, payload, name, line_no);
+        record.fault = fault;
+        let idle = flush_when_idle && reader.buffer().is_empty();
+        if !out.push(record, idle) {
+            return StreamEnd::Stopped;
+        }
     }
 }
 
 /// Reads files line by line into the channel. Runs on a blocking thread.
+/// A file that cannot be read to its end is an error in the returned list
+/// (and the log); the lines read before the failure and the other files
+/// are still delivered.
 pub fn read_files(
     source: usize,
     files: Vec<PathBuf>,
     tx: mpsc::Sender<Feed>,
     shutdown: Shutdown,
-) -> Result<(), SourceError> {
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    max_record_bytes: usize,
+) -> Vec<SourceError> {
+    let mut out = Batcher::new(source, tx);
+    let mut errors = Vec::new();
     for path in files {
         let name = path.display().to_string();
-        let io = |source| SourceError::Io {
-            path: name.clone(),
-            source,
+        let failed = |source: std::io::Error| {
+            tracing::error!(file = %name, error = %source, "input could not be read to its end");
+            SourceError::Io {
+                path: name.clone(),
+                source,
+            }
         };
-        let mut reader = open(&path).map_err(io)?;
-        let mut line_no = 0u64;
-        loop {
-            if shutdown.is_triggered() {
-                return Ok(());
+        let mut reader = match open(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(failed(e));
+                continue;
             }
-            let mut buf = Vec::with_capacity(256);
-            let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            let record = Record::line(source, buf, &name, line_no);
-            batch.push(record);
-            if batch.len() >= BATCH_SIZE
-                && tx
-                    .blocking_send(Feed::Records(std::mem::replace(
-                        &mut batch,
-                        Vec::with_capacity(BATCH_SIZE),
-                    )))
-                    .is_err()
-            {
-                // The pipeline stopped; nothing more to deliver to.
-                return Ok(());
-            }
+        };
+        match read_stream(
+            &mut reader,
+            &name,
+            &mut out,
+            &shutdown,
+            max_record_bytes,
+            false,
+        ) {
+            StreamEnd::Done => {}
+            StreamEnd::Stopped => return errors,
+            StreamEnd::Failed(e) => errors.push(failed(e)),
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Feed::Records(batch));
-    }
-    Ok(())
+    out.send();
+    errors
 }
 
-/// Reads standard input line by line until it ends or shutdown is requested.
-///
-/// A batch is sent when it is full or when no more input is buffered, so an
-/// interactive stream is never held back waiting for a full batch.
+/// Reads standard input line by line until it ends or shutdown is
+/// requested. The reading runs on a thread of its own that is not waited
+/// for: a read blocked on a silent terminal must not keep the process alive
+/// after shutdown. Its batches pass through this task, so that on shutdown
+/// the pipeline's feed is released at once, whatever the thread is doing.
 pub async fn read_stdin(
     source: usize,
     tx: mpsc::Sender<Feed>,
     shutdown: Shutdown,
-) -> Result<(), SourceError> {
-    let mut reader = tokio::io::BufReader::new(tokio::io::stdin());
-    let mut line_no = 0u64;
-    let mut batch = Vec::with_capacity(BATCH_SIZE);
+    max_record_bytes: usize,
+) -> Vec<SourceError> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (lines_tx, mut lines_rx) = mpsc::channel(2);
+    let stop = shutdown.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tocsin-stdin".into())
+        .spawn(move || {
+            let mut out = Batcher::new(source, lines_tx);
+            let stdin = std::io::stdin();
+            let mut reader = BufReader::with_capacity(1 << 16, stdin.lock());
+            let end = read_stream(&mut reader, "stdin", &mut out, &stop, max_record_bytes, true);
+            out.send();
+            let _ = done_tx.send(end);
+        });
+    if let Err(e) = spawned {
+        return vec![SourceError::Io {
+            path: "stdin".into(),
+            source: e,
+        }];
+    }
     loop {
-        let mut buf = Vec::with_capacity(256);
-        let n = tokio::select! {
-            read = reader.read_until(b'\n', &mut buf) => read.map_err(|source| SourceError::Io { path: "stdin".into(), source })?,
-            _ = shutdown.wait() => break,
-        };
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let record = Record::line(source, buf, "stdin", line_no);
-        batch.push(record);
-        if (batch.len() >= BATCH_SIZE || reader.buffer().is_empty())
-            && tx
-                .send(Feed::Records(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(BATCH_SIZE),
-                )))
-                .await
-                .is_err()
-        {
-            return Ok(());
+        tokio::select! {
+            feed = lines_rx.recv() => match feed {
+                Some(feed) => {
+                    if tx.send(feed).await.is_err() {
+                        return Vec::new();
+                    }
+                }
+                None => break,
+            },
+            _ = shutdown.wait() => return Vec::new(),
         }
     }
-    if !batch.is_empty() {
-        let _ = tx.send(Feed::Records(batch)).await;
+    match done_rx.await {
+        Ok(StreamEnd::Failed(source)) => {
+            tracing::error!(error = %source, "stdin could not be read to its end");
+            vec![SourceError::Io {
+                path: "stdin".into(),
+                source,
+            }]
+        }
+        _ => Vec::new(),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -234,27 +443,32 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn records(rx: &mut mpsc::Receiver<Feed>) -> Vec<Record> {
+        let mut out = Vec::new();
+        while let Ok(Feed::Records(batch)) = rx.try_recv() {
+            out.extend(batch);
+        }
+        out
+    }
+
     #[test]
-    fn globs_expand_sorted_and_typos_are_errors() {
+    fn globs_expand_sorted_and_typos_are_errors_of_their_own() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["b.log", "a.log", "c.txt"] {
             std::fs::write(dir.path().join(name), "x\n").unwrap();
         }
-        let pattern = format!("{}/*.log", dir.path().display());
-        let files = expand_paths(&[pattern]).unwrap();
+        let (files, errors) = expand_paths(&[
+            format!("{}/*.log", dir.path().display()),
+            format!("{}/*.nope", dir.path().display()),
+            format!("{}/missing.log", dir.path().display()),
+        ]);
         let names: Vec<_> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_str().unwrap())
             .collect();
         assert_eq!(names, vec!["a.log", "b.log"]);
-        assert!(matches!(
-            expand_paths(&[format!("{}/*.nope", dir.path().display())]),
-            Err(SourceError::NoMatch(_))
-        ));
-        assert!(matches!(
-            expand_paths(&[format!("{}/missing.log", dir.path().display())]),
-            Err(SourceError::Io { .. })
-        ));
+        assert!(matches!(errors[0], SourceError::NoMatch(_)));
+        assert!(matches!(errors[1], SourceError::Io { .. }));
     }
 
     #[test]
@@ -268,14 +482,83 @@ mod tests {
         gz.write_all(b"one\ntwo\nthree").unwrap();
         gz.finish().unwrap();
         let (tx, mut rx) = mpsc::channel(10);
-        read_files(0, vec![path], tx, Shutdown::new()).unwrap();
-        let mut lines = Vec::new();
-        while let Ok(Feed::Records(batch)) = rx.try_recv() {
-            for r in batch {
-                lines.push((String::from_utf8(r.payload).unwrap(), r.origin.position));
-            }
-        }
+        assert!(read_files(0, vec![path], tx, Shutdown::new(), 100).is_empty());
+        let lines: Vec<_> = records(&mut rx)
+            .into_iter()
+            .map(|r| (String::from_utf8(r.payload).unwrap(), r.origin.position))
+            .collect();
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[2], ("three".to_string(), Position::Line { line: 3 }));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_read_past_hashed_and_flagged() {
+        use sha2::Digest;
+        let long = "y".repeat(300_000);
+        let text = format!("short\n{long}\nafter\n");
+        // A small buffer: the long line arrives in many pieces.
+        let mut reader = BufReader::with_capacity(1000, text.as_bytes());
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"short\n");
+        match read_line(&mut reader, &mut buf, 10).unwrap() {
+            LineRead::TooLong { bytes, sha256 } => {
+                assert_eq!(bytes, 300_000);
+                assert_eq!(
+                    sha256,
+                    <[u8; 32]>::from(sha2::Sha256::digest(long.as_bytes()))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(buf.len(), KEPT_PREFIX_BYTES);
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(buf, b"after\n");
+        assert_eq!(read_line(&mut reader, &mut buf, 10).unwrap(), LineRead::End);
+        // Exactly at the limit is fine; the newline does not count.
+        let mut reader = BufReader::new(&b"0123456789\n"[..]);
+        assert_eq!(
+            read_line(&mut reader, &mut buf, 10).unwrap(),
+            LineRead::Line
+        );
+    }
+
+    #[test]
+    fn a_truncated_gzip_keeps_its_lines_dead_letters_the_broken_one_and_the_next_file_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz_path = dir.path().join("cut.log.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        for i in 0..2000 {
+            writeln!(gz, "line {i} with some text to fill the stream").unwrap();
+        }
+        let full = gz.finish().unwrap();
+        std::fs::write(&gz_path, &full[..full.len() / 2]).unwrap();
+        let good = dir.path().join("good.log");
+        std::fs::write(&good, "a\nb\n").unwrap();
+        let (tx, mut rx) = mpsc::channel(100);
+        let errors = read_files(
+            0,
+            vec![gz_path, dir.path().to_path_buf(), good],
+            tx,
+            Shutdown::new(),
+            1000,
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        let read = records(&mut rx);
+        let broken: Vec<_> = read.iter().filter(|r| r.fault.is_some()).collect();
+        assert!(broken.len() <= 1);
+        assert!(read.len() > 100, "lines before the cut are delivered");
+        assert_eq!(
+            read.iter()
+                .filter(|r| r.origin.source.ends_with("good.log"))
+                .count(),
+            2
+        );
     }
 }

@@ -6,25 +6,86 @@
 //! 409 not allowed (bad transition or time), 503 pipeline not running.
 
 use super::TriageRequest;
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::metrics::Metrics;
+use axum::extract::rejection::StringRejection;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long a request waits for the writer's verdict.
-const VERDICT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a request waits for the writer's verdict (within the
+/// listener's request timeout).
+const VERDICT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `/triage` route, sending accepted requests to `tx`.
-pub fn router(token: String, tx: mpsc::Sender<TriageRequest>) -> Router {
-    let expected = format!("Bearer {token}");
-    Router::new().route(
-        "/triage",
-        post(move |headers: HeaderMap, body: String| {
-            let (expected, tx) = (expected.clone(), tx.clone());
-            async move { handle(&expected, &tx, &headers, &body).await }
-        }),
-    )
+///
+/// The bearer token is checked before the body is read, and only then is
+/// the body read, up to `max_body_bytes`: an unauthenticated client cannot
+/// make the server buffer anything.
+pub fn router(
+    token: String,
+    tx: mpsc::Sender<TriageRequest>,
+    max_body_bytes: usize,
+    metrics: Option<Arc<Metrics>>,
+) -> Router {
+    let token = Arc::new(token);
+    let too_large = metrics.clone();
+    Router::new()
+        .route(
+            "/triage",
+            post(move |body: Result<String, StringRejection>| {
+                let (tx, metrics) = (tx.clone(), too_large.clone());
+                async move {
+                    match body {
+                        Ok(body) => handle(&tx, &body).await,
+                        Err(rejection) => {
+                            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                                if let Some(m) = &metrics {
+                                    m.limit_exceeded
+                                        .with_label_values(&["http_body_bytes"])
+                                        .inc();
+                                }
+                            }
+                            reply(rejection.status(), "error", &rejection.body_text())
+                        }
+                    }
+                }
+            }),
+        )
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
+            let token = token.clone();
+            async move {
+                let given = request.headers().get(header::AUTHORIZATION);
+                if bearer_token_matches(given.map(|v| v.as_bytes()), &token) {
+                    next.run(request).await
+                } else {
+                    reply(
+                        StatusCode::UNAUTHORIZED,
+                        "error",
+                        "missing or wrong bearer token",
+                    )
+                    .into_response()
+                }
+            }
+        }))
+}
+
+/// Whether an `Authorization` header carries `token` in the Bearer scheme.
+/// The scheme name is case-insensitive (RFC 9110 11.1); the token is not.
+fn bearer_token_matches(header: Option<&[u8]>, token: &str) -> bool {
+    let Some(value) = header else {
+        return false;
+    };
+    let Some((scheme, given)) = value.split_at_checked(7) else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case(b"bearer ") && same(given.trim_ascii(), token.as_bytes())
 }
 
 fn reply(
@@ -46,22 +107,9 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 async fn handle(
-    expected: &str,
     tx: &mpsc::Sender<TriageRequest>,
-    headers: &HeaderMap,
     body: &str,
 ) -> (StatusCode, [(header::HeaderName, &'static str); 1], String) {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if !same(given, expected.as_bytes()) {
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            "error",
-            "missing or wrong bearer token",
-        );
-    }
     let update = match crate::incident::TriageUpdate::parse(body) {
         Ok(u) => u,
         Err(reason) => return reply(StatusCode::BAD_REQUEST, "error", &reason),
@@ -91,6 +139,30 @@ async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
+        for header in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+            assert!(
+                bearer_token_matches(Some(header.as_bytes()), "s3cret"),
+                "{header}"
+            );
+        }
+        for header in [
+            "Bearer S3cret",
+            "Basic s3cret",
+            "Bearer",
+            "s3cret",
+            "Bearers3cret",
+            "",
+        ] {
+            assert!(
+                !bearer_token_matches(Some(header.as_bytes()), "s3cret"),
+                "{header}"
+            );
+        }
+        assert!(!bearer_token_matches(None, "s3cret"));
+    }
 
     #[test]
     fn token_comparison_needs_every_byte() {

@@ -135,13 +135,16 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '*' | '-' | '.')
 }
 
-/// Parses a condition expression.
-pub fn parse(text: &str) -> Result<Condition, ConditionError> {
+/// Parses a condition expression; `not`s and parentheses may nest at most
+/// `max_depth` deep (the parser recurses once per level).
+pub fn parse(text: &str, max_depth: usize) -> Result<Condition, ConditionError> {
     let tokens = tokenize(text)?;
     let mut parser = ConditionParser {
         tokens,
         next: 0,
         end: text.len(),
+        depth: 0,
+        max_depth,
     };
     let cond = parser.or()?;
     if let Some((offset, token)) = parser.tokens.get(parser.next) {
@@ -165,6 +168,9 @@ struct ConditionParser {
     tokens: Vec<(usize, Token)>,
     next: usize,
     end: usize,
+    /// `not`s and parentheses open around the current token.
+    depth: usize,
+    max_depth: usize,
 }
 
 impl ConditionParser {
@@ -212,9 +218,36 @@ impl ConditionParser {
     fn not(&mut self) -> Result<Condition, ConditionError> {
         if self.peek_keyword("not") {
             self.next += 1;
-            return Ok(Condition::Not(Box::new(self.not()?)));
+            let inner = self.nested(Self::not)?;
+            return Ok(Condition::Not(Box::new(inner)));
         }
         self.primary()
+    }
+
+    /// Parses one nesting level deeper, within the depth limit.
+    fn nested(
+        &mut self,
+        parse: fn(&mut Self) -> Result<Condition, ConditionError>,
+    ) -> Result<Condition, ConditionError> {
+        if self.depth >= self.max_depth {
+            // At the `not` or `(` just taken, the one too many.
+            let offset = self
+                .next
+                .checked_sub(1)
+                .and_then(|i| self.tokens.get(i))
+                .map_or(self.end, |(o, _)| *o);
+            return Err(ConditionError {
+                offset,
+                message: format!(
+                    "`not` and parentheses nested more than {} deep; rule_limits.max_condition_depth",
+                    self.max_depth
+                ),
+            });
+        }
+        self.depth += 1;
+        let inner = parse(self);
+        self.depth -= 1;
+        inner
     }
 
     fn primary(&mut self) -> Result<Condition, ConditionError> {
@@ -224,7 +257,7 @@ impl ConditionParser {
         match token {
             Token::Open => {
                 self.next += 1;
-                let inner = self.or()?;
+                let inner = self.nested(Self::or)?;
                 match self.tokens.get(self.next) {
                     Some((_, Token::Close)) => {
                         self.next += 1;
@@ -281,6 +314,24 @@ impl ConditionParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(text: &str) -> Result<Condition, ConditionError> {
+        super::parse(text, 64)
+    }
+
+    #[test]
+    fn nesting_deeper_than_the_limit_is_an_error_not_a_stack_overflow() {
+        let parens = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+        let nots = format!("{}a", "not ".repeat(30_000));
+        for text in [&parens, &nots] {
+            let err = parse(text).unwrap_err();
+            assert!(err.message.contains("max_condition_depth"), "{err}");
+            assert_eq!(err.offset, if text == &parens { 64 } else { 256 });
+        }
+        assert!(parse(&format!("{}a{}", "(".repeat(64), ")".repeat(64))).is_ok());
+        assert!(parse(&format!("{}a", "not ".repeat(64))).is_ok());
+        assert!(super::parse("not not a", 1).is_err());
+    }
 
     fn s(name: &str) -> Condition {
         Condition::Search(name.to_string())

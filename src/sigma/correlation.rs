@@ -2,7 +2,7 @@
 
 use super::rule::{Diagnostic, SigmaRuleMeta};
 use super::yaml::{Node, Pos, Value};
-use std::time::Duration;
+use crate::vocab::Span;
 
 /// The correlation types of the specification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,29 +111,13 @@ pub struct SigmaCorrelation {
     /// Referenced rules (detection or correlation), by id or name.
     pub rules: Vec<String>,
     pub group_by: Vec<String>,
-    pub timespan: Duration,
+    pub timespan: Span,
     pub condition: CorrelationCondition,
     /// alias -> [(rule name or id, field)].
     pub aliases: Vec<(String, Vec<(String, String)>)>,
     /// Whether the referenced rules also alert on their own.
     pub generate: bool,
     pub pos: Pos,
-}
-
-/// `90m`, `1h`, `30s`, `1d` (number + lowercase unit).
-pub fn parse_timespan(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let unit = s.chars().last()?;
-    let n: u64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
-    let secs = match unit {
-        's' => n,
-        'm' => n.checked_mul(60)?,
-        'h' => n.checked_mul(3600)?,
-        'd' => n.checked_mul(86_400)?,
-        'w' => n.checked_mul(7 * 86_400)?,
-        _ => return None,
-    };
-    (secs > 0).then_some(Duration::from_secs(secs))
 }
 
 /// Parses a correlation document (`meta` is the shared rule metadata).
@@ -192,19 +176,24 @@ pub fn parse_correlation(
     }
     let group_by = list("group-by", diags);
     let timespan = match corr.get("timespan") {
-        Some(t) => match t.scalar_text().as_deref().and_then(parse_timespan) {
-            Some(d) => d,
-            None => {
+        Some(t) => match t
+            .scalar_text()
+            .unwrap_or_default()
+            .parse::<Span>()
+            .and_then(|s| s.nonzero("timespan"))
+        {
+            Ok(span) => span,
+            Err(e) => {
                 diags.push(Diagnostic::new(
                     t.pos,
-                    "`timespan` must be a number and a unit: s, m, h, d (e.g. `90m`)",
+                    format!("`timespan`: {e}; write a number and a unit: s, m, h, d (e.g. `90m`)"),
                 ));
-                Duration::ZERO
+                Span::ZERO
             }
         },
         None => {
             diags.push(Diagnostic::new(corr.pos, "missing `correlation.timespan`"));
-            Duration::ZERO
+            Span::ZERO
         }
     };
     let condition = parse_condition(corr.get("condition"), kind, corr.pos, diags);
@@ -338,15 +327,28 @@ fn parse_condition(
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<SigmaCorrelation, Vec<Diagnostic>> {
+        let docs = crate::sigma::yaml::parse_documents(text, &Default::default()).unwrap();
+        match crate::sigma::rule::parse_document(&docs[0], &Default::default())? {
+            crate::sigma::rule::Document::Correlation(c) => Ok(*c),
+            _ => panic!("not a correlation"),
+        }
+    }
+
     #[test]
     fn timespans_are_number_and_unit() {
-        assert_eq!(parse_timespan("90m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_timespan("1h"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_timespan("30s"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_timespan("1d"), Some(Duration::from_secs(86400)));
-        assert_eq!(parse_timespan("0m"), None);
-        assert_eq!(parse_timespan("5x"), None);
-        assert_eq!(parse_timespan("m"), None);
+        let timespan = |t: &str| {
+            parse(&format!(
+                "title: c\ncorrelation:\n  type: event_count\n  rules: [a]\n  timespan: {t}\n  condition: {{gte: 2}}\n"
+            ))
+        };
+        assert_eq!(timespan("90m").unwrap().timespan, Span::from_secs(5400));
+        assert_eq!(timespan("1d").unwrap().timespan, Span::from_secs(86400));
+        for bad in ["0m", "5x", "m", "999999999d"] {
+            let diags = timespan(bad).unwrap_err();
+            assert!(diags[0].message.contains("timespan"), "{bad}: {diags:?}");
+            assert_eq!(diags[0].pos.line, 5, "{bad}");
+        }
     }
 
     #[test]

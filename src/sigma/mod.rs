@@ -5,12 +5,14 @@
 
 pub mod condition;
 pub mod correlation;
+pub mod limits;
 pub mod load;
 pub mod modifier;
 pub mod rule;
 pub mod yaml;
 
 pub use condition::{Condition, Quantifier, Selector};
+pub use limits::{RuleLimit, RuleLimits};
 pub use load::{
     load_paths, LoadReport, LoadedAnomalyJob, LoadedCorrelation, LoadedFilter, LoadedRule,
     RuleProblem,

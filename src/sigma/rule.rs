@@ -5,15 +5,19 @@
 //! `file:line:col` for problems it finds later.
 
 use super::condition::{self, Condition};
+use super::limits::{RuleLimit, RuleLimits};
 use super::modifier::Modifier;
 use super::yaml::{Node, Pos, Value};
 use crate::alert::Severity;
+use crate::vocab::text::shorten;
 
 /// A problem in one rule document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub pos: Pos,
     pub message: String,
+    /// The limit broken, when that is the problem.
+    pub limit: Option<RuleLimit>,
 }
 
 impl Diagnostic {
@@ -21,6 +25,16 @@ impl Diagnostic {
         Diagnostic {
             pos,
             message: message.into(),
+            limit: None,
+        }
+    }
+
+    /// A broken limit.
+    pub fn over_limit(pos: Pos, limit: RuleLimit, message: impl Into<String>) -> Self {
+        Diagnostic {
+            pos,
+            message: message.into(),
+            limit: Some(limit),
         }
     }
 }
@@ -91,6 +105,18 @@ pub struct Detection {
     pub searches: Vec<Search>,
     /// The condition; a list of conditions is their `or`.
     pub conditions: Vec<(Pos, Condition)>,
+}
+
+impl Detection {
+    /// How many values the searches hold in all.
+    pub fn value_count(&self) -> usize {
+        self.searches
+            .iter()
+            .flat_map(|s| &s.any_of)
+            .flatten()
+            .map(|item| item.values.len())
+            .sum()
+    }
 }
 
 /// A named search identifier: an `or` of `and`-groups of items.
@@ -175,7 +201,7 @@ pub enum Document {
 }
 
 /// Parses one YAML document into a rule. All problems found are returned, not just the first.
-pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
+pub fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document, Vec<Diagnostic>> {
     if doc.as_map().is_none() {
         return Err(vec![Diagnostic::new(
             doc.pos,
@@ -183,7 +209,7 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
         )]);
     }
     if let (Some(filter), None) = (doc.get("filter"), doc.get("detection")) {
-        return parse_filter(doc, filter).map(|f| Document::Filter(Box::new(f)));
+        return parse_filter(doc, filter, limits).map(|f| Document::Filter(Box::new(f)));
     }
     let mut diags = Vec::new();
     if doc.get("correlation").is_some() {
@@ -197,13 +223,26 @@ pub fn parse_document(doc: &Node) -> Result<Document, Vec<Diagnostic>> {
     let logsource = required_logsource(doc, &mut diags);
 
     let detection = match doc.get("detection") {
-        Some(n) => parse_detection(n, &[], &mut diags),
+        Some(n) => parse_detection(n, &[], &mut diags, limits),
         None => {
             diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
             None
         }
     };
 
+    if let (Some(d), Some(node)) = (&detection, doc.get("detection")) {
+        let values = d.value_count();
+        if values > limits.max_values_per_rule {
+            diags.push(Diagnostic::over_limit(
+                node.pos,
+                RuleLimit::ValuesPerRule,
+                format!(
+                    "{values} values in the detection, more than rule_limits.max_values_per_rule ({})",
+                    limits.max_values_per_rule
+                ),
+            ));
+        }
+    }
     let rule = match detection {
         Some(detection) if diags.is_empty() => SigmaRule {
             meta,
@@ -338,7 +377,11 @@ fn required_logsource(doc: &Node, diags: &mut Vec<Diagnostic>) -> Logsource {
     }
 }
 
-fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic>> {
+fn parse_filter(
+    doc: &Node,
+    filter: &Node,
+    limits: &RuleLimits,
+) -> Result<SigmaFilter, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let title = doc
         .get("title")
@@ -362,7 +405,7 @@ fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic
             "`filter.rules` must list at least one rule id or name",
         ));
     }
-    let detection = parse_detection(filter, &["rules"], &mut diags);
+    let detection = parse_detection(filter, &["rules"], &mut diags, limits);
     match detection {
         Some(detection) if diags.is_empty() => Ok(SigmaFilter {
             id: doc.get("id").and_then(Node::scalar_text),
@@ -377,7 +420,12 @@ fn parse_filter(doc: &Node, filter: &Node) -> Result<SigmaFilter, Vec<Diagnostic
 }
 
 /// Parses a detection map; keys in `skip` are not search identifiers.
-fn parse_detection(node: &Node, skip: &[&str], diags: &mut Vec<Diagnostic>) -> Option<Detection> {
+fn parse_detection(
+    node: &Node,
+    skip: &[&str],
+    diags: &mut Vec<Diagnostic>,
+    limits: &RuleLimits,
+) -> Option<Detection> {
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::new(node.pos, "`detection` must be a mapping"));
         return None;
@@ -399,7 +447,7 @@ fn parse_detection(node: &Node, skip: &[&str], diags: &mut Vec<Diagnostic>) -> O
         }
         if name == "condition" {
             saw_condition = true;
-            parse_conditions(value, &mut conditions, diags);
+            parse_conditions(value, &mut conditions, diags, limits.max_condition_depth);
             continue;
         }
         if name == "timeframe" {
@@ -438,7 +486,12 @@ fn parse_detection(node: &Node, skip: &[&str], diags: &mut Vec<Diagnostic>) -> O
     })
 }
 
-fn parse_conditions(node: &Node, out: &mut Vec<(Pos, Condition)>, diags: &mut Vec<Diagnostic>) {
+fn parse_conditions(
+    node: &Node,
+    out: &mut Vec<(Pos, Condition)>,
+    diags: &mut Vec<Diagnostic>,
+    max_depth: usize,
+) {
     let items: Vec<&Node> = match &node.value {
         Value::Seq(items) => items.iter().collect(),
         _ => vec![node],
@@ -451,12 +504,16 @@ fn parse_conditions(node: &Node, out: &mut Vec<(Pos, Condition)>, diags: &mut Ve
             diags.push(Diagnostic::new(item.pos, "`condition` must be a string"));
             continue;
         };
-        match condition::parse(text) {
+        match condition::parse(text, max_depth) {
             Ok(cond) => out.push((item.pos, cond)),
-            Err(e) => diags.push(Diagnostic::new(
-                item.pos,
-                format!("condition `{text}`: {e}"),
-            )),
+            Err(e) => {
+                let message = format!("condition `{}`: {e}", shorten(text, 80));
+                diags.push(if e.message.contains("max_condition_depth") {
+                    Diagnostic::over_limit(item.pos, RuleLimit::ConditionDepth, message)
+                } else {
+                    Diagnostic::new(item.pos, message)
+                });
+            }
         }
     }
 }
@@ -610,8 +667,8 @@ mod tests {
     use crate::sigma::yaml::parse_documents;
 
     fn parse(text: &str) -> Result<SigmaRule, Vec<Diagnostic>> {
-        let docs = parse_documents(text).unwrap();
-        match parse_document(&docs[0])? {
+        let docs = parse_documents(text, &Default::default()).unwrap();
+        match parse_document(&docs[0], &Default::default())? {
             Document::Rule(r) => Ok(*r),
             other => panic!("not a rule: {other:?}"),
         }
@@ -676,15 +733,15 @@ mod tests {
 
     #[test]
     fn filter_documents_parse_with_their_rules_and_condition() {
-        let docs = parse_documents("title: f\nlogsource: {product: windows, category: process_creation}\nfilter:\n  rules: [abc, my_rule]\n  selection:\n    User|startswith: adm_\n  condition: selection\n").unwrap();
-        let Ok(Document::Filter(f)) = parse_document(&docs[0]) else {
+        let docs = parse_documents("title: f\nlogsource: {product: windows, category: process_creation}\nfilter:\n  rules: [abc, my_rule]\n  selection:\n    User|startswith: adm_\n  condition: selection\n", &Default::default()).unwrap();
+        let Ok(Document::Filter(f)) = parse_document(&docs[0], &Default::default()) else {
             panic!("not a filter")
         };
         assert_eq!(f.rules, vec!["abc", "my_rule"]);
         assert_eq!(f.detection.searches.len(), 1);
         assert_eq!(f.detection.searches[0].name, "selection");
-        let docs = parse_documents("title: f\nlogsource: {product: windows}\nfilter:\n  selection: {a: 1}\n  condition: selection\n").unwrap();
-        let diags = parse_document(&docs[0]).unwrap_err();
+        let docs = parse_documents("title: f\nlogsource: {product: windows}\nfilter:\n  selection: {a: 1}\n  condition: selection\n", &Default::default()).unwrap();
+        let diags = parse_document(&docs[0], &Default::default()).unwrap_err();
         assert!(diags[0].message.contains("filter.rules"), "{diags:?}");
     }
 }

@@ -4,9 +4,10 @@
 //! syntax errors, so the loader builds its own small tree from the parser's
 //! marked events instead of going through an untyped `serde` value.
 
+use super::limits::{RuleLimit, RuleLimits};
 use std::collections::HashMap;
 use std::fmt;
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A position in a source file, 1-based line and column.
@@ -119,94 +120,150 @@ impl Node {
     }
 }
 
-/// A YAML syntax error with its position.
+/// A YAML syntax error, or a broken limit, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
     pub pos: Pos,
     pub message: String,
+    /// The limit the file broke, when it is not a syntax error.
+    pub limit: Option<RuleLimit>,
 }
 
-/// Parses every document of a YAML stream.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, SyntaxError> {
-    let mut builder = TreeBuilder::default();
+/// Parses every document of a YAML stream, within `limits`.
+///
+/// Events are pulled one at a time and the tree is built with an explicit
+/// stack: the YAML crate's own loader recurses once per nesting level.
+pub fn parse_documents(text: &str, limits: &RuleLimits) -> Result<Vec<Node>, SyntaxError> {
+    let mut builder = TreeBuilder {
+        limits: *limits,
+        ..TreeBuilder::default()
+    };
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true).map_err(|e| SyntaxError {
-        pos: Pos::from(*e.marker()),
-        message: e.info().to_string(),
-    })?;
-    Ok(builder.documents)
+    loop {
+        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
+            pos: Pos::from(*e.marker()),
+            message: e.info().to_string(),
+            limit: None,
+        })?;
+        if event == Event::StreamEnd {
+            return Ok(builder.documents);
+        }
+        builder.on_event(event, mark)?;
+    }
 }
 
 /// Builds [`Node`]s from the parser's event stream.
 #[derive(Default)]
 struct TreeBuilder {
     documents: Vec<Node>,
-    /// Open collections: the node being filled, and for maps a pending key.
-    stack: Vec<(Node, Option<Node>, usize)>,
-    anchors: HashMap<usize, Node>,
+    /// Open collections: the node being filled, for maps a pending key, the
+    /// anchor id and the nodes in it so far.
+    stack: Vec<Open>,
+    /// Anchored nodes and their sizes in nodes.
+    anchors: HashMap<usize, (Node, usize)>,
+    /// Nodes built so far, aliases counted at their expanded size.
+    nodes: usize,
+    limits: RuleLimits,
+}
+
+struct Open {
+    node: Node,
+    pending_key: Option<Node>,
+    anchor: usize,
+    size: usize,
 }
 
 impl TreeBuilder {
-    fn push_value(&mut self, node: Node, anchor: usize) {
-        if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+    /// Counts `size` more nodes, or fails past the limit.
+    fn count(&mut self, size: usize, pos: Pos) -> Result<(), SyntaxError> {
+        self.nodes = self.nodes.saturating_add(size);
+        if self.nodes > self.limits.max_yaml_nodes {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "more than {} YAML nodes (aliases count as what they repeat); rule_limits.max_yaml_nodes",
+                    self.limits.max_yaml_nodes
+                ),
+                limit: Some(RuleLimit::YamlNodes),
+            });
         }
-        let Some((parent, pending_key, _)) = self.stack.last_mut() else {
+        Ok(())
+    }
+
+    fn push_value(&mut self, node: Node, anchor: usize, size: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, (node.clone(), size));
+        }
+        let Some(open) = self.stack.last_mut() else {
             self.documents.push(node);
             return;
         };
-        match &mut parent.value {
+        open.size = open.size.saturating_add(size);
+        match &mut open.node.value {
             Value::Seq(items) => items.push(node),
-            Value::Map(entries) => match pending_key.take() {
+            Value::Map(entries) => match open.pending_key.take() {
                 Some(key) => entries.push((key, node)),
-                None => *pending_key = Some(node),
+                None => open.pending_key = Some(node),
             },
             _ => {}
         }
     }
 
+    fn open(&mut self, value: Value, anchor: usize, pos: Pos) -> Result<(), SyntaxError> {
+        if self.stack.len() >= self.limits.max_yaml_depth {
+            return Err(SyntaxError {
+                pos,
+                message: format!(
+                    "YAML nested more than {} levels deep; rule_limits.max_yaml_depth",
+                    self.limits.max_yaml_depth
+                ),
+                limit: Some(RuleLimit::YamlDepth),
+            });
+        }
+        self.count(1, pos)?;
+        self.stack.push(Open {
+            node: Node { pos, value },
+            pending_key: None,
+            anchor,
+            size: 1,
+        });
+        Ok(())
+    }
+
     fn close(&mut self) {
-        if let Some((node, _, anchor)) = self.stack.pop() {
-            self.push_value(node, anchor);
+        if let Some(open) = self.stack.pop() {
+            self.push_value(open.node, open.anchor, open.size);
         }
     }
-}
 
-impl MarkedEventReceiver for TreeBuilder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
+    fn on_event(&mut self, ev: Event, mark: Marker) -> Result<(), SyntaxError> {
         let pos = Pos::from(mark);
         match ev {
             Event::Scalar(text, style, anchor, _tag) => {
+                self.count(1, pos)?;
                 let value = if style == TScalarStyle::Plain {
                     resolve_plain(text)
                 } else {
                     Value::Str(text)
                 };
-                self.push_value(Node { pos, value }, anchor);
+                self.push_value(Node { pos, value }, anchor, 1);
             }
-            Event::SequenceStart(anchor, _) => self.stack.push((
-                Node {
-                    pos,
-                    value: Value::Seq(Vec::new()),
-                },
-                None,
-                anchor,
-            )),
-            Event::MappingStart(anchor, _) => self.stack.push((
-                Node {
-                    pos,
-                    value: Value::Map(Vec::new()),
-                },
-                None,
-                anchor,
-            )),
+            Event::SequenceStart(anchor, _) => self.open(Value::Seq(Vec::new()), anchor, pos)?,
+            Event::MappingStart(anchor, _) => self.open(Value::Map(Vec::new()), anchor, pos)?,
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => {
-                let node = self.anchors.get(&id).cloned().unwrap_or(Node {
-                    pos,
-                    value: Value::Null,
-                });
-                self.push_value(node, 0);
+                // Counted before the copy is made: an alias bomb is refused
+                // while it is still small.
+                let size = self.anchors.get(&id).map_or(1, |(_, size)| *size);
+                self.count(size, pos)?;
+                let node = self.anchors.get(&id).map_or(
+                    Node {
+                        pos,
+                        value: Value::Null,
+                    },
+                    |(node, _)| node.clone(),
+                );
+                self.push_value(node, 0, size);
             }
             Event::Nothing
             | Event::StreamStart
@@ -214,6 +271,7 @@ impl MarkedEventReceiver for TreeBuilder {
             | Event::DocumentStart
             | Event::DocumentEnd => {}
         }
+        Ok(())
     }
 }
 
@@ -249,9 +307,51 @@ fn resolve_plain(text: String) -> Value {
 mod tests {
     use super::*;
 
+    fn parse_documents_default(text: &str) -> Result<Vec<Node>, SyntaxError> {
+        parse_documents(text, &RuleLimits::default())
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_the_limit_not_by_the_stack() {
+        for text in [
+            "- ".repeat(100_000) + "x",
+            "[".repeat(100_000),
+            "a:\n  ".to_string() + &"- ".repeat(70_000),
+        ] {
+            let err = parse_documents_default(&text).unwrap_err();
+            assert!(
+                err.limit == Some(RuleLimit::YamlDepth) || err.message.contains("recursion limit"),
+                "{err:?}"
+            );
+        }
+        let limits = RuleLimits {
+            max_yaml_depth: 3,
+            ..RuleLimits::default()
+        };
+        assert!(parse_documents("a: {b: {c: 1}}", &limits).is_ok());
+        let err = parse_documents("a: {b: {c: [1]}}", &limits).unwrap_err();
+        assert_eq!(err.limit, Some(RuleLimit::YamlDepth));
+        assert_eq!(err.pos, Pos { line: 1, col: 12 });
+    }
+
+    #[test]
+    fn an_alias_bomb_is_refused_before_it_grows() {
+        // Each level doubles: 2^30 nodes if expanded.
+        let mut text = String::from("a0: &a0 [x, x]\n");
+        for i in 1..30 {
+            text.push_str(&format!("a{i}: &a{i} [*a{}, *a{}]\n", i - 1, i - 1));
+        }
+        let started = std::time::Instant::now();
+        let err = parse_documents_default(&text).unwrap_err();
+        assert_eq!(err.limit, Some(RuleLimit::YamlNodes));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Small aliases stay fine.
+        assert!(parse_documents_default("a: &x [1, 2]\nb: [*x, *x, *x]\n").is_ok());
+    }
+
     #[test]
     fn nodes_remember_their_line_and_column() {
-        let docs = parse_documents("title: x\ndetection:\n  sel:\n    a: 1\n").unwrap();
+        let docs = parse_documents_default("title: x\ndetection:\n  sel:\n    a: 1\n").unwrap();
         let sel = docs[0].get("detection").unwrap().get("sel").unwrap();
         let (key, value) = &sel.as_map().unwrap()[0];
         assert_eq!(key.pos, Pos { line: 4, col: 5 });
@@ -260,7 +360,7 @@ mod tests {
 
     #[test]
     fn several_documents_are_returned_in_order() {
-        let docs = parse_documents("a: 1\n---\na: 2\n").unwrap();
+        let docs = parse_documents_default("a: 1\n---\na: 2\n").unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].get("a").unwrap().value, Value::Int(2));
     }
@@ -268,7 +368,8 @@ mod tests {
     #[test]
     fn quoted_numbers_stay_strings_and_plain_ones_resolve() {
         let docs =
-            parse_documents("a: '4688'\nb: 4688\nc: null\nd: ''\ne: 1.5\nf: 1.2.3\n").unwrap();
+            parse_documents_default("a: '4688'\nb: 4688\nc: null\nd: ''\ne: 1.5\nf: 1.2.3\n")
+                .unwrap();
         let d = &docs[0];
         assert_eq!(d.get("a").unwrap().value, Value::Str("4688".into()));
         assert_eq!(d.get("b").unwrap().value, Value::Int(4688));
@@ -280,14 +381,14 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_a_position() {
-        let err = parse_documents("a: [1, 2\nb: 3\n").unwrap_err();
+        let err = parse_documents_default("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1, "{err:?}");
         assert!(!err.message.is_empty());
     }
 
     #[test]
     fn aliases_resolve_to_their_anchor() {
-        let docs = parse_documents("a: &x [1, 2]\nb: *x\n").unwrap();
+        let docs = parse_documents_default("a: &x [1, 2]\nb: *x\n").unwrap();
         assert_eq!(
             docs[0].get("b").unwrap().to_json(),
             serde_json::json!([1, 2])

@@ -9,7 +9,7 @@
 use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
 use crate::event::{Origin, Position};
 use crate::metrics::Metrics;
-use crate::pipeline::source::{Barrier, Feed, Record, BATCH_SIZE};
+use crate::pipeline::source::{Barrier, Feed, Record, RecordFault, BATCH_SIZE, KEPT_PREFIX_BYTES};
 use crate::pipeline::Shutdown;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -174,6 +174,7 @@ pub fn consume(
     feed: mpsc::Sender<Feed>,
     shutdown: Shutdown,
     metrics: Option<Arc<Metrics>>,
+    max_record_bytes: usize,
 ) -> Result<(), KafkaError> {
     /// Detaches the hooks from the pipeline however this thread ends (a
     /// panic included): a hook still holding the input would keep the
@@ -185,7 +186,14 @@ pub fn consume(
         }
     }
     let _detach = Detach(&consumer);
-    poll_loop(&consumer, &topics, &feed, &shutdown, metrics.as_deref())
+    poll_loop(
+        &consumer,
+        &topics,
+        &feed,
+        &shutdown,
+        metrics.as_deref(),
+        max_record_bytes,
+    )
 }
 
 fn poll_loop(
@@ -194,6 +202,7 @@ fn poll_loop(
     feed: &mpsc::Sender<Feed>,
     shutdown: &Shutdown,
     metrics: Option<&Metrics>,
+    max_record_bytes: usize,
 ) -> Result<(), KafkaError> {
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     while !shutdown.is_triggered() {
@@ -211,9 +220,26 @@ fn poll_loop(
                     let Some(&source) = topics.get(msg.topic()) else {
                         continue;
                     };
+                    let payload = msg.payload().unwrap_or_default();
+                    // An over-long record is dead-lettered by its beginning,
+                    // size and hash; it is never parsed.
+                    let (payload, fault) = if payload.len() > max_record_bytes {
+                        use sha2::Digest;
+                        let kept = payload.get(..KEPT_PREFIX_BYTES).unwrap_or(payload);
+                        (
+                            kept.to_vec(),
+                            Some(RecordFault::TooLong {
+                                bytes: payload.len() as u64,
+                                sha256: sha2::Sha256::digest(payload).into(),
+                            }),
+                        )
+                    } else {
+                        (payload.to_vec(), None)
+                    };
                     batch.push(Record {
                         source,
-                        payload: msg.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                        payload,
+                        fault,
                         origin: Origin {
                             source: msg.topic().to_string(),
                             position: Position::Offset {

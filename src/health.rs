@@ -1,0 +1,194 @@
+//! Whether the process is alive and whether it is doing its job: what
+//! `/healthz` (liveness) and `/readyz` (readiness) answer.
+//!
+//! Every pipeline stage reports here when it starts, ends and fails. A
+//! failed stage makes both answers false at once, with the reason, so an
+//! orchestrator never sees "ok" from a process that has stopped detecting.
+
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A shared health record. Cheap to clone; all clones are one record.
+#[derive(Debug, Clone, Default)]
+pub struct Health(Arc<Inner>);
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Stages in the order they started.
+    stages: Mutex<Vec<(String, StageState)>>,
+    rules_loaded: AtomicU64,
+    draining: AtomicBool,
+    /// Set once any stage failed; never cleared (the process exits).
+    failed: AtomicBool,
+}
+
+/// Where a stage is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageState {
+    Running,
+    /// Ended normally (its input ended).
+    Finished,
+    Failed(String),
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health::default()
+    }
+
+    fn set(&self, stage: &str, state: StageState) {
+        if let StageState::Failed(_) = state {
+            self.0.failed.store(true, Ordering::SeqCst);
+        }
+        // A poisoned lock only means another thread panicked while holding
+        // it; the list itself is always whole.
+        let mut stages = self.0.stages.lock().unwrap_or_else(|p| p.into_inner());
+        match stages.iter_mut().find(|(name, _)| name == stage) {
+            Some((_, s)) => *s = state,
+            None => stages.push((stage.to_string(), state)),
+        }
+    }
+
+    pub fn running(&self, stage: &str) {
+        self.set(stage, StageState::Running);
+    }
+
+    pub fn finished(&self, stage: &str) {
+        self.set(stage, StageState::Finished);
+    }
+
+    pub fn failed(&self, stage: &str, error: impl Into<String>) {
+        self.set(stage, StageState::Failed(error.into()));
+    }
+
+    pub fn set_rules_loaded(&self, n: usize) {
+        self.0.rules_loaded.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Shutdown has begun: no longer ready for new work.
+    pub fn draining(&self) {
+        self.0.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether any stage failed.
+    pub fn has_failed(&self) -> bool {
+        self.0.failed.load(Ordering::SeqCst)
+    }
+
+    fn stages(&self) -> Vec<(String, StageState)> {
+        self.0
+            .stages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn stages_json(stages: &[(String, StageState)]) -> Value {
+        Value::Object(
+            stages
+                .iter()
+                .map(|(name, state)| {
+                    let shown = match state {
+                        StageState::Running => "running".to_string(),
+                        StageState::Finished => "finished".to_string(),
+                        StageState::Failed(e) => format!("failed: {e}"),
+                    };
+                    (name.clone(), Value::String(shown))
+                })
+                .collect(),
+        )
+    }
+
+    fn first_failure(stages: &[(String, StageState)]) -> Option<String> {
+        stages.iter().find_map(|(name, state)| match state {
+            StageState::Failed(e) => Some(format!("stage {name} failed: {e}")),
+            _ => None,
+        })
+    }
+
+    /// Liveness: the process and its pipeline stages are alive (no stage
+    /// has failed). The JSON says why not.
+    pub fn liveness(&self) -> (bool, Value) {
+        let stages = self.stages();
+        let rules = self.0.rules_loaded.load(Ordering::Relaxed);
+        match Self::first_failure(&stages) {
+            None => (
+                true,
+                json!({"status": "ok", "rules_loaded": rules, "stages": Self::stages_json(&stages)}),
+            ),
+            Some(reason) => (
+                false,
+                json!({"status": "failed", "reason": reason, "rules_loaded": rules, "stages": Self::stages_json(&stages)}),
+            ),
+        }
+    }
+
+    /// Readiness: doing its job. Rules are loaded, every stage runs, and
+    /// the process is not shutting down. The JSON says why not.
+    pub fn readiness(&self) -> (bool, Value) {
+        let stages = self.stages();
+        let rules = self.0.rules_loaded.load(Ordering::Relaxed);
+        let reason = if let Some(failure) = Self::first_failure(&stages) {
+            Some(failure)
+        } else if self.0.draining.load(Ordering::SeqCst) {
+            Some("shutting down: draining, flushing and committing".to_string())
+        } else if rules == 0 {
+            Some("no rules loaded".to_string())
+        } else if stages.is_empty() {
+            Some("the pipeline has not started".to_string())
+        } else {
+            stages
+                .iter()
+                .find(|(_, s)| *s != StageState::Running)
+                .map(|(name, _)| format!("stage {name} is not running (its input ended)"))
+        };
+        let stages = Self::stages_json(&stages);
+        match reason {
+            None => (
+                true,
+                json!({"status": "ready", "rules_loaded": rules, "stages": stages}),
+            ),
+            Some(reason) => (
+                false,
+                json!({"status": "not ready", "reason": reason, "rules_loaded": rules, "stages": stages}),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_stage_makes_the_process_neither_live_nor_ready_and_says_why() {
+        let h = Health::new();
+        h.set_rules_loaded(3);
+        assert!(!h.readiness().0, "nothing started yet");
+        h.running("detect");
+        h.running("writer");
+        assert!(h.liveness().0);
+        assert!(h.readiness().0);
+        h.failed("detect", "boom");
+        let (live, body) = h.liveness();
+        assert!(!live);
+        assert_eq!(body["reason"], "stage detect failed: boom");
+        assert!(!h.readiness().0);
+        assert!(h.has_failed());
+    }
+
+    #[test]
+    fn draining_or_no_rules_is_alive_but_not_ready() {
+        let h = Health::new();
+        h.running("writer");
+        assert_eq!(h.readiness().1["reason"], "no rules loaded");
+        h.set_rules_loaded(1);
+        assert!(h.readiness().0);
+        h.draining();
+        let (ready, body) = h.readiness();
+        assert!(!ready);
+        assert!(body["reason"].as_str().unwrap().contains("shutting down"));
+        assert!(h.liveness().0);
+    }
+}
