@@ -666,9 +666,15 @@ pub fn load_with_env(
                 .required(true),
         );
     }
+    // Only `TOCSIN_<SECTION>__<KEY>` is configuration. Other TOCSIN_*
+    // variables are not ours to refuse: Kubernetes sets TOCSIN_PORT,
+    // TOCSIN_SERVICE_HOST and the like for a Service named `tocsin`.
     let env: HashMap<String, String> = env
         .into_iter()
-        .filter(|(k, _)| k.starts_with("TOCSIN_"))
+        .filter(|(k, _)| {
+            k.strip_prefix("TOCSIN_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
         .collect();
     builder = builder.add_source(
         config::Environment::with_prefix("TOCSIN")
@@ -901,6 +907,28 @@ mod tests {
         let props = cfg.kafka_properties();
         assert!(props.contains(&("bootstrap.servers".into(), "kafka:9092".into())));
         assert_eq!(cfg.delivery.shutdown_timeout, Span::from_secs(25));
+    }
+
+    #[test]
+    fn variables_kubernetes_sets_for_a_service_named_tocsin_are_not_configuration() {
+        let cfg = load_with_env(
+            None,
+            &[],
+            env(&[
+                ("TOCSIN_SERVICE_HOST", "10.0.0.1"),
+                ("TOCSIN_SERVICE_PORT", "9464"),
+                ("TOCSIN_PORT", "tcp://10.0.0.1:9464"),
+                ("TOCSIN_PORT_9464_TCP", "tcp://10.0.0.1:9464"),
+                ("TOCSIN_PORT_9464_TCP_PROTO", "tcp"),
+                ("TOCSIN_PORT_9464_TCP_PORT", "9464"),
+                ("TOCSIN_PORT_9464_TCP_ADDR", "10.0.0.1"),
+                ("TOCSIN_METRICS__LISTEN", "0.0.0.0:9464"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.metrics.listen, "0.0.0.0:9464");
+        let err = load_with_env(None, &[], env(&[("TOCSIN_METRICZ__LISTEN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("metricz"), "{err}");
     }
 
     #[test]

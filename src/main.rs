@@ -214,10 +214,16 @@ fn install_panic_hook() {
         let backtrace = std::backtrace::Backtrace::force_capture();
         let thread = std::thread::current();
         let thread = thread.name().unwrap_or("unnamed");
+        let location = info
+            .location()
+            .map_or_else(|| "unknown".to_string(), ToString::to_string);
+        let message = tocsin::pipeline::process::panic_message(info.payload());
         if tracing::dispatcher::has_been_set() {
-            tracing::error!(thread, panic = %info, %backtrace, "internal error");
+            tracing::error!(thread, %location, %message, %backtrace, "internal error");
         } else {
-            eprintln!("tocsin: internal error in thread {thread}: {info}\n{backtrace}");
+            eprintln!(
+                "tocsin: internal error in thread {thread} at {location}: {message}\n{backtrace}"
+            );
         }
     }));
 }
@@ -233,8 +239,12 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal who has not said NO_COLOR.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = match cfg.log.format {
         LogFormat::Json => builder.json().try_init(),

@@ -362,7 +362,8 @@ pub async fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
 /// idle or slow connections, many connections, large bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HttpLimits {
-    /// Most connections open at once; more are closed at once (and counted).
+    /// Most connections open at once. At the cap a new connection closes
+    /// the one idle the longest; when none is idle it is refused (counted).
     pub max_connections: usize,
     /// Most time to receive a request's headers, including the wait for the
     /// next request on a kept-alive connection: idle connections close.
@@ -449,7 +450,7 @@ pub async fn serve(
             }
         },
     ));
-    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let connections = Connections::default();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -460,28 +461,112 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
+        // At the cap, the connection idle the longest makes room: idle
+        // connections cannot crowd out a scrape. With every one busy, the
+        // new connection is refused.
+        let cap = limits.max_connections.max(1);
+        if connections.len() >= cap {
             metrics
                 .limit_exceeded
                 .with_label_values(&["http_connections"])
                 .inc();
+        }
+        let Some((id, evicted)) = connections.admit(cap) else {
             drop(stream);
             continue;
         };
         let service = app.clone();
         let header_timeout = limits.header_timeout;
+        let registry = connections.clone();
         tokio::spawn(async move {
+            let activity = registry.clone();
             let service = hyper::service::service_fn(move |request| {
-                tower::ServiceExt::oneshot(service.clone(), request)
+                let (service, activity) = (service.clone(), activity.clone());
+                async move {
+                    activity.busy(id, 1);
+                    let response = tower::ServiceExt::oneshot(service, request).await;
+                    activity.busy(id, -1);
+                    response
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(header_timeout)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
             // Errors are the client's (reset, timeout, bad request).
-            let _ = connection.await;
-            drop(permit);
+            tokio::select! {
+                _ = connection => {}
+                _ = evicted.notified() => {}
+            }
+            registry.remove(id);
         });
+    }
+}
+
+/// The open connections: whether each is serving a request, and since
+/// when it has been idle.
+#[derive(Clone, Default)]
+struct Connections(Arc<std::sync::Mutex<ConnectionTable>>);
+
+#[derive(Default)]
+struct ConnectionTable {
+    next_id: u64,
+    open: std::collections::HashMap<u64, OpenConnection>,
+}
+
+struct OpenConnection {
+    requests: i32,
+    idle_since: std::time::Instant,
+    evict: Arc<tokio::sync::Notify>,
+}
+
+impl Connections {
+    fn table(&self) -> std::sync::MutexGuard<'_, ConnectionTable> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a new connection, evicting the longest-idle one at the
+    /// cap; `None` when every open connection is busy.
+    fn admit(&self, cap: usize) -> Option<(u64, Arc<tokio::sync::Notify>)> {
+        let mut table = self.table();
+        if table.open.len() >= cap {
+            let (&oldest, _) = table
+                .open
+                .iter()
+                .filter(|(_, c)| c.requests == 0)
+                .min_by_key(|(_, c)| c.idle_since)?;
+            if let Some(c) = table.open.remove(&oldest) {
+                c.evict.notify_one();
+            }
+        }
+        let id = table.next_id;
+        table.next_id += 1;
+        let evict = Arc::new(tokio::sync::Notify::new());
+        table.open.insert(
+            id,
+            OpenConnection {
+                requests: 0,
+                idle_since: std::time::Instant::now(),
+                evict: evict.clone(),
+            },
+        );
+        Some((id, evict))
+    }
+
+    fn len(&self) -> usize {
+        self.table().open.len()
+    }
+
+    /// A request started (+1) or ended (-1) on connection `id`.
+    fn busy(&self, id: u64, change: i32) {
+        if let Some(c) = self.table().open.get_mut(&id) {
+            c.requests += change;
+            c.idle_since = std::time::Instant::now();
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.table().open.remove(&id);
     }
 }
 

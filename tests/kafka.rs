@@ -325,6 +325,8 @@ struct Setup {
     dead: String,
     /// Serve /metrics on this port (off when `None`).
     metrics_port: Option<u16>,
+    /// Lines for `[engine]`.
+    engine_extra: String,
 }
 
 impl Setup {
@@ -347,6 +349,7 @@ impl Setup {
             lines: unique(&format!("{name}-lines")),
             dead: unique(&format!("{name}-dead")),
             metrics_port: None,
+            engine_extra: String::new(),
         }
     }
 
@@ -373,6 +376,7 @@ impl Setup {
 [engine]
 rules = ["{rules}"]
 workers = 2
+{engine_extra}
 
 [kafka]
 "bootstrap.servers" = "{brokers}"
@@ -423,6 +427,7 @@ topic = "{dead}"
                 None => "enabled = false".to_string(),
             },
             rules = root().join("rules").display(),
+            engine_extra = self.engine_extra,
             brokers = self.brokers,
             group = self.group,
             auth = self.auth,
@@ -1227,4 +1232,128 @@ records = "triage"
         "{log}"
     );
     assert_eq!(latest_status().as_deref(), Some("triaged"));
+}
+
+#[test]
+fn exactly_once_against_a_broker_without_transactions_stops_at_start_naming_what_is_missing() {
+    let Some(brokers) = broker() else { return };
+    // tansu 0.6 has no EndTxn: the first commit would fail with records read.
+    let s = Setup::new(&brokers, "no-txn");
+    let mut engine = Engine::start(&s.config_with(
+        "engine",
+        "",
+        "mode = \"exactly-once\"\ntransactional_id = \"no-txn-test\"",
+    ));
+    let started = Instant::now();
+    let (status, log) = engine.exit_within(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "a configuration problem:\n{log}");
+    assert!(log.contains("does not support EndTxn"), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+/// Produces records of any size (the test producer's own limit raised).
+fn produce_large(brokers: &str, topic: &str, records: &[(String, String)]) {
+    let producer: ThreadedProducer<DefaultProducerContext> = client(brokers)
+        .set("message.max.bytes", "10000000")
+        .create()
+        .expect("producer");
+    for (key, value) in records {
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(30)).expect("flushed");
+}
+
+#[test]
+fn records_larger_than_their_topic_takes_are_cut_to_fit_and_the_partition_moves_on() {
+    use sha2::Digest;
+    let Some(brokers) = broker() else { return };
+    let mut s = Setup::named(&brokers, "oversize");
+    // Read whole: the 2 MB records are parsed, and what they produce (a dead
+    // letter, an alert carrying the event) is larger than a topic takes.
+    s.engine_extra = "max_record_bytes = 4194304".into();
+    let mut topics = s.topics();
+    for t in topics.iter_mut() {
+        t.1 = 1;
+    }
+    create_topics(&brokers, &topics);
+    let junk = "x".repeat(2_000_000);
+    let huge_user = format!(
+        "Mar  3 09:00:00 bastion sshd[7]: Failed password for invalid user {} from 10.0.0.1 port 22 ssh2",
+        "u".repeat(2_000_000)
+    );
+    let mut records = vec![
+        ("a".to_string(), junk.clone()),
+        ("b".to_string(), huge_user),
+    ];
+    records.extend(sshd_failures(5, "after"));
+    produce_large(&brokers, &s.auth, &records);
+    let engine = Engine::start(&s.config("engine", ""));
+
+    let dead = read_topic(&brokers, &s.dead, false, Duration::from_secs(60), |got| {
+        !got.is_empty()
+    });
+    let letter = dead.first().expect("the junk record is dead-lettered");
+    assert!(
+        letter.value.len() < 1_000_000,
+        "cut: {} bytes",
+        letter.value.len()
+    );
+    assert!(junk.as_bytes().starts_with(&letter.value));
+    assert_eq!(letter.headers["tocsin-cut"], "true");
+    assert_eq!(letter.headers["tocsin-original-size"], "2000000");
+    let expected: String = sha2::Sha256::digest(junk.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(letter.headers["tocsin-original-sha256"], expected);
+
+    // The alert on the huge line keeps everything but its event body; the
+    // alerts of the lines after it arrive: nothing stalled.
+    let alerts = read_topic(&brokers, &s.alerts, false, Duration::from_secs(60), |got| {
+        got.iter()
+            .filter(|r| r.value.windows(5).any(|w| w == b"after"))
+            .count()
+            >= 5
+    });
+    let big = alerts
+        .iter()
+        .find(|r| r.headers.contains_key("tocsin-cut"))
+        .expect("the alert on the huge line, cut");
+    assert!(big.value.len() < 1_000_000);
+    let record = big.json();
+    assert!(
+        record["event"]["cut"]["event_bytes"].as_u64().unwrap() > 2_000_000,
+        "{record}"
+    );
+    assert!(record["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("SIEM ALERT -- STATIC RULE"));
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|r| r.value.windows(5).any(|w| w == b"after"))
+            .count(),
+        5,
+        "the records after the large ones alert"
+    );
+    let status = engine.terminate(Duration::from_secs(30));
+    assert!(status.success());
+    // Every input record is committed.
+    let c: BaseConsumer = client(&s.brokers)
+        .set("group.id", &s.group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&s.auth, 0);
+    let committed = c
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    assert_eq!(
+        committed.elements()[0].offset(),
+        Offset::Offset(records.len() as i64)
+    );
 }

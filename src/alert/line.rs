@@ -32,20 +32,40 @@ pub fn format_line(
     line
 }
 
-/// Appends `text` with control characters, line breaks and Unicode line
-/// separators escaped, so the line stays one line.
+/// Appends `text` with control characters, line breaks, Unicode line
+/// separators and invisible formatting characters escaped, so the line
+/// stays one line and reads as what it says: a right-to-left override or a
+/// zero-width space in event data could otherwise make a line display
+/// differently from its bytes (as in "Trojan Source" attacks).
 pub fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
+            c if c.is_control() || is_invisible(c) => {
                 let _ = write!(out, "\\u{{{:04x}}}", c as u32);
             }
             c => out.push(c),
         }
     }
+}
+
+/// Line and paragraph separators, bidirectional controls, zero-width and
+/// other invisible formatting characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 pub use crate::vocab::text::shorten;
@@ -82,6 +102,29 @@ mod tests {
             line,
             "SIEM ALERT -- ANOMALY DETECTED - [High/63] job: x. Check l"
         );
+    }
+
+    #[test]
+    fn bidirectional_and_zero_width_characters_are_shown_escaped() {
+        let line = format_line(
+            AlertType::StaticRule,
+            Severity::Low,
+            None,
+            "user=admin\u{202e}gpj.exe\u{200b}\u{2066}x\u{feff}",
+            "l",
+        );
+        assert!(
+            line.contains("admin\\u{202e}gpj.exe\\u{200b}\\u{2066}x\\u{feff}"),
+            "{line}"
+        );
+        assert!(format_line(
+            AlertType::StaticRule,
+            Severity::Low,
+            None,
+            "naïve café ✓",
+            "l"
+        )
+        .contains("naïve café ✓"));
     }
 
     #[test]

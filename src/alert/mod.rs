@@ -172,7 +172,7 @@ impl AlertBuilder {
         let group: Vec<String> = firing
             .group
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{k}={}", line::shorten(v, line::MAX_VALUE_CHARS)))
             .collect();
         let text = format!(
             "{}: {} for {} within {} ({} to {})",

@@ -102,6 +102,10 @@ pub struct TriageUpdate {
 
 /// Longest note kept, in characters (notes are for people, not payloads).
 const MAX_NOTE_CHARS: usize = 4000;
+/// Longest analyst name kept.
+const MAX_BY_CHARS: usize = 200;
+/// Longest alert id accepted (ids are 36-character UUIDs).
+const MAX_ALERT_ID_BYTES: usize = 128;
 
 impl TriageUpdate {
     /// Parses and checks one update. The error says what is wrong.
@@ -136,10 +140,16 @@ impl TriageUpdate {
             ));
         }
         let alert_id = text_field("alert_id")?;
+        if alert_id.len() > MAX_ALERT_ID_BYTES {
+            return Err(format!(
+                "triage update: `alert_id` is {} bytes long; alert ids are UUIDs",
+                alert_id.len()
+            ));
+        }
         let status = text_field("status")?
             .parse::<Status>()
             .map_err(|e| format!("triage update: {e}"))?;
-        let by = text_field("by")?;
+        let by = crate::vocab::text::shorten(&text_field("by")?, MAX_BY_CHARS).into_owned();
         let at_text = text_field("at")?;
         let at = DateTime::parse_from_rfc3339(&at_text)
             .map_err(|e| format!("triage update: `at` `{at_text}` is not an RFC 3339 time: {e}"))?

@@ -59,8 +59,16 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Longest reason kept, in characters: reasons quote what they found, and
+/// travel in Kafka headers.
+pub const MAX_REASON_CHARS: usize = 1000;
+
 impl DeadLetter {
     pub fn new(reason: String, source: Origin, received_at: DateTime<Utc>, bytes: &[u8]) -> Self {
+        let reason = match crate::vocab::text::shorten(&reason, MAX_REASON_CHARS) {
+            std::borrow::Cow::Borrowed(_) => reason,
+            std::borrow::Cow::Owned(short) => short,
+        };
         let (payload, payload_base64) = match std::str::from_utf8(bytes) {
             Ok(text) => (text.trim_end_matches(['\n', '\r']).to_string(), None),
             Err(_) => (

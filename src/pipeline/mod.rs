@@ -311,6 +311,11 @@ struct Writer {
     restored: Progress,
     /// Correlation state changed since the last snapshot.
     state_changed: bool,
+    /// Test builds only: an alert whose line contains this text panics the
+    /// writer, so tests can check that a failed stage is loud
+    /// (`TOCSIN_TEST_WRITER_PANIC_ON`).
+    #[cfg(debug_assertions)]
+    panic_marker: Option<String>,
 }
 
 impl Writer {
@@ -409,7 +414,15 @@ impl Writer {
     fn handle(&mut self, batch: Processed) -> Result<(), PipelineError> {
         for output in batch.outputs {
             match output {
-                Output::Alert(alert) => self.alert_out.send(*alert)?,
+                Output::Alert(alert) => {
+                    #[cfg(debug_assertions)]
+                    if let Some(marker) = &self.panic_marker {
+                        if alert.message.contains(marker.as_str()) {
+                            panic!("test hook: the alert line contains {marker:?}");
+                        }
+                    }
+                    self.alert_out.send(*alert)?
+                }
                 Output::Observation(obs) => {
                     if self.restored.covers(&obs.origin) {
                         continue;
@@ -758,6 +771,33 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Every topic the pipeline writes to.
+    fn output_topics(&self) -> Vec<String> {
+        let sinks = self.sinks.iter().chain(
+            self.incident
+                .as_ref()
+                .and_then(|i| i.escalation_sink.as_ref()),
+        );
+        let mut topics: Vec<String> = sinks
+            .filter_map(|s| match s {
+                SinkConfig::Kafka { topic, .. } => Some(topic.clone()),
+                _ => None,
+            })
+            .collect();
+        if let DeadLetterConfig::Kafka { topic } = &self.dead_letter {
+            topics.push(topic.clone());
+        }
+        topics.extend(
+            self.correlation_state_topic
+                .as_ref()
+                .map(|t| t.topic.clone()),
+        );
+        topics.extend(self.incident.as_ref().and_then(|i| i.state_topic.clone()));
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Runs until every source ends or shutdown is triggered, then drains,
     /// flushes and commits.
     pub async fn run(mut self, shutdown: Shutdown) -> Result<RunStats, PipelineError> {
@@ -815,17 +855,32 @@ impl Pipeline {
             i.state_topic.is_some() && !kafka_topics.is_empty()
                 || matches!(i.escalation_sink, Some(SinkConfig::Kafka { .. }))
         });
+        if kafka.exactly_once {
+            // A broker without transactions must be found now, not at the
+            // first commit with records already read.
+            let properties = kafka.properties.clone();
+            tokio::task::spawn_blocking(move || {
+                kafka::capabilities::check_transactions(&properties)
+            })
+            .await
+            .map_err(|e| PipelineError::Stage(format!("checking the brokers: {e}")))??;
+        }
         let producer = if kafka_sinks
             || kafka.exactly_once
             || self.correlation_state_topic.is_some()
             || incident_kafka
         {
+            let topics = self.output_topics();
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let limits = kafka::producer::record_limits(&kafka.properties, &topics).await;
             Some(kafka::producer::create(
                 &kafka.properties,
                 kafka
                     .transactional_id
                     .as_deref()
                     .filter(|_| kafka.exactly_once),
+                limits,
+                self.metrics.clone(),
             )?)
         } else {
             None
@@ -1048,6 +1103,10 @@ impl Pipeline {
             state,
             restored,
             state_changed: false,
+            #[cfg(debug_assertions)]
+            panic_marker: std::env::var("TOCSIN_TEST_WRITER_PANIC_ON")
+                .ok()
+                .filter(|m| !m.is_empty()),
         };
         let runtime = tokio::runtime::Handle::current();
         let stop = shutdown.clone();
@@ -1144,7 +1203,8 @@ impl Pipeline {
             }
             if let Some(producer) = producer {
                 let _ = tokio::task::spawn_blocking(move || {
-                    let _ = rdkafka::producer::Producer::flush(&*producer, Duration::from_secs(10));
+                    let _ =
+                        rdkafka::producer::Producer::flush(&**producer, Duration::from_secs(10));
                 })
                 .await;
             }

@@ -403,7 +403,14 @@ pub async fn read_stdin(
             let mut out = Batcher::new(source, lines_tx);
             let stdin = std::io::stdin();
             let mut reader = BufReader::with_capacity(1 << 16, stdin.lock());
-            let end = read_stream(&mut reader, "stdin", &mut out, &stop, max_record_bytes, true);
+            let end = read_stream(
+                &mut reader,
+                "stdin",
+                &mut out,
+                &stop,
+                max_record_bytes,
+                true,
+            );
             out.send();
             let _ = done_tx.send(end);
         });

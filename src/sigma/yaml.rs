@@ -140,10 +140,22 @@ pub fn parse_documents(text: &str, limits: &RuleLimits) -> Result<Vec<Node>, Syn
     };
     let mut parser = Parser::new_from_str(text);
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| SyntaxError {
-            pos: Pos::from(*e.marker()),
-            message: e.info().to_string(),
-            limit: None,
+        let (event, mark) = parser.next_token().map_err(|e| {
+            // The reader refuses flow collections nested over 255 deep
+            // before any of them reaches the tree.
+            let too_deep = e.info() == "recursion limit exceeded";
+            SyntaxError {
+                pos: Pos::from(*e.marker()),
+                message: if too_deep {
+                    format!(
+                        "YAML nested deeper than the reader allows; rule_limits.max_yaml_depth is {}",
+                        limits.max_yaml_depth
+                    )
+                } else {
+                    e.info().to_string()
+                },
+                limit: too_deep.then_some(RuleLimit::YamlDepth),
+            }
         })?;
         if event == Event::StreamEnd {
             return Ok(builder.documents);
@@ -319,10 +331,7 @@ mod tests {
             "a:\n  ".to_string() + &"- ".repeat(70_000),
         ] {
             let err = parse_documents_default(&text).unwrap_err();
-            assert!(
-                err.limit == Some(RuleLimit::YamlDepth) || err.message.contains("recursion limit"),
-                "{err:?}"
-            );
+            assert_eq!(err.limit, Some(RuleLimit::YamlDepth), "{err:?}");
         }
         let limits = RuleLimits {
             max_yaml_depth: 3,

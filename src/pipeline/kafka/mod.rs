@@ -11,6 +11,7 @@
 //! sends a barrier down the pipeline and waits until everything before it is
 //! committed, so a partition changes owner with its work done.
 
+pub mod capabilities;
 pub mod commit;
 pub mod consumer;
 pub mod producer;

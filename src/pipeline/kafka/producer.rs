@@ -5,12 +5,15 @@
 use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
 use crate::alert::Alert;
 use crate::config::OutputFormat;
-use crate::pipeline::dead_letter::DeadLetter;
+use crate::metrics::Metrics;
+use crate::pipeline::dead_letter::{DeadLetter, Whole};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientContext;
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,16 +30,183 @@ impl ClientContext for ProducerHooks {
     }
 }
 
-pub type KafkaProducer = FutureProducer<ProducerHooks>;
+/// The producer behind every Kafka sink, with how large a record each
+/// topic takes. Derefs to the librdkafka producer.
+pub struct KafkaProducer {
+    client: FutureProducer<ProducerHooks>,
+    limits: RecordLimits,
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl std::ops::Deref for KafkaProducer {
+    type Target = FutureProducer<ProducerHooks>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
+}
 
 /// How long transactional calls may take before they count as failed.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Kafka's default `max.message.bytes` for a topic.
+const KAFKA_DEFAULT_MAX_MESSAGE: usize = 1_048_588;
+/// librdkafka's default `message.max.bytes` for a producer.
+const PRODUCER_DEFAULT_MAX_MESSAGE: usize = 1_000_000;
+/// What a record costs besides its key, headers and value (record and
+/// batch framing), with room to spare.
+const RECORD_OVERHEAD: usize = 512;
+
+/// How large a record each topic takes: the topic's `max.message.bytes`,
+/// capped by the producer's own `message.max.bytes`.
+#[derive(Debug, Clone, Default)]
+pub struct RecordLimits {
+    by_topic: HashMap<String, usize>,
+    /// For topics not asked about, and when the broker would not say.
+    default: usize,
+}
+
+impl RecordLimits {
+    pub fn for_topic(&self, topic: &str) -> usize {
+        self.by_topic.get(topic).copied().unwrap_or(self.default)
+    }
+
+    /// The smallest limit: batches must fit every topic they may go to.
+    fn smallest(&self) -> usize {
+        self.by_topic
+            .values()
+            .copied()
+            .chain([self.default])
+            .min()
+            .unwrap_or(self.default)
+    }
+}
+
+/// Asks the brokers for each topic's `max.message.bytes`. A topic the
+/// broker says nothing about gets Kafka's default.
+pub async fn record_limits(properties: &[(String, String)], topics: &[&str]) -> RecordLimits {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let producer_max = properties
+        .iter()
+        .find(|(k, _)| k == "message.max.bytes")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(PRODUCER_DEFAULT_MAX_MESSAGE);
+    let mut limits = RecordLimits {
+        by_topic: HashMap::new(),
+        default: producer_max.min(KAFKA_DEFAULT_MAX_MESSAGE),
+    };
+    if topics.is_empty() {
+        return limits;
+    }
+    let admin: Result<AdminClient<rdkafka::client::DefaultClientContext>, _> =
+        client_config(properties, Role::Producer, &[], &[]).create();
+    let Ok(admin) = admin else {
+        return limits;
+    };
+    let resources: Vec<ResourceSpecifier<'_>> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    match admin.describe_configs(&resources, &options).await {
+        Ok(results) => {
+            for (topic, result) in topics.iter().zip(results) {
+                let topic_max = result
+                    .ok()
+                    .and_then(|r| {
+                        r.entries
+                            .iter()
+                            .find(|e| e.name == "max.message.bytes")
+                            .and_then(|e| e.value.as_deref()?.parse::<usize>().ok())
+                    })
+                    .unwrap_or(KAFKA_DEFAULT_MAX_MESSAGE);
+                limits
+                    .by_topic
+                    .insert(topic.to_string(), topic_max.min(producer_max));
+            }
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            limit = limits.default,
+            "could not read the topics' max.message.bytes; assuming the default"
+        ),
+    }
+    limits
+}
+
+/// What a record's value may take of `limit` after its key and headers.
+fn room(limit: usize, key: &[u8], headers: &OwnedHeaders) -> usize {
+    let header_bytes: usize = (0..headers.count())
+        .map(|i| {
+            let h = headers.get(i);
+            h.key.len() + h.value.map_or(0, <[u8]>::len) + 8
+        })
+        .sum();
+    // The cut headers themselves: three short keys, a number and a hash.
+    let cut_headers = 160;
+    limit.saturating_sub(key.len() + header_bytes + cut_headers + RECORD_OVERHEAD)
+}
+
+/// The headers of a record cut to fit: the whole value's size and SHA-256.
+fn cut_headers(headers: OwnedHeaders, whole: &Whole) -> OwnedHeaders {
+    headers
+        .insert(Header {
+            key: "tocsin-cut",
+            value: Some("true"),
+        })
+        .insert(Header {
+            key: "tocsin-original-size",
+            value: Some(&whole.bytes.to_string()),
+        })
+        .insert(Header {
+            key: "tocsin-original-sha256",
+            value: Some(&whole.sha256),
+        })
+}
+
+/// A record too large for its topic. `shrink` may offer a smaller form
+/// that keeps the record readable (an alert without its event body); what
+/// is still too large is cut. Logged and counted: the record is kept, in
+/// part, instead of stalling the partition behind a refused produce.
+fn fit<'a>(
+    producer: &KafkaProducer,
+    topic: &str,
+    key: &[u8],
+    headers: OwnedHeaders,
+    value: Cow<'a, [u8]>,
+    shrink: impl FnOnce(&Whole) -> Option<Vec<u8>>,
+) -> (Cow<'a, [u8]>, OwnedHeaders) {
+    let room = room(producer.limits.for_topic(topic), key, &headers);
+    if value.len() <= room {
+        return (value, headers);
+    }
+    let whole = Whole::hash(&value);
+    tracing::warn!(
+        topic,
+        bytes = whole.bytes,
+        room,
+        "record larger than its topic takes: cut to fit, with its size and SHA-256 in headers"
+    );
+    if let Some(m) = &producer.metrics {
+        m.records_cut.with_label_values(&[topic]).inc();
+    }
+    let mut value = match shrink(&whole) {
+        Some(smaller) => Cow::Owned(smaller),
+        None => value,
+    };
+    if value.len() > room {
+        value = Cow::Owned(value.get(..room).unwrap_or_default().to_vec());
+    }
+    (value, cut_headers(headers, &whole))
+}
+
 /// Creates the idempotent producer; with a `transactional_id`, also starts
 /// its first transaction.
+/// `limits` are the topics' record limits (see [`record_limits`]): records
+/// are cut to fit them, and batches are kept within the smallest.
 pub fn create(
     properties: &[(String, String)],
     transactional_id: Option<&str>,
+    limits: RecordLimits,
+    metrics: Option<Arc<Metrics>>,
 ) -> Result<Arc<KafkaProducer>, KafkaError> {
     // Idempotence is the default (no duplicates or reordering from
     // retries); transactions require it, so exactly-once forces it.
@@ -45,6 +215,11 @@ pub fn create(
         forced.push(("transactional.id", id));
         forced.push(("enable.idempotence", "true"));
     }
+    let batch_size = limits
+        .smallest()
+        .saturating_sub(RECORD_OVERHEAD)
+        .max(1)
+        .to_string();
     let cfg = client_config(
         properties,
         Role::Producer,
@@ -52,12 +227,18 @@ pub fn create(
             ("enable.idempotence", "true"),
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
+            ("batch.size", &batch_size),
         ],
         &forced,
     );
-    let producer: KafkaProducer = cfg
+    let client: FutureProducer<ProducerHooks> = cfg
         .create_with_context(ProducerHooks)
         .map_err(KafkaError::client("creating the producer"))?;
+    let producer = KafkaProducer {
+        client,
+        limits,
+        metrics,
+    };
     if transactional_id.is_some() {
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
@@ -104,11 +285,22 @@ pub fn send_keyed(
     payload: Option<&[u8]>,
     pending: &mut Pending,
 ) -> Result<(), KafkaError> {
-    let mut record = FutureRecord::to(topic).key(key.as_bytes());
-    if let Some(p) = payload {
-        record = record.payload(p);
-    }
-    pending.push(enqueue(producer, record)?);
+    let record = FutureRecord::to(topic).key(key.as_bytes());
+    let delivery = match payload {
+        None => enqueue(producer, record)?,
+        Some(p) => {
+            let (value, headers) = fit(
+                producer,
+                topic,
+                key.as_bytes(),
+                OwnedHeaders::new(),
+                Cow::Borrowed(p),
+                |_| None,
+            );
+            enqueue(producer, record.payload(value.as_ref()).headers(headers))?
+        }
+    };
+    pending.push(delivery);
     Ok(())
 }
 
@@ -135,12 +327,17 @@ impl KafkaAlertSink {
         &self.topic
     }
 
-    /// Queues the alert; its delivery is added to `pending`.
+    /// Queues the alert; its delivery is added to `pending`. An alert too
+    /// large for the topic loses its event body first (size, hash and a
+    /// prefix stay), so it remains a readable alert.
     pub fn write(&self, alert: &Alert, pending: &mut Pending) -> Result<(), KafkaError> {
+        let serialise = |a: &Alert| {
+            serde_json::to_vec(a)
+                .map_err(|e| KafkaError::Other(format!("serialising alert {}: {e}", alert.id)))
+        };
         let value = match self.format {
             OutputFormat::Text => alert.message.clone().into_bytes(),
-            OutputFormat::Json => serde_json::to_vec(alert)
-                .map_err(|e| KafkaError::Other(format!("serialising alert {}: {e}", alert.id)))?,
+            OutputFormat::Json => serialise(alert)?,
         };
         let key = alert_key(alert);
         let headers = OwnedHeaders::new_with_capacity(3)
@@ -156,12 +353,44 @@ impl KafkaAlertSink {
                 key: "rule_id",
                 value: Some(alert.rule.id.as_str()),
             });
+        let json = self.format == OutputFormat::Json;
+        let (value, headers) = fit(
+            &self.producer,
+            &self.topic,
+            key.as_bytes(),
+            headers,
+            Cow::Owned(value),
+            |whole| {
+                json.then(|| serialise(&without_event_body(alert, whole)).ok())
+                    .flatten()
+            },
+        );
         let record = FutureRecord::to(&self.topic)
             .key(key.as_bytes())
-            .payload(value.as_slice())
+            .payload(value.as_ref())
             .headers(headers);
         pending.push(enqueue(&self.producer, record)?);
         Ok(())
+    }
+}
+
+/// Characters of the event JSON an alert cut to fit keeps.
+const EVENT_PREFIX_CHARS: usize = 2000;
+
+/// The alert with its event replaced by what identifies it: the size and
+/// SHA-256 of the whole alert record, and the event's beginning.
+fn without_event_body(alert: &Alert, whole: &Whole) -> Alert {
+    let event = alert.event.to_string();
+    Alert {
+        event: serde_json::json!({
+            "cut": {
+                "alert_bytes": whole.bytes,
+                "alert_sha256": whole.sha256,
+                "event_bytes": event.len(),
+                "event_prefix": crate::vocab::text::shorten(&event, EVENT_PREFIX_CHARS),
+            }
+        }),
+        ..alert.clone()
     }
 }
 
@@ -197,14 +426,26 @@ impl KafkaAlertSink {
                 key: "level",
                 value: Some(escalation.level.as_str()),
             });
+        let key = escalation.alert_id.as_bytes();
+        let (value, headers) = fit(
+            &self.producer,
+            &self.topic,
+            key,
+            headers,
+            Cow::Owned(value),
+            |_| None,
+        );
         let record = FutureRecord::to(&self.topic)
-            .key(escalation.alert_id.as_bytes())
-            .payload(value.as_slice())
+            .key(key)
+            .payload(value.as_ref())
             .headers(headers);
         pending.push(enqueue(&self.producer, record)?);
         Ok(())
     }
 }
+
+/// Longest record key written; longer group keys are replaced by their hash.
+const MAX_KEY_BYTES: usize = 1024;
 
 pub fn alert_key(alert: &Alert) -> String {
     match &alert.group {
@@ -215,6 +456,14 @@ pub fn alert_key(alert: &Alert) -> String {
                 key.push_str(field);
                 key.push('=');
                 key.push_str(value);
+            }
+            // Still one partition per group, without a key as large as the event.
+            if key.len() > MAX_KEY_BYTES {
+                key = format!(
+                    "{}|sha256={}",
+                    alert.rule.id,
+                    Whole::hash(key.as_bytes()).sha256
+                );
             }
             key
         }
@@ -268,8 +517,20 @@ impl KafkaDeadLetterSink {
             key: "received_at",
             value: Some(&received),
         });
-        let record = FutureRecord::to(&self.topic)
-            .payload(letter.original.as_slice())
+        // A record over engine.max_record_bytes arrives as its beginning.
+        if let Some(whole) = &letter.whole {
+            headers = cut_headers(headers, whole);
+        }
+        let (value, headers) = fit(
+            &self.producer,
+            &self.topic,
+            &[],
+            headers,
+            Cow::Borrowed(letter.original.as_slice()),
+            |_| None,
+        );
+        let record = FutureRecord::<[u8], [u8]>::to(&self.topic)
+            .payload(value.as_ref())
             .headers(headers);
         pending.push(enqueue(&self.producer, record)?);
         Ok(())
