@@ -6,6 +6,8 @@
 # - The Kafka tests need a real broker: this script installs tansu if absent
 #   (first time: 10-15 minutes), starts it on loopback, and stops it at exit.
 #   If it cannot start, the script fails.
+# - Then every fuzz target runs for FUZZ_SECONDS (20) after replaying the
+#   committed crash inputs (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,3 +26,9 @@ echo "test broker: tansu at $TEST_KAFKA_BROKERS" >&2
 
 cargo test --all-targets --locked "$@"
 cargo test --doc --locked
+
+# Coverage-guided fuzzing, bounded: the committed regression inputs, then
+# every target for FUZZ_SECONDS (0 skips it).
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+    scripts/fuzz.sh ci
+fi

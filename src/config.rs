@@ -633,6 +633,25 @@ impl Default for LogConfig {
     }
 }
 
+/// The built-in defaults, the bottom layer.
+fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
+    config::Config::builder().add_source(config::File::from_str(
+        DEFAULTS_TOML,
+        config::FileFormat::Toml,
+    ))
+}
+
+/// A configuration from TOML text over the defaults (no file, no
+/// environment, no flags), checked as [`load`] checks it.
+pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+    let cfg: Config = defaults()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()?
+        .try_deserialize()?;
+    cfg.validate()?;
+    Ok(cfg)
+}
+
 /// Loads the layered configuration. `overrides` are `(key, value)` pairs from flags.
 pub fn load(
     file: Option<&Path>,
@@ -647,10 +666,7 @@ pub fn load_with_env(
     overrides: &[(&str, config::Value)],
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Config, ConfigError> {
-    let mut builder = config::Config::builder().add_source(config::File::from_str(
-        DEFAULTS_TOML,
-        config::FileFormat::Toml,
-    ));
+    let mut builder = defaults();
     if let Some(path) = file {
         // Read errors carry the path here; the config crate's would not.
         if let Err(e) = std::fs::read_to_string(path) {

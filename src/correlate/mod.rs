@@ -921,6 +921,35 @@ mod tests {
     }
 
     #[test]
+    fn times_at_the_ends_of_the_calendar_never_overflow_the_window_arithmetic() {
+        let (engine, set, _) = setup(COUNT);
+        let tags = vec![("product".to_string(), "test".to_string())];
+        let mut c = Correlator::new(set.clone()).with_lateness(Span::MAX.as_std());
+        let (mut scratch, mut matched, mut obs) = (Scratch::default(), Vec::new(), Vec::new());
+        // The first event of each source at the earliest and latest instants
+        // chrono has (a snapshot or a saved model can carry any time).
+        let times = [
+            (DateTime::<Utc>::MIN_UTC, "early"),
+            (DateTime::<Utc>::MAX_UTC, "late"),
+            (DateTime::<Utc>::MIN_UTC, "late"),
+            (DateTime::<Utc>::MAX_UTC, "early"),
+        ];
+        for (i, (time, source)) in times.into_iter().enumerate() {
+            let mut event = test_event(a("bob"), Format::Json);
+            event.time = time;
+            event.origin.source = source.to_string();
+            engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+            for &r in &matched {
+                set.observations(r, &event, &format!("ev{i}"), &mut obs);
+                for o in obs.drain(..) {
+                    c.observe(o);
+                }
+            }
+        }
+        c.finish();
+    }
+
+    #[test]
     fn event_count_fires_when_the_count_is_reached_within_the_span() {
         let fired = run(
             COUNT,
