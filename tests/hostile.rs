@@ -817,3 +817,31 @@ fn a_broken_configuration_is_named_once_with_its_key_or_path() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains(&dir.path().display().to_string()), "{err}");
 }
+
+#[test]
+fn a_correlation_group_value_of_any_length_gives_a_short_alert_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        root().join("rules/linux/sshd/sshd_failed_password.yml"),
+        dir.path().join("failed.yml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("per_user.yml"),
+        "title: Failures per user\nid: 11111111-2222-4333-8444-555555555558\ncorrelation:\n  type: event_count\n  rules: [sshd_failed_password]\n  group-by: [user]\n  timespan: 10m\n  condition: {gte: 3}\ngenerate: false\nlevel: high\n",
+    )
+    .unwrap();
+    let user = "u".repeat(100_000);
+    let input: String = (0..3)
+        .map(|i| format!("Mar  3 10:00:0{i} bastion sshd[7]: Failed password for invalid user {user} from 10.0.0.1 port 22 ssh2\n"))
+        .collect();
+    let f = scan(&["--rules", dir.path().to_str().unwrap()], input.as_bytes());
+    assert_eq!(f.code, Some(0), "{}", f.stderr);
+    let line = f
+        .stdout
+        .lines()
+        .find(|l| l.contains("Failures per user"))
+        .unwrap_or_else(|| panic!("no correlation alert:\n{}", f.stdout));
+    assert!(line.len() < 1000, "{} characters", line.len());
+    assert!(line.contains("user=uuu") && line.contains("..."), "{line}");
+}
