@@ -6,7 +6,7 @@
 use crate::alert::{AlertConfig, SlaConfig};
 use crate::event::time::TimeOptions;
 use crate::event::InputFormat;
-use crate::vocab::Span;
+use crate::vocab::{LogsourceTags, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,7 @@ pub struct Config {
     /// How Kafka offsets and alerts are committed.
     pub delivery: DeliveryConfig,
     /// The engine's notion of now (system, event time, or simulated).
-    pub clock: crate::clock::ClockConfig,
+    pub clock: crate::vocab::clock::ClockConfig,
     /// Alert lifecycle: triage, escalation, silent sources.
     pub incident: IncidentConfig,
     /// How large, deep and wide a rule file may be.
@@ -281,28 +281,6 @@ impl Default for EngineConfig {
             workers: 0,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
-    }
-}
-
-/// Logsource tags a source declares for all its events (e.g. `product = "zeek"`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogsourceTags {
-    pub product: Option<String>,
-    pub category: Option<String>,
-    pub service: Option<String>,
-}
-
-impl LogsourceTags {
-    pub fn pairs(&self) -> Vec<(String, String)> {
-        [
-            ("product", &self.product),
-            ("category", &self.category),
-            ("service", &self.service),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.to_ascii_lowercase())))
-        .collect()
     }
 }
 
@@ -528,7 +506,7 @@ impl SinkConfig {
             return Ok(None);
         };
         let min_severity =
-            crate::alert::Severity::from_sigma_level(min_severity).ok_or_else(|| {
+            crate::vocab::Severity::from_sigma_level(min_severity).ok_or_else(|| {
                 ConfigError::Invalid(format!(
                     "webhook {name}: unknown min_severity `{min_severity}`"
                 ))
@@ -779,7 +757,9 @@ impl Config {
                 }
             }
         }
-        if self.clock.mode == crate::clock::ClockMode::Simulated && self.clock.start.is_none() {
+        if self.clock.mode == crate::vocab::clock::ClockMode::Simulated
+            && self.clock.start.is_none()
+        {
             return Err(ConfigError::Invalid(
                 "clock.mode = \"simulated\" needs clock.start (an RFC 3339 time)".into(),
             ));

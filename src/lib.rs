@@ -9,7 +9,6 @@
 
 pub mod alert;
 pub mod anomaly;
-pub mod clock;
 pub mod config;
 pub mod correlate;
 pub mod detect;

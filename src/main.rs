@@ -115,7 +115,7 @@ struct RunArgs {
     workers: Option<usize>,
     /// The engine's now: system, event-time or simulated (overrides clock.mode).
     #[arg(long, value_enum)]
-    clock: Option<tocsin::clock::ClockMode>,
+    clock: Option<tocsin::vocab::clock::ClockMode>,
     /// Simulated clock: where it starts, RFC 3339 (overrides clock.start).
     #[arg(long)]
     clock_start: Option<String>,
@@ -319,7 +319,7 @@ impl Built {
             workers: cfg.engine.worker_threads(),
             metrics,
             kafka: kafka_settings(cfg)?,
-            clock: tocsin::clock::Clock::from_config(&cfg.clock),
+            clock: tocsin::vocab::clock::Clock::from_config(&cfg.clock),
             incident: incident_settings(cfg)?,
             triage_requests: None,
             max_record_bytes: cfg.engine.max_record_bytes,
@@ -465,9 +465,9 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(mode) = args.clock {
         let mode = match mode {
-            tocsin::clock::ClockMode::System => "system",
-            tocsin::clock::ClockMode::EventTime => "event-time",
-            tocsin::clock::ClockMode::Simulated => "simulated",
+            tocsin::vocab::clock::ClockMode::System => "system",
+            tocsin::vocab::clock::ClockMode::EventTime => "event-time",
+            tocsin::vocab::clock::ClockMode::Simulated => "simulated",
         };
         overrides.push(("clock.mode", mode.into()));
     }

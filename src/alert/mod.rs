@@ -1,7 +1,6 @@
 //! Alerts: the record SOC tooling consumes, its text line, and its triage SLA.
 
 pub mod line;
-pub mod severity;
 pub mod sla;
 pub mod suppress;
 
@@ -11,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use severity::{AlertType, Severity};
+pub use crate::vocab::{AlertType, Severity};
 pub use sla::{Sla, SlaConfig, SlaPolicy};
 
 /// Namespace for alert ids (UUID v5), so ids are stable across runs and hosts.

@@ -57,7 +57,7 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::severity::{AlertType, Severity};
+use crate::vocab::{AlertType, Severity};
 
 /// How many consecutive non-business days are searched for the next business
 /// day before the calendar is given up on (about ten years).

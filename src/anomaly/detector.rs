@@ -15,10 +15,10 @@
 //!
 //! Nothing is scored before either baseline exists.
 
-use super::job::{AnomalyJob, Function};
-use super::model::{Mixture, Scale, Side, ValueCounts, MAX_SURPRISE};
+use super::model::{Mixture, Scale, ValueCounts, MAX_SURPRISE};
 use super::normalize::Normalizer;
 use super::{describe_entity, stable_hash, AnomalySet, Measure, Sample};
+use crate::sigma::anomaly::{AnomalyJob, Function, Side};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -316,7 +316,7 @@ impl JobState {
         self.model.buckets_closed += 1;
         let job = self.job.clone();
         let spec = &job.spec;
-        let scale = spec.function.scale();
+        let scale = Scale::of(spec.function);
         let side = match (partial, spec.side) {
             (true, Side::Both) => Some(Side::High),
             (true, Side::Low) => None,
@@ -567,7 +567,7 @@ fn round_measure(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::anomaly::job::{AnomalyRule, JobSpec};
+    use crate::sigma::anomaly::{AnomalyRule, JobSpec};
     use crate::sigma::rule::{parse_document, Document};
     use crate::sigma::yaml::parse_documents;
     use crate::vocab::Span;

@@ -14,7 +14,6 @@
 //! ordered writer stage owns the [`detector::Detector`].
 
 pub mod detector;
-pub mod job;
 pub mod model;
 pub mod normalize;
 pub mod store;
@@ -27,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use crate::sigma::anomaly::{AnomalyJob, AnomalyRule, Function};
 pub use detector::{Anomaly, Detector};
-pub use job::{AnomalyJob, AnomalyRule, Function};
 
 /// Separates entity field values in an entity key.
 const KEY_SEPARATOR: char = '\u{1f}';

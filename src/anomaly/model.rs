@@ -23,20 +23,12 @@
 //! all entities, so a process new to one host but common on all others is
 //! less surprising than one nobody has run.
 
+use crate::sigma::anomaly::{Function, Side};
 use linfa::prelude::*;
 use linfa_clustering::{GaussianMixtureModel, GmmInitMethod};
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// Which side of the baseline is anomalous.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Side {
-    High,
-    Low,
-    Both,
-}
 
 /// How a function's values are transformed and how noisy they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +43,15 @@ pub enum Scale {
 }
 
 impl Scale {
+    /// The scale a function's values live on.
+    pub fn of(function: Function) -> Scale {
+        match function {
+            Function::Count | Function::DistinctCount | Function::Rare => Scale::Count,
+            Function::Sum | Function::Mean => Scale::Magnitude,
+            Function::Ratio => Scale::Ratio,
+        }
+    }
+
     /// The value on the modelled scale.
     pub fn transform(self, v: f64) -> f64 {
         match self {

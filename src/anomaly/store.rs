@@ -8,7 +8,7 @@
 //! not destroy a newer model) and the job retrains from the stream.
 
 use super::detector::JobModel;
-use super::job::AnomalyJob;
+use crate::sigma::anomaly::AnomalyJob;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! each with a destination, and the escalation record and line.
 
 use super::TrackedAlert;
-use crate::alert::Severity;
+use crate::vocab::Severity;
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -241,9 +241,9 @@ impl Escalation {
 /// The escalation line for `alert` at `level`.
 pub fn escalation_line(level: &str, alert: &TrackedAlert) -> String {
     let mut line = format!("SIEM ESCALATION -- {level} - [{}] ", alert.severity.label());
-    crate::alert::line::escape_into(
+    crate::vocab::text::escape_into(
         &mut line,
-        &crate::alert::line::shorten(&alert.text, MAX_ESCALATED_TEXT),
+        &crate::vocab::text::shorten(&alert.text, MAX_ESCALATED_TEXT),
     );
     line.push_str(" overdue since ");
     line.push_str(
@@ -252,7 +252,7 @@ pub fn escalation_line(level: &str, alert: &TrackedAlert) -> String {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
     line.push_str(". Check ");
-    crate::alert::line::escape_into(&mut line, &alert.link);
+    crate::vocab::text::escape_into(&mut line, &alert.link);
     line
 }
 

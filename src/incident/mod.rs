@@ -13,7 +13,8 @@ pub mod silence;
 pub mod store;
 pub mod triage;
 
-use crate::alert::{Alert, AlertType, Severity};
+use crate::alert::Alert;
+use crate::vocab::{AlertType, Severity};
 use chrono::{DateTime, Utc};
 use escalation::{Escalation, EscalationPolicy};
 use serde::{Deserialize, Serialize};

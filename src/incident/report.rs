@@ -15,7 +15,7 @@
 //! - a rule's false-positive rate = its alerts marked `false_positive` / its alerts.
 
 use super::{SlaState, Status, TrackedAlert};
-use crate::alert::Severity;
+use crate::vocab::Severity;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -490,7 +490,7 @@ fn bar_chart(title: &str, bars: &[(String, f64, String)]) -> String {
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{LABEL}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#3b6ea8\"/><text x=\"{}\" y=\"{}\">{}</text>",
             LABEL - 6,
             y + 14,
-            html_escape(&crate::alert::line::shorten(label, 34)),
+            html_escape(&crate::vocab::text::shorten(label, 34)),
             ROW - 6,
             LABEL + w + 6,
             y + 14,
@@ -610,8 +610,8 @@ pub fn html(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::AlertType;
     use crate::incident::{EscalationEntry, HistoryEntry};
+    use crate::vocab::AlertType;
 
     fn at(text: &str) -> DateTime<Utc> {
         text.parse().expect("test instant")

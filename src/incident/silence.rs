@@ -3,8 +3,8 @@
 //! longest expected silence; past it an alert is raised, and when events
 //! come back a recovery record follows.
 
-use crate::alert::Severity;
 use crate::event::Event;
+use crate::vocab::Severity;
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,7 @@ pub struct SilenceConfig {
     pub host: Option<String>,
     /// Logsource tags a source declares, e.g. `{ product = "linux", service = "sshd" }`.
     #[serde(default)]
-    pub logsource: Option<crate::config::LogsourceTags>,
+    pub logsource: Option<crate::vocab::LogsourceTags>,
     /// Longest expected silence: `15m`, `1h`, `1d`.
     pub max_silence: String,
     /// Severity of the silence alert.
@@ -320,7 +320,7 @@ mod tests {
     #[test]
     fn events_count_for_their_source_host_and_declared_logsource() {
         let mut ls = cfg(None, None, "1h");
-        ls.logsource = Some(crate::config::LogsourceTags {
+        ls.logsource = Some(crate::vocab::LogsourceTags {
             product: Some("linux".into()),
             ..Default::default()
         });

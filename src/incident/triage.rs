@@ -157,7 +157,7 @@ impl TriageUpdate {
         let note = match obj.get("note") {
             None | Some(serde_json::Value::Null) => None,
             Some(serde_json::Value::String(s)) => {
-                Some(crate::alert::line::shorten(s, MAX_NOTE_CHARS).into_owned())
+                Some(crate::vocab::text::shorten(s, MAX_NOTE_CHARS).into_owned())
             }
             Some(other) => {
                 return Err(format!(

@@ -7,13 +7,13 @@
 use super::kafka::producer::{KafkaProducer, Pending};
 use super::sink::{AlertSink, SinkError, WebhookTasks};
 use crate::alert::{Alert, AlertBuilder};
-use crate::clock::Clock;
 use crate::config::SinkConfig;
 use crate::incident::escalation::{Destination, Escalation, EscalationPolicy};
 use crate::incident::silence::{SilenceChange, SilenceWatch, Watch};
 use crate::incident::store::Journal;
 use crate::incident::{Applied, Desk, Rejection, SlaState, Status, TrackedAlert, TriageUpdate};
 use crate::metrics::Metrics;
+use crate::vocab::clock::Clock;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -314,7 +314,7 @@ impl IncidentStage {
     fn update_gauges(&self, now: chrono::DateTime<chrono::Utc>) {
         let Some(m) = &self.metrics else { return };
         let counts = self.desk.open_by_sla_state(now);
-        for severity in crate::alert::Severity::ALL {
+        for severity in crate::vocab::Severity::ALL {
             for state in SlaState::ALL {
                 let n = counts.get(&(severity, state)).copied().unwrap_or(0);
                 m.incident_open_alerts

@@ -14,11 +14,12 @@ pub mod source;
 pub mod triage_http;
 pub mod webhook;
 
-use crate::alert::{AlertBuilder, Severity};
+use crate::alert::AlertBuilder;
 use crate::config::{DeadLetterConfig, SinkConfig, SourceConfig};
 use crate::detect::Engine;
 use crate::event::Parser;
 use crate::metrics::Metrics;
+use crate::vocab::Severity;
 pub use anomaly_stage::{load_models, save_models};
 use incident_stage::IncidentStage;
 pub use incident_stage::{IncidentSettings, TriageInput, TriageRequest};
@@ -119,7 +120,7 @@ struct AlertOutput {
     pending: Pending,
     /// The incident desk, when alert lifecycle tracking is on.
     incident: Option<IncidentStage>,
-    clock: crate::clock::Clock,
+    clock: crate::vocab::clock::Clock,
 }
 
 impl AlertOutput {
@@ -759,7 +760,7 @@ pub struct Pipeline {
     /// Kafka client properties and the delivery guarantee.
     pub kafka: KafkaSettings,
     /// The engine's now: detection times, deadlines, silences.
-    pub clock: crate::clock::Clock,
+    pub clock: crate::vocab::clock::Clock,
     /// Alert lifecycle tracking (off: `None`).
     pub incident: Option<IncidentSettings>,
     /// Triage updates posted to the HTTP endpoint.

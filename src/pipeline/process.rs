@@ -84,7 +84,7 @@ pub struct Processor {
     scratch: Scratch,
     matched: Vec<usize>,
     observations: Vec<Observation>,
-    clock: crate::clock::Clock,
+    clock: crate::vocab::clock::Clock,
     /// Since the last [`Processor::take_notes`]: the latest event time per
     /// silence watch, and overall.
     seen: SeenTimes,
@@ -105,7 +105,7 @@ impl Processor {
         (correlations, anomalies): (Arc<CorrelationSet>, Arc<AnomalySet>),
         sources: Vec<SourceContext>,
         metrics: Option<Arc<Metrics>>,
-        clock: crate::clock::Clock,
+        clock: crate::vocab::clock::Clock,
     ) -> Self {
         Processor {
             engine,

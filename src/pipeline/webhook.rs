@@ -7,8 +7,8 @@
 //! back, and the Kafka/file sinks get every alert whatever happens here.
 //! When the queue is full, lines are dropped and counted.
 
-use crate::alert::Severity;
 use crate::metrics::Metrics;
+use crate::vocab::Severity;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;

@@ -31,7 +31,7 @@ pub struct LoadedCorrelation {
 /// An anomaly job with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedAnomalyJob {
-    pub job: crate::anomaly::job::AnomalyJob,
+    pub job: super::anomaly::AnomalyJob,
     pub file: PathBuf,
 }
 

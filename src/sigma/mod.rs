@@ -3,6 +3,7 @@
 //! This module knows the Sigma format only; turning rules into something that
 //! runs is `detect`'s job.
 
+pub mod anomaly;
 pub mod condition;
 pub mod correlation;
 pub mod limits;

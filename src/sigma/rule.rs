@@ -8,8 +8,8 @@ use super::condition::{self, Condition};
 use super::limits::{RuleLimit, RuleLimits};
 use super::modifier::Modifier;
 use super::yaml::{Node, Pos, Value};
-use crate::alert::Severity;
 use crate::vocab::text::shorten;
+use crate::vocab::Severity;
 
 /// A problem in one rule document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +197,7 @@ pub enum Document {
     Filter(Box<SigmaFilter>),
     Correlation(Box<super::correlation::SigmaCorrelation>),
     /// A rule with an `anomaly:` section: an ML job (see `crate::anomaly`).
-    AnomalyJob(Box<crate::anomaly::job::AnomalyJob>),
+    AnomalyJob(Box<super::anomaly::AnomalyJob>),
 }
 
 /// Parses one YAML document into a rule. All problems found are returned, not just the first.
@@ -254,7 +254,7 @@ pub fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document, Vec<D
     };
     match doc.get("anomaly") {
         None => Ok(Document::Rule(Box::new(rule))),
-        Some(node) => match crate::anomaly::job::parse_job(rule, node, &mut diags) {
+        Some(node) => match super::anomaly::parse_job(rule, node, &mut diags) {
             Some(job) if diags.is_empty() => Ok(Document::AnomalyJob(Box::new(job))),
             _ => Err(diags),
         },

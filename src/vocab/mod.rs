@@ -1,7 +1,19 @@
 //! The words every layer shares: the bottom of the import graph, importing
 //! nothing from the rest of the crate.
+//!
+//! - [`Severity`] and [`AlertType`]: the labels every alert line starts with;
+//! - [`Span`]: every duration, as rules and configuration write it;
+//! - [`Clock`]: the engine's now (system, event time or simulated);
+//! - [`LogsourceTags`]: the logsource a source declares for its events;
+//! - [`text`]: escaping and shortening text shown to people.
 
+pub mod clock;
+pub mod logsource;
+pub mod severity;
 pub mod span;
 pub mod text;
 
+pub use clock::{Clock, ClockConfig, ClockMode};
+pub use logsource::LogsourceTags;
+pub use severity::{AlertType, Severity};
 pub use span::{Span, SpanError};

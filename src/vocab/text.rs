@@ -1,6 +1,44 @@
-//! Text shown to people: shortened on character boundaries.
+//! Text shown to people: escaped so event data cannot break a line or
+//! disguise it, and shortened on character boundaries.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Appends `text` with control characters, line breaks, Unicode line
+/// separators and invisible formatting characters escaped, so the line
+/// stays one line and reads as what it says: a right-to-left override or a
+/// zero-width space in event data could otherwise make a line display
+/// differently from its bytes (as in "Trojan Source" attacks).
+pub fn escape_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_invisible(c) => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Line and paragraph separators, bidirectional controls, zero-width and
+/// other invisible formatting characters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
 
 /// Shortens to at most `max` characters, marking the cut with `...`.
 pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {

@@ -18,12 +18,20 @@
 //! The detection part is an ordinary Sigma detection, compiled and indexed
 //! with every other rule; its matches feed the job instead of alerting.
 
-use super::model::{Scale, Side};
-use crate::sigma::condition::Condition;
-use crate::sigma::rule::{Diagnostic, SigmaRule};
-use crate::sigma::yaml::{Node, Value};
+use super::condition::Condition;
+use super::rule::{Diagnostic, SigmaRule};
+use super::yaml::{Node, Value};
 use crate::vocab::Span;
 use serde::{Deserialize, Serialize};
+
+/// Which side of the baseline is anomalous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    High,
+    Low,
+    Both,
+}
 
 /// What a job measures per entity and bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,14 +60,6 @@ impl Function {
             Function::Sum => "sum",
             Function::Mean => "mean",
             Function::Ratio => "ratio",
-        }
-    }
-
-    pub fn scale(self) -> Scale {
-        match self {
-            Function::Count | Function::DistinctCount | Function::Rare => Scale::Count,
-            Function::Sum | Function::Mean => Scale::Magnitude,
-            Function::Ratio => Scale::Ratio,
         }
     }
 
