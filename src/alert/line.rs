@@ -7,11 +7,6 @@
 use crate::vocab::{AlertType, Severity};
 use std::fmt::Write as _;
 
-/// Longest value shown per field in a summary, in characters.
-pub const MAX_VALUE_CHARS: usize = 120;
-/// Most fields shown in a summary.
-pub const MAX_SUMMARY_FIELDS: usize = 5;
-
 /// Formats an alert line. `score` is given for anomalies (`[High/63]`).
 pub fn format_line(
     alert_type: AlertType,

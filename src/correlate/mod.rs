@@ -21,12 +21,13 @@
 //!   `by` clause drops it);
 //! - a firing feeds the correlations that reference this one (chains).
 
+pub mod describe;
 pub mod snapshot;
 pub mod window;
 
 use crate::detect::Engine;
 use crate::event::{Event, Origin};
-use crate::sigma::correlation::{CorrelationType, SigmaCorrelation};
+use crate::sigma::correlation::SigmaCorrelation;
 use crate::sigma::{LoadedCorrelation, RuleProblem};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
@@ -660,7 +661,7 @@ impl Correlator {
         };
         // Chains: the firing is an observation for the correlations that reference this one.
         let consumers = self.set.by_correlation[key.0].clone();
-        let evidence = correlation_id(corr, &firing);
+        let evidence = describe::correlation_id(corr, &firing);
         fired.push(firing.clone());
         for (c, input) in consumers {
             let next = &self.set.correlations[c];
@@ -755,37 +756,6 @@ impl Correlator {
                 }
             }
         }
-    }
-}
-
-/// A stable id for a correlation firing: its rule, group and window start.
-pub fn correlation_id(corr: &CompiledCorrelation, f: &Firing) -> String {
-    let mut key = corr.rule.meta.id.clone();
-    for (_, v) in &f.group {
-        key.push('\n');
-        key.push_str(v);
-    }
-    key.push('\n');
-    key.push_str(&f.first.to_rfc3339());
-    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes()).to_string()
-}
-
-/// Human description of the measured value, e.g. `12 events`, `5 distinct user`.
-pub fn describe(kind: CorrelationType, value: f64, field: Option<&str>) -> String {
-    let field = field.unwrap_or("values");
-    let v = if value.fract() == 0.0 {
-        format!("{value:.0}")
-    } else {
-        format!("{value:.2}")
-    };
-    match kind {
-        CorrelationType::EventCount => format!("{v} events"),
-        CorrelationType::ValueCount => format!("{v} distinct {field}"),
-        CorrelationType::Temporal => format!("all {v} rules"),
-        CorrelationType::TemporalOrdered => format!("all {v} rules in order"),
-        CorrelationType::ValueSum => format!("{field} sum {v}"),
-        CorrelationType::ValueAvg => format!("{field} average {v}"),
-        CorrelationType::ValuePercentile => format!("{field} share {v}%"),
     }
 }
 

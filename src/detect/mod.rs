@@ -4,6 +4,7 @@
 //! `Engine::evaluate` routes an event by logsource and runs the condition
 //! program of every rule that can see it.
 
+pub mod describe;
 pub mod index;
 mod literals;
 pub mod logsource;

@@ -3,9 +3,10 @@
 //! longest expected silence; past it an alert is raised, and when events
 //! come back a recovery record follows.
 
-use crate::event::Event;
-use crate::vocab::Severity;
-use crate::vocab::Span;
+use crate::alert::{Draft, RuleRef};
+use crate::event::{Event, Origin, Position};
+use crate::vocab::id::stable_id;
+use crate::vocab::{AlertType, Severity, Span};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -251,6 +252,122 @@ impl SilenceWatch {
         }
         out
     }
+}
+
+/// The rule behind silent-source alerts and their recovery records.
+pub const SILENCE_RULE_ID: &str = "tocsin-source-silence";
+
+impl Watch {
+    /// The alert for this source silent longer than its maximum:
+    /// `Log source silent: source=auth.log, last event <t>, silent longer than 15m`.
+    pub fn silent_draft(
+        &self,
+        last_event: Option<DateTime<Utc>>,
+        since: DateTime<Utc>,
+        detected_at: DateTime<Utc>,
+    ) -> Draft {
+        let last = last_event.map_or_else(
+            || format!("none since watching began at {}", rfc3339(since)),
+            rfc3339,
+        );
+        let text = format!(
+            "Log source silent: {}, last event {last}, silent longer than {}",
+            self.name, self.max_silence
+        );
+        self.draft(
+            silence_alert_id(&self.name, since),
+            text,
+            (self.severity, since),
+            detected_at,
+            last_event,
+        )
+    }
+
+    /// The recovery record of this source's silence, closing its alert.
+    pub fn back_draft(
+        &self,
+        silence_started: DateTime<Utc>,
+        resumed_at: DateTime<Utc>,
+        detected_at: DateTime<Utc>,
+    ) -> Draft {
+        let text = format!(
+            "Log source back: {}, events resumed at {} after silence since {}",
+            self.name,
+            rfc3339(resumed_at),
+            rfc3339(silence_started)
+        );
+        let id = stable_id(&format!(
+            "{SILENCE_RULE_ID}\nback\n{}\n{}",
+            self.name,
+            silence_started.timestamp()
+        ));
+        let mut draft = self.draft(
+            id,
+            text,
+            (Severity::Informational, silence_started),
+            detected_at,
+            Some(resumed_at),
+        );
+        draft.resolves = Some(silence_alert_id(&self.name, silence_started));
+        draft
+    }
+
+    fn draft(
+        &self,
+        id: String,
+        text: String,
+        (severity, since): (Severity, DateTime<Utc>),
+        detected_at: DateTime<Utc>,
+        last_event: Option<DateTime<Utc>>,
+    ) -> Draft {
+        Draft {
+            alert_type: AlertType::StaticRule,
+            severity,
+            score: None,
+            rule: RuleRef {
+                id: SILENCE_RULE_ID.into(),
+                title: "Log source silent".into(),
+                level: severity.key().to_string(),
+                tags: vec!["tocsin.source-health".into()],
+                ..RuleRef::default()
+            },
+            id,
+            text,
+            event_time: last_event.unwrap_or(since),
+            detected_at,
+            event: serde_json::json!({
+                "silence": {
+                    "source": self.name,
+                    "last_event": last_event,
+                    "silent_since": since,
+                    "max_silence_seconds": self.max_silence.as_secs(),
+                }
+            }),
+            source: Origin {
+                source: "tocsin".into(),
+                position: Position::Line { line: 0 },
+            },
+            group: Some(
+                [("source".to_string(), self.name.clone())]
+                    .into_iter()
+                    .collect(),
+            ),
+            resolves: None,
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The id of the silence alert for a source silent since `since`: its
+/// recovery record names it without having to remember it.
+fn silence_alert_id(source: &str, since: DateTime<Utc>) -> String {
+    stable_id(&format!(
+        "{SILENCE_RULE_ID}\n{source}\n{}",
+        since.timestamp()
+    ))
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ impl IncidentStage {
                 if let Some(m) = &self.metrics {
                     m.source_silent.with_label_values(&[w.name.as_str()]).set(0);
                 }
-                out.push(builder.source_back(w, silence_started, resumed_at, now));
+                out.push(builder.build(w.back_draft(silence_started, resumed_at, now)));
             }
         }
         out
@@ -279,7 +279,7 @@ impl IncidentStage {
                     m.source_silent.with_label_values(&[w.name.as_str()]).set(1);
                 }
                 tick.alerts
-                    .push(builder.source_silent(w, last_event, since, now));
+                    .push(builder.build(w.silent_draft(last_event, since, now)));
             }
         }
         let due = self.desk.due(now);

@@ -4,6 +4,7 @@
 //! buffering). Shutdown stops the sources; everything already read is still
 //! processed and flushed before `run` returns.
 
+mod alerts;
 mod anomaly_stage;
 pub mod dead_letter;
 mod incident_stage;
@@ -165,7 +166,7 @@ impl AlertOutput {
                     .inc();
             }
             let detected_at = self.clock.detected_at(firing.last);
-            if let Some(alert) = builder.correlation(corr, &firing, detected_at) {
+            if let Some(alert) = alerts::correlation(builder, corr, &firing, detected_at) {
                 self.send(alert)?;
             }
         }
@@ -182,7 +183,7 @@ impl AlertOutput {
         for anomaly in anomalies {
             if let Some(job) = set.get(anomaly.job) {
                 let detected_at = self.clock.detected_at(anomaly.bucket_end);
-                self.send(builder.anomaly(job, &anomaly, detected_at))?;
+                self.send(alerts::anomaly(builder, job, &anomaly, detected_at))?;
             }
         }
         Ok(())

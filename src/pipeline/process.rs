@@ -313,7 +313,9 @@ impl Processor {
             if self.correlations.is_silenced(i) {
                 continue;
             }
-            if let Some(alert) = self.alerts.static_rule(rule, &event, detected_at) {
+            if let Some(alert) =
+                super::alerts::rule_match(&self.alerts, rule, &event, evidence, detected_at)
+            {
                 out.push(Output::Alert(Box::new(alert)));
             }
         }

@@ -8,6 +8,7 @@
 //! - [`text`]: escaping and shortening text shown to people.
 
 pub mod clock;
+pub mod id;
 pub mod logsource;
 pub mod severity;
 pub mod span;

@@ -4,6 +4,11 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+/// Longest value shown per field in an alert's summary, in characters.
+pub const MAX_VALUE_CHARS: usize = 120;
+/// Most fields shown in an alert's summary.
+pub const MAX_SUMMARY_FIELDS: usize = 5;
+
 /// Appends `text` with control characters, line breaks, Unicode line
 /// separators and invisible formatting characters escaped, so the line
 /// stays one line and reads as what it says: a right-to-left override or a
