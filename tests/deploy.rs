@@ -5,7 +5,7 @@
 //! none of them can be exercised for real. These tests validate what can be
 //! validated without one: every YAML and JSON file parses; the Grafana
 //! dashboard and the Prometheus alerting rules name only metrics that
-//! `src/metrics.rs` registers; the Kubernetes manifests agree with each other
+//! `src/pipeline/metrics.rs` registers; the Kubernetes manifests agree with each other
 //! and with `deploy/tocsin.kafka.toml`; and compose, the Dockerfile and the
 //! Prometheus configuration are wired together as documented.
 
@@ -148,14 +148,12 @@ fn configured_topics(toml: &str) -> Vec<(String, bool)> {
     topics
 }
 
-/// The metric names `src/metrics.rs` registers, with the `tocsin_` prefix the
+/// The metric names `src/pipeline/metrics.rs` registers, with the `tocsin_` prefix the
 /// registry adds: every snake_case string literal of the code before its unit
 /// tests, except those in arrays of string literals (label names such as
 /// `&["source"]`). At worst a superset; a registered name is never missed.
 fn registered_metric_names() -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src")
-        .join("metrics.rs");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pipeline/metrics.rs");
     let text = read(&path);
     let code = text.split("#[cfg(test)]").next().unwrap_or_default();
     let label_lists =
@@ -168,7 +166,7 @@ fn registered_metric_names() -> BTreeSet<String> {
         .collect();
     assert!(
         names.contains("tocsin_events_read_total"),
-        "src/metrics.rs: no metric names found (the reader needs updating?): {names:?}"
+        "src/pipeline/metrics.rs: no metric names found (the reader needs updating?): {names:?}"
     );
     names
 }
@@ -183,7 +181,7 @@ fn is_registered(name: &str, registered: &BTreeSet<String>) -> bool {
 }
 
 /// Asserts that every `tocsin_*` name in the queries, given as (where, expression),
-/// is a metric that src/metrics.rs registers.
+/// is a metric that src/pipeline/metrics.rs registers.
 fn assert_only_registered_metrics(file: &str, queries: &[(String, String)]) {
     let registered = registered_metric_names();
     let metric = Regex::new(r"tocsin_[a-z0-9_]+").expect("the metric name regex");
@@ -200,7 +198,7 @@ fn assert_only_registered_metrics(file: &str, queries: &[(String, String)]) {
     assert!(named > 0, "{file}: no tocsin_* metric in any query");
     assert!(
         unknown.is_empty(),
-        "{file} names metrics that src/metrics.rs does not register:\n{}",
+        "{file} names metrics that src/pipeline/metrics.rs does not register:\n{}",
         unknown.join("\n")
     );
 }

@@ -11,7 +11,7 @@ use tocsin::correlate::{CorrelationSet, Correlator};
 use tocsin::detect::{load_engine, CompileOptions};
 use tocsin::event::{Origin, Parser, Position};
 use tocsin::pipeline::process::{Output, Processor, SourceContext};
-use tocsin::pipeline::source::Record;
+use tocsin::pipeline::sources::Record;
 
 struct Stages {
     processor: Processor,

@@ -1,5 +1,6 @@
 //! Alerts: the record SOC tooling consumes, its text line, and its triage SLA.
 
+mod config;
 pub mod line;
 pub mod sla;
 pub mod suppress;
@@ -12,6 +13,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use crate::vocab::{AlertType, Severity};
+pub use config::AlertConfig;
 pub use sla::{Sla, SlaConfig, SlaPolicy};
 
 /// The rule an alert came from.
@@ -64,25 +66,6 @@ pub struct Alert {
 pub struct Suppressed {
     pub count: u64,
     pub last_seen: DateTime<Utc>,
-}
-
-/// How alerts are built. Serde form of the `[alert]` config section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AlertConfig {
-    /// `{id}` and `{rule_id}` are replaced.
-    pub link_template: String,
-    /// Whether `informational` rules raise alerts.
-    pub informational: bool,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        AlertConfig {
-            link_template: "https://siem.example.com/alerts/{id}".into(),
-            informational: false,
-        }
-    }
 }
 
 /// Builds alerts from rule matches.

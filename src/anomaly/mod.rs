@@ -13,6 +13,7 @@
 //! Data flow: the detection workers turn job matches into [`Sample`]s; the
 //! ordered writer stage owns the [`detector::Detector`].
 
+pub mod config;
 pub mod describe;
 pub mod detector;
 pub mod model;

@@ -21,6 +21,7 @@
 //!   `by` clause drops it);
 //! - a firing feeds the correlations that reference this one (chains).
 
+pub mod config;
 pub mod describe;
 pub mod snapshot;
 pub mod window;

@@ -1,10 +1,21 @@
 //! The writer's anomaly side: the detector, its model directory, its metrics.
 
+use super::metrics::Metrics;
 use crate::anomaly::{store, Anomaly, AnomalySet, Detector, Sample};
-use crate::metrics::Metrics;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Where anomaly models are loaded from at start and saved to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelFiles {
+    /// Loaded at start (none: every job learns from scratch).
+    pub load_from: Option<PathBuf>,
+    /// Saved while running and at the end (none: not saved).
+    pub save_to: Option<PathBuf>,
+    /// How often changed models are saved while running.
+    pub save_interval: Duration,
+}
 
 pub(super) struct AnomalyStage {
     detector: Detector,
@@ -19,18 +30,17 @@ impl AnomalyStage {
     /// that is not is logged and its job learns from the stream instead.
     pub(super) fn new(
         set: Arc<AnomalySet>,
-        (load_from, save_to): (Option<PathBuf>, Option<PathBuf>),
-        save_every: Duration,
+        files: &ModelFiles,
         metrics: Option<Arc<Metrics>>,
     ) -> Self {
         let mut detector = Detector::new(set);
-        if let Some(dir) = &load_from {
+        if let Some(dir) = &files.load_from {
             load_models(&mut detector, dir);
         }
         AnomalyStage {
             detector,
-            save_to,
-            save_every,
+            save_to: files.save_to.clone(),
+            save_every: files.save_interval,
             last_save: Instant::now(),
             metrics,
         }

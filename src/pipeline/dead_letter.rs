@@ -1,9 +1,31 @@
-//! Dead letters: records that could not become events, kept with the reason.
+//! Dead letters: records that could not become events, kept with the
+//! reason, and where they go (stderr, a file, a Kafka topic).
 
-use crate::event::Origin;
+use super::kafka::producer::{self, KafkaProducer, Pending};
+use super::kafka::KafkaError;
+use super::sinks::{LineWriter, SinkError};
+use crate::event::{Origin, Position};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use rdkafka::message::{Header, OwnedHeaders};
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where records that cannot be parsed go, with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DeadLetterConfig {
+    /// JSON lines on standard error.
+    #[default]
+    Stderr,
+    /// JSON lines appended to a file.
+    File { path: PathBuf },
+    /// A Kafka topic: the original bytes as the value, the reason and the
+    /// source topic, partition and offset in headers.
+    Kafka { topic: String },
+}
 
 /// A record that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,4 +108,118 @@ impl DeadLetter {
             whole: None,
         }
     }
+}
+
+/// The dead-letter destination: JSON lines with the reason and the record,
+/// or a Kafka topic with the original bytes.
+pub struct DeadLetterSink {
+    target: Target,
+}
+
+enum Target {
+    Lines(LineWriter),
+    /// The producer and the topic.
+    Kafka(Arc<KafkaProducer>, String),
+}
+
+impl DeadLetterSink {
+    pub fn open(
+        cfg: &DeadLetterConfig,
+        producer: Option<&Arc<KafkaProducer>>,
+    ) -> Result<DeadLetterSink, SinkError> {
+        Ok(DeadLetterSink {
+            target: match cfg {
+                DeadLetterConfig::Stderr => Target::Lines(LineWriter::stderr()),
+                DeadLetterConfig::File { path } => Target::Lines(LineWriter::append(path)?),
+                DeadLetterConfig::Kafka { topic } => {
+                    let producer = producer.ok_or_else(|| {
+                        kafka_failure(
+                            topic,
+                            KafkaError::Other("no producer (is [kafka] configured?)".into()),
+                        )
+                    })?;
+                    Target::Kafka(producer.clone(), topic.clone())
+                }
+            },
+        })
+    }
+
+    /// A name for metrics.
+    pub fn name(&self) -> &str {
+        match &self.target {
+            Target::Lines(w) => w.name(),
+            Target::Kafka(_, topic) => topic,
+        }
+    }
+
+    pub fn write(&mut self, letter: &DeadLetter, pending: &mut Pending) -> Result<(), SinkError> {
+        match &mut self.target {
+            Target::Lines(w) => w.json_line(letter),
+            Target::Kafka(producer, topic) => write_to_topic(producer, topic, letter, pending)
+                .map_err(|e| kafka_failure(topic, e)),
+        }
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        match &mut self.target {
+            Target::Lines(w) => w.flush(),
+            Target::Kafka(..) => Ok(()),
+        }
+    }
+}
+
+fn kafka_failure(topic: &str, e: KafkaError) -> SinkError {
+    SinkError::new(format!("kafka topic {topic}"), std::io::Error::other(e))
+}
+
+/// The original bytes, with the reason and where they came from in
+/// headers; cut to fit the topic.
+fn write_to_topic(
+    producer: &KafkaProducer,
+    topic: &str,
+    letter: &DeadLetter,
+    pending: &mut Pending,
+) -> Result<(), KafkaError> {
+    let mut headers = OwnedHeaders::new_with_capacity(5)
+        .insert(Header {
+            key: "reason",
+            value: Some(letter.reason.as_str()),
+        })
+        .insert(Header {
+            key: "source",
+            value: Some(letter.source.source.as_str()),
+        });
+    if let Position::Offset { partition, offset } = letter.source.position {
+        headers = headers
+            .insert(Header {
+                key: "source_topic",
+                value: Some(letter.source.source.as_str()),
+            })
+            .insert(Header {
+                key: "source_partition",
+                value: Some(&partition.to_string()),
+            })
+            .insert(Header {
+                key: "source_offset",
+                value: Some(&offset.to_string()),
+            });
+    }
+    let received = letter.received_at.to_rfc3339();
+    headers = headers.insert(Header {
+        key: "received_at",
+        value: Some(&received),
+    });
+    // A record over engine.max_record_bytes arrives as its beginning.
+    if let Some(whole) = &letter.whole {
+        headers = producer::cut_headers(headers, whole);
+    }
+    let (value, headers) = producer::fit(
+        producer,
+        topic,
+        &[],
+        headers,
+        Cow::Borrowed(letter.original.as_slice()),
+        |_| None,
+    );
+    producer::send(producer, topic, None, &value, headers, pending)
 }

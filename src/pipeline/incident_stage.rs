@@ -5,18 +5,100 @@
 //! compacted topic as they happen, and made durable at each checkpoint.
 
 use super::kafka::producer::{KafkaProducer, Pending};
-use super::sink::{AlertSink, SinkError, WebhookTasks};
+use super::metrics::Metrics;
+use super::sinks::{Sink, SinkConfig, SinkContext, SinkError, WebhookTasks};
 use crate::alert::{Alert, AlertBuilder};
-use crate::config::SinkConfig;
-use crate::incident::escalation::{Destination, Escalation, EscalationPolicy};
-use crate::incident::silence::{SilenceChange, SilenceWatch, Watch};
+use crate::incident::escalation::{Destination, Escalation, EscalationPolicy, LevelConfig};
+use crate::incident::silence::{SilenceChange, SilenceConfig, SilenceWatch, Watch};
 use crate::incident::store::Journal;
 use crate::incident::{Applied, Desk, Rejection, SlaState, Status, TrackedAlert, TriageUpdate};
-use crate::metrics::Metrics;
 use crate::vocab::clock::Clock;
+use crate::vocab::Span;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The `[incident]` section: the alert lifecycle (docs/incident.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentConfig {
+    /// Track alerts through triage and escalate missed deadlines.
+    pub enabled: bool,
+    /// Local alert-state journal (used when no state_topic is set).
+    pub state_file: Option<PathBuf>,
+    /// Compacted Kafka topic keyed by alert id, for runs on Kafka.
+    pub state_topic: Option<String>,
+    /// How often (real time) deadlines and silences are checked.
+    pub check_interval: Span,
+    /// Closed alerts are forgotten this long after closing.
+    pub retention: Span,
+    /// Escalation levels; empty: the defaults (docs/incident.md).
+    pub escalation: Vec<LevelConfig>,
+    /// Where the `escalations` destination writes; unset: the alert sinks.
+    pub escalation_sink: Option<SinkConfig>,
+    /// Watched log sources and their longest expected silence.
+    pub silence: Vec<SilenceConfig>,
+    /// Bearer token for `POST /triage` on the metrics listener; unset: no endpoint.
+    pub http_token: Option<String>,
+}
+
+impl Default for IncidentConfig {
+    fn default() -> Self {
+        IncidentConfig {
+            enabled: false,
+            state_file: None,
+            state_topic: None,
+            check_interval: Span::from_secs(1),
+            retention: Span::from_secs(90 * 86_400),
+            escalation: Vec::new(),
+            escalation_sink: None,
+            silence: Vec::new(),
+            http_token: None,
+        }
+    }
+}
+
+/// An `[incident]` section that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IncidentConfigError {
+    #[error("incident.escalation: {0}")]
+    Escalation(String),
+    #[error("{0}")]
+    Silence(String),
+}
+
+impl IncidentConfig {
+    /// The configured escalation levels, or the defaults.
+    pub fn policy(&self) -> Result<EscalationPolicy, IncidentConfigError> {
+        let levels = if self.escalation.is_empty() {
+            crate::incident::escalation::default_levels()
+        } else {
+            self.escalation.clone()
+        };
+        EscalationPolicy::compile(&levels).map_err(IncidentConfigError::Escalation)
+    }
+
+    pub fn watches(&self) -> Result<Vec<Watch>, IncidentConfigError> {
+        crate::incident::silence::compile(&self.silence).map_err(IncidentConfigError::Silence)
+    }
+
+    /// The settings a pipeline runs with; `None` when tracking is off.
+    pub fn settings(&self) -> Result<Option<IncidentSettings>, IncidentConfigError> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        Ok(Some(IncidentSettings {
+            policy: self.policy()?,
+            watches: self.watches()?,
+            state_file: self.state_file.clone(),
+            state_topic: self.state_topic.clone(),
+            check_interval: self.check_interval.as_std(),
+            retention: self.retention.as_std(),
+            escalation_sink: self.escalation_sink.clone(),
+        }))
+    }
+}
 
 /// The incident configuration a pipeline runs with.
 #[derive(Debug, Clone)]
@@ -67,7 +149,7 @@ pub(super) struct IncidentStage {
     silence: SilenceWatch,
     store: Store,
     /// The `escalations` destination, when configured apart from the alert sinks.
-    pub(super) escalation_sink: Option<AlertSink>,
+    pub(super) escalation_sink: Option<Box<dyn Sink>>,
     clock: Clock,
     metrics: Option<Arc<Metrics>>,
     check_interval: Duration,
@@ -126,7 +208,12 @@ impl IncidentStage {
         let escalation_sink = settings
             .escalation_sink
             .as_ref()
-            .map(|cfg| AlertSink::open(cfg, kafka.map(|k| k.0), webhooks))
+            .map(|cfg| {
+                cfg.open(&mut SinkContext {
+                    producer: kafka.map(|k| k.0),
+                    webhooks,
+                })
+            })
             .transpose()?;
         Ok(IncidentStage {
             desk,

@@ -4,15 +4,18 @@
 //! worker thread.
 
 use super::dead_letter::DeadLetter;
-use super::source::{Record, RecordFault};
+use super::kafka::progress::Progress;
+use super::metrics::Metrics;
+use super::sources::{Feed, Record, RecordFault};
+use super::writer::Processed;
 use crate::alert::{Alert, AlertBuilder};
 use crate::anomaly::AnomalySet;
 use crate::correlate::{CorrelationSet, Observation};
 use crate::detect::{Engine, Scratch};
 use crate::event::Parser;
-use crate::metrics::Metrics;
 use chrono::Utc;
 use std::sync::Arc;
+use tokio::sync::mpsc;
 
 /// How one source's records are read.
 #[derive(Debug, Clone)]
@@ -22,7 +25,7 @@ pub struct SourceContext {
     /// Logsource tags the source declares for all its events.
     pub tags: Vec<(String, String)>,
     /// Events, triage updates or alert records.
-    pub records: crate::config::RecordKind,
+    pub records: super::sources::RecordKind,
     /// The silent-source watches this source's events count for.
     pub watches: crate::incident::silence::SourceWatches,
 }
@@ -220,8 +223,8 @@ impl Processor {
             return Counted::Blank;
         }
         match ctx.records {
-            crate::config::RecordKind::Events => {}
-            crate::config::RecordKind::Triage => {
+            super::sources::RecordKind::Events => {}
+            super::sources::RecordKind::Triage => {
                 return match crate::incident::TriageUpdate::parse(text) {
                     Ok(update) => {
                         self.note_time(update.at);
@@ -240,7 +243,7 @@ impl Processor {
                     }
                 };
             }
-            crate::config::RecordKind::Alerts => {
+            super::sources::RecordKind::Alerts => {
                 return match serde_json::from_str::<Alert>(text) {
                     Ok(alert) => {
                         self.note_time(alert.detected_at);
@@ -354,6 +357,62 @@ impl Processor {
             letter.whole = Some(super::dead_letter::Whole::of(*bytes, sha256));
         }
         out.push(Output::DeadLetter(Box::new(letter)));
+    }
+}
+
+/// The work queue detection workers share: the feed and the sequence
+/// number the next batch gets.
+pub(super) type WorkQueue = std::sync::Mutex<(mpsc::Receiver<Feed>, u64)>;
+
+/// A detection worker: takes batches in turn until the feed ends or the
+/// writer stops taking results. Per-record panics are contained by
+/// [`Processor::process`]; one escaping here fails the stage.
+pub(super) fn detect(
+    queue: &WorkQueue,
+    output: &mpsc::Sender<(u64, Processed)>,
+    processor: &mut Processor,
+) {
+    loop {
+        let next = match queue.lock() {
+            Ok(mut q) => q.0.blocking_recv().map(|feed| {
+                let seq = q.1;
+                q.1 += 1;
+                (seq, feed)
+            }),
+            Err(_) => None,
+        };
+        let Some((seq, feed)) = next else { break };
+        let processed = match feed {
+            Feed::Records(batch) => {
+                let mut progress = Progress::default();
+                let records = batch.len();
+                let mut outputs = Vec::new();
+                for record in &batch {
+                    progress.advance(&record.origin);
+                    processor.process(record, &mut outputs);
+                }
+                let (seen, latest) = processor.take_notes();
+                Processed {
+                    outputs,
+                    progress,
+                    records,
+                    barrier: None,
+                    seen,
+                    latest,
+                }
+            }
+            Feed::Barrier(b) => Processed {
+                outputs: Vec::new(),
+                progress: Progress::default(),
+                records: 0,
+                barrier: Some(b),
+                seen: Vec::new(),
+                latest: None,
+            },
+        };
+        if output.blocking_send((seq, processed)).is_err() {
+            break;
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! 409 not allowed (bad transition or time), 503 pipeline not running.
 
 use super::TriageRequest;
-use crate::metrics::Metrics;
+use crate::pipeline::metrics::Metrics;
 use axum::extract::rejection::StringRejection;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, StatusCode};

@@ -8,8 +8,8 @@
 
 use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
 use crate::event::{Origin, Position};
-use crate::metrics::Metrics;
-use crate::pipeline::source::{Barrier, Feed, Record, RecordFault, BATCH_SIZE, KEPT_PREFIX_BYTES};
+use crate::pipeline::metrics::Metrics;
+use crate::pipeline::sources::{Barrier, Feed, Record, RecordFault, BATCH_SIZE, KEPT_PREFIX_BYTES};
 use crate::pipeline::Shutdown;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};

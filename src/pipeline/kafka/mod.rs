@@ -13,6 +13,7 @@
 
 pub mod capabilities;
 pub mod commit;
+pub mod config;
 pub mod consumer;
 pub mod producer;
 pub mod progress;

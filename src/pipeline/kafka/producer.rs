@@ -3,10 +3,8 @@
 //! all of them.
 
 use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
-use crate::alert::Alert;
-use crate::config::OutputFormat;
-use crate::metrics::Metrics;
-use crate::pipeline::dead_letter::{DeadLetter, Whole};
+use crate::pipeline::dead_letter::Whole;
+use crate::pipeline::metrics::Metrics;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
@@ -146,7 +144,7 @@ fn room(limit: usize, key: &[u8], headers: &OwnedHeaders) -> usize {
 }
 
 /// The headers of a record cut to fit: the whole value's size and SHA-256.
-fn cut_headers(headers: OwnedHeaders, whole: &Whole) -> OwnedHeaders {
+pub(crate) fn cut_headers(headers: OwnedHeaders, whole: &Whole) -> OwnedHeaders {
     headers
         .insert(Header {
             key: "tocsin-cut",
@@ -166,7 +164,7 @@ fn cut_headers(headers: OwnedHeaders, whole: &Whole) -> OwnedHeaders {
 /// that keeps the record readable (an alert without its event body); what
 /// is still too large is cut. Logged and counted: the record is kept, in
 /// part, instead of stalling the partition behind a refused produce.
-fn fit<'a>(
+pub(crate) fn fit<'a>(
     producer: &KafkaProducer,
     topic: &str,
     key: &[u8],
@@ -307,232 +305,21 @@ pub fn send_keyed(
 /// Deliveries not yet known to be acknowledged.
 pub type Pending = Vec<DeliveryFuture>;
 
-/// Alerts to a topic.
-pub struct KafkaAlertSink {
-    producer: Arc<KafkaProducer>,
-    topic: String,
-    format: OutputFormat,
-}
-
-impl KafkaAlertSink {
-    pub fn new(producer: Arc<KafkaProducer>, topic: String, format: OutputFormat) -> Self {
-        KafkaAlertSink {
-            producer,
-            topic,
-            format,
-        }
+/// Queues a record (key optional); its delivery joins `pending`.
+pub fn send(
+    producer: &KafkaProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: &[u8],
+    headers: OwnedHeaders,
+    pending: &mut Pending,
+) -> Result<(), KafkaError> {
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+        .payload(value)
+        .headers(headers);
+    if let Some(key) = key {
+        record = record.key(key);
     }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    /// Queues the alert; its delivery is added to `pending`. An alert too
-    /// large for the topic loses its event body first (size, hash and a
-    /// prefix stay), so it remains a readable alert.
-    pub fn write(&self, alert: &Alert, pending: &mut Pending) -> Result<(), KafkaError> {
-        let serialise = |a: &Alert| {
-            serde_json::to_vec(a)
-                .map_err(|e| KafkaError::Other(format!("serialising alert {}: {e}", alert.id)))
-        };
-        let value = match self.format {
-            OutputFormat::Text => alert.message.clone().into_bytes(),
-            OutputFormat::Json => serialise(alert)?,
-        };
-        let key = alert_key(alert);
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: "type",
-                value: Some(alert.alert_type.as_str()),
-            })
-            .insert(Header {
-                key: "severity",
-                value: Some(alert.severity.key()),
-            })
-            .insert(Header {
-                key: "rule_id",
-                value: Some(alert.rule.id.as_str()),
-            });
-        let json = self.format == OutputFormat::Json;
-        let (value, headers) = fit(
-            &self.producer,
-            &self.topic,
-            key.as_bytes(),
-            headers,
-            Cow::Owned(value),
-            |whole| {
-                json.then(|| serialise(&without_event_body(alert, whole)).ok())
-                    .flatten()
-            },
-        );
-        let record = FutureRecord::to(&self.topic)
-            .key(key.as_bytes())
-            .payload(value.as_ref())
-            .headers(headers);
-        pending.push(enqueue(&self.producer, record)?);
-        Ok(())
-    }
-}
-
-/// Characters of the event JSON an alert cut to fit keeps.
-const EVENT_PREFIX_CHARS: usize = 2000;
-
-/// The alert with its event replaced by what identifies it: the size and
-/// SHA-256 of the whole alert record, and the event's beginning.
-fn without_event_body(alert: &Alert, whole: &Whole) -> Alert {
-    let event = alert.event.to_string();
-    Alert {
-        event: serde_json::json!({
-            "cut": {
-                "alert_bytes": whole.bytes,
-                "alert_sha256": whole.sha256,
-                "event_bytes": event.len(),
-                "event_prefix": crate::vocab::text::shorten(&event, EVENT_PREFIX_CHARS),
-            }
-        }),
-        ..alert.clone()
-    }
-}
-
-/// The record key: the correlation group (rule and group-by values), so one
-/// incident's updates stay in order on one partition; otherwise the alert id.
-impl KafkaAlertSink {
-    /// An escalation record, keyed by its alert id so an alert's story stays
-    /// in one partition.
-    pub fn write_escalation(
-        &self,
-        escalation: &crate::incident::escalation::Escalation,
-        pending: &mut Pending,
-    ) -> Result<(), KafkaError> {
-        let value = match self.format {
-            OutputFormat::Text => escalation.message.clone().into_bytes(),
-            OutputFormat::Json => serde_json::to_vec(escalation).map_err(|e| {
-                KafkaError::Other(format!(
-                    "serialising escalation {}: {e}",
-                    escalation.alert_id
-                ))
-            })?,
-        };
-        let headers = OwnedHeaders::new_with_capacity(3)
-            .insert(Header {
-                key: "type",
-                value: Some("escalation"),
-            })
-            .insert(Header {
-                key: "severity",
-                value: Some(escalation.severity.key()),
-            })
-            .insert(Header {
-                key: "level",
-                value: Some(escalation.level.as_str()),
-            });
-        let key = escalation.alert_id.as_bytes();
-        let (value, headers) = fit(
-            &self.producer,
-            &self.topic,
-            key,
-            headers,
-            Cow::Owned(value),
-            |_| None,
-        );
-        let record = FutureRecord::to(&self.topic)
-            .key(key)
-            .payload(value.as_ref())
-            .headers(headers);
-        pending.push(enqueue(&self.producer, record)?);
-        Ok(())
-    }
-}
-
-/// Longest record key written; longer group keys are replaced by their hash.
-const MAX_KEY_BYTES: usize = 1024;
-
-pub fn alert_key(alert: &Alert) -> String {
-    match &alert.group {
-        Some(group) if !group.is_empty() => {
-            let mut key = alert.rule.id.clone();
-            for (field, value) in group {
-                key.push('|');
-                key.push_str(field);
-                key.push('=');
-                key.push_str(value);
-            }
-            // Still one partition per group, without a key as large as the event.
-            if key.len() > MAX_KEY_BYTES {
-                key = format!(
-                    "{}|sha256={}",
-                    alert.rule.id,
-                    Whole::hash(key.as_bytes()).sha256
-                );
-            }
-            key
-        }
-        _ => alert.id.clone(),
-    }
-}
-
-/// Dead letters to a topic: the original bytes, with the reason and where
-/// they came from in headers.
-pub struct KafkaDeadLetterSink {
-    producer: Arc<KafkaProducer>,
-    topic: String,
-}
-
-impl KafkaDeadLetterSink {
-    pub fn new(producer: Arc<KafkaProducer>, topic: String) -> Self {
-        KafkaDeadLetterSink { producer, topic }
-    }
-
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    pub fn write(&self, letter: &DeadLetter, pending: &mut Pending) -> Result<(), KafkaError> {
-        let mut headers = OwnedHeaders::new_with_capacity(5)
-            .insert(Header {
-                key: "reason",
-                value: Some(letter.reason.as_str()),
-            })
-            .insert(Header {
-                key: "source",
-                value: Some(letter.source.source.as_str()),
-            });
-        if let crate::event::Position::Offset { partition, offset } = letter.source.position {
-            headers = headers
-                .insert(Header {
-                    key: "source_topic",
-                    value: Some(letter.source.source.as_str()),
-                })
-                .insert(Header {
-                    key: "source_partition",
-                    value: Some(&partition.to_string()),
-                })
-                .insert(Header {
-                    key: "source_offset",
-                    value: Some(&offset.to_string()),
-                });
-        }
-        let received = letter.received_at.to_rfc3339();
-        headers = headers.insert(Header {
-            key: "received_at",
-            value: Some(&received),
-        });
-        // A record over engine.max_record_bytes arrives as its beginning.
-        if let Some(whole) = &letter.whole {
-            headers = cut_headers(headers, whole);
-        }
-        let (value, headers) = fit(
-            &self.producer,
-            &self.topic,
-            &[],
-            headers,
-            Cow::Borrowed(letter.original.as_slice()),
-            |_| None,
-        );
-        let record = FutureRecord::<[u8], [u8]>::to(&self.topic)
-            .payload(value.as_ref())
-            .headers(headers);
-        pending.push(enqueue(&self.producer, record)?);
-        Ok(())
-    }
+    pending.push(enqueue(producer, record)?);
+    Ok(())
 }

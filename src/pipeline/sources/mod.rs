@@ -4,15 +4,21 @@
 //! A source pushes [`Record`]s into a bounded channel, so a slow detector
 //! slows the reader down instead of growing a buffer.
 
-use crate::event::{Origin, Position};
-use chrono::{DateTime, Utc};
-use flate2::read::MultiGzDecoder;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::time::Instant;
-use tokio::sync::mpsc;
+mod config;
+mod file;
+mod stdin;
+
+pub use config::{Input, RecordKind, SourceConfig};
+pub use file::{read_files, read_line, LineRead, KEPT_PREFIX_BYTES};
+pub use stdin::read_stdin;
 
 use super::Shutdown;
+use crate::event::{Origin, Position};
+use chrono::{DateTime, Utc};
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// One record as read, before parsing.
 #[derive(Debug, Clone)]
@@ -44,7 +50,7 @@ pub enum RecordFault {
 
 impl Record {
     /// A line just read from a file or stream.
-    fn line(source: usize, payload: Vec<u8>, name: &str, line: u64) -> Record {
+    pub(crate) fn line(source: usize, payload: Vec<u8>, name: &str, line: u64) -> Record {
         Record {
             source,
             payload,
@@ -57,83 +63,6 @@ impl Record {
             fault: None,
         }
     }
-}
-
-/// How much of an over-long record is kept for its dead letter.
-pub const KEPT_PREFIX_BYTES: usize = 4096;
-
-/// What [`read_line`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LineRead {
-    /// No more input.
-    End,
-    /// A line, within the limit, in the buffer.
-    Line,
-    /// A line longer than the limit: the buffer holds its first
-    /// [`KEPT_PREFIX_BYTES`]; the rest was read past, never held.
-    TooLong { bytes: u64, sha256: [u8; 32] },
-}
-
-/// Reads one line (its `\n` included) into `buf`, holding at most `max`
-/// bytes of it in memory: a longer line is hashed and read past to its end.
-/// On an error the bytes read so far stay in `buf`.
-pub fn read_line(
-    reader: &mut impl BufRead,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> std::io::Result<LineRead> {
-    use sha2::Digest;
-    buf.clear();
-    let mut hasher: Option<sha2::Sha256> = None;
-    // Bytes of the line without its `\n`: the limit is on the content.
-    let mut content = 0u64;
-    let mut read_any = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            break;
-        }
-        read_any = true;
-        let (text, ends_line) = match memchr::memchr(b'\n', available) {
-            Some(i) => (available.get(..i).unwrap_or_default(), true),
-            None => (available, false),
-        };
-        content = content.saturating_add(text.len() as u64);
-        if hasher.is_none() && content > max as u64 {
-            let mut h = sha2::Sha256::new();
-            h.update(&buf[..]);
-            hasher = Some(h);
-            buf.truncate(KEPT_PREFIX_BYTES);
-        }
-        match &mut hasher {
-            Some(h) => {
-                h.update(text);
-                let room = KEPT_PREFIX_BYTES.saturating_sub(buf.len()).min(text.len());
-                buf.extend_from_slice(text.get(..room).unwrap_or_default());
-            }
-            None => buf.extend_from_slice(text),
-        }
-        let used = text.len() + usize::from(ends_line);
-        reader.consume(used);
-        if ends_line {
-            if hasher.is_none() {
-                buf.push(b'\n');
-            }
-            break;
-        }
-    }
-    Ok(match hasher {
-        Some(h) => LineRead::TooLong {
-            bytes: content,
-            sha256: h.finalize().into(),
-        },
-        None if !read_any => LineRead::End,
-        None => LineRead::Line,
-    })
 }
 
 /// Records travel in batches: one channel operation (and at most one thread
@@ -228,29 +157,15 @@ pub fn expand_paths(patterns: &[String]) -> (Vec<PathBuf>, Vec<SourceError>) {
     (files, errors)
 }
 
-/// Opens a file, decompressing gzip when the content starts with the gzip magic bytes.
-fn open(path: &Path) -> std::io::Result<BufReader<Box<dyn Read + Send>>> {
-    let mut file = std::fs::File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic)?;
-    let file = std::fs::File::open(path)?;
-    let inner: Box<dyn Read + Send> = if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(MultiGzDecoder::new(file))
-    } else {
-        Box::new(file)
-    };
-    Ok(BufReader::with_capacity(1 << 16, inner))
-}
-
 /// Sends records in batches down the pipeline.
-struct Batcher {
+pub(crate) struct Batcher {
     source: usize,
     tx: mpsc::Sender<Feed>,
     batch: Batch,
 }
 
 impl Batcher {
-    fn new(source: usize, tx: mpsc::Sender<Feed>) -> Self {
+    pub(crate) fn new(source: usize, tx: mpsc::Sender<Feed>) -> Self {
         Batcher {
             source,
             tx,
@@ -268,7 +183,7 @@ impl Batcher {
         self.send()
     }
 
-    fn send(&mut self) -> bool {
+    pub(crate) fn send(&mut self) -> bool {
         if self.batch.is_empty() {
             return true;
         }
@@ -278,7 +193,7 @@ impl Batcher {
 }
 
 /// How one stream of lines ended.
-enum StreamEnd {
+pub(crate) enum StreamEnd {
     /// Read to its end.
     Done,
     /// The pipeline stopped taking records, or shutdown was requested.
@@ -290,7 +205,7 @@ enum StreamEnd {
 /// Reads `reader` line by line into `out`, each line at most `max` bytes
 /// (see [`read_line`]). `flush_when_idle` sends a batch whenever no more
 /// input is buffered, so an interactive stream is never held back.
-fn read_stream<R: Read>(
+pub(crate) fn read_stream<R: Read>(
     reader: &mut BufReader<R>,
     name: &str,
     out: &mut Batcher,
@@ -337,117 +252,10 @@ fn read_stream<R: Read>(
     }
 }
 
-/// Reads files line by line into the channel. Runs on a blocking thread.
-/// A file that cannot be read to its end is an error in the returned list
-/// (and the log); the lines read before the failure and the other files
-/// are still delivered.
-pub fn read_files(
-    source: usize,
-    files: Vec<PathBuf>,
-    tx: mpsc::Sender<Feed>,
-    shutdown: Shutdown,
-    max_record_bytes: usize,
-) -> Vec<SourceError> {
-    let mut out = Batcher::new(source, tx);
-    let mut errors = Vec::new();
-    for path in files {
-        let name = path.display().to_string();
-        let failed = |source: std::io::Error| {
-            tracing::error!(file = %name, error = %source, "input could not be read to its end");
-            SourceError::Io {
-                path: name.clone(),
-                source,
-            }
-        };
-        let mut reader = match open(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                errors.push(failed(e));
-                continue;
-            }
-        };
-        match read_stream(
-            &mut reader,
-            &name,
-            &mut out,
-            &shutdown,
-            max_record_bytes,
-            false,
-        ) {
-            StreamEnd::Done => {}
-            StreamEnd::Stopped => return errors,
-            StreamEnd::Failed(e) => errors.push(failed(e)),
-        }
-    }
-    out.send();
-    errors
-}
-
-/// Reads standard input line by line until it ends or shutdown is
-/// requested. The reading runs on a thread of its own that is not waited
-/// for: a read blocked on a silent terminal must not keep the process alive
-/// after shutdown. Its batches pass through this task, so that on shutdown
-/// the pipeline's feed is released at once, whatever the thread is doing.
-pub async fn read_stdin(
-    source: usize,
-    tx: mpsc::Sender<Feed>,
-    shutdown: Shutdown,
-    max_record_bytes: usize,
-) -> Vec<SourceError> {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let (lines_tx, mut lines_rx) = mpsc::channel(2);
-    let stop = shutdown.clone();
-    let spawned = std::thread::Builder::new()
-        .name("tocsin-stdin".into())
-        .spawn(move || {
-            let mut out = Batcher::new(source, lines_tx);
-            let stdin = std::io::stdin();
-            let mut reader = BufReader::with_capacity(1 << 16, stdin.lock());
-            let end = read_stream(
-                &mut reader,
-                "stdin",
-                &mut out,
-                &stop,
-                max_record_bytes,
-                true,
-            );
-            out.send();
-            let _ = done_tx.send(end);
-        });
-    if let Err(e) = spawned {
-        return vec![SourceError::Io {
-            path: "stdin".into(),
-            source: e,
-        }];
-    }
-    loop {
-        tokio::select! {
-            feed = lines_rx.recv() => match feed {
-                Some(feed) => {
-                    if tx.send(feed).await.is_err() {
-                        return Vec::new();
-                    }
-                }
-                None => break,
-            },
-            _ = shutdown.wait() => return Vec::new(),
-        }
-    }
-    match done_rx.await {
-        Ok(StreamEnd::Failed(source)) => {
-            tracing::error!(error = %source, "stdin could not be read to its end");
-            vec![SourceError::Io {
-                path: "stdin".into(),
-                source,
-            }]
-        }
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::BufReader;
     use std::io::Write;
 
     fn records(rx: &mut mpsc::Receiver<Feed>) -> Vec<Record> {

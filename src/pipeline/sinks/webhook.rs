@@ -7,11 +7,117 @@
 //! back, and the Kafka/file sinks get every alert whatever happens here.
 //! When the queue is full, lines are dropped and counted.
 
-use crate::metrics::Metrics;
-use crate::vocab::Severity;
+use super::{Outgoing, Sink, SinkContext, SinkError};
+use crate::pipeline::kafka::producer::Pending;
+use crate::pipeline::metrics::Metrics;
+use crate::vocab::{Severity, Span};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// `[[sinks]] type = "webhook"`: a Slack-compatible incoming webhook,
+/// `{"text": <alert lines>}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Escalation levels name the webhook by this (`webhook:<name>`).
+    pub name: String,
+    pub url: String,
+    /// Lowest severity posted.
+    pub min_severity: String,
+    /// Post alerts (false: only escalations routed here).
+    pub alerts: bool,
+    pub batch_max: usize,
+    pub batch_wait: Span,
+    pub max_per_minute: u32,
+    pub retries: u32,
+    pub queue: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            name: "chat".into(),
+            url: String::new(),
+            min_severity: "high".into(),
+            alerts: true,
+            batch_max: 20,
+            batch_wait: Span::from_secs(2),
+            // Slack accepts about one message per second per webhook.
+            max_per_minute: 60,
+            retries: 5,
+            queue: 10_000,
+        }
+    }
+}
+
+/// A webhook configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("webhook {name}: unknown min_severity `{severity}`")]
+    Severity { name: String, severity: String },
+    #[error("webhook {name}: url `{url}` must start with https:// (or http://)")]
+    Url { name: String, url: String },
+}
+
+impl WebhookConfig {
+    /// The settings, checked.
+    pub fn settings(&self) -> Result<WebhookSettings, WebhookError> {
+        let min_severity = Severity::from_sigma_level(&self.min_severity).ok_or_else(|| {
+            WebhookError::Severity {
+                name: self.name.clone(),
+                severity: self.min_severity.clone(),
+            }
+        })?;
+        if !(self.url.starts_with("https://") || self.url.starts_with("http://")) {
+            return Err(WebhookError::Url {
+                name: self.name.clone(),
+                url: self.url.clone(),
+            });
+        }
+        Ok(WebhookSettings {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            min_severity,
+            alerts: self.alerts,
+            batch_max: self.batch_max.max(1),
+            batch_wait: self.batch_wait.as_std(),
+            max_per_minute: self.max_per_minute.max(1),
+            retries: self.retries,
+            queue: self.queue.max(1),
+        })
+    }
+
+    /// Starts the delivery task; its handle joins the context's tasks, to
+    /// be awaited once the sink is dropped.
+    pub(crate) fn open(&self, context: &mut SinkContext<'_>) -> Result<Box<dyn Sink>, SinkError> {
+        let failed =
+            |e: String| SinkError::new(format!("webhook {}", self.name), std::io::Error::other(e));
+        let settings = self.settings().map_err(|e| failed(e.to_string()))?;
+        let webhooks = &mut context.webhooks;
+        let (sink, task) =
+            WebhookSink::start(settings, &webhooks.runtime, webhooks.metrics.clone())
+                .map_err(failed)?;
+        webhooks.tasks.push(task);
+        Ok(Box::new(sink))
+    }
+}
+
+impl Sink for WebhookSink {
+    fn write(&mut self, record: &dyn Outgoing, _: &mut Pending) -> Result<(), SinkError> {
+        if record.is_alert() {
+            self.offer_alert(record.severity(), record.line());
+        } else {
+            self.offer(record.severity(), record.line());
+        }
+        Ok(())
+    }
+
+    fn webhook_name(&self) -> Option<&str> {
+        Some(self.name())
+    }
+}
 
 /// How a webhook sink behaves (from `[[sinks]] type = "webhook"`).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,94 @@
+//! `tocsin report`: the alert review from the alert state.
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tocsin::config;
+
+#[derive(Args)]
+pub(crate) struct ReportArgs {
+    /// Start of the window (RFC 3339 time or YYYY-MM-DD, UTC), inclusive.
+    #[arg(long)]
+    pub(crate) from: String,
+    /// End of the window (RFC 3339 time or YYYY-MM-DD, UTC), exclusive; the
+    /// report is as of this time. Default: now.
+    #[arg(long)]
+    pub(crate) to: Option<String>,
+    /// The alert-state journal (default: incident.state_file, or
+    /// incident.state_topic on Kafka, from the configuration).
+    #[arg(long)]
+    pub(crate) state: Option<PathBuf>,
+    /// TOML configuration file.
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Markdown)]
+    pub(crate) format: ReportFormat,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    Markdown,
+    Html,
+    Csv,
+}
+
+/// A report bound: an RFC 3339 time, or a date (midnight UTC).
+fn report_time(flag: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .with_context(|| format!("--{flag} `{text}` is not an RFC 3339 time or a YYYY-MM-DD date"))
+}
+
+pub(crate) fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
+    let cfg = config::load(args.config.as_deref(), &[])?;
+    super::init_logging(&cfg);
+    let from = report_time("from", &args.from)?;
+    let to = match &args.to {
+        Some(t) => report_time("to", t)?,
+        None => chrono::Utc::now(),
+    };
+    if to <= from {
+        bail!("--to must be after --from");
+    }
+    let (alerts, problems) = match (
+        &args.state,
+        &cfg.incident.state_file,
+        &cfg.incident.state_topic,
+    ) {
+        (Some(path), _, _) | (None, Some(path), None) => tocsin::incident::store::read(path)?,
+        (None, _, Some(topic)) => {
+            tocsin::pipeline::kafka::state::read_alert_state(&cfg.kafka_properties(), topic)?
+        }
+        (None, None, None) => bail!(
+            "no alert state: pass --state FILE, or a --config with incident.state_file or incident.state_topic"
+        ),
+    };
+    for p in problems {
+        eprintln!("tocsin: warning: skipped unreadable alert state: {p}");
+    }
+    let report = tocsin::incident::report::build(&alerts, from, to);
+    let text = match args.format {
+        ReportFormat::Markdown => tocsin::incident::report::markdown(&report),
+        ReportFormat::Html => tocsin::incident::report::html(&report),
+        ReportFormat::Csv => tocsin::incident::report::csv(&report),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

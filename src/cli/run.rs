@@ -1,0 +1,234 @@
+//! `tocsin run`: the streaming pipeline as configured, until its input
+//! ends or SIGINT/SIGTERM; without a configuration, the built-in demo.
+
+use super::{count_limit_problems, engine_overrides, init_logging, inputs_outcome, runtime};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tocsin::config::{self, assemble::RuleSet};
+use tocsin::event::InputFormat;
+use tocsin::pipeline::health::Health;
+use tocsin::pipeline::metrics::Metrics;
+use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
+use tocsin::pipeline::sources::{Input, SourceConfig};
+use tocsin::pipeline::{Pipeline, Shutdown};
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// TOML configuration file (defaults < file < TOCSIN_* environment < flags).
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Rule files or folders (overrides engine.rules).
+    #[arg(long)]
+    pub(crate) rules: Vec<PathBuf>,
+    /// Address for /metrics and /healthz (overrides metrics.listen).
+    #[arg(long)]
+    pub(crate) metrics_listen: Option<String>,
+    /// Detection threads, 0 = one per core (overrides engine.workers).
+    #[arg(long)]
+    pub(crate) workers: Option<usize>,
+    /// The engine's now: system, event-time or simulated (overrides clock.mode).
+    #[arg(long, value_enum)]
+    pub(crate) clock: Option<tocsin::vocab::clock::ClockMode>,
+    /// Simulated clock: where it starts, RFC 3339 (overrides clock.start).
+    #[arg(long)]
+    pub(crate) clock_start: Option<String>,
+    /// Simulated clock: simulated seconds per real second (overrides clock.rate).
+    #[arg(long)]
+    pub(crate) clock_rate: Option<f64>,
+}
+
+/// The demo sources used by `tocsin run` without a configuration file.
+fn demo_sources() -> Result<Vec<SourceConfig>> {
+    let dir = Path::new("samples");
+    if !dir.is_dir() {
+        bail!("no --config given and the demo samples were not found in ./samples: run from the repository root, or pass --config FILE (see deploy/tocsin.example.toml)");
+    }
+    Ok([
+        "auth.log",
+        "syslog-rfc5424.log",
+        "access.log",
+        "windows.jsonl",
+    ]
+    .iter()
+    .map(|f| dir.join(f))
+    .filter(|p| p.exists())
+    .map(|p| {
+        let path = p.display().to_string();
+        SourceConfig::new(
+            Input::File {
+                name: Some(path.clone()),
+                paths: vec![path],
+            },
+            InputFormat::Auto,
+        )
+    })
+    .collect())
+}
+
+pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
+    let mut overrides: Vec<(&str, ::config::Value)> = Vec::new();
+    engine_overrides(&args.rules, args.workers, &mut overrides);
+    if let Some(listen) = &args.metrics_listen {
+        overrides.push(("metrics.listen", listen.clone().into()));
+    }
+    if let Some(mode) = args.clock {
+        let mode = match mode {
+            tocsin::vocab::clock::ClockMode::System => "system",
+            tocsin::vocab::clock::ClockMode::EventTime => "event-time",
+            tocsin::vocab::clock::ClockMode::Simulated => "simulated",
+        };
+        overrides.push(("clock.mode", mode.into()));
+    }
+    if let Some(start) = &args.clock_start {
+        overrides.push(("clock.start", start.clone().into()));
+    }
+    if let Some(rate) = args.clock_rate {
+        overrides.push(("clock.rate", rate.into()));
+    }
+    let mut cfg = config::load(args.config.as_deref(), &overrides)?;
+    init_logging(&cfg);
+    if cfg.sources.is_empty() {
+        if args.config.is_some() {
+            bail!("the configuration has no [[sources]]");
+        }
+        cfg.sources = demo_sources()?;
+    }
+    if cfg.sinks.is_empty() {
+        cfg.sinks.push(SinkConfig::Stdout(StdoutConfig {
+            format: OutputFormat::Text,
+        }));
+    }
+    let rules = RuleSet::from_config(&cfg)?;
+    let summary = &rules.summary;
+    for p in &summary.problems {
+        tracing::warn!("{p}");
+    }
+    if summary.loaded == 0 {
+        bail!("no rules loaded from {:?}", cfg.engine.rules);
+    }
+    tracing::info!(
+        rules = summary.loaded,
+        rejected = summary.rejected,
+        sources = cfg.sources.len(),
+        "starting pipeline"
+    );
+    let metrics = Arc::new(Metrics::new()?);
+    metrics.rules_loaded.set(summary.loaded as i64);
+    metrics.rules_rejected.set(summary.rejected as i64);
+    count_limit_problems(summary, &metrics);
+    let health = Health::new();
+    health.set_rules_loaded(summary.loaded);
+    let mut pipeline = Pipeline::from_config(&cfg, rules)?;
+    pipeline.metrics = Some(metrics.clone());
+    pipeline.health = health.clone();
+
+    let rt = runtime()?;
+    let outcome = rt.block_on(async {
+        let mut triage_routes = None;
+        match (&cfg.incident.http_token, cfg.incident.enabled, cfg.metrics.enabled) {
+            (Some(token), true, true) if !token.is_empty() => {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                pipeline.triage_requests = Some(rx);
+                triage_routes = Some(tocsin::pipeline::triage_http::router(
+                    token.clone(),
+                    tx,
+                    cfg.metrics.max_body_bytes,
+                    Some(metrics.clone()),
+                ));
+            }
+            (Some(_), _, _) => tracing::warn!(
+                "incident.http_token is set but POST /triage needs incident.enabled and metrics.enabled (and a non-empty token): not served"
+            ),
+            _ => {}
+        }
+        if cfg.metrics.enabled {
+            let listener = tocsin::pipeline::http::bind(&cfg.metrics.listen)
+                .await
+                .with_context(|| {
+                    format!("binding the metrics endpoint on {}", cfg.metrics.listen)
+                })?;
+            let address = listener
+                .local_addr()
+                .map_or(cfg.metrics.listen.clone(), |a| a.to_string());
+            tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+            let (m, h, limits) = (metrics.clone(), health.clone(), cfg.metrics.limits());
+            tokio::spawn(async move {
+                if let Err(e) =
+                    tocsin::pipeline::http::serve(listener, m, h, triage_routes, limits).await
+                {
+                    tracing::error!(error = %e, "metrics endpoint stopped");
+                }
+            });
+        }
+        let shutdown = Shutdown::new();
+        tokio::spawn(watch_signals(
+            shutdown.clone(),
+            health.clone(),
+            cfg.delivery.shutdown_timeout.as_std(),
+        ));
+        pipeline.run(shutdown).await.map_err(anyhow::Error::from)
+    });
+    // Leave the runtime without waiting for the metrics server task, or for
+    // a read blocked on a silent input.
+    rt.shutdown_background();
+    let stats = outcome?;
+    tracing::info!(
+        records = stats.process.records,
+        events = stats.process.events,
+        parse_failures = stats.process.parse_failures,
+        alerts = stats.alerts(),
+        elapsed_ms = stats.elapsed.as_millis() as u64,
+        "pipeline finished"
+    );
+    inputs_outcome(&stats)
+}
+
+/// First SIGINT/SIGTERM: graceful shutdown (stop reading, drain, flush,
+/// commit). A second signal, or a drain longer than `limit`, exits at once:
+/// what was not committed is read again after the restart.
+async fn watch_signals(
+    shutdown: Shutdown,
+    health: tocsin::pipeline::health::Health,
+    limit: std::time::Duration,
+) {
+    wait_for_signal().await;
+    health.draining();
+    shutdown.trigger();
+    tracing::info!(
+        "shutdown requested: draining, flushing and committing (signal again to exit now)"
+    );
+    tokio::select! {
+        _ = wait_for_signal() => {
+            tracing::warn!("second signal: exiting without draining");
+        }
+        _ = tokio::time::sleep(limit) => {
+            tracing::error!("shutdown took longer than delivery.shutdown_timeout ({limit:?}): exiting without a final commit");
+        }
+    }
+    std::process::exit(130);
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

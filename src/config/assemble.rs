@@ -1,0 +1,155 @@
+//! From a configuration to a running pipeline: the rules loaded and
+//! compiled, the alert builder with its SLA and suppression, and every
+//! stage's settings. `tocsin run`, `scan` and `train` start here.
+
+use super::Config;
+use crate::alert::suppress::{SuppressionError, SuppressionPolicy};
+use crate::alert::{AlertBuilder, SlaPolicy};
+use crate::anomaly::AnomalySet;
+use crate::correlate::CorrelationSet;
+use crate::detect::{load_engine, CompileOptions, Engine, MappingError, RuleLoadSummary};
+use crate::pipeline::incident_stage::IncidentConfigError;
+use crate::pipeline::kafka::config::DeliveryMode;
+use crate::pipeline::kafka::KafkaSettings;
+use crate::pipeline::{ModelFiles, Pipeline, Rules};
+use crate::vocab::clock::Clock;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Why a configuration cannot become a pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum AssembleError {
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("configuration: {0}")]
+    Sla(#[from] crate::alert::sla::SlaError),
+    #[error(transparent)]
+    Suppression(#[from] SuppressionError),
+    #[error("configuration: {0}")]
+    Incident(#[from] IncidentConfigError),
+}
+
+/// Detection rules, filters, correlation rules and anomaly jobs, compiled
+/// together, with what loading them found.
+pub struct RuleSet {
+    pub engine: Engine,
+    pub correlations: CorrelationSet,
+    pub anomalies: AnomalySet,
+    /// Files read, rules loaded and rejected, and every problem at
+    /// `file:line:col`.
+    pub summary: RuleLoadSummary,
+}
+
+impl RuleSet {
+    /// Loads and compiles the rules under `paths` with `mapping` (the
+    /// built-in logsource mapping when `None`).
+    pub fn load(
+        paths: &[PathBuf],
+        mapping: Option<&Path>,
+        options: &CompileOptions,
+    ) -> Result<RuleSet, MappingError> {
+        let (engine, mut summary) = load_engine(paths, mapping, options)?;
+        let (correlations, problems) =
+            CorrelationSet::build(std::mem::take(&mut summary.correlations), &engine);
+        summary.rejected += problems.len();
+        summary.problems.extend(problems);
+        let (anomalies, problems) =
+            AnomalySet::build(std::mem::take(&mut summary.anomaly_jobs), &engine);
+        summary.rejected += problems.len();
+        summary.problems.extend(problems);
+        Ok(RuleSet {
+            engine,
+            correlations,
+            anomalies,
+            summary,
+        })
+    }
+
+    /// The rules `cfg` names (`engine.rules`, `engine.logsource_map`,
+    /// placeholders and rule limits).
+    pub fn from_config(cfg: &Config) -> Result<RuleSet, MappingError> {
+        let options = CompileOptions {
+            placeholders: cfg.placeholders.clone(),
+            limits: cfg.rule_limits,
+        };
+        RuleSet::load(
+            &cfg.engine.rules,
+            cfg.engine.logsource_map.as_deref(),
+            &options,
+        )
+    }
+}
+
+impl Pipeline {
+    /// The pipeline `cfg` describes, running `rules`.
+    pub fn from_config(cfg: &Config, rules: RuleSet) -> Result<Pipeline, AssembleError> {
+        let sla = SlaPolicy::from_config(&cfg.sla)?;
+        let suppression = Arc::new(SuppressionPolicy::from_config(&cfg.suppression)?);
+        let alerts = AlertBuilder::new(cfg.alert.clone(), sla).with_suppression(suppression);
+        let mut correlation = cfg.correlation.clone();
+        // One snapshot record per instance, under a key stable across its restarts.
+        if correlation.state_key.is_none() {
+            correlation.state_key = Some(format!("{}/{}", group_id(cfg), host_name()));
+        }
+        let model_dir = cfg.anomaly.model_dir().map(Path::to_path_buf);
+        Ok(Pipeline {
+            rules: Rules {
+                engine: Arc::new(rules.engine),
+                correlations: Arc::new(rules.correlations),
+                anomalies: Arc::new(rules.anomalies),
+            },
+            alerts,
+            sources: cfg.sources.clone(),
+            sinks: cfg.sinks.clone(),
+            dead_letter: cfg.dead_letter.clone(),
+            engine: cfg.engine.clone(),
+            correlation,
+            models: ModelFiles {
+                load_from: model_dir.clone(),
+                save_to: model_dir,
+                save_interval: cfg.anomaly.save_interval.as_std(),
+            },
+            kafka: kafka_settings(cfg),
+            clock: Clock::from_config(&cfg.clock),
+            incident: cfg.incident.settings()?,
+            metrics: None,
+            health: Default::default(),
+            triage_requests: None,
+        })
+    }
+}
+
+/// The consumer group (librdkafka's `group.id`; tocsin's default is `tocsin`).
+fn group_id(cfg: &Config) -> String {
+    cfg.kafka_properties()
+        .into_iter()
+        .find(|(k, _)| k == "group.id")
+        .map_or_else(|| "tocsin".to_string(), |(_, v)| v)
+}
+
+/// This host's name, for per-instance defaults.
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "local".into())
+}
+
+/// The Kafka side of the configuration, with the exactly-once
+/// `transactional.id` defaulted to one stable per host and group.
+fn kafka_settings(cfg: &Config) -> KafkaSettings {
+    let exactly_once = cfg.delivery.mode == DeliveryMode::ExactlyOnce;
+    let transactional_id = cfg
+        .delivery
+        .transactional_id
+        .clone()
+        .or_else(|| exactly_once.then(|| format!("tocsin-{}-{}", group_id(cfg), host_name())));
+    KafkaSettings {
+        properties: cfg.kafka_properties(),
+        exactly_once,
+        transactional_id,
+        commit_interval: cfg.delivery.commit_interval.as_std(),
+    }
+}

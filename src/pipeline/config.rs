@@ -1,0 +1,49 @@
+//! The `[engine]` section: which rules run, and how the pipeline's stages
+//! are sized.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Default longest record: 1 MiB, the largest message a Kafka broker
+/// accepts by default.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// The `[engine]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Rule files or folders (searched recursively for `.yml`/`.yaml`).
+    pub rules: Vec<PathBuf>,
+    /// A logsource mapping file replacing the built-in one.
+    pub logsource_map: Option<PathBuf>,
+    /// Records buffered between stages; bounds memory and applies backpressure.
+    pub channel_capacity: usize,
+    /// Detection threads; 0 means one per core.
+    pub workers: usize,
+    /// Longest record read (a line, or a Kafka message), in bytes. Longer
+    /// ones are dead-lettered with their size and a prefix, never read into
+    /// memory whole.
+    pub max_record_bytes: usize,
+}
+
+impl EngineConfig {
+    /// The number of detection threads to run.
+    pub fn worker_threads(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rules: vec![PathBuf::from("rules/")],
+            logsource_map: None,
+            channel_capacity: 1024,
+            workers: 0,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The writer stage: restores input order, feeds correlation, anomaly
+//! scoring and suppression, writes to the sinks and checkpoints. It is the
+//! one owner of correlation windows, baselines and alert state.
+
+use super::dead_letter::{self, DeadLetterSink};
+use super::kafka;
+use super::kafka::commit::{Checkpoint, Checkpointer};
+use super::kafka::progress::Progress;
+use super::metrics::Metrics;
+use super::output::AlertOutput;
+use super::process::Output;
+use super::sources;
+use super::{anomaly_stage, PipelineError, TriageRequest};
+use crate::alert::AlertBuilder;
+use crate::vocab::Severity;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// What the writer hands back at the end: alerts written per severity, and dead letters.
+pub(super) type Written = (BTreeMap<Severity, u64>, u64);
+
+/// What a worker hands the writer for one batch.
+pub(super) struct Processed {
+    pub(super) outputs: Vec<Output>,
+    /// Kafka positions the batch covered.
+    pub(super) progress: Progress,
+    pub(super) records: usize,
+    pub(super) barrier: Option<sources::Barrier>,
+    /// The latest event time per silence watch the batch had events for.
+    pub(super) seen: Vec<(usize, chrono::DateTime<chrono::Utc>)>,
+    /// The latest event time in the batch (moves an event-time clock).
+    pub(super) latest: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The writer stage: restores input order, feeds correlation and
+/// suppression, writes to the sinks and checkpoints.
+pub(super) struct Writer {
+    pub(super) alert_out: AlertOutput,
+    pub(super) dead_sink: DeadLetterSink,
+    pub(super) correlator: crate::correlate::Correlator,
+    pub(super) correlations: Arc<crate::correlate::CorrelationSet>,
+    pub(super) anomaly: anomaly_stage::AnomalyStage,
+    pub(super) builder: AlertBuilder,
+    pub(super) checkpointer: Checkpointer,
+    pub(super) commit_interval: Duration,
+    pub(super) metrics: Option<Arc<Metrics>>,
+    /// Input handled so far.
+    pub(super) progress: Progress,
+    pub(super) dead_letters: u64,
+    /// Where correlation state is snapshotted, if anywhere.
+    pub(super) state: StateStore,
+    /// Positions a restored snapshot already reflects: observations from
+    /// records before them are not counted again.
+    pub(super) restored: Progress,
+    /// Correlation state changed since the last snapshot.
+    pub(super) state_changed: bool,
+    /// Test builds only: an alert whose line contains this text panics the
+    /// writer, so tests can check that a failed stage is loud
+    /// (`TOCSIN_TEST_WRITER_PANIC_ON`).
+    #[cfg(debug_assertions)]
+    pub(super) panic_marker: Option<String>,
+}
+
+impl Writer {
+    /// Runs on a blocking thread until the workers are done.
+    pub(super) fn run(
+        mut self,
+        mut input: mpsc::Receiver<(u64, Processed)>,
+        mut requests: Option<mpsc::Receiver<TriageRequest>>,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Written, PipelineError> {
+        let mut waiting: BTreeMap<u64, Processed> = BTreeMap::new();
+        let mut next_seq = 0u64;
+        let mut last_checkpoint = Instant::now();
+        let mut unsaved = false;
+        // Deadlines pass while input is quiet: wake up to check them.
+        let check = self
+            .alert_out
+            .incident
+            .as_ref()
+            .map_or(Duration::MAX, |i| i.check_interval());
+        loop {
+            let wait = self
+                .commit_interval
+                .saturating_sub(last_checkpoint.elapsed())
+                .min(check);
+            let received = runtime.block_on(async {
+                tokio::select! {
+                    r = tokio::time::timeout(wait, input.recv()) => Ok(r),
+                    Some(request) = next_request(&mut requests) => Err(request),
+                }
+            });
+            let received = match received {
+                Ok(r) => r,
+                Err(request) => {
+                    self.handle_request(request)?;
+                    unsaved = true;
+                    continue;
+                }
+            };
+            match received {
+                Ok(Some((seq, processed))) => {
+                    waiting.insert(seq, processed);
+                    while let Some(batch) = waiting.remove(&next_seq) {
+                        next_seq += 1;
+                        unsaved = true;
+                        self.handle(batch)?;
+                    }
+                    self.update_metrics();
+                    // Flush whenever the queue runs dry, so alerts are not
+                    // held back in quiet periods.
+                    if input.is_empty() {
+                        self.alert_out.flush()?;
+                        self.dead_sink.flush()?;
+                    }
+                }
+                Ok(None) => break,
+                Err(_elapsed) => {
+                    if self.alert_out.incident.is_some() {
+                        self.alert_out.tick_incidents(&self.builder)?;
+                        unsaved = true;
+                    }
+                }
+            }
+            if last_checkpoint.elapsed() >= self.commit_interval {
+                if unsaved {
+                    self.checkpoint(None)?;
+                    unsaved = false;
+                }
+                last_checkpoint = Instant::now();
+            }
+        }
+        if !waiting.is_empty() {
+            // A worker failed with a batch: what follows it cannot be
+            // handled in order, and nothing past the gap is committed.
+            return Err(PipelineError::Stage(format!(
+                "{} batches could not be handled in input order: a detection worker failed",
+                waiting.len()
+            )));
+        }
+        // End of input: windows waiting for their end are decided now.
+        let firings = self.correlator.finish();
+        self.alert_out
+            .send_firings(firings, &self.builder, &self.correlations)?;
+        let anomalies = self.anomaly.finish();
+        self.alert_out
+            .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
+        self.alert_out.finish()?;
+        self.alert_out.tick_incidents(&self.builder)?;
+        self.checkpoint(None)?;
+        Ok((
+            std::mem::take(&mut self.alert_out.by_severity),
+            self.dead_letters,
+        ))
+    }
+
+    fn handle(&mut self, batch: Processed) -> Result<(), PipelineError> {
+        for output in batch.outputs {
+            match output {
+                Output::Alert(alert) => {
+                    #[cfg(debug_assertions)]
+                    if let Some(marker) = &self.panic_marker {
+                        if alert.message.contains(marker.as_str()) {
+                            panic!("test hook: the alert line contains {marker:?}");
+                        }
+                    }
+                    self.alert_out.send(*alert)?
+                }
+                Output::Observation(obs) => {
+                    if self.restored.covers(&obs.origin) {
+                        continue;
+                    }
+                    self.state_changed = true;
+                    let firings = self.correlator.observe(*obs);
+                    self.alert_out
+                        .send_firings(firings, &self.builder, &self.correlations)?;
+                }
+                Output::Sample(sample) => {
+                    let anomalies = self.anomaly.observe(*sample);
+                    self.alert_out
+                        .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
+                }
+                Output::DeadLetter(letter) => self.dead_letter(&letter)?,
+                Output::Triage(input) => {
+                    // What fell due before the update happened is emitted
+                    // first, so an event-time replay escalates exactly as live.
+                    self.alert_out.clock.observe(input.update.at);
+                    self.alert_out.tick_incidents(&self.builder)?;
+                    let rejected = match &mut self.alert_out.incident {
+                        Some(incident) => incident.apply_input(*input),
+                        None => Some(dead_letter::DeadLetter::new(
+                            "triage update: alert lifecycle tracking is off (set incident.enabled)"
+                                .into(),
+                            input.origin,
+                            input.received_at,
+                            &input.payload,
+                        )),
+                    };
+                    if let Some(letter) = rejected {
+                        self.dead_letter(&letter)?;
+                    }
+                }
+                Output::Track(alert) => {
+                    self.alert_out.clock.observe(alert.detected_at);
+                    self.alert_out.tick_incidents(&self.builder)?;
+                    if let Some(incident) = &mut self.alert_out.incident {
+                        incident.track(&alert);
+                    }
+                }
+            }
+        }
+        if let Some(t) = batch.latest {
+            self.alert_out.clock.observe(t);
+        }
+        if !batch.seen.is_empty() {
+            self.alert_out.silence_seen(&batch.seen, &self.builder)?;
+        }
+        self.alert_out.tick_incidents(&self.builder)?;
+        self.progress.merge(&batch.progress);
+        if let Some(m) = &self.metrics {
+            if !batch.progress.is_empty() {
+                m.in_flight_events.sub(batch.records as i64);
+            }
+        }
+        if let Some(barrier) = batch.barrier {
+            self.checkpoint(Some(barrier))?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter(&mut self, letter: &dead_letter::DeadLetter) -> Result<(), PipelineError> {
+        self.dead_sink.write(letter, &mut self.alert_out.pending)?;
+        self.dead_letters += 1;
+        if let Some(m) = &self.metrics {
+            m.dead_letters
+                .with_label_values(&[self.dead_sink.name()])
+                .inc();
+        }
+        Ok(())
+    }
+
+    /// A triage update posted over HTTP.
+    fn handle_request(&mut self, request: TriageRequest) -> Result<(), PipelineError> {
+        let Some(incident) = &mut self.alert_out.incident else {
+            let _ = request
+                .1
+                .send(Err("alert lifecycle tracking is off".into()));
+            return Ok(());
+        };
+        if let Some(letter) = incident.apply_request(request) {
+            self.dead_letter(&letter)?;
+        }
+        self.alert_out.tick_incidents(&self.builder)?;
+        Ok(())
+    }
+
+    /// Flushes every sink and makes the input handled so far durable.
+    fn checkpoint(&mut self, barrier: Option<sources::Barrier>) -> Result<(), PipelineError> {
+        self.anomaly.save_if_due();
+        self.alert_out.flush()?;
+        self.dead_sink.flush()?;
+        let mut snapshot = None;
+        if self.state_changed && !matches!(self.state, StateStore::None) {
+            self.state_changed = false;
+            let mut positions = self.restored.clone();
+            positions.merge(&self.progress);
+            let snap = crate::correlate::snapshot::Snapshot {
+                version: crate::correlate::snapshot::SNAPSHOT_VERSION,
+                positions: positions.to_vec(),
+                correlation: self.correlator.state(),
+            };
+            match serde_json::to_vec(&snap) {
+                Err(e) => tracing::error!(error = %e, "serialising the correlation snapshot"),
+                Ok(bytes) => match &self.state {
+                    StateStore::None => {}
+                    StateStore::File(path) => snapshot = Some((path.clone(), bytes)),
+                    StateStore::Topic(topic, _) if bytes.len() > MAX_STATE_RECORD => {
+                        tracing::error!(
+                            bytes = bytes.len(),
+                            topic = %topic.topic,
+                            "correlation snapshot too large for a Kafka record; not saved (use correlation.state_file)"
+                        );
+                    }
+                    StateStore::Topic(topic, producer) => kafka::producer::send_keyed(
+                        producer,
+                        &topic.topic,
+                        &topic.key,
+                        Some(&bytes),
+                        &mut self.alert_out.pending,
+                    )?,
+                },
+            }
+        }
+        self.checkpointer.checkpoint(Checkpoint {
+            deliveries: std::mem::take(&mut self.alert_out.pending),
+            progress: self.progress.clone(),
+            barrier,
+            snapshot,
+        })?;
+        Ok(())
+    }
+
+    fn update_metrics(&self) {
+        let Some(m) = &self.metrics else { return };
+        let correlator = &self.correlator;
+        m.correlation_groups.set(correlator.active_groups() as i64);
+        let late = m.correlation_late_events.get();
+        if correlator.late_events() > late {
+            m.correlation_late_events
+                .inc_by(correlator.late_events() - late);
+        }
+        let counted = m.correlation_evictions.get();
+        if correlator.evictions() > counted {
+            m.correlation_evictions
+                .inc_by(correlator.evictions() - counted);
+        }
+    }
+}
+
+/// The next HTTP triage request, or never when there is no endpoint.
+async fn next_request(
+    requests: &mut Option<mpsc::Receiver<TriageRequest>>,
+) -> Option<TriageRequest> {
+    match requests {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where correlation snapshots go.
+pub(super) enum StateStore {
+    None,
+    File(std::path::PathBuf),
+    /// A compacted topic, written through the pipeline's producer.
+    Topic(
+        kafka::state::StateTopic,
+        Arc<kafka::producer::KafkaProducer>,
+    ),
+}
+
+/// How long shutdown waits for webhooks to deliver queued lines.
+pub(super) const WEBHOOK_DRAIN: Duration = Duration::from_secs(15);
+
+/// Largest snapshot written to a Kafka record (brokers' default message
+/// limit is 1 MB); larger states need the file.
+const MAX_STATE_RECORD: usize = 900_000;
