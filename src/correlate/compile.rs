@@ -1,0 +1,252 @@
+//! Compiling correlation rules against the detection engine: which rule
+//! matches feed which correlation, through which fields, and chains that
+//! cannot work (a rule not loaded, a cycle) are problems.
+
+use super::window::Entry;
+use super::{CompiledCorrelation, CorrelationSet, Input, Observation};
+use crate::detect::Engine;
+use crate::event::Event;
+use crate::sigma::correlation::SigmaCorrelation;
+use crate::sigma::{LoadedCorrelation, RuleProblem};
+
+impl CorrelationSet {
+    /// Resolves references (rule or correlation, by id or name). Correlations
+    /// with unknown references or in a reference cycle are reported and left out.
+    pub fn build(
+        loaded: Vec<LoadedCorrelation>,
+        engine: &Engine,
+    ) -> (CorrelationSet, Vec<RuleProblem>) {
+        let mut problems = Vec::new();
+        let names: Vec<(String, Option<String>)> = loaded
+            .iter()
+            .map(|l| {
+                (
+                    l.correlation.meta.id.clone(),
+                    l.correlation.meta.name.clone(),
+                )
+            })
+            .collect();
+        let find_corr = |r: &str| {
+            names
+                .iter()
+                .position(|(id, name)| id == r || name.as_deref() == Some(r))
+        };
+        let find_rule = |r: &str| {
+            engine
+                .rules()
+                .iter()
+                .position(|c| c.rule.meta.id == r || c.rule.meta.name.as_deref() == Some(r))
+        };
+        // Resolve each correlation's inputs first (indices into `loaded`).
+        let mut resolved: Vec<Option<Vec<Input>>> = Vec::with_capacity(loaded.len());
+        for l in &loaded {
+            let mut inputs = Vec::new();
+            let mut ok = true;
+            for r in &l.correlation.rules {
+                match (find_rule(r), find_corr(r)) {
+                    (Some(i), _) => inputs.push(Input::Rule(i)),
+                    (None, Some(c)) => inputs.push(Input::Correlation(c)),
+                    (None, None) => {
+                        problems.push(RuleProblem {
+                            file: l.file.clone(),
+                            pos: l.correlation.pos,
+                            message: format!(
+                                "correlation `{}` names rule `{r}`, which is not loaded",
+                                l.correlation.meta.title
+                            ),
+                            limit: None,
+                        });
+                        ok = false;
+                    }
+                }
+            }
+            resolved.push(ok.then_some(inputs));
+        }
+        // Drop correlations in cycles or depending on dropped ones.
+        let mut usable = vec![true; loaded.len()];
+        for i in 0..loaded.len() {
+            if !reaches_only_usable(i, &resolved, &mut Vec::new()) {
+                usable[i] = false;
+                if resolved[i].is_some() {
+                    problems.push(RuleProblem {
+                        file: loaded[i].file.clone(),
+                        pos: loaded[i].correlation.pos,
+                        message: format!(
+                            "correlation `{}` references itself through a chain, or a correlation that failed",
+                            loaded[i].correlation.meta.title
+                        ),
+                        limit: None,
+                    });
+                }
+            }
+        }
+        // Renumber the usable ones.
+        let mut new_index = vec![usize::MAX; loaded.len()];
+        let mut next = 0;
+        for (i, u) in usable.iter().enumerate() {
+            if *u {
+                new_index[i] = next;
+                next += 1;
+            }
+        }
+        let mut set = CorrelationSet::default();
+        for (i, l) in loaded.into_iter().enumerate() {
+            let (true, Some(inputs)) = (usable[i], resolved[i].take()) else {
+                continue;
+            };
+            let inputs: Vec<Input> = inputs
+                .into_iter()
+                .map(|inp| match inp {
+                    Input::Correlation(c) => Input::Correlation(new_index[c]),
+                    rule => rule,
+                })
+                .collect();
+            let c = &l.correlation;
+            let group_fields = inputs
+                .iter()
+                .map(|inp| {
+                    let (id, name) = match inp {
+                        Input::Rule(r) => (
+                            engine.rules()[*r].rule.meta.id.clone(),
+                            engine.rules()[*r].rule.meta.name.clone(),
+                        ),
+                        Input::Correlation(_) => (String::new(), None),
+                    };
+                    c.group_by
+                        .iter()
+                        .map(|g| {
+                            alias_field(c, g, &id, name.as_deref()).unwrap_or_else(|| g.clone())
+                        })
+                        .collect()
+                })
+                .collect();
+            let me = set.correlations.len();
+            for (pos, inp) in inputs.iter().enumerate() {
+                match inp {
+                    Input::Rule(r) => {
+                        set.by_rule.entry(*r).or_default().push((me, pos));
+                        if !c.generate {
+                            set.silenced.insert(*r);
+                        }
+                    }
+                    Input::Correlation(_) => {}
+                }
+            }
+            set.correlations.push(CompiledCorrelation {
+                span: c.timespan,
+                rule: l.correlation,
+                file: l.file,
+                inputs,
+                group_fields,
+            });
+        }
+        set.by_correlation = vec![Vec::new(); set.correlations.len()];
+        for (me, c) in set.correlations.iter().enumerate() {
+            for (pos, inp) in c.inputs.iter().enumerate() {
+                if let Input::Correlation(src) = inp {
+                    set.by_correlation[*src].push((me, pos));
+                }
+            }
+        }
+        // A rule referenced with generate: true alerts on its own after all.
+        for c in &set.correlations {
+            if c.rule.generate {
+                for inp in &c.inputs {
+                    if let Input::Rule(r) = inp {
+                        set.silenced.remove(r);
+                    }
+                }
+            }
+        }
+        (set, problems)
+    }
+
+    pub fn len(&self) -> usize {
+        self.correlations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.correlations.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&CompiledCorrelation> {
+        self.correlations.get(i)
+    }
+
+    /// Whether a detection rule's own matches are kept from alerting.
+    pub fn is_silenced(&self, rule: usize) -> bool {
+        self.silenced.contains(&rule)
+    }
+
+    /// The observations a match of `rule` on `event` makes, one per consuming correlation.
+    pub fn observations(
+        &self,
+        rule: usize,
+        event: &Event,
+        evidence: &str,
+        out: &mut Vec<Observation>,
+    ) {
+        let Some(consumers) = self.by_rule.get(&rule) else {
+            return;
+        };
+        for &(c, input) in consumers {
+            let corr = &self.correlations[c];
+            let text = |field: &str| {
+                event
+                    .get(field)
+                    .and_then(crate::event::scalar_text)
+                    .map(|t| t.into_owned())
+            };
+            let Some(group) = corr.group_fields[input]
+                .iter()
+                .map(|f| text(f))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let value = match &corr.rule.condition.field {
+                Some(f) => match text(f) {
+                    Some(v) => Some(v),
+                    None => continue,
+                },
+                None => None,
+            };
+            out.push(Observation {
+                correlation: c,
+                group,
+                entry: Entry {
+                    time: event.time,
+                    input,
+                    value,
+                    evidence: evidence.to_string(),
+                },
+                origin: event.origin.clone(),
+            });
+        }
+    }
+}
+
+/// The field an alias names for the rule with this id or name.
+fn alias_field(c: &SigmaCorrelation, group: &str, id: &str, name: Option<&str>) -> Option<String> {
+    let (_, mapping) = c.aliases.iter().find(|(alias, _)| alias == group)?;
+    mapping
+        .iter()
+        .find(|(rule, _)| rule == id || Some(rule.as_str()) == name)
+        .map(|(_, field)| field.clone())
+}
+
+fn reaches_only_usable(i: usize, resolved: &[Option<Vec<Input>>], path: &mut Vec<usize>) -> bool {
+    if path.contains(&i) {
+        return false;
+    }
+    let Some(inputs) = resolved.get(i).and_then(Option::as_ref) else {
+        return false;
+    };
+    path.push(i);
+    let ok = inputs.iter().all(|inp| match inp {
+        Input::Rule(_) => true,
+        Input::Correlation(c) => reaches_only_usable(*c, resolved, path),
+    });
+    path.pop();
+    ok
+}

@@ -1,0 +1,259 @@
+//! What a value is compared with: strings, patterns, regexes, numbers,
+//! networks, times and field references, and the helpers that build them.
+
+use super::super::pattern::StrPattern;
+use super::super::EventView;
+use crate::sigma::{Modifier, RuleValue};
+use chrono::{Datelike, NaiveDateTime, Timelike};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum CmpOp {
+    Eq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+impl CmpOp {
+    pub(super) fn holds(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Eq => a == b,
+            CmpOp::Lt => a < b,
+            CmpOp::Lte => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Gte => a >= b,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum TimePart {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum RefShape {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+#[derive(Debug, Clone)]
+pub(super) enum ValuePred {
+    Str(StrPattern),
+    /// A plain numeric rule value: numeric equality on numbers, text equality on strings.
+    Number {
+        value: f64,
+        text: StrPattern,
+    },
+    Regex {
+        re: regex::Regex,
+        /// Literals one of which every match contains (for the prefilter index).
+        required: Option<Vec<String>>,
+    },
+    Cidr(ipnet::IpNet),
+    Compare(CmpOp, f64),
+    Time(TimePart, CmpOp, f64),
+    FieldRef {
+        field: String,
+        shape: RefShape,
+        cased: bool,
+    },
+}
+
+impl ValuePred {
+    /// Matches a field value; arrays match if any element does.
+    pub(super) fn matches_value(&self, value: &Value, view: &EventView<'_>) -> bool {
+        match value {
+            Value::Array(items) => items.iter().any(|v| self.matches_value(v, view)),
+            Value::Null | Value::Object(_) => false,
+            Value::Number(n) => match self {
+                ValuePred::Number { value, .. } => n.as_f64() == Some(*value),
+                ValuePred::Compare(op, rhs) => n.as_f64().is_some_and(|lhs| op.holds(lhs, *rhs)),
+                _ => self.matches_text(&n.to_string(), view),
+            },
+            Value::String(s) => self.matches_text(s, view),
+            Value::Bool(b) => self.matches_text(if *b { "true" } else { "false" }, view),
+        }
+    }
+
+    pub(super) fn matches_text(&self, text: &str, view: &EventView<'_>) -> bool {
+        match self {
+            ValuePred::Str(p) => p.is_match(text),
+            ValuePred::Number { text: p, .. } => p.is_match(text),
+            ValuePred::Regex { re, .. } => re.is_match(text),
+            ValuePred::Cidr(net) => parse_ip(text).is_some_and(|ip| net.contains(&ip)),
+            ValuePred::Compare(op, rhs) => text
+                .trim()
+                .parse::<f64>()
+                .is_ok_and(|lhs| op.holds(lhs, *rhs)),
+            ValuePred::Time(part, op, rhs) => {
+                extract_time_part(text, *part).is_some_and(|v| op.holds(v, *rhs))
+            }
+            ValuePred::FieldRef {
+                field,
+                shape,
+                cased,
+            } => {
+                let Some(other) = view.get(field) else {
+                    return false;
+                };
+                let Some(other) = crate::event::scalar_text(other) else {
+                    return false;
+                };
+                ref_matches(text, &other, *shape, *cased)
+            }
+        }
+    }
+}
+
+/// The spec's regex flavour is PCRE, where `$` (without `m`) matches at the
+/// end of the text or before a newline that ends it; Rust's `$` matches only
+/// at the very end. Rewrites each such `$` as `\n?\z`. Patterns that do not
+/// parse are returned as they are, for the regex compiler to report.
+pub(super) fn pcre_end_anchors(pattern: &str) -> String {
+    use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
+    pub(super) fn rewrite(hir: &Hir) -> Hir {
+        match hir.kind() {
+            HirKind::Look(Look::End) => {
+                let newline = Hir::repetition(Repetition {
+                    min: 0,
+                    max: Some(1),
+                    greedy: true,
+                    sub: Box::new(Hir::literal(*b"\n")),
+                });
+                Hir::concat(vec![newline, Hir::look(Look::End)])
+            }
+            HirKind::Repetition(r) => Hir::repetition(Repetition {
+                sub: Box::new(rewrite(&r.sub)),
+                ..r.clone()
+            }),
+            HirKind::Capture(c) => Hir::capture(Capture {
+                sub: Box::new(rewrite(&c.sub)),
+                ..c.clone()
+            }),
+            HirKind::Concat(parts) => Hir::concat(parts.iter().map(rewrite).collect()),
+            HirKind::Alternation(parts) => Hir::alternation(parts.iter().map(rewrite).collect()),
+            _ => hir.clone(),
+        }
+    }
+    if !pattern.contains('$') {
+        return pattern.to_string();
+    }
+    match regex_syntax::Parser::new().parse(pattern) {
+        Ok(hir) => rewrite(&hir).to_string(),
+        Err(_) => pattern.to_string(),
+    }
+}
+
+pub(super) fn ref_matches(text: &str, other: &str, shape: RefShape, cased: bool) -> bool {
+    let (t, o) = if cased {
+        (text.to_string(), other.to_string())
+    } else {
+        (text.to_lowercase(), other.to_lowercase())
+    };
+    match shape {
+        RefShape::Exact => t == o,
+        RefShape::Prefix => t.starts_with(&o),
+        RefShape::Suffix => t.ends_with(&o),
+        RefShape::Contains => t.contains(&o),
+    }
+}
+
+/// Rejects modifiers outside `allowed` for an item of the given kind.
+pub(super) fn only(mods: &[Modifier], allowed: &[Modifier], kind: &str) -> Result<(), String> {
+    match mods.iter().find(|m| !allowed.contains(m)) {
+        Some(m) => Err(format!("`{m}` cannot be combined with `{kind}`")),
+        None => Ok(()),
+    }
+}
+
+/// The last non-empty line: the regex crate puts the reason there.
+pub(super) fn last_line(s: &str) -> String {
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
+}
+
+pub(super) fn compare_op(mods: &[Modifier]) -> Option<CmpOp> {
+    mods.iter().find_map(|m| match m {
+        Modifier::Lt => Some(CmpOp::Lt),
+        Modifier::Lte => Some(CmpOp::Lte),
+        Modifier::Gt => Some(CmpOp::Gt),
+        Modifier::Gte => Some(CmpOp::Gte),
+        _ => None,
+    })
+}
+
+pub(super) fn time_part(mods: &[Modifier]) -> Option<TimePart> {
+    mods.iter().find_map(|m| match m {
+        Modifier::Minute => Some(TimePart::Minute),
+        Modifier::Hour => Some(TimePart::Hour),
+        Modifier::Day => Some(TimePart::Day),
+        Modifier::Week => Some(TimePart::Week),
+        Modifier::Month => Some(TimePart::Month),
+        Modifier::Year => Some(TimePart::Year),
+        _ => None,
+    })
+}
+
+pub(super) fn number_of(v: &RuleValue) -> Result<f64, String> {
+    match v {
+        RuleValue::Int(i) => Ok(*i as f64),
+        RuleValue::Float(f) => Ok(*f),
+        RuleValue::Str(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{s}` is not a number")),
+        other => Err(format!("{other:?} is not a number")),
+    }
+}
+
+pub(super) fn parse_network(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
+}
+
+pub(super) fn parse_ip(text: &str) -> Option<std::net::IpAddr> {
+    let t = text.trim().trim_start_matches('[').trim_end_matches(']');
+    // IPv6 zone ids (`fe80::1%eth0`) are not part of the address.
+    let t = t.split('%').next().unwrap_or(t);
+    t.parse().ok()
+}
+
+pub(super) fn extract_time_part(text: &str, part: TimePart) -> Option<f64> {
+    let t = text.trim();
+    let dt: NaiveDateTime = chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.naive_utc())
+        .ok()
+        .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f").ok())
+        .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f").ok())
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    Some(f64::from(match part {
+        TimePart::Minute => dt.minute(),
+        TimePart::Hour => dt.hour(),
+        TimePart::Day => dt.day(),
+        TimePart::Week => dt.iso_week().week(),
+        TimePart::Month => dt.month(),
+        TimePart::Year => return Some(f64::from(dt.year())),
+    }))
+}

@@ -1,0 +1,241 @@
+//! The monthly review (`tocsin report`): what was raised, how fast it was
+//! handled, which rules are noisy, what escalated. Computed from the alert
+//! state alone, so anyone holding the same state gets the same numbers.
+//!
+//! Definitions (also in docs/incident.md):
+//! - an alert is in the report when `from <= detected_at < to`;
+//! - everything is judged as of `to`: updates and escalations after it are ignored;
+//! - SLA: *met* when the first triage decision came by the deadline,
+//!   *breached* when it came later, *overdue* when there is none and the
+//!   deadline passed, *pending* when there is none and the deadline is
+//!   ahead; compliance = met / (met + breached + overdue);
+//! - time to triage: detection to the first decision (not `acknowledged`);
+//!   time to resolve: detection to `resolved` or `false_positive`;
+//! - median and p90 interpolate linearly between ranks (like numpy's default);
+//! - a rule's false-positive rate = its alerts marked `false_positive` / its alerts.
+
+use super::{SlaState, Status, TrackedAlert};
+use crate::vocab::Severity;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+mod csv;
+mod html;
+mod markdown;
+#[cfg(test)]
+mod tests;
+
+pub use csv::csv;
+pub use html::html;
+pub use markdown::markdown;
+
+/// How many rules the noisiest-rules table shows.
+pub const NOISIEST: usize = 10;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub alerts: u64,
+    pub by_type: BTreeMap<String, u64>,
+    pub by_severity: BTreeMap<Severity, u64>,
+    pub by_source: BTreeMap<String, u64>,
+    pub by_status: BTreeMap<Status, u64>,
+    /// Every rule, noisiest first.
+    pub rules: Vec<RuleRow>,
+    pub sla: Vec<SlaRow>,
+    /// Per severity, then `all`.
+    pub time_to_triage: Vec<TimeRow>,
+    pub time_to_resolve: Vec<TimeRow>,
+    pub escalations: BTreeMap<String, u64>,
+    /// Escalations per severity and level.
+    pub escalations_by_severity: BTreeMap<(Severity, String), u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleRow {
+    pub rule_id: String,
+    pub title: String,
+    pub alerts: u64,
+    pub false_positives: u64,
+}
+
+impl RuleRow {
+    pub fn false_positive_rate(&self) -> f64 {
+        if self.alerts == 0 {
+            0.0
+        } else {
+            self.false_positives as f64 / self.alerts as f64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaRow {
+    pub severity: Severity,
+    pub met: u64,
+    pub breached: u64,
+    pub overdue: u64,
+    pub pending: u64,
+}
+
+impl SlaRow {
+    /// met / (met + breached + overdue); `None` when nothing was decided or due.
+    pub fn compliance(&self) -> Option<f64> {
+        let judged = self.met + self.breached + self.overdue;
+        (judged > 0).then(|| self.met as f64 / judged as f64)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeRow {
+    /// A severity key, or `all`.
+    pub group: String,
+    pub count: u64,
+    /// Seconds.
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// The `q` quantile (0..=1) of sorted values, interpolating linearly between ranks.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = q.clamp(0.0, 1.0) * last as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    let frac = rank - lo as f64;
+    Some(sorted[lo] + (sorted[hi.min(last)] - sorted[lo]) * frac)
+}
+
+fn time_rows(samples: &BTreeMap<Severity, Vec<f64>>) -> Vec<TimeRow> {
+    let row = |group: String, values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        TimeRow {
+            group,
+            count: values.len() as u64,
+            median: quantile(values, 0.5),
+            p90: quantile(values, 0.9),
+        }
+    };
+    let mut rows: Vec<TimeRow> = samples
+        .iter()
+        .map(|(s, v)| row(s.key().to_string(), &mut v.clone()))
+        .collect();
+    let mut all: Vec<f64> = samples.values().flatten().copied().collect();
+    rows.push(row("all".into(), &mut all));
+    rows
+}
+
+/// Builds the report over `alerts` for `[from, to)`.
+pub fn build<'a>(
+    alerts: impl IntoIterator<Item = &'a TrackedAlert>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Report {
+    let mut r = Report {
+        from,
+        to,
+        alerts: 0,
+        by_type: BTreeMap::new(),
+        by_severity: BTreeMap::new(),
+        by_source: BTreeMap::new(),
+        by_status: BTreeMap::new(),
+        rules: Vec::new(),
+        sla: Vec::new(),
+        time_to_triage: Vec::new(),
+        time_to_resolve: Vec::new(),
+        escalations: BTreeMap::new(),
+        escalations_by_severity: BTreeMap::new(),
+    };
+    let mut rules: BTreeMap<&str, RuleRow> = BTreeMap::new();
+    let mut sla: BTreeMap<Severity, SlaRow> = BTreeMap::new();
+    let mut triage: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
+    let mut resolve: BTreeMap<Severity, Vec<f64>> = BTreeMap::new();
+    for a in alerts {
+        if a.detected_at < from || a.detected_at >= to {
+            continue;
+        }
+        r.alerts += 1;
+        *r.by_type
+            .entry(a.alert_type.as_str().to_string())
+            .or_default() += 1;
+        *r.by_severity.entry(a.severity).or_default() += 1;
+        *r.by_source.entry(a.source.clone()).or_default() += 1;
+        let status = a
+            .history
+            .iter()
+            .take_while(|h| h.at <= to)
+            .last()
+            .map_or(Status::Open, |h| h.status);
+        *r.by_status.entry(status).or_default() += 1;
+        let rule = rules.entry(&a.rule_id).or_insert_with(|| RuleRow {
+            rule_id: a.rule_id.clone(),
+            title: a.rule_title.clone(),
+            alerts: 0,
+            false_positives: 0,
+        });
+        rule.alerts += 1;
+        if status == Status::FalsePositive {
+            rule.false_positives += 1;
+        }
+        let row = sla.entry(a.severity).or_insert_with(|| SlaRow {
+            severity: a.severity,
+            met: 0,
+            breached: 0,
+            overdue: 0,
+            pending: 0,
+        });
+        match SlaState::of(a, to) {
+            SlaState::Met => row.met += 1,
+            SlaState::Breached => row.breached += 1,
+            SlaState::Overdue => row.overdue += 1,
+            SlaState::Pending => row.pending += 1,
+        }
+        let seconds = |t: DateTime<Utc>| (t - a.detected_at).num_milliseconds() as f64 / 1000.0;
+        if let Some(t) = a.triaged_at().filter(|&t| t <= to) {
+            triage.entry(a.severity).or_default().push(seconds(t));
+        }
+        if let Some(t) = a.closed_at().filter(|&t| t <= to) {
+            resolve.entry(a.severity).or_default().push(seconds(t));
+        }
+        for e in a.escalations.iter().filter(|e| e.at <= to) {
+            *r.escalations.entry(e.level.clone()).or_default() += 1;
+            *r.escalations_by_severity
+                .entry((a.severity, e.level.clone()))
+                .or_default() += 1;
+        }
+    }
+    r.rules = rules.into_values().collect();
+    r.rules.sort_by(|a, b| {
+        b.alerts
+            .cmp(&a.alerts)
+            .then_with(|| a.rule_id.cmp(&b.rule_id))
+    });
+    r.sla = sla.into_values().collect();
+    r.time_to_triage = time_rows(&triage);
+    r.time_to_resolve = time_rows(&resolve);
+    r
+}
+
+/// `3d 4h`, `2h 5m`, `40s`.
+pub fn human_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    let (d, h, m) = (s / 86_400, s % 86_400 / 3600, s % 3600 / 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m {}s", s % 60),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+pub(super) fn percent(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".into(), |x| format!("{:.1}%", x * 100.0))
+}
+
+pub(super) fn opt_duration(x: Option<f64>) -> String {
+    x.map_or_else(|| "n/a".into(), human_duration)
+}
+
+pub(super) fn day(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
