@@ -1,32 +1,18 @@
 //! Tests of correlation rules at run time.
 
 use super::*;
-use crate::detect::{logsource::LogsourceRouter, CompileOptions, Engine, Scratch};
+use crate::detect::testing::compile_text;
+use crate::detect::{Engine, Scratch};
 use crate::event::{test_event, Format};
-use crate::sigma::load::{load_text, LoadReport};
 use crate::sigma::RuleProblem;
 use serde_json::json;
-use std::path::Path;
 use std::sync::Arc;
 
 /// Two base rules on a generic JSON source: `a` (action: a) and `b` (action: b).
 const BASE: &str = "title: A\nid: rule-a\nname: rule_a\nlogsource: {product: test}\ndetection:\n  s: {action: a}\n  condition: s\n---\ntitle: B\nid: rule-b\nname: rule_b\nlogsource: {product: test}\ndetection:\n  s: {action: b}\n  condition: s\n";
 
 fn setup(correlations: &str) -> (Engine, Arc<CorrelationSet>, Vec<RuleProblem>) {
-    let mut report = LoadReport::default();
-    load_text(
-        &format!("{BASE}---\n{correlations}"),
-        Path::new("t.yml"),
-        &mut report,
-        &Default::default(),
-    );
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let (engine, problems) = Engine::compile(
-        report.rules,
-        report.filters,
-        LogsourceRouter::builtin().unwrap(),
-        &CompileOptions::default(),
-    );
+    let (engine, problems, report) = compile_text(&format!("{BASE}---\n{correlations}"));
     assert!(problems.is_empty(), "{problems:?}");
     let (set, problems) = CorrelationSet::build(report.correlations, &engine);
     (engine, Arc::new(set), problems)

@@ -525,11 +525,11 @@ fn unknown_time_zone_is_rejected_by_name() {
 fn config_with_partial_tables_keeps_each_tables_defaults() {
     let cfg: SlaConfig = serde_json::from_str(
         r#"{
-            "timezone": "Europe/Berlin",
-            "holidays": ["2026-12-25", "2027-01-01"],
-            "static_rule": { "medium": "3bd" },
-            "anomaly": { "critical": "12h" }
-        }"#,
+                "timezone": "Europe/Berlin",
+                "holidays": ["2026-12-25", "2027-01-01"],
+                "static_rule": { "medium": "3bd" },
+                "anomaly": { "critical": "12h" }
+            }"#,
     )
     .expect("config");
     assert_eq!(cfg.timezone, "Europe/Berlin");
