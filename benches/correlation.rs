@@ -12,7 +12,7 @@ use std::time::Instant;
 use tocsin::correlate::{CorrelationSet, Correlator};
 use tocsin::detect::logsource::LogsourceRouter;
 use tocsin::detect::{CompileOptions, Engine};
-use tocsin::event::{Event, Format, Origin, Original, Position};
+use tocsin::event::{Event, InputFormat, Origin, Original, Position};
 use tocsin::sigma::load::{load_text, LoadReport};
 
 const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
@@ -57,7 +57,7 @@ fn main() {
             fields.insert("user".into(), format!("user{i:07}").into());
             let event = Event {
                 fields,
-                format: Format::Json,
+                format: InputFormat::Json,
                 // 1 ms apart: a million events span 17 minutes, inside the window.
                 time: start + chrono::Duration::milliseconds(i as i64),
                 time_from_event: true,

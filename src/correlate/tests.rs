@@ -3,7 +3,7 @@
 use super::*;
 use crate::detect::testing::compile_text;
 use crate::detect::{Engine, Scratch};
-use crate::event::{test_event, Format};
+use crate::event::{test_event, InputFormat};
 use crate::sigma::RuleProblem;
 use serde_json::json;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ fn feed(
     let (mut scratch, mut matched, mut obs, mut fired) =
         (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
     for (i, (source, secs, fields)) in events.iter().enumerate() {
-        let mut event = test_event(fields.clone(), Format::Json);
+        let mut event = test_event(fields.clone(), InputFormat::Json);
         event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
         event.origin.source = source.to_string();
         engine.evaluate(&event, &tags, &mut scratch, &mut matched);
@@ -127,7 +127,7 @@ fn times_at_the_ends_of_the_calendar_never_overflow_the_window_arithmetic() {
         (DateTime::<Utc>::MAX_UTC, "early"),
     ];
     for (i, (time, source)) in times.into_iter().enumerate() {
-        let mut event = test_event(a("bob"), Format::Json);
+        let mut event = test_event(a("bob"), InputFormat::Json);
         event.time = time;
         event.origin.source = source.to_string();
         engine.evaluate(&event, &tags, &mut scratch, &mut matched);

@@ -9,7 +9,7 @@
 
 use super::value::{ItemMatcher, Placeholders};
 use super::EventView;
-use crate::event::{Event, Format};
+use crate::event::{Event, InputFormat};
 use crate::sigma::rule::{Diagnostic, Logsource};
 use crate::sigma::yaml::{parse_documents, Node, Pos};
 use std::collections::HashMap;
@@ -37,7 +37,7 @@ impl fmt::Display for MappingError {
 struct Entry {
     name: String,
     tags: Vec<(&'static str, String)>,
-    format: Option<Format>,
+    format: Option<InputFormat>,
     when: Vec<ItemMatcher>,
     fieldmappings: Vec<(String, String)>,
 }
@@ -60,7 +60,7 @@ pub struct LogsourceRouter {
     /// is a keyword search (it reads every value). Per format because a
     /// syslog-only entry reading `message` must not put a JSON event's
     /// 5 KB `message` into its routing key.
-    inputs: [Option<Vec<String>>; Format::ALL.len()],
+    inputs: [Option<Vec<String>>; InputFormat::ALL.len()],
 }
 
 /// A set of mapping entries, as a bitset.
@@ -180,7 +180,7 @@ impl LogsourceRouter {
                 keyed[slot].1.entry(v.to_string()).or_default().push(i);
             }
         }
-        let inputs = Format::ALL.map(|format| {
+        let inputs = InputFormat::ALL.map(|format| {
             let mut all = Vec::new();
             let open = entries
                 .iter()
@@ -343,7 +343,7 @@ fn parse_entry(node: &Node) -> Result<Entry, Diagnostic> {
         Some(f) => Some(
             f.scalar_text()
                 .as_deref()
-                .and_then(Format::from_name)
+                .and_then(InputFormat::from_name)
                 .ok_or_else(|| {
                     Diagnostic::new(
                         f.pos,
@@ -409,7 +409,12 @@ mod tests {
     fn routing_key_reads_only_fields_that_entries_open_to_the_format_read() {
         let router = LogsourceRouter::builtin().unwrap();
         // `message` is read by a syslog-only entry: it decides syslog routing...
-        let syslog = |m: &str| test_event(json!({"program": "sshd", "message": m}), Format::Syslog);
+        let syslog = |m: &str| {
+            test_event(
+                json!({"program": "sshd", "message": m}),
+                InputFormat::Syslog,
+            )
+        };
         assert_ne!(
             key(&router, &syslog("pam_unix: failure")),
             key(&router, &syslog("Accepted password"))
@@ -418,7 +423,7 @@ mod tests {
         let json_event = |m: &str| {
             test_event(
                 json!({"Channel": "Security", "EventID": 4624, "message": m}),
-                Format::Json,
+                InputFormat::Json,
             )
         };
         assert_eq!(
@@ -427,7 +432,7 @@ mod tests {
         );
         let other_id = test_event(
             json!({"Channel": "Security", "EventID": 4625}),
-            Format::Json,
+            InputFormat::Json,
         );
         assert_ne!(key(&router, &json_event("short")), key(&router, &other_id));
     }

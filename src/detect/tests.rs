@@ -2,7 +2,7 @@
 
 use super::testing::compile_text;
 use super::*;
-use crate::event::Format;
+use crate::event::InputFormat;
 use serde_json::json;
 
 fn engine(rules: &str) -> Engine {
@@ -11,7 +11,7 @@ fn engine(rules: &str) -> Engine {
     engine
 }
 
-fn event(fields: Value, format: Format) -> Event {
+fn event(fields: Value, format: InputFormat) -> Event {
     crate::event::test_event(fields, format)
 }
 
@@ -56,12 +56,12 @@ fn windows_rules_fire_only_on_windows_events() {
     let e = engine(RULES);
     let win = event(
         json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe"}),
-        Format::Json,
+        InputFormat::Json,
     );
     assert_eq!(fired(&e, &win), vec!["win proc"]);
     let linux = event(
         json!({"program": "sshd", "message": "ran whoami.exe", "Image": "C:\\whoami.exe"}),
-        Format::Syslog,
+        InputFormat::Syslog,
     );
     assert_eq!(fired(&e, &linux), vec!["linux keyword"]);
 }
@@ -71,7 +71,7 @@ fn security_4688_reads_image_through_the_field_mapping() {
     let e = engine(RULES);
     let ev = event(
         json!({"Channel": "Security", "EventID": 4688, "NewProcessName": "C:\\Windows\\System32\\whoami.exe"}),
-        Format::Json,
+        InputFormat::Json,
     );
     assert_eq!(fired(&e, &ev), vec!["win proc"]);
 }
@@ -85,7 +85,7 @@ fn one_of_patterns_and_not_filters_combine() {
         v.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        event(v, Format::Json)
+        event(v, InputFormat::Json)
     };
     assert_eq!(
         fired(&e, &with(json!({"CommandLine": "x b2"}))),
@@ -122,7 +122,12 @@ filter:
 #[test]
 fn a_list_of_conditions_is_their_or() {
     let e = engine("title: list\nlogsource: {product: linux, service: sshd}\ndetection:\n  a: {message|contains: one}\n  b: {message|contains: two}\n  condition:\n    - a and b\n    - b and not a and not b\n    - a and message_two\n  message_two: {message|contains: three}\n");
-    let ev = |m: &str| event(json!({"program": "sshd", "message": m}), Format::Syslog);
+    let ev = |m: &str| {
+        event(
+            json!({"program": "sshd", "message": m}),
+            InputFormat::Syslog,
+        )
+    };
     assert_eq!(fired(&e, &ev("one two")), vec!["list"]);
     assert_eq!(fired(&e, &ev("one three")), vec!["list"]);
     assert!(fired(&e, &ev("two")).is_empty());
@@ -132,7 +137,10 @@ fn a_list_of_conditions_is_their_or() {
 #[test]
 fn all_of_them_excludes_underscore_identifiers() {
     let e = engine("title: them\nlogsource: {product: linux, service: sshd}\ndetection:\n  a: {message|contains: one}\n  _never: {message|contains: nothing-like-this}\n  condition: all of them\n");
-    let ev = event(json!({"program": "sshd", "message": "one"}), Format::Syslog);
+    let ev = event(
+        json!({"program": "sshd", "message": "one"}),
+        InputFormat::Syslog,
+    );
     assert_eq!(fired(&e, &ev), vec!["them"]);
 }
 
@@ -147,7 +155,7 @@ fn sigma_filters_veto_the_rules_they_name() {
     let ev = |user: &str| {
         event(
             json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\rar.exe", "User": user}),
-            Format::Json,
+            InputFormat::Json,
         )
     };
     assert_eq!(fired(&e, &ev("alice")), vec!["rar compress"]);
@@ -188,7 +196,7 @@ fn filters_naming_unknown_rules_or_other_logsources_are_reported() {
 #[test]
 fn source_tags_admit_events_no_mapping_entry_covers() {
     let e = engine("title: zeek\nlogsource: {product: zeek, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
-    let ev = event(json!({"query": "x.evil"}), Format::Json);
+    let ev = event(json!({"query": "x.evil"}), InputFormat::Json);
     assert!(fired(&e, &ev).is_empty());
     let tags = vec![
         ("product".to_string(), "zeek".to_string()),
@@ -219,7 +227,7 @@ detection:
     let candidates = |object: &str| {
         let ev = event(
             json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 13, "TargetObject": object}),
-            Format::EvtxJson,
+            InputFormat::EvtxJson,
         );
         let mut scratch = Scratch::default();
         e.route(&ev, &[], &mut scratch);
@@ -240,7 +248,7 @@ detection:
         &e,
         &event(
             json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 13, "TargetObject": format!("{base}\\RunOnce\\evil")}),
-            Format::EvtxJson,
+            InputFormat::EvtxJson,
         ),
     );
     assert_eq!(fired, vec!["run key"]);
@@ -255,7 +263,7 @@ fn remembered_routing_follows_tags_fields_and_engine() {
         ("product".to_string(), "zeek".to_string()),
         ("service".to_string(), "dns".to_string()),
     ];
-    let dns = event(json!({"query": "x.evil"}), Format::Json);
+    let dns = event(json!({"query": "x.evil"}), InputFormat::Json);
     let mut scratch = Scratch::default();
     let mut out = Vec::new();
     let mut run = |e: &Engine, ev: &Event, tags: &[(String, String)]| {
@@ -270,7 +278,7 @@ fn remembered_routing_follows_tags_fields_and_engine() {
     let proc = |channel: &str, id: u64| {
         event(
             json!({"Channel": channel, "EventID": id, "Image": "C:\\x\\whoami.exe"}),
-            Format::EvtxJson,
+            InputFormat::EvtxJson,
         )
     };
     let sysmon = "Microsoft-Windows-Sysmon/Operational";

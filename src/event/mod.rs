@@ -19,51 +19,6 @@ use std::fmt;
 
 pub use parse::{InputFormat, ParseError, Parser};
 
-/// Which parser produced an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    Json,
-    Syslog,
-    AccessLog,
-    EvtxJson,
-}
-
-impl Format {
-    /// Every format, in discriminant order (`ALL[f as usize] == f`).
-    pub const ALL: [Format; 4] = [
-        Format::Json,
-        Format::Syslog,
-        Format::AccessLog,
-        Format::EvtxJson,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Syslog => "syslog",
-            Format::AccessLog => "access-log",
-            Format::EvtxJson => "evtx-json",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Format> {
-        match name {
-            "json" => Some(Format::Json),
-            "syslog" => Some(Format::Syslog),
-            "access-log" => Some(Format::AccessLog),
-            "evtx-json" => Some(Format::EvtxJson),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// Where a record was read: the source and the position within it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Origin {
@@ -111,7 +66,7 @@ pub enum Original {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub fields: Map<String, Value>,
-    pub format: Format,
+    pub format: InputFormat,
     /// When it happened: from the event if it says, else when it was read.
     pub time: DateTime<Utc>,
     /// Whether `time` came from the event itself.
@@ -178,7 +133,7 @@ impl Event {
 
 /// An event made of the given fields, for unit tests.
 #[cfg(test)]
-pub(crate) fn test_event(fields: Value, format: Format) -> Event {
+pub(crate) fn test_event(fields: Value, format: InputFormat) -> Event {
     let Value::Object(fields) = fields else {
         panic!("test events are JSON objects")
     };
@@ -212,12 +167,12 @@ mod tests {
     use serde_json::json;
 
     fn event(fields: Value) -> Event {
-        test_event(fields, Format::Json)
+        test_event(fields, InputFormat::Json)
     }
 
     #[test]
     fn every_format_is_at_its_discriminant_in_the_format_list() {
-        for (i, f) in Format::ALL.into_iter().enumerate() {
+        for (i, f) in InputFormat::ALL.into_iter().enumerate() {
             assert_eq!(f as usize, i);
         }
     }

@@ -1,24 +1,63 @@
 //! Choosing a parser per source and turning one record into an [`Event`].
 
 use super::time::TimeOptions;
-use super::{access_log, json, sshd, syslog, windows, Event, Format, Origin, Original};
+use super::{access_log, json, sshd, syslog, windows, Event, Origin, Original};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The input format a source is configured with.
+/// How a record is read: the format a source is configured with, and the
+/// one an event was read as (never [`InputFormat::Auto`]).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
 )]
 #[serde(rename_all = "kebab-case")]
 #[value(rename_all = "kebab-case")]
 pub enum InputFormat {
+    /// A JSON object, flat or nested (Winlogbeat recognised).
+    Json,
+    /// RFC 3164 or RFC 5424 syslog.
+    Syslog,
+    /// Apache/nginx common or combined access log.
+    AccessLog,
+    /// Windows evtx_dump JSON (`Event.System`, `Event.EventData`).
+    EvtxJson,
     /// JSON if the line is a JSON object (Windows evtx_dump shape recognised), else access log, else syslog.
     #[default]
     Auto,
-    Json,
-    Syslog,
-    AccessLog,
-    EvtxJson,
+}
+
+impl InputFormat {
+    /// Every format an event can be read as, in discriminant order
+    /// (`ALL[f as usize] == f`): per-format tables index by it.
+    pub const ALL: [InputFormat; 4] = [
+        InputFormat::Json,
+        InputFormat::Syslog,
+        InputFormat::AccessLog,
+        InputFormat::EvtxJson,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InputFormat::Json => "json",
+            InputFormat::Syslog => "syslog",
+            InputFormat::AccessLog => "access-log",
+            InputFormat::EvtxJson => "evtx-json",
+            InputFormat::Auto => "auto",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<InputFormat> {
+        InputFormat::ALL
+            .into_iter()
+            .chain([InputFormat::Auto])
+            .find(|f| f.name() == name)
+    }
+}
+
+impl std::fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Why a record could not become an event. Goes to the dead-letter destination.
@@ -104,16 +143,24 @@ impl Parser {
         let object = json::parse_object(line).map_err(err)?;
         let (fields, format, original) = if windows::is_evtx_shape(&object) {
             let flat = windows::flatten(&object).map_err(|r| err(r.to_string()))?;
-            (flat, Format::EvtxJson, Original::JsonText(line.to_string()))
+            (
+                flat,
+                InputFormat::EvtxJson,
+                Original::JsonText(line.to_string()),
+            )
         } else if windows::is_winlogbeat_shape(&object) {
             let flat = windows::flatten_winlogbeat(object);
-            (flat, Format::Json, Original::JsonText(line.to_string()))
+            (
+                flat,
+                InputFormat::Json,
+                Original::JsonText(line.to_string()),
+            )
         } else if require_evtx {
             return Err(err(
                 "not an evtx_dump event: no `Event.System` object".into()
             ));
         } else {
-            (object, Format::Json, Original::SameAsFields)
+            (object, InputFormat::Json, Original::SameAsFields)
         };
         let event_time = self.time.extract(&fields);
         Ok(Event {
@@ -142,7 +189,7 @@ impl Parser {
             time: time.unwrap_or(ingest),
             time_from_event: time.is_some(),
             fields: parsed.fields,
-            format: Format::Syslog,
+            format: InputFormat::Syslog,
             original: Original::Text(line.to_string()),
             origin,
         })
@@ -158,7 +205,7 @@ impl Parser {
             time,
             time_from_event: true,
             fields: parsed.fields,
-            format: Format::AccessLog,
+            format: InputFormat::AccessLog,
             original: Original::Text(line.to_string()),
             origin,
         })
@@ -198,22 +245,22 @@ mod tests {
 
     #[test]
     fn auto_detects_each_format() {
-        assert_eq!(auto(r#"{"a": 1}"#).unwrap().format, Format::Json);
+        assert_eq!(auto(r#"{"a": 1}"#).unwrap().format, InputFormat::Json);
         assert_eq!(
             auto(r#"{"Event": {"System": {"EventID": 1}}}"#)
                 .unwrap()
                 .format,
-            Format::EvtxJson
+            InputFormat::EvtxJson
         );
         assert_eq!(
             auto(r#"1.2.3.4 - - [21/Apr/2004:10:56:07 -0400] "GET / HTTP/1.1" 200 1"#)
                 .unwrap()
                 .format,
-            Format::AccessLog
+            InputFormat::AccessLog
         );
         assert_eq!(
             auto("Dec 10 06:55:46 LabSZ sshd[1]: hi").unwrap().format,
-            Format::Syslog
+            InputFormat::Syslog
         );
     }
 

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use serde_json::json;
 
 fn event(fields: Value) -> Event {
-    crate::event::test_event(fields, crate::event::Format::Json)
+    crate::event::test_event(fields, crate::event::InputFormat::Json)
 }
 
 fn item(key: &str, values: Vec<RuleValue>) -> SearchItem {
