@@ -10,10 +10,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 use tocsin::correlate::{CorrelationSet, Correlator};
-use tocsin::detect::logsource::LogsourceRouter;
+use tocsin::detect::LogsourceRouter;
 use tocsin::detect::{CompileOptions, Engine};
 use tocsin::event::{Event, InputFormat, Origin, Original, Position};
-use tocsin::sigma::load::{load_text, LoadReport};
+use tocsin::sigma::{load_text, LoadReport};
 
 const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
 

@@ -75,7 +75,7 @@ fn install_panic_hook() {
         let location = info
             .location()
             .map_or_else(|| "unknown".to_string(), ToString::to_string);
-        let message = tocsin::pipeline::process::panic_message(info.payload());
+        let message = tocsin::pipeline::panic_message(info.payload());
         if tracing::dispatcher::has_been_set() {
             tracing::error!(thread, %location, %message, %backtrace, "internal error");
         } else {

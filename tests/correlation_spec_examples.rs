@@ -13,11 +13,11 @@ mod common;
 
 use std::path::Path;
 use tocsin::correlate::{CorrelationSet, Correlator};
-use tocsin::detect::logsource::LogsourceRouter;
+use tocsin::detect::LogsourceRouter;
 use tocsin::detect::{CompileOptions, Engine, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
-use tocsin::sigma::load::{load_text, LoadReport};
+use tocsin::sigma::{load_text, LoadReport};
 
 /// The specification's text, or `None` (skip) without ../shared.
 fn spec() -> Option<String> {

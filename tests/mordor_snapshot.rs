@@ -8,7 +8,7 @@ mod common;
 use common::{lines, shared_dir};
 use std::collections::BTreeMap;
 use tocsin::detect::{load_engine, CompileOptions, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use common::{lines, project_path, shared_dir};
 use tocsin::detect::{load_engine, CompileOptions, Engine, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
 
 fn assert_same(engine: &Engine, lines: &[String], what: &str) -> usize {

@@ -12,9 +12,9 @@ use common::shared_dir;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use tocsin::detect::{load_engine, CompileOptions, Engine, EventView, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
-use tocsin::sigma::yaml::parse_documents;
+use tocsin::sigma::parse_documents;
 
 struct Case {
     dir: PathBuf,

@@ -3,8 +3,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use tocsin::detect::{logsource::LogsourceRouter, CompileOptions, Engine, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::detect::{CompileOptions, Engine, LogsourceRouter, Scratch};
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
 use tocsin::sigma::{load_paths, LoadedRule};
 

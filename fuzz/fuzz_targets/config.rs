@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(cfg) = tocsin::config::from_toml(text) {
             let _ = std::hint::black_box(tocsin::alert::SlaPolicy::from_config(&cfg.sla));
-            let _ = std::hint::black_box(tocsin::alert::suppress::SuppressionPolicy::from_config(
+            let _ = std::hint::black_box(tocsin::alert::SuppressionPolicy::from_config(
                 &cfg.suppression,
             ));
         }

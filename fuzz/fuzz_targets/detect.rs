@@ -10,8 +10,8 @@ use tocsin::anomaly::{AnomalySet, Detector};
 use tocsin::correlate::{CorrelationSet, Correlator};
 use tocsin::detect::{load_engine, CompileOptions};
 use tocsin::event::{Origin, Parser, Position};
-use tocsin::pipeline::process::{Output, Processor, SourceContext};
 use tocsin::pipeline::sources::Record;
+use tocsin::pipeline::{Output, Processor, SourceContext};
 
 struct Stages {
     processor: Processor,

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::path::Path;
-use tocsin::detect::logsource::LogsourceRouter;
+use tocsin::detect::LogsourceRouter;
 use tocsin::detect::{CompileOptions, Engine};
 use tocsin::sigma::{LoadReport, RuleLimits};
 
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         ..RuleLimits::default()
     };
     let mut report = LoadReport::default();
-    tocsin::sigma::load::load_text(text, Path::new("fuzz.yml"), &mut report, &limits);
+    tocsin::sigma::load_text(text, Path::new("fuzz.yml"), &mut report, &limits);
     let Ok(router) = LogsourceRouter::builtin() else {
         return;
     };

@@ -8,7 +8,7 @@ use crate::vocab::{AlertType, Severity};
 use std::fmt::Write as _;
 
 /// Formats an alert line. `score` is given for anomalies (`[High/63]`).
-pub fn format_line(
+pub(crate) fn format_line(
     alert_type: AlertType,
     severity: Severity,
     score: Option<f64>,
@@ -27,7 +27,7 @@ pub fn format_line(
     line
 }
 
-pub use crate::vocab::text::{escape_into, shorten};
+pub(crate) use crate::vocab::text::escape_into;
 
 #[cfg(test)]
 mod tests {

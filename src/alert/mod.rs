@@ -1,9 +1,9 @@
 //! Alerts: the record SOC tooling consumes, its text line, and its triage SLA.
 
 mod config;
-pub mod line;
-pub mod sla;
-pub mod suppress;
+pub(crate) mod line;
+pub(crate) mod sla;
+pub(crate) mod suppress;
 
 use crate::event::{Event, Origin};
 use crate::sigma::rule::SigmaRuleMeta;
@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 pub use crate::vocab::{AlertType, Severity};
 pub use config::AlertConfig;
 pub use sla::{Sla, SlaConfig, SlaPolicy};
+pub use suppress::{SuppressionConfig, SuppressionPolicy};
 
 /// The rule an alert came from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -95,7 +95,7 @@ struct Open {
 type Key = (String, Option<BTreeMap<String, String>>);
 
 /// Suppression state, on the pipeline's ordered stage.
-pub struct Suppressor {
+pub(crate) struct Suppressor {
     policy: SuppressionPolicy,
     open: HashMap<Key, Open>,
     ends: BinaryHeap<Reverse<(DateTime<Utc>, u64)>>,
@@ -104,7 +104,7 @@ pub struct Suppressor {
 }
 
 impl Suppressor {
-    pub fn new(policy: SuppressionPolicy) -> Self {
+    pub(crate) fn new(policy: SuppressionPolicy) -> Self {
         Suppressor {
             policy,
             open: HashMap::new(),
@@ -115,7 +115,7 @@ impl Suppressor {
     }
 
     /// Offers an alert; returns what to send now (updates of closed windows first).
-    pub fn offer(&mut self, alert: Alert) -> Vec<Alert> {
+    pub(crate) fn offer(&mut self, alert: Alert) -> Vec<Alert> {
         let mut out = self.close_before(alert.event_time);
         let window = self.policy.window(&alert.rule.id, &alert.rule.title);
         if window.is_zero() {
@@ -151,7 +151,7 @@ impl Suppressor {
     }
 
     /// End of input: every window is over.
-    pub fn finish(&mut self) -> Vec<Alert> {
+    pub(crate) fn finish(&mut self) -> Vec<Alert> {
         self.close_before(DateTime::<Utc>::MAX_UTC)
     }
 

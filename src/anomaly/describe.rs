@@ -8,7 +8,7 @@ use crate::vocab::text::{shorten, MAX_VALUE_CHARS};
 use serde_json::Value;
 
 /// The stable id of an anomaly: its job, entity and bucket.
-pub fn anomaly_id(job: &AnomalyJob, anomaly: &Anomaly) -> String {
+pub(crate) fn anomaly_id(job: &AnomalyJob, anomaly: &Anomaly) -> String {
     let mut key = format!("{}\n", job.rule.meta.id);
     for (_, v) in &anomaly.entity {
         key.push_str(v);
@@ -19,7 +19,7 @@ pub fn anomaly_id(job: &AnomalyJob, anomaly: &Anomaly) -> String {
 }
 
 /// The line's text: `<job title>: <entity> <function> was <actual> (typical <expected>)`.
-pub fn alert_text(job: &AnomalyJob, anomaly: &Anomaly) -> String {
+pub(crate) fn alert_text(job: &AnomalyJob, anomaly: &Anomaly) -> String {
     let spec = &job.spec;
     let entity = if anomaly.entity.is_empty() {
         "all events".to_string()
@@ -45,7 +45,7 @@ pub fn alert_text(job: &AnomalyJob, anomaly: &Anomaly) -> String {
 }
 
 /// The evidence record: the bucket, the score and what it was compared with.
-pub fn evidence(job: &AnomalyJob, anomaly: &Anomaly) -> Value {
+pub(crate) fn evidence(job: &AnomalyJob, anomaly: &Anomaly) -> Value {
     let spec = &job.spec;
     serde_json::json!({
         "anomaly": {
@@ -70,7 +70,7 @@ pub fn evidence(job: &AnomalyJob, anomaly: &Anomaly) -> Value {
 }
 
 /// Where the anomaly's evidence came from: the entity's last event, or the job.
-pub fn source(job: &AnomalyJob, anomaly: &Anomaly) -> Origin {
+pub(crate) fn source(job: &AnomalyJob, anomaly: &Anomaly) -> Origin {
     anomaly.origin.clone().unwrap_or_else(|| Origin {
         source: format!("anomaly job {}", job.name()),
         position: Position::Line { line: 0 },

@@ -13,11 +13,11 @@
 //! Data flow: the detection workers turn job matches into [`Sample`]s; the
 //! ordered writer stage owns the [`detector::Detector`].
 
-pub mod config;
-pub mod describe;
-pub mod detector;
-pub mod model;
-pub mod normalize;
+pub(crate) mod config;
+pub(crate) mod describe;
+pub(crate) mod detector;
+pub(crate) mod model;
+pub(crate) mod normalize;
 pub mod store;
 
 use crate::detect::Engine;
@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use crate::sigma::anomaly::{AnomalyJob, AnomalyRule, Function};
+pub use config::AnomalyConfig;
 pub use detector::{Anomaly, Detector};
 
 /// Separates entity field values in an entity key.

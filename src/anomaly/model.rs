@@ -33,7 +33,7 @@ use std::collections::HashMap;
 /// How a function's values are transformed and how noisy they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Scale {
+pub(crate) enum Scale {
     /// Event counts: log scale, Poisson counting noise.
     Count,
     /// Sums and means of a field: signed log scale, 10% relative noise.
@@ -44,7 +44,7 @@ pub enum Scale {
 
 impl Scale {
     /// The scale a function's values live on.
-    pub fn of(function: Function) -> Scale {
+    pub(crate) fn of(function: Function) -> Scale {
         match function {
             Function::Count | Function::DistinctCount | Function::Rare => Scale::Count,
             Function::Sum | Function::Mean => Scale::Magnitude,
@@ -53,7 +53,7 @@ impl Scale {
     }
 
     /// The value on the modelled scale.
-    pub fn transform(self, v: f64) -> f64 {
+    pub(crate) fn transform(self, v: f64) -> f64 {
         match self {
             Scale::Count | Scale::Magnitude => v.signum() * v.abs().ln_1p(),
             Scale::Ratio => v.clamp(0.0, 1.0),
@@ -61,7 +61,7 @@ impl Scale {
     }
 
     /// The value back from the modelled scale.
-    pub fn inverse(self, x: f64) -> f64 {
+    pub(crate) fn inverse(self, x: f64) -> f64 {
         match self {
             Scale::Count | Scale::Magnitude => x.signum() * x.abs().exp_m1(),
             Scale::Ratio => x,
@@ -70,7 +70,7 @@ impl Scale {
 
     /// The variance a value near `mean` has on its own, however steady
     /// its history. `events` is the bucket's event count (for ratios).
-    pub fn noise(self, mean: f64, events: u64) -> f64 {
+    pub(crate) fn noise(self, mean: f64, events: u64) -> f64 {
         match self {
             Scale::Count => {
                 // Delta method: Var[ln(1+X)] ~ lambda / (1+lambda)^2 for Poisson X,
@@ -93,7 +93,7 @@ impl Scale {
 
 /// One mixture component on the modelled scale.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Component {
+pub(crate) struct Component {
     pub weight: f64,
     pub mean: f64,
     pub variance: f64,
@@ -101,7 +101,7 @@ pub struct Component {
 
 /// A fitted baseline: a Gaussian mixture and how many buckets it saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Mixture {
+pub(crate) struct Mixture {
     pub components: Vec<Component>,
     pub samples: usize,
 }
@@ -118,7 +118,7 @@ fn components_for(samples: usize) -> usize {
 
 impl Mixture {
     /// Fits a mixture to values on the modelled scale. `None` for no values.
-    pub fn fit(values: &[f64]) -> Option<Mixture> {
+    pub(crate) fn fit(values: &[f64]) -> Option<Mixture> {
         if values.is_empty() {
             return None;
         }
@@ -144,7 +144,7 @@ impl Mixture {
     }
 
     /// The heaviest component.
-    pub fn dominant(&self) -> Component {
+    pub(crate) fn dominant(&self) -> Component {
         self.components
             .iter()
             .copied()
@@ -157,13 +157,13 @@ impl Mixture {
     }
 
     /// The expected value on the modelled scale: the mean of the heaviest component.
-    pub fn typical(&self) -> f64 {
+    pub(crate) fn typical(&self) -> f64 {
         self.dominant().mean
     }
 
     /// `-log10` of the tail probability of `x` (on the modelled scale) on
     /// `side`: 0 for an ordinary value, 3 for one-in-a-thousand.
-    pub fn surprise(&self, x: f64, side: Side, scale: Scale, events: u64) -> f64 {
+    pub(crate) fn surprise(&self, x: f64, side: Side, scale: Scale, events: u64) -> f64 {
         // Estimating from n buckets leaves the variance uncertain; widen it.
         let inflation = 1.0 + 2.0 / self.samples.max(1) as f64;
         // Per component: the one-sided tail, or for both sides the two-sided
@@ -189,7 +189,7 @@ impl Mixture {
 }
 
 /// Surprise is capped: past this the tail probability is numerically zero.
-pub const MAX_SURPRISE: f64 = 300.0;
+pub(crate) const MAX_SURPRISE: f64 = 300.0;
 
 fn fit_linfa(values: &[f64], k: usize) -> Option<Mixture> {
     let data = Array2::from_shape_vec((values.len(), 1), values.to_vec()).ok()?;
@@ -234,7 +234,7 @@ fn log_sum_exp(xs: &[f64]) -> f64 {
 /// `ln P(Z > z)` for a standard normal Z, accurate far into the tail (where
 /// the probability itself underflows), from the Chebyshev form of `erfc`
 /// (Numerical Recipes' `erfcc`, relative error below 1.2e-7).
-pub fn log_upper_tail(z: f64) -> f64 {
+pub(crate) fn log_upper_tail(z: f64) -> f64 {
     let u = z / std::f64::consts::SQRT_2;
     let a = u.abs();
     let t = 1.0 / (1.0 + 0.5 * a);
@@ -258,7 +258,7 @@ pub fn log_upper_tail(z: f64) -> f64 {
 
 /// How often each value was seen, by hash, with the most frequent one's text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ValueCounts {
+pub(crate) struct ValueCounts {
     counts: HashMap<u64, u32>,
     total: u64,
     top: Option<(String, u32)>,
@@ -266,10 +266,10 @@ pub struct ValueCounts {
 
 /// Values remembered per entity; past it new values only count in `total`,
 /// which keeps memory bounded for an entity with unbounded distinct values.
-pub const MAX_VALUES_PER_ENTITY: usize = 4096;
+pub(crate) const MAX_VALUES_PER_ENTITY: usize = 4096;
 
 impl ValueCounts {
-    pub fn add(&mut self, hash: u64, text: &str, n: u32) {
+    pub(crate) fn add(&mut self, hash: u64, text: &str, n: u32) {
         self.total += u64::from(n);
         let known = self.counts.len();
         let count = match self.counts.entry(hash) {
@@ -288,31 +288,27 @@ impl ValueCounts {
         }
     }
 
-    pub fn count(&self, hash: u64) -> u32 {
+    pub(crate) fn count(&self, hash: u64) -> u32 {
         self.counts.get(&hash).copied().unwrap_or(0)
     }
 
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.total
     }
 
-    pub fn distinct(&self) -> usize {
-        self.counts.len()
-    }
-
     /// The most frequent value.
-    pub fn top(&self) -> Option<&str> {
+    pub(crate) fn top(&self) -> Option<&str> {
         self.top.as_ref().map(|(t, _)| t.as_str())
     }
 
     /// Smoothed probability of a value: Laplace over the known values.
-    pub fn probability(&self, hash: u64) -> f64 {
+    pub(crate) fn probability(&self, hash: u64) -> f64 {
         (f64::from(self.count(hash)) + 1.0) / (self.total as f64 + self.counts.len() as f64 + 1.0)
     }
 
     /// Probability of `hash` for this entity, smoothed towards `prior` (the
     /// value's probability across all entities) with the weight of one event.
-    pub fn probability_given(&self, hash: u64, prior: f64) -> f64 {
+    pub(crate) fn probability_given(&self, hash: u64, prior: f64) -> f64 {
         (f64::from(self.count(hash)) + prior) / (self.total as f64 + 1.0)
     }
 }

@@ -27,7 +27,7 @@ const BIN_WIDTH: f64 = 0.05;
 /// Bins cover raw values 0..50; larger ones go to the last bin.
 const BINS: usize = 1000;
 /// Raw values after which the job's own percentiles count fully.
-pub const PRIOR_WEIGHT: f64 = 50.0;
+pub(crate) const PRIOR_WEIGHT: f64 = 50.0;
 /// Percentiles of a calibrated model: P(raw > 1.3) = 5%, P(raw > 3) = 0.1%.
 const PRIOR_P95: f64 = 1.3;
 const PRIOR_P999: f64 = 3.0;

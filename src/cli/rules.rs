@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tocsin::config::assemble::RuleSet;
+use tocsin::config::RuleSet;
 use tocsin::detect::CompileOptions;
 
 #[derive(Subcommand)]

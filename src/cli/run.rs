@@ -7,7 +7,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use tocsin::config::{self, assemble::RuleSet};
+use tocsin::config::{self, RuleSet};
 use tocsin::event::InputFormat;
 use tocsin::pipeline::health::Health;
 use tocsin::pipeline::metrics::Metrics;
@@ -31,7 +31,7 @@ pub(crate) struct RunArgs {
     pub(crate) workers: Option<usize>,
     /// The engine's now: system, event-time or simulated (overrides clock.mode).
     #[arg(long, value_enum)]
-    pub(crate) clock: Option<tocsin::vocab::clock::ClockMode>,
+    pub(crate) clock: Option<tocsin::vocab::ClockMode>,
     /// Simulated clock: where it starts, RFC 3339 (overrides clock.start).
     #[arg(long)]
     pub(crate) clock_start: Option<String>,
@@ -76,9 +76,9 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     }
     if let Some(mode) = args.clock {
         let mode = match mode {
-            tocsin::vocab::clock::ClockMode::System => "system",
-            tocsin::vocab::clock::ClockMode::EventTime => "event-time",
-            tocsin::vocab::clock::ClockMode::Simulated => "simulated",
+            tocsin::vocab::ClockMode::System => "system",
+            tocsin::vocab::ClockMode::EventTime => "event-time",
+            tocsin::vocab::ClockMode::Simulated => "simulated",
         };
         overrides.push(("clock.mode", mode.into()));
     }

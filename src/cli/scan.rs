@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tocsin::config::{self, assemble::RuleSet};
+use tocsin::config::{self, RuleSet};
 use tocsin::event::InputFormat;
 use tocsin::pipeline::dead_letter::DeadLetterConfig;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tocsin::config::{self, assemble::RuleSet};
+use tocsin::config::{self, RuleSet};
 use tocsin::correlate::CorrelationSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::sources::{Input, SourceConfig};

@@ -10,7 +10,8 @@
 //! Environment variables use `__` between levels: `TOCSIN_METRICS__LISTEN=0.0.0.0:9464`,
 //! `TOCSIN_ENGINE__RULES=rules/,extra/` (lists are comma-separated).
 
-pub mod assemble;
+pub(crate) mod assemble;
+pub use assemble::{AssembleError, RuleSet};
 
 use crate::alert::suppress::SuppressionConfig;
 use crate::alert::{AlertConfig, SlaConfig};

@@ -8,7 +8,7 @@ use crate::vocab::text::{shorten, MAX_VALUE_CHARS};
 use serde_json::Value;
 
 /// A stable id for a correlation firing: its rule, group and window start.
-pub fn correlation_id(corr: &CompiledCorrelation, f: &Firing) -> String {
+pub(crate) fn correlation_id(corr: &CompiledCorrelation, f: &Firing) -> String {
     let mut key = corr.rule.meta.id.clone();
     for (_, v) in &f.group {
         key.push('\n');
@@ -20,7 +20,7 @@ pub fn correlation_id(corr: &CompiledCorrelation, f: &Firing) -> String {
 }
 
 /// Human description of the measured value, e.g. `12 events`, `5 distinct user`.
-pub fn describe(kind: CorrelationType, value: f64, field: Option<&str>) -> String {
+pub(crate) fn describe(kind: CorrelationType, value: f64, field: Option<&str>) -> String {
     let field = field.unwrap_or("values");
     let v = if value.fract() == 0.0 {
         format!("{value:.0}")
@@ -39,7 +39,7 @@ pub fn describe(kind: CorrelationType, value: f64, field: Option<&str>) -> Strin
 }
 
 /// The line's text for a firing.
-pub fn alert_text(corr: &CompiledCorrelation, firing: &Firing) -> String {
+pub(crate) fn alert_text(corr: &CompiledCorrelation, firing: &Firing) -> String {
     let c = &corr.rule;
     let group: Vec<String> = firing
         .group
@@ -66,7 +66,7 @@ pub fn alert_text(corr: &CompiledCorrelation, firing: &Firing) -> String {
 }
 
 /// The evidence record of a firing: what was measured over which events.
-pub fn evidence(corr: &CompiledCorrelation, firing: &Firing) -> Value {
+pub(crate) fn evidence(corr: &CompiledCorrelation, firing: &Firing) -> Value {
     let c = &corr.rule;
     serde_json::json!({
         "correlation": {

@@ -22,11 +22,11 @@
 //! - a firing feeds the correlations that reference this one (chains).
 
 mod compile;
-pub mod config;
+pub(crate) mod config;
 mod correlator;
-pub mod describe;
-pub mod snapshot;
-pub mod window;
+pub(crate) mod describe;
+pub(crate) mod snapshot;
+pub(crate) mod window;
 
 use crate::event::Origin;
 use crate::sigma::correlation::SigmaCorrelation;
@@ -35,7 +35,9 @@ use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use window::Entry;
 
+pub use config::CorrelationConfig;
 pub use correlator::Correlator;
+pub use snapshot::{Snapshot, SnapshotError};
 
 /// Most evidence ids carried by one correlation alert.
 pub const MAX_EVIDENCE: usize = 20;

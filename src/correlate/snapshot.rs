@@ -12,7 +12,7 @@ use super::CorrelatorState;
 use std::path::{Path, PathBuf};
 
 /// Bumped when the layout changes; other versions are refused, not guessed at.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub(crate) const SNAPSHOT_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
@@ -37,7 +37,7 @@ pub enum SnapshotError {
 }
 
 /// Writes `bytes` (a serialised [`Snapshot`]) to `path`, atomically.
-pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
+pub(crate) fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
     use std::io::Write;
     let io = |source| SnapshotError::Io {
         path: path.to_path_buf(),
@@ -56,7 +56,7 @@ pub fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
 }
 
 /// Reads the snapshot at `path`; `None` when there is none yet.
-pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
+pub(crate) fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     match std::fs::read(path) {
         Ok(bytes) => decode(&bytes, path).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -69,7 +69,7 @@ pub fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
 
 /// Reads a serialised snapshot; `origin` names where it came from in errors
 /// (a file, or a Kafka topic and key).
-pub fn decode(bytes: &[u8], origin: &Path) -> Result<Snapshot, SnapshotError> {
+pub(crate) fn decode(bytes: &[u8], origin: &Path) -> Result<Snapshot, SnapshotError> {
     #[derive(serde::Deserialize)]
     struct Versioned {
         version: u32,

@@ -23,13 +23,13 @@ pub struct Entry {
 
 /// The state of one group of one correlation.
 #[derive(Debug, Clone, Default)]
-pub struct Window {
+pub(crate) struct Window {
     entries: VecDeque<Entry>,
 }
 
 impl Window {
     /// Adds an entry in time order and evicts what fell out of the window.
-    pub fn add(&mut self, entry: Entry, span: Span) {
+    pub(crate) fn add(&mut self, entry: Entry, span: Span) {
         let at = self.entries.partition_point(|e| e.time <= entry.time);
         self.entries.insert(at, entry);
         if let Some(newest) = self.entries.back().map(|e| e.time) {
@@ -43,36 +43,28 @@ impl Window {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// The entries, oldest first (for snapshots).
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry> {
         self.entries.iter()
     }
 
     /// A window holding `entries` (oldest first), as a snapshot had it.
-    pub fn from_entries(entries: Vec<Entry>) -> Window {
+    pub(crate) fn from_entries(entries: Vec<Entry>) -> Window {
         Window {
             entries: entries.into(),
         }
     }
 
-    pub fn first_time(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn first_time(&self) -> Option<DateTime<Utc>> {
         self.entries.front().map(|e| e.time)
     }
 
-    pub fn last_time(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn last_time(&self) -> Option<DateTime<Utc>> {
         self.entries.back().map(|e| e.time)
     }
 
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// Evidence ids, at most `max`, most recent last.
-    pub fn evidence(&self, max: usize) -> Vec<String> {
+    pub(crate) fn evidence(&self, max: usize) -> Vec<String> {
         let skip = self.entries.len().saturating_sub(max);
         self.entries
             .iter()
@@ -81,13 +73,13 @@ impl Window {
             .collect()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// The measured value the condition is compared with, or `None` when the
     /// type cannot be measured yet (temporal rules not all present).
-    pub fn measure(
+    pub(crate) fn measure(
         &self,
         kind: CorrelationType,
         inputs: usize,

@@ -17,7 +17,7 @@ const ENTITY_FIELDS: &[&str] = &[
 ];
 
 /// The summary of `rule` matching `event`.
-pub fn summary(rule: &CompiledRule, event: &Event) -> String {
+pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
     let mut names: Vec<&str> = Vec::new();
     let candidates = ENTITY_FIELDS
         .iter()

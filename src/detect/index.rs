@@ -74,17 +74,17 @@ struct FieldIndex {
 
 /// A set of logsource groups, as a bitset.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GroupSet(Vec<u64>);
+pub(crate) struct GroupSet(Vec<u64>);
 
 impl GroupSet {
-    pub fn insert(&mut self, g: usize) {
+    pub(crate) fn insert(&mut self, g: usize) {
         if self.0.len() <= g / 64 {
             self.0.resize(g / 64 + 1, 0);
         }
         self.0[g / 64] |= 1 << (g % 64);
     }
 
-    pub fn contains(&self, g: usize) -> bool {
+    pub(crate) fn contains(&self, g: usize) -> bool {
         self.0.get(g / 64).is_some_and(|w| w & (1 << (g % 64)) != 0)
     }
 
@@ -92,7 +92,7 @@ impl GroupSet {
         self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.0.iter_mut().for_each(|w| *w = 0);
     }
 }
@@ -106,7 +106,7 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// to reads it. Keyword automata are per group: they scan the whole event,
 /// which only the groups that have keyword rules should pay for.
 #[derive(Debug, Clone)]
-pub struct RuleIndex {
+pub(crate) struct RuleIndex {
     /// Automata for top-level (and mapped) field names.
     fields: FastMap<String, FieldIndex>,
     /// Automata for dotted names, looked up by path.
@@ -127,7 +127,7 @@ static NEXT_INDEX_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Per-event scratch for the index.
 #[derive(Debug, Default)]
-pub struct IndexScratch {
+pub(crate) struct IndexScratch {
     marked: Vec<bool>,
     candidates: Vec<u32>,
     /// Per conjunct, the bits of its sets hit so far, and which are non-zero.
@@ -200,7 +200,7 @@ impl ScanMemo {
 
 impl RuleIndex {
     /// Indexes every rule; `group_of[rule]` is the rule's logsource group.
-    pub fn build(rules: &[CompiledRule], group_of: Vec<u32>) -> RuleIndex {
+    pub(crate) fn build(rules: &[CompiledRule], group_of: Vec<u32>) -> RuleIndex {
         type Needles = FastMap<(Anchor, String), Vec<Slot>>;
         let mut by_field: FastMap<String, (Needles, GroupSet)> = FastMap::default();
         let mut by_group_keywords: FastMap<usize, Needles> = FastMap::default();
@@ -294,17 +294,17 @@ impl RuleIndex {
 
     /// Unique per build: scratch caches filled for another index (rules were
     /// reloaded) start over.
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
     /// Rules evaluated on every event of their group because they have no atoms.
-    pub fn unindexed(&self) -> usize {
+    pub(crate) fn unindexed(&self) -> usize {
         self.always.len()
     }
 
     /// The candidate rules for an event whose admitted groups are `admitted`, ascending.
-    pub fn candidates<'s>(
+    pub(crate) fn candidates<'s>(
         &self,
         view: &EventView<'_>,
         aliases: &[(&str, &str)],

@@ -22,7 +22,7 @@ const SHORT_TEXT: usize = 32;
 
 /// How an unanchored automaton trades memory for speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Speed {
+pub(super) enum Speed {
     /// A DFA when its patterns add up to at most 60,000 bytes: for scans
     /// of every event.
     Scan,
@@ -35,7 +35,7 @@ const DFA_MAX_PATTERN_BYTES: usize = 60000;
 
 /// Distinct literals with their anchors; a search reports literal `i` as hit `i`.
 #[derive(Debug, Clone)]
-pub struct Literals {
+pub(super) struct Literals {
     /// Literals that may occur anywhere.
     anywhere: Option<Unanchored>,
     /// Prefix and whole-value literals, walked from the first byte.
@@ -47,7 +47,7 @@ pub struct Literals {
 impl Literals {
     /// Builds the searchers; `None` when an automaton cannot be built
     /// (too large for its state ids). `literals` must be distinct.
-    pub fn new<S: AsRef<str>>(literals: &[(Anchor, S)], speed: Speed) -> Option<Literals> {
+    pub(super) fn new<S: AsRef<str>>(literals: &[(Anchor, S)], speed: Speed) -> Option<Literals> {
         let mut anywhere: Vec<&str> = Vec::new();
         let mut anywhere_ids = Vec::new();
         // Trie literal -> (hit id when met, hit id when whole).
@@ -88,7 +88,7 @@ impl Literals {
 
     /// Reports every literal that `text` holds where its anchor says (a
     /// literal may be reported more than once).
-    pub fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+    pub(super) fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
         if let Some(u) = &self.anywhere {
             u.scan(text, hit);
         }

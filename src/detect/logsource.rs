@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::Path;
 
 /// The built-in mapping.
-pub const BUILTIN_MAPPING: &str = include_str!("../event/logsources.yml");
+pub(crate) const BUILTIN_MAPPING: &str = include_str!("../event/logsources.yml");
 
 /// A problem in a mapping file.
 #[derive(Debug, Clone, thiserror::Error)]

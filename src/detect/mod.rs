@@ -4,24 +4,26 @@
 //! `Engine::evaluate` routes an event by logsource and runs the condition
 //! program of every rule that can see it.
 
-pub mod describe;
-pub mod index;
+pub(crate) mod describe;
+pub(crate) mod index;
 mod literals;
-pub mod logsource;
-pub mod pattern;
+pub(crate) mod logsource;
+pub(crate) mod pattern;
 mod prefilter;
-pub mod regex_literals;
-pub mod value;
+pub(crate) mod regex_literals;
+pub(crate) mod value;
 
 use crate::event::Event;
 use crate::sigma::{Condition, Detection, LoadedFilter, LoadedRule, Quantifier, RuleProblem};
-use logsource::{EntrySet, LogsourceFilter, LogsourceRouter, Routing};
+use logsource::{EntrySet, LogsourceFilter, Routing};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use value::{ItemMatcher, Placeholders};
+use value::ItemMatcher;
 
+pub use logsource::LogsourceRouter;
 pub use logsource::MappingError;
+pub use value::Placeholders;
 
 /// An event seen through a logsource's field mappings.
 pub struct EventView<'a> {

@@ -10,7 +10,7 @@ use memchr::memmem;
 
 /// One piece of a Sigma string after escape processing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub(crate) enum Piece {
     Lit(String),
     /// `*`: any run of characters, possibly empty.
     Star,
@@ -22,7 +22,7 @@ pub enum Piece {
 ///
 /// Escapes follow the specification (and pySigma): a backslash before `*`,
 /// `?` or `\` makes that character literal; any other backslash is literal.
-pub fn parse_wildcards(text: &str) -> Vec<Piece> {
+pub(crate) fn parse_wildcards(text: &str) -> Vec<Piece> {
     let mut pieces = Vec::new();
     let mut lit = String::new();
     let mut chars = text.chars().peekable();
@@ -51,7 +51,7 @@ pub fn parse_wildcards(text: &str) -> Vec<Piece> {
 }
 
 /// Pieces holding only literal text, without wildcards, as one string.
-pub fn literal_text(pieces: &[Piece]) -> Option<String> {
+pub(crate) fn literal_text(pieces: &[Piece]) -> Option<String> {
     let mut out = String::new();
     for p in pieces {
         match p {
@@ -64,14 +64,14 @@ pub fn literal_text(pieces: &[Piece]) -> Option<String> {
 
 /// A compiled string pattern.
 #[derive(Debug, Clone)]
-pub struct StrPattern {
+pub(crate) struct StrPattern {
     shape: Shape,
     cased: bool,
 }
 
 /// Where in a value an index literal must occur.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Anchor {
+pub(crate) enum Anchor {
     /// Anywhere in the value.
     Anywhere,
     /// At its start.
@@ -138,7 +138,7 @@ enum GlobTok {
 
 impl StrPattern {
     /// Compiles pieces; `cased` selects case-sensitive comparison.
-    pub fn new(pieces: &[Piece], cased: bool) -> StrPattern {
+    pub(crate) fn new(pieces: &[Piece], cased: bool) -> StrPattern {
         let fold = |s: &str| -> Needle {
             let text = if cased {
                 s.to_string()
@@ -185,7 +185,8 @@ impl StrPattern {
     }
 
     /// Compiles a Sigma string value.
-    pub fn from_sigma(text: &str, cased: bool) -> StrPattern {
+    #[cfg(test)]
+    pub(crate) fn from_sigma(text: &str, cased: bool) -> StrPattern {
         StrPattern::new(&parse_wildcards(text), cased)
     }
 
@@ -195,7 +196,7 @@ impl StrPattern {
     /// longest run (or at least 4 bytes), else the longest run anywhere.
     /// `None` when there is none, or when case folding beyond ASCII could
     /// make a match the index would not see (the index folds ASCII only).
-    pub fn required_literal(&self) -> Option<(Anchor, String)> {
+    pub(crate) fn required_literal(&self) -> Option<(Anchor, String)> {
         let (anchor, text) = match &self.shape {
             Shape::Any => return None,
             Shape::Exact(n) => (Anchor::Whole, n.text.clone()),
@@ -216,7 +217,7 @@ impl StrPattern {
     /// The literal and anchor that decide this pattern exactly, when ASCII
     /// case folding is all its comparison does: a case-insensitive exact,
     /// prefix, suffix or substring pattern with a non-empty ASCII needle.
-    pub fn plain_literal(&self) -> Option<(Anchor, &str)> {
+    pub(crate) fn plain_literal(&self) -> Option<(Anchor, &str)> {
         let (anchor, n) = match &self.shape {
             Shape::Exact(n) => (Anchor::Whole, n),
             Shape::Prefix(n) => (Anchor::Start, n),
@@ -229,7 +230,7 @@ impl StrPattern {
 
     /// The whole value when this pattern is an exact, case-insensitive string
     /// (the logsource router keys entries by it).
-    pub fn exact_folded(&self) -> Option<&str> {
+    pub(crate) fn exact_folded(&self) -> Option<&str> {
         match &self.shape {
             Shape::Exact(n) if !self.cased => Some(&n.text),
             _ => None,
@@ -237,7 +238,7 @@ impl StrPattern {
     }
 
     /// Whether `hay` matches the whole pattern.
-    pub fn is_match(&self, hay: &str) -> bool {
+    pub(crate) fn is_match(&self, hay: &str) -> bool {
         match &self.shape {
             Shape::Any => true,
             Shape::Glob(toks) => {

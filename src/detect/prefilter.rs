@@ -24,7 +24,7 @@ const MAX_SPELLINGS: usize = 64;
 
 /// The prefilter for one literal set.
 #[derive(Debug, Clone)]
-pub struct CaselessPrefilter {
+pub(super) struct CaselessPrefilter {
     windows: packed::Searcher,
     /// How far into a literal its window may start: a literal containing a
     /// window found at `p` starts at `p - lead` or later.
@@ -36,7 +36,7 @@ pub struct CaselessPrefilter {
 impl CaselessPrefilter {
     /// Builds a prefilter for `literals` (already ASCII-lowercased), or
     /// `None` when their windows have too many spellings to search fast.
-    pub fn new<S: AsRef<[u8]>>(literals: &[S]) -> Option<CaselessPrefilter> {
+    pub(super) fn new<S: AsRef<[u8]>>(literals: &[S]) -> Option<CaselessPrefilter> {
         let mut spellings: Vec<Vec<u8>> = Vec::new();
         let (mut lead, mut longest) = (0, 0);
         for literal in literals {
@@ -73,7 +73,7 @@ impl CaselessPrefilter {
     /// window at `p <= q` overlaps it, so `q < p + WINDOW`. The occurrence
     /// starts at or after `q - lead` and ends by `q + longest`, which is
     /// inside `p - lead .. p + WINDOW + longest`.
-    pub fn regions<'t>(&'t self, text: &'t [u8]) -> impl Iterator<Item = Range<usize>> + 't {
+    pub(super) fn regions<'t>(&'t self, text: &'t [u8]) -> impl Iterator<Item = Range<usize>> + 't {
         let mut found = self.windows.find_iter(text).map(move |m| {
             let p = m.start();
             p.saturating_sub(self.lead)..(p + WINDOW + self.longest).min(text.len())

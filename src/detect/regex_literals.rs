@@ -18,7 +18,7 @@ const MAX_ALTERNATIVES: usize = 64;
 
 /// Literals of which at least one occurs (ASCII case-insensitively) in every
 /// string the regex matches, lowercased; `None` when no such set is known.
-pub fn required_literals(pattern: &str) -> Option<Vec<String>> {
+pub(crate) fn required_literals(pattern: &str) -> Option<Vec<String>> {
     let hir = regex_syntax::ParserBuilder::new()
         .build()
         .parse(pattern)

@@ -31,13 +31,13 @@ fn line_regex() -> &'static Regex {
 
 /// A parsed access log line: fields and the request time.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AccessLine {
+pub(crate) struct AccessLine {
     pub fields: Map<String, Value>,
     pub time: DateTime<Utc>,
 }
 
 /// Parses one line of common or combined log format.
-pub fn parse(line: &str) -> Result<AccessLine, String> {
+pub(crate) fn parse(line: &str) -> Result<AccessLine, String> {
     let line = line.trim_end();
     let caps = line_regex()
         .captures(line)

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 /// Parses one JSON object. Anything else is an error with a reason.
-pub fn parse_object(line: &str) -> Result<Map<String, Value>, String> {
+pub(crate) fn parse_object(line: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(line) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(format!(

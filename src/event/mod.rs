@@ -4,13 +4,13 @@
 //! by dotted path), the time it happened, where it came from, and its original
 //! form kept for evidence.
 
-pub mod access_log;
-pub mod json;
-pub mod parse;
-pub mod sshd;
-pub mod syslog;
-pub mod time;
-pub mod windows;
+pub(crate) mod access_log;
+pub(crate) mod json;
+pub(crate) mod parse;
+pub(crate) mod sshd;
+pub(crate) mod syslog;
+pub(crate) mod time;
+pub(crate) mod windows;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 pub use parse::{InputFormat, ParseError, Parser};
+pub use time::TimeOptions;
 
 /// Where a record was read: the source and the position within it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -34,7 +34,7 @@ fn pam_regex() -> &'static Regex {
 }
 
 /// Adds the fields to a parsed syslog event of sshd.
-pub fn enrich(fields: &mut Map<String, Value>) {
+pub(crate) fn enrich(fields: &mut Map<String, Value>) {
     let is_sshd = fields
         .get("program")
         .and_then(Value::as_str)

@@ -39,13 +39,13 @@ const SEVERITIES: [&str; 8] = [
 
 /// A parsed syslog line: fields and the time it states.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SyslogLine {
+pub(crate) struct SyslogLine {
     pub fields: Map<String, Value>,
     pub time: Option<DateTime<Utc>>,
 }
 
 /// Parses a syslog line; `reference` resolves RFC 3164's missing year.
-pub fn parse(line: &str, reference: DateTime<Utc>) -> Result<SyslogLine, String> {
+pub(crate) fn parse(line: &str, reference: DateTime<Utc>) -> Result<SyslogLine, String> {
     let line = line.trim_end_matches(['\r', '\n']);
     let (pri, rest) = split_pri(line)?;
     if let Some(after_version) = rest.strip_prefix("1 ") {

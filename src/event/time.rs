@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Fields tried, in order, when no time field is configured.
-pub const DEFAULT_TIME_FIELDS: &[&str] = &[
+pub(crate) const DEFAULT_TIME_FIELDS: &[&str] = &[
     "@timestamp",
     "timestamp",
     "TimeCreated_SystemTime",
@@ -69,7 +69,7 @@ impl TimeOptions {
 /// was read for anything else, so event-time arithmetic (windows, lateness,
 /// buckets, deadlines; all bounded by [`crate::vocab::Span::MAX`]) stays far
 /// from the ends of chrono's range.
-pub fn plausible(time: DateTime<Utc>) -> bool {
+pub(crate) fn plausible(time: DateTime<Utc>) -> bool {
     (0..=9999).contains(&time.year())
 }
 
@@ -104,7 +104,7 @@ fn from_epoch_seconds(secs: f64) -> Option<DateTime<Utc>> {
 }
 
 /// Recognises RFC 3339, `YYYY-MM-DD HH:MM:SS[.f]` (UTC) and epoch seconds or milliseconds.
-pub fn parse_any(value: &Value) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_any(value: &Value) -> Option<DateTime<Utc>> {
     match value {
         Value::String(s) => parse_text(s),
         Value::Number(n) => {

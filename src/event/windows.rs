@@ -28,7 +28,7 @@ const WINLOGBEAT_FIELDS: &[(&str, &str)] = &[
 ];
 
 /// Whether a JSON object is a Winlogbeat Windows event (6.x or 7.x+ layout).
-pub fn is_winlogbeat_shape(obj: &Map<String, Value>) -> bool {
+pub(crate) fn is_winlogbeat_shape(obj: &Map<String, Value>) -> bool {
     let has_channel = |m: &Map<String, Value>| {
         (m.contains_key("log_name") || m.contains_key("channel")) && m.contains_key("event_id")
     };
@@ -42,7 +42,7 @@ pub fn is_winlogbeat_shape(obj: &Map<String, Value>) -> bool {
 /// Flattens a Winlogbeat event into Sigma-named fields: the Windows
 /// metadata under Sigma names, event data fields at top level, and every
 /// other top-level key kept.
-pub fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Value> {
     // Values move into the flat object: Winlogbeat's `message` alone is
     // kilobytes, and a copy of every value per event showed in profiles.
     let mut nested = match obj.shift_remove("winlog") {
@@ -74,14 +74,14 @@ pub fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Value> {
 }
 
 /// Whether a JSON object has the evtx_dump shape.
-pub fn is_evtx_shape(obj: &Map<String, Value>) -> bool {
+pub(crate) fn is_evtx_shape(obj: &Map<String, Value>) -> bool {
     obj.get("Event")
         .and_then(Value::as_object)
         .is_some_and(|e| e.get("System").is_some_and(Value::is_object))
 }
 
 /// Flattens an evtx_dump event into Sigma-named fields.
-pub fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, String> {
+pub(crate) fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, String> {
     let event = obj
         .get("Event")
         .and_then(Value::as_object)

@@ -28,7 +28,7 @@ pub struct LevelConfig {
 /// critical alerts page on-call at once; every alert gets a reminder two
 /// hours before its deadline, a breach notice at it and a second-level
 /// escalation a day after it.
-pub fn default_levels() -> Vec<LevelConfig> {
+pub(crate) fn default_levels() -> Vec<LevelConfig> {
     let level = |name: &str, at: &str, severities: &[&str]| LevelConfig {
         level: name.into(),
         at: at.into(),
@@ -188,7 +188,7 @@ fn parse_when(text: &str) -> Result<When, String> {
 }
 
 /// Longest part of the original alert text an escalation line repeats.
-pub const MAX_ESCALATED_TEXT: usize = 120;
+pub(crate) const MAX_ESCALATED_TEXT: usize = 120;
 
 /// An escalation record: one alert reaching one level untriaged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +239,7 @@ impl Escalation {
 }
 
 /// The escalation line for `alert` at `level`.
-pub fn escalation_line(level: &str, alert: &TrackedAlert) -> String {
+pub(crate) fn escalation_line(level: &str, alert: &TrackedAlert) -> String {
     let mut line = format!("SIEM ESCALATION -- {level} - [{}] ", alert.severity.label());
     crate::vocab::text::escape_into(
         &mut line,

@@ -7,17 +7,18 @@
 //! given time. It does no I/O: the pipeline feeds it, persists what changed
 //! ([`store`]) and routes what it emits.
 
-pub mod escalation;
+pub(crate) mod escalation;
 pub mod report;
-pub mod silence;
+pub(crate) mod silence;
 pub mod store;
-pub mod triage;
+pub(crate) mod triage;
 
 use crate::alert::Alert;
 use crate::vocab::{AlertType, Severity};
 use chrono::{DateTime, Utc};
-use escalation::{Escalation, EscalationPolicy};
+pub use escalation::{Escalation, EscalationPolicy, LevelConfig};
 use serde::{Deserialize, Serialize};
+pub use silence::{SilenceConfig, Watch};
 use std::collections::{BTreeSet, HashMap};
 pub use triage::{Status, TriageUpdate};
 

@@ -58,7 +58,7 @@ pub struct Watch {
 }
 
 /// Compiles the watches; the error names the entry and what is wrong.
-pub fn compile(configs: &[SilenceConfig]) -> Result<Vec<Watch>, String> {
+pub(crate) fn compile(configs: &[SilenceConfig]) -> Result<Vec<Watch>, String> {
     configs
         .iter()
         .enumerate()
@@ -160,7 +160,7 @@ fn note(seen: &mut Vec<(usize, DateTime<Utc>)>, index: usize, time: DateTime<Utc
 
 /// A source that went quiet, or came back.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SilenceChange {
+pub(crate) enum SilenceChange {
     Silent {
         watch: usize,
         /// The last event's time, if any was ever seen.
@@ -188,7 +188,7 @@ struct WatchState {
 
 /// The silence state of every watch.
 #[derive(Debug, Clone)]
-pub struct SilenceWatch {
+pub(crate) struct SilenceWatch {
     watches: Vec<Watch>,
     states: Vec<WatchState>,
     /// When watching began (the first check): a source never heard from is
@@ -198,7 +198,7 @@ pub struct SilenceWatch {
 }
 
 impl SilenceWatch {
-    pub fn new(watches: Vec<Watch>) -> SilenceWatch {
+    pub(crate) fn new(watches: Vec<Watch>) -> SilenceWatch {
         let states = vec![WatchState::default(); watches.len()];
         SilenceWatch {
             watches,
@@ -207,13 +207,13 @@ impl SilenceWatch {
         }
     }
 
-    pub fn watches(&self) -> &[Watch] {
+    pub(crate) fn watches(&self) -> &[Watch] {
         &self.watches
     }
 
     /// Events were seen for watch `index`, the latest at `event_time`, at
     /// clock time `now`. A silent source comes back.
-    pub fn seen(
+    pub(crate) fn seen(
         &mut self,
         index: usize,
         event_time: DateTime<Utc>,
@@ -233,7 +233,7 @@ impl SilenceWatch {
     }
 
     /// Sources silent for longer than their maximum at `now`, each reported once per silence.
-    pub fn check(&mut self, now: DateTime<Utc>) -> Vec<SilenceChange> {
+    pub(crate) fn check(&mut self, now: DateTime<Utc>) -> Vec<SilenceChange> {
         let mut out = Vec::new();
         let started = *self.started.get_or_insert(now);
         for (i, (w, s)) in self.watches.iter().zip(&mut self.states).enumerate() {
@@ -255,7 +255,7 @@ impl SilenceWatch {
 }
 
 /// The rule behind silent-source alerts and their recovery records.
-pub const SILENCE_RULE_ID: &str = "tocsin-source-silence";
+pub(crate) const SILENCE_RULE_ID: &str = "tocsin-source-silence";
 
 impl Watch {
     /// The alert for this source silent longer than its maximum:

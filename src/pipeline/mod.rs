@@ -19,16 +19,16 @@
 //! | `http.rs`, `health.rs`, `metrics.rs` | the listener, liveness and readiness, Prometheus |
 
 mod alerts;
-pub mod anomaly_stage;
+pub(crate) mod anomaly_stage;
 pub mod config;
 pub mod dead_letter;
 pub mod health;
 pub mod http;
-pub mod incident_stage;
+pub(crate) mod incident_stage;
 pub mod kafka;
 pub mod metrics;
 mod output;
-pub mod process;
+pub(crate) mod process;
 mod restore;
 mod shutdown;
 pub mod sinks;
@@ -37,7 +37,9 @@ pub mod triage_http;
 mod writer;
 
 pub use anomaly_stage::{load_models, save_models, ModelFiles};
+pub use incident_stage::{IncidentConfig, IncidentConfigError};
 pub use incident_stage::{IncidentSettings, TriageInput, TriageRequest};
+pub use process::{panic_message, Output, ProcessStats, Processor, SourceContext};
 pub use shutdown::Shutdown;
 
 use crate::alert::AlertBuilder;
@@ -60,7 +62,6 @@ use kafka::state::StateTopic;
 use kafka::KafkaSettings;
 use metrics::Metrics;
 use output::AlertOutput;
-use process::{ProcessStats, Processor, SourceContext};
 use sinks::{SinkConfig, SinkContext, SinkError, WebhookTasks};
 use sources::{Feed, Input, SourceConfig, SourceError};
 use std::collections::{BTreeMap, HashMap};

@@ -31,7 +31,7 @@ pub struct SourceContext {
 }
 
 /// The latest event time per silence watch index.
-pub type SeenTimes = Vec<(usize, chrono::DateTime<Utc>)>;
+pub(crate) type SeenTimes = Vec<(usize, chrono::DateTime<Utc>)>;
 
 /// What processing a record produced.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl std::ops::AddAssign for ProcessStats {
 }
 
 /// The counts per input (file path, `stdin`, or topic).
-pub type StatsByInput = std::collections::HashMap<String, ProcessStats>;
+pub(crate) type StatsByInput = std::collections::HashMap<String, ProcessStats>;
 
 /// Parses, detects and builds alerts.
 pub struct Processor {

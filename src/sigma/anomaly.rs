@@ -179,7 +179,11 @@ impl AnomalyJob {
 }
 
 /// Parses the `anomaly:` section of a document whose rule part is `rule`.
-pub fn parse_job(rule: SigmaRule, node: &Node, diags: &mut Vec<Diagnostic>) -> Option<AnomalyJob> {
+pub(crate) fn parse_job(
+    rule: SigmaRule,
+    node: &Node,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<AnomalyJob> {
     let Some(entries) = node.as_map() else {
         diags.push(Diagnostic::new(node.pos, "`anomaly` must be a mapping"));
         return None;

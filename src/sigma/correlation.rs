@@ -121,7 +121,7 @@ pub struct SigmaCorrelation {
 }
 
 /// Parses a correlation document (`meta` is the shared rule metadata).
-pub fn parse_correlation(
+pub(crate) fn parse_correlation(
     doc: &Node,
     meta: SigmaRuleMeta,
     diags: &mut Vec<Diagnostic>,

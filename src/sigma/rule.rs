@@ -201,7 +201,7 @@ pub enum Document {
 }
 
 /// Parses one YAML document into a rule. All problems found are returned, not just the first.
-pub fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document, Vec<Diagnostic>> {
+pub(crate) fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document, Vec<Diagnostic>> {
     if doc.as_map().is_none() {
         return Err(vec![Diagnostic::new(
             doc.pos,
@@ -596,7 +596,7 @@ fn parse_search(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<Vec<Sear
 
 /// A single selection map (`field|mods: values`, AND), as used outside rules
 /// (logsource mapping conditions).
-pub fn parse_selection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<SearchItem>> {
+pub(crate) fn parse_selection(node: &Node, diags: &mut Vec<Diagnostic>) -> Option<Vec<SearchItem>> {
     match node.as_map() {
         Some(entries) => parse_map(entries, diags),
         None => {

@@ -7,6 +7,6 @@ const NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
 ]);
 
 /// The UUID v5 of `key` in tocsin's namespace.
-pub fn stable_id(key: &str) -> String {
+pub(crate) fn stable_id(key: &str) -> String {
     uuid::Uuid::new_v5(&NAMESPACE, key.as_bytes()).to_string()
 }

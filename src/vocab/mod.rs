@@ -7,12 +7,12 @@
 //! - [`LogsourceTags`]: the logsource a source declares for its events;
 //! - [`text`]: escaping and shortening text shown to people.
 
-pub mod clock;
-pub mod id;
-pub mod logsource;
-pub mod severity;
-pub mod span;
-pub mod text;
+pub(crate) mod clock;
+pub(crate) mod id;
+pub(crate) mod logsource;
+pub(crate) mod severity;
+pub(crate) mod span;
+pub(crate) mod text;
 
 pub use clock::{Clock, ClockConfig, ClockMode};
 pub use logsource::LogsourceTags;

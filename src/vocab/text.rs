@@ -5,16 +5,16 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Longest value shown per field in an alert's summary, in characters.
-pub const MAX_VALUE_CHARS: usize = 120;
+pub(crate) const MAX_VALUE_CHARS: usize = 120;
 /// Most fields shown in an alert's summary.
-pub const MAX_SUMMARY_FIELDS: usize = 5;
+pub(crate) const MAX_SUMMARY_FIELDS: usize = 5;
 
 /// Appends `text` with control characters, line breaks, Unicode line
 /// separators and invisible formatting characters escaped, so the line
 /// stays one line and reads as what it says: a right-to-left override or a
 /// zero-width space in event data could otherwise make a line display
 /// differently from its bytes (as in "Trojan Source" attacks).
-pub fn escape_into(out: &mut String, text: &str) {
+pub(crate) fn escape_into(out: &mut String, text: &str) {
     for c in text.chars() {
         match c {
             '\n' => out.push_str("\\n"),
@@ -46,7 +46,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Shortens to at most `max` characters, marking the cut with `...`.
-pub fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+pub(crate) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use tocsin::detect::{load_engine, CompileOptions, Engine, Scratch};
-use tocsin::event::time::TimeOptions;
+use tocsin::event::TimeOptions;
 use tocsin::event::{InputFormat, Origin, Parser, Position};
 
 /// The `tocsin` binary, run from the project root, with no `TOCSIN_*`

@@ -13,7 +13,7 @@ use std::ops::Bound;
 
 /// How many consecutive non-business days are searched for the next business
 /// day before the calendar is given up on (about ten years).
-pub const MAX_NON_BUSINESS_RUN: u64 = 3660;
+pub(crate) const MAX_NON_BUSINESS_RUN: u64 = 3660;
 
 /// Monday-Friday business days in a time zone, minus holidays.
 #[derive(Debug, Clone, PartialEq, Eq)]

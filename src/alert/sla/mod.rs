@@ -58,7 +58,7 @@ mod calendar;
 #[cfg(test)]
 mod tests;
 
-pub use calendar::{BusinessCalendar, MAX_NON_BUSINESS_RUN};
+pub(crate) use calendar::BusinessCalendar;
 
 /// Wrong input to the SLA policy. Each message names the offending value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -340,7 +340,7 @@ impl SlaPolicy {
 }
 
 /// The `policy` value of an [`Sla`]: the config table the window came from.
-pub fn policy_name(alert_type: AlertType) -> &'static str {
+pub(crate) fn policy_name(alert_type: AlertType) -> &'static str {
     match alert_type {
         AlertType::StaticRule => "static_rule",
         AlertType::Anomaly => "anomaly",

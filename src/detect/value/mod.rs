@@ -27,7 +27,7 @@ pub type Placeholders = HashMap<String, Vec<String>>;
 
 /// A compiled search item.
 #[derive(Debug, Clone)]
-pub struct ItemMatcher {
+pub(crate) struct ItemMatcher {
     /// `None` for keyword items, which search every value of the event.
     field: Option<String>,
     test: ItemTest,
@@ -52,7 +52,10 @@ enum ItemTest {
 
 impl ItemMatcher {
     /// Compiles an item. Errors are messages; the caller adds the position.
-    pub fn compile(item: &SearchItem, placeholders: &Placeholders) -> Result<ItemMatcher, String> {
+    pub(crate) fn compile(
+        item: &SearchItem,
+        placeholders: &Placeholders,
+    ) -> Result<ItemMatcher, String> {
         let mods = &item.modifiers;
         let has = |m: Modifier| mods.contains(&m);
         let field = item.field.clone();
@@ -239,13 +242,13 @@ impl ItemMatcher {
     }
 
     /// The field this item reads (`None` for keywords).
-    pub fn field(&self) -> Option<&str> {
+    pub(crate) fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
 
     /// Every field the item reads: its own and those named by `fieldref`
     /// values. `None` for keyword items, which read every value.
-    pub fn reads(&self) -> Option<Vec<&str>> {
+    pub(crate) fn reads(&self) -> Option<Vec<&str>> {
         let mut fields = vec![self.field.as_deref()?];
         if let ItemTest::Values { preds, .. } = &self.test {
             fields.extend(preds.iter().filter_map(|p| match p {
@@ -262,7 +265,7 @@ impl ItemMatcher {
     /// existence, null). For `all`, any single value's literals are
     /// necessary: the most selective is taken. Numbers compare by value
     /// (`1` equals `1.0`), so their text is only required somewhere.
-    pub fn index_atoms(&self) -> Option<Vec<(Anchor, String)>> {
+    pub(crate) fn index_atoms(&self) -> Option<Vec<(Anchor, String)>> {
         let ItemTest::Values {
             preds, all, negate, ..
         } = &self.test
@@ -296,7 +299,7 @@ impl ItemMatcher {
 
     /// For a positive item of plain, case-insensitive exact strings: the
     /// field and its lowercased values (the logsource router's keys).
-    pub fn exact_values(&self) -> Option<(&str, Vec<&str>)> {
+    pub(crate) fn exact_values(&self) -> Option<(&str, Vec<&str>)> {
         let field = self.field.as_deref()?;
         let ItemTest::Values {
             preds,
@@ -318,7 +321,7 @@ impl ItemMatcher {
     }
 
     /// Evaluates the item on an event.
-    pub fn matches(&self, view: &EventView<'_>) -> bool {
+    pub(crate) fn matches(&self, view: &EventView<'_>) -> bool {
         match (&self.test, &self.field) {
             (ItemTest::Exists(want), Some(field)) => view.get(field).is_some() == *want,
             (ItemTest::IsNull, Some(field)) => matches!(view.get(field), None | Some(Value::Null)),

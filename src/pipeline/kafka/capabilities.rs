@@ -29,7 +29,7 @@ const MAX_RESPONSE: usize = 1 << 20;
 
 /// Fails, naming the missing APIs, when the first bootstrap broker that
 /// answers lacks Kafka transactions.
-pub fn check_transactions(properties: &[(String, String)]) -> Result<(), KafkaError> {
+pub(crate) fn check_transactions(properties: &[(String, String)]) -> Result<(), KafkaError> {
     let property = |key: &str| {
         properties
             .iter()

@@ -18,11 +18,11 @@ use crate::pipeline::sources::Barrier;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::Producer;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// Work up to a point in the input, ready to be made durable.
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     pub deliveries: Pending,
     /// Input handled so far (cumulative).
     pub progress: Progress,
@@ -44,7 +44,7 @@ fn save_snapshot(snapshot: Option<(std::path::PathBuf, Vec<u8>)>) {
 }
 
 /// The writer's side: decides when to checkpoint and hands checkpoints on.
-pub enum Checkpointer {
+pub(crate) enum Checkpointer {
     /// Files and stdin only: nothing to commit.
     Untracked,
     /// At-least-once: checkpoints go to the committer thread.
@@ -59,7 +59,7 @@ pub enum Checkpointer {
 
 impl Checkpointer {
     /// Makes everything up to `progress` durable (or hands it to the thread that will).
-    pub fn checkpoint(&self, cp: Checkpoint) -> Result<(), KafkaError> {
+    pub(crate) fn checkpoint(&self, cp: Checkpoint) -> Result<(), KafkaError> {
         match self {
             Checkpointer::Untracked => {
                 save_snapshot(cp.snapshot);
@@ -140,7 +140,7 @@ fn observe_commit(metrics: Option<&Metrics>, started: Instant, ok: bool) {
 }
 
 /// The at-least-once commit thread: acknowledgements first, offsets after.
-pub struct Committer {
+pub(crate) struct Committer {
     pub consumer: Option<Arc<KafkaConsumer>>,
     pub runtime: tokio::runtime::Handle,
     pub metrics: Option<Arc<Metrics>>,
@@ -148,7 +148,7 @@ pub struct Committer {
 
 impl Committer {
     /// Runs until the writer drops its sender. Blocking: run it on its own thread.
-    pub fn run(self, mut checkpoints: mpsc::Receiver<Checkpoint>) -> Result<(), KafkaError> {
+    pub(crate) fn run(self, mut checkpoints: mpsc::Receiver<Checkpoint>) -> Result<(), KafkaError> {
         let mut committed = Progress::default();
         while let Some(cp) = checkpoints.blocking_recv() {
             for delivery in cp.deliveries {
@@ -209,9 +209,4 @@ impl Committer {
             }
         }
     }
-}
-
-/// Whether a checkpoint is due: the interval passed, or the input ran dry.
-pub fn due(last: Instant, every: Duration, input_idle: bool) -> bool {
-    input_idle || last.elapsed() >= every
 }

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// The consumer type the pipeline uses.
-pub type KafkaConsumer = BaseConsumer<ConsumerHooks>;
+pub(crate) type KafkaConsumer = BaseConsumer<ConsumerHooks>;
 
 /// How long a revoke waits for in-flight work to be committed before it
 /// lets the partitions go anyway (the new owner may then repeat some alerts).
 const REVOKE_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Callbacks librdkafka makes on the consumer's thread.
-pub struct ConsumerHooks {
+pub(crate) struct ConsumerHooks {
     /// The pipeline's input, for rebalance barriers; `None` once the source
     /// has stopped (so closing the consumer never waits on a pipeline that
     /// is gone).
@@ -120,7 +120,7 @@ impl ConsumerHooks {
 }
 
 /// Creates the group consumer and subscribes it to `topics`.
-pub fn subscribe(
+pub(crate) fn subscribe(
     properties: &[(String, String)],
     topics: &[&str],
     exactly_once: bool,
@@ -168,7 +168,7 @@ pub fn subscribe(
 
 /// Polls records into the pipeline until shutdown. Runs on a blocking
 /// thread: librdkafka calls the rebalance hooks from inside `poll`.
-pub fn consume(
+pub(crate) fn consume(
     consumer: Arc<KafkaConsumer>,
     topics: HashMap<String, usize>,
     feed: mpsc::Sender<Feed>,

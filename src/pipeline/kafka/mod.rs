@@ -11,12 +11,12 @@
 //! sends a barrier down the pipeline and waits until everything before it is
 //! committed, so a partition changes owner with its work done.
 
-pub mod capabilities;
-pub mod commit;
+pub(crate) mod capabilities;
+pub(crate) mod commit;
 pub mod config;
-pub mod consumer;
-pub mod producer;
-pub mod progress;
+pub(crate) mod consumer;
+pub(crate) mod producer;
+pub(crate) mod progress;
 pub mod state;
 
 use rdkafka::config::RDKafkaLogLevel;

@@ -45,7 +45,7 @@ impl std::ops::Deref for KafkaProducer {
 }
 
 /// How long transactional calls may take before they count as failed.
-pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Kafka's default `max.message.bytes` for a topic.
 const KAFKA_DEFAULT_MAX_MESSAGE: usize = 1_048_588;
@@ -58,14 +58,14 @@ const RECORD_OVERHEAD: usize = 512;
 /// How large a record each topic takes: the topic's `max.message.bytes`,
 /// capped by the producer's own `message.max.bytes`.
 #[derive(Debug, Clone, Default)]
-pub struct RecordLimits {
+pub(crate) struct RecordLimits {
     by_topic: HashMap<String, usize>,
     /// For topics not asked about, and when the broker would not say.
     default: usize,
 }
 
 impl RecordLimits {
-    pub fn for_topic(&self, topic: &str) -> usize {
+    pub(crate) fn for_topic(&self, topic: &str) -> usize {
         self.by_topic.get(topic).copied().unwrap_or(self.default)
     }
 
@@ -82,7 +82,10 @@ impl RecordLimits {
 
 /// Asks the brokers for each topic's `max.message.bytes`. A topic the
 /// broker says nothing about gets Kafka's default.
-pub async fn record_limits(properties: &[(String, String)], topics: &[&str]) -> RecordLimits {
+pub(crate) async fn record_limits(
+    properties: &[(String, String)],
+    topics: &[&str],
+) -> RecordLimits {
     use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
     let producer_max = properties
         .iter()
@@ -200,7 +203,7 @@ pub(crate) fn fit<'a>(
 /// its first transaction.
 /// `limits` are the topics' record limits (see [`record_limits`]): records
 /// are cut to fit them, and batches are kept within the smallest.
-pub fn create(
+pub(crate) fn create(
     properties: &[(String, String)],
     transactional_id: Option<&str>,
     limits: RecordLimits,
@@ -276,7 +279,7 @@ fn enqueue(
 
 /// Queues a keyed record for a compacted state topic; no payload is a
 /// tombstone (the key is deleted at compaction).
-pub fn send_keyed(
+pub(crate) fn send_keyed(
     producer: &KafkaProducer,
     topic: &str,
     key: &str,
@@ -303,10 +306,10 @@ pub fn send_keyed(
 }
 
 /// Deliveries not yet known to be acknowledged.
-pub type Pending = Vec<DeliveryFuture>;
+pub(crate) type Pending = Vec<DeliveryFuture>;
 
 /// Queues a record (key optional); its delivery joins `pending`.
-pub fn send(
+pub(crate) fn send(
     producer: &KafkaProducer,
     topic: &str,
     key: Option<&[u8]>,

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 /// Keyed by topic first so that the per-record lookups borrow the topic
 /// name instead of allocating one (this runs for every consumed record).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Progress {
+pub(crate) struct Progress {
     next: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
 impl Progress {
     /// Notes that the record at `origin` has been handled.
-    pub fn advance(&mut self, origin: &Origin) {
+    pub(crate) fn advance(&mut self, origin: &Origin) {
         if let Position::Offset { partition, offset } = origin.position {
             self.advance_to(&origin.source, partition, offset + 1);
         }
@@ -32,7 +32,7 @@ impl Progress {
     }
 
     /// Takes in everything `other` has handled.
-    pub fn merge(&mut self, other: &Progress) {
+    pub(crate) fn merge(&mut self, other: &Progress) {
         for (topic, partition, next) in other.iter() {
             self.advance_to(topic, partition, next);
         }
@@ -43,7 +43,7 @@ impl Progress {
     }
 
     /// Whether the record at `origin` is before these positions (already handled).
-    pub fn covers(&self, origin: &Origin) -> bool {
+    pub(crate) fn covers(&self, origin: &Origin) -> bool {
         match origin.position {
             Position::Offset { partition, offset } => self
                 .get(&origin.source, partition)
@@ -53,11 +53,11 @@ impl Progress {
     }
 
     /// Positions as saved in a snapshot.
-    pub fn to_vec(&self) -> Vec<(String, i32, i64)> {
+    pub(crate) fn to_vec(&self) -> Vec<(String, i32, i64)> {
         self.iter().map(|(t, p, n)| (t.to_string(), p, n)).collect()
     }
 
-    pub fn from_vec(positions: Vec<(String, i32, i64)>) -> Progress {
+    pub(crate) fn from_vec(positions: Vec<(String, i32, i64)>) -> Progress {
         let mut progress = Progress::default();
         for (topic, partition, next) in positions {
             progress.advance_to(&topic, partition, next);
@@ -65,12 +65,12 @@ impl Progress {
         progress
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.next.is_empty()
     }
 
     /// The partitions where `self` is ahead of `committed`.
-    pub fn ahead_of(&self, committed: &Progress) -> Progress {
+    pub(crate) fn ahead_of(&self, committed: &Progress) -> Progress {
         let mut ahead = Progress::default();
         for (topic, partition, next) in self.iter() {
             if committed.get(topic, partition).is_none_or(|c| c < next) {
@@ -81,7 +81,7 @@ impl Progress {
     }
 
     /// The offsets to commit, restricted to partitions `keep` accepts.
-    pub fn to_list(&self, mut keep: impl FnMut(&str, i32) -> bool) -> TopicPartitionList {
+    pub(crate) fn to_list(&self, mut keep: impl FnMut(&str, i32) -> bool) -> TopicPartitionList {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in self.iter() {
             if keep(topic, partition) {
@@ -92,7 +92,7 @@ impl Progress {
         list
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, i32, i64)> {
         self.next
             .iter()
             .flat_map(|(t, ps)| ps.iter().map(move |(p, n)| (t.as_str(), *p, *n)))
