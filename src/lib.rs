@@ -1,3 +1,4 @@
+#![warn(missing_docs, unreachable_pub)]
 //! tocsin: a streaming SIEM alert engine for Sigma rules.
 //!
 //! Data flows one way: `pipeline` sources -> `event` parsing -> `detect`

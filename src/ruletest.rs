@@ -25,9 +25,15 @@ use std::path::{Path, PathBuf};
 /// The outcome of one case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {
+    /// The test file.
     pub file: PathBuf,
+    /// 1-based line of the case, or of a problem with the file (0 when the
+    /// file cannot be read).
     pub line: usize,
+    /// The id of the rule under test; empty when none could be read.
     pub rule: String,
+    /// The case's `name` (`case at line N` without one), or `<file>` for a
+    /// problem with the whole file or document.
     pub name: String,
     /// `None` when the case passed, else what went wrong.
     pub failure: Option<String>,

@@ -20,12 +20,18 @@ pub use suppress::{SuppressionConfig, SuppressionPolicy};
 /// The rule an alert came from.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RuleRef {
+    /// The rule's `id` (a UUID for Sigma rules).
     pub id: String,
+    /// The rule's `title`.
     pub title: String,
+    /// The severity the alert is raised at, as a key (`high`): the Sigma `level`
+    /// (medium when unset), or for an anomaly the band its score falls in.
     pub level: String,
+    /// The rule's Sigma `tags`, as written.
     pub tags: Vec<String>,
     /// ATT&CK technique ids from the tags, e.g. `T1110.001`.
     pub attack: Vec<String>,
+    /// The rule's `references` (URLs to background reading).
     pub references: Vec<String>,
 }
 
@@ -34,21 +40,31 @@ pub struct RuleRef {
 pub struct Alert {
     /// Stable: derived from rule and event content, so a replay yields the same id.
     pub id: String,
+    /// `STATIC RULE` or `ANOMALY DETECTED`.
     #[serde(rename = "type")]
     pub alert_type: AlertType,
+    /// `low` to `critical`: the Sigma `level` (`informational` only with
+    /// `alert.informational = true`), or the band of an anomaly's score.
     pub severity: Severity,
     /// Anomaly score 0-100; absent for static rules.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub score: Option<f64>,
+    /// The rule or anomaly job that raised it.
     pub rule: RuleRef,
     /// The alert text line.
     pub message: String,
+    /// The link in the line, from `alert.link_template`.
     pub link: String,
+    /// The triage deadline: policy, window and `due_at`.
     pub sla: Sla,
+    /// When it happened: from the event (configurable field and format), else
+    /// when it was read.
     pub event_time: DateTime<Utc>,
+    /// When tocsin matched it; the SLA clock starts here.
     pub detected_at: DateTime<Utc>,
     /// The original event: the JSON object, or `{raw, fields}` for text.
     pub event: Value,
+    /// Where the event was read: file and line, or Kafka topic, partition and offset.
     pub source: Origin,
     /// The group this alert is about: a correlation's group-by values, or a
     /// detection rule's suppression `by` fields.
@@ -65,7 +81,9 @@ pub struct Alert {
 /// The suppression summary of an update record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suppressed {
+    /// How many similar alerts were held back in the window.
     pub count: u64,
+    /// Event time of the last of them.
     pub last_seen: DateTime<Utc>,
 }
 
@@ -97,26 +115,36 @@ impl RuleRef {
 /// is policy: the link, the SLA, the text line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
+    /// `STATIC RULE` or `ANOMALY DETECTED`.
     pub alert_type: AlertType,
+    /// The severity the alert is raised at.
     pub severity: Severity,
     /// The anomaly score (anomalies only).
     pub score: Option<f64>,
+    /// The rule or anomaly job it comes from.
     pub rule: RuleRef,
     /// Stable: the same draft from a replay has the same id.
     pub id: String,
     /// The message of the line, before the link.
     pub text: String,
+    /// When it happened, in event time; the alert's `event_time`.
     pub event_time: DateTime<Utc>,
+    /// When it was detected; the SLA clock starts here.
     pub detected_at: DateTime<Utc>,
     /// The evidence: the original event, or what the producer measured.
     pub event: Value,
+    /// Where the evidence was read; the alert's `source`.
     pub source: Origin,
+    /// The group the alert is about (correlation group-by values, suppression `by`
+    /// fields, an anomaly's entity); `None` when it has none.
     pub group: Option<BTreeMap<String, String>>,
     /// The id of an alert this record closes.
     pub resolves: Option<String>,
 }
 
 impl AlertBuilder {
+    /// A builder with the `[alert]` settings and the SLA policy, grouping
+    /// nothing until [`AlertBuilder::with_suppression`].
     pub fn new(config: AlertConfig, sla: SlaPolicy) -> Self {
         AlertBuilder {
             config,

@@ -58,6 +58,8 @@ pub struct SuppressionPolicy {
 }
 
 impl SuppressionPolicy {
+    /// Compiles the `[suppression]` section; fails on a window that is not a
+    /// number and a unit (`30s`, `5m`, `1h`, `1d`).
     pub fn from_config(cfg: &SuppressionConfig) -> Result<Self, SuppressionError> {
         let global = parse_window(&cfg.window)?;
         let mut rules = HashMap::new();

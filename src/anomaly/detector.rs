@@ -32,16 +32,21 @@ const POPULATION_MIN: usize = 30;
 /// A scored bucket that the job's anomaly rule turned into an alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Anomaly {
+    /// Index of the job in its [`AnomalySet`].
     pub job: usize,
     /// Entity field names and values.
     pub entity: Vec<(String, String)>,
+    /// Start of the scored bucket, aligned to the epoch.
     pub bucket_start: DateTime<Utc>,
+    /// End of the scored bucket: its start plus the job's `bucket_span`.
     pub bucket_end: DateTime<Utc>,
     /// 0-100, normalized against the job's history.
     pub score: f64,
     /// The model's raw output: -log10 of the tail probability.
     pub surprise: f64,
+    /// The bucket's measured value; for `rare`, the rarest value seen.
     pub actual: Measure,
+    /// What the baseline expects; for `rare`, the most frequent value.
     pub typical: Measure,
     /// `entity` or `population`: which baseline scored it.
     pub baseline: &'static str,
@@ -143,6 +148,7 @@ pub struct Detector {
 }
 
 impl Detector {
+    /// A detector for every job of `set`, with empty buckets and no baselines.
     pub fn new(set: Arc<AnomalySet>) -> Self {
         let jobs = set
             .jobs()
@@ -165,10 +171,12 @@ impl Detector {
         }
     }
 
+    /// The jobs this detector runs.
     pub fn set(&self) -> &Arc<AnomalySet> {
         &self.set
     }
 
+    /// True when there is no job to run.
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }

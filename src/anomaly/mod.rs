@@ -46,6 +46,7 @@ pub struct AnomalySet {
 /// One job match, on its way to the job's bucket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
+    /// Index of the job in its [`AnomalySet`].
     pub job: usize,
     /// The event also matched the ratio numerator.
     pub numerator: bool,
@@ -53,6 +54,7 @@ pub struct Sample {
     pub entity: Box<str>,
     /// The job's `field` as text, for functions that read one.
     pub value: Option<String>,
+    /// The event's time, which picks the bucket.
     pub time: DateTime<Utc>,
     /// Where the event came from; the alert points at the bucket's last one.
     pub origin: crate::event::Origin,
@@ -62,7 +64,9 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Measure {
+    /// A measured number: a count, sum, mean or share.
     Number(f64),
+    /// A field value, for `rare`.
     Text(String),
 }
 
@@ -136,18 +140,22 @@ impl AnomalySet {
         })
     }
 
+    /// True when no job is loaded.
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
 
+    /// How many jobs are loaded.
     pub fn len(&self) -> usize {
         self.jobs.len()
     }
 
+    /// Every job, indexed as [`Sample::job`] numbers them.
     pub fn jobs(&self) -> &[Arc<AnomalyJob>] {
         &self.jobs
     }
 
+    /// The job at index `job`; None past the end.
     pub fn get(&self, job: usize) -> Option<&Arc<AnomalyJob>> {
         self.jobs.get(job)
     }

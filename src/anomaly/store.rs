@@ -19,24 +19,46 @@ const FORMAT: &str = "tocsin-anomaly-model";
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The file exists but could not be read.
     #[error("{path}: cannot read: {source}")]
     Read {
+        /// The model file.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// The directory or the file could not be written.
     #[error("{path}: cannot write: {source}")]
     Write {
+        /// The model file.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// Not JSON, not a tocsin model, or not the expected shape.
     #[error("{path}: not a tocsin model file (corrupt or truncated?): {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The model file.
+        path: PathBuf,
+        /// What did not parse.
+        reason: String,
+    },
+    /// A model of another format version than [`MODEL_VERSION`].
     #[error("{path}: model format version {found}, this tocsin reads version {MODEL_VERSION}")]
-    Version { path: PathBuf, found: u32 },
+    Version {
+        /// The model file.
+        path: PathBuf,
+        /// The version the file says it is.
+        found: u32,
+    },
+    /// Trained for another job id or other analysis settings.
     #[error("{path}: trained for {found}, but the job is now {expected}")]
     Incompatible {
+        /// The model file.
         path: PathBuf,
+        /// The job id and analysis the file was trained for.
         found: String,
+        /// The job id and analysis of the job as loaded now.
         expected: String,
     },
 }

@@ -19,12 +19,16 @@ use std::sync::Arc;
 /// Why a configuration cannot become a pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
+    /// A problem in the logsource mapping file (`engine.logsource_map`).
     #[error(transparent)]
     Mapping(#[from] MappingError),
+    /// An unusable `[sla]` setting, such as an unknown time zone.
     #[error("configuration: {0}")]
     Sla(#[from] crate::alert::sla::SlaError),
+    /// A suppression window that does not parse.
     #[error(transparent)]
     Suppression(#[from] SuppressionError),
+    /// Invalid `[incident]` escalation levels or silence watches.
     #[error("configuration: {0}")]
     Incident(#[from] IncidentConfigError),
 }
@@ -32,8 +36,11 @@ pub enum AssembleError {
 /// Detection rules, filters, correlation rules and anomaly jobs, compiled
 /// together, with what loading them found.
 pub struct RuleSet {
+    /// The detection rules and filters, compiled, with the logsource router.
     pub engine: Engine,
+    /// The correlation rules, resolved against the engine's rules.
     pub correlations: CorrelationSet,
+    /// The anomaly jobs, resolved against the engine's rules.
     pub anomalies: AnomalySet,
     /// Files read, rules loaded and rejected, and every problem at
     /// `file:line:col`.

@@ -61,28 +61,54 @@ pub enum ConfigError {
     /// TOML syntax, an unknown key, a value of the wrong type or form.
     #[error("configuration: {0}")]
     Load(#[from] config::ConfigError),
+    /// The configuration file cannot be read.
     #[error("configuration: {}: {source}", path.display())]
     Read {
+        /// The file given with `--config`.
         path: PathBuf,
+        /// Why it cannot be read.
         #[source]
         source: std::io::Error,
     },
+    /// A span that must be positive is zero: it would mean a busy loop, or a
+    /// timeout that is always over.
     #[error("configuration: {key} must be longer than zero")]
-    Zero { key: &'static str },
+    Zero {
+        /// The key, e.g. `delivery.commit_interval`.
+        key: &'static str,
+    },
+    /// A size or count that must be at least 1 is 0.
     #[error("configuration: {key} must be at least 1")]
-    NoCapacity { key: &'static str },
+    NoCapacity {
+        /// The key, e.g. `engine.channel_capacity`.
+        key: &'static str,
+    },
+    /// `log.level` is neither a level nor a `tracing` filter; holds the value.
     #[error("configuration: log.level `{0}` is not a level (error, warn, info, debug, trace) or a filter such as `tocsin=debug`")]
     LogLevel(String),
+    /// A webhook sink's settings are invalid (unknown `min_severity`, bad `url`).
     #[error("configuration: {0}")]
     Webhook(#[from] WebhookError),
+    /// Invalid `[incident]` escalation levels or silence watches.
     #[error("configuration: {0}")]
     Incident(#[from] IncidentConfigError),
+    /// An escalation level's destination is `webhook:<name>` and no webhook sink
+    /// has that name.
     #[error("configuration: incident.escalation `{level}`: no webhook sink named `{webhook}`")]
-    UnknownWebhook { level: String, webhook: String },
+    UnknownWebhook {
+        /// The escalation level's name.
+        level: String,
+        /// The webhook sink name it asks for.
+        webhook: String,
+    },
+    /// `clock.mode = "simulated"` without `clock.start`.
     #[error("configuration: clock.mode = \"simulated\" needs clock.start (an RFC 3339 time)")]
     SimulatedClockWithoutStart,
+    /// Kafka is used (a source, sink, dead-letter or state topic) but `[kafka]`
+    /// has no `bootstrap.servers`.
     #[error("configuration: Kafka sources or sinks are configured but [kafka] has no \"bootstrap.servers\"")]
     NoBrokers,
+    /// `delivery.mode = "exactly-once"` without a Kafka source.
     #[error("configuration: delivery.mode = \"exactly-once\" needs Kafka sources")]
     ExactlyOnceWithoutKafka,
 }
@@ -91,19 +117,30 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// `[engine]`: rules, logsource mapping, channel capacity, workers, record size.
     pub engine: EngineConfig,
+    /// `[[sources]]`: where events are read. Empty: `tocsin run` without
+    /// `--config` reads the demo samples.
     pub sources: Vec<SourceConfig>,
+    /// `[[sinks]]`: where alerts go. Empty: text lines on stdout.
     pub sinks: Vec<SinkConfig>,
+    /// `[dead_letter]`: where records that cannot be used go (stderr by default).
     pub dead_letter: DeadLetterConfig,
+    /// `[alert]`: the link template and whether informational rules alert.
     pub alert: AlertConfig,
+    /// `[sla]`: triage windows per severity, time zone and holidays.
     pub sla: SlaConfig,
     /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/triage`).
     pub metrics: ListenerConfig,
+    /// `[log]`: log format and level (human, info by default).
     pub log: LogConfig,
     /// Values for `expand` placeholders: `Administrators = ["admin*", "root"]`.
     pub placeholders: HashMap<String, Vec<String>>,
+    /// `[correlation]`: group limit, lateness, idle sources and window snapshots.
     pub correlation: CorrelationConfig,
+    /// `[anomaly]`: where anomaly baselines are loaded and saved, and how often.
     pub anomaly: AnomalyConfig,
+    /// `[suppression]`: one alert per rule and group within a window (off by default).
     pub suppression: SuppressionConfig,
     /// librdkafka properties, passed through verbatim to the consumer and the
     /// producer (`"bootstrap.servers"`, TLS, SASL, timeouts). From the
@@ -123,8 +160,10 @@ pub struct Config {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// Plain text for people (the default).
     #[default]
     Human,
+    /// One JSON object per line, for log shippers.
     Json,
 }
 
@@ -132,6 +171,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
+    /// `human` (the default) or `json`.
     pub format: LogFormat,
     /// A `tracing` filter, e.g. `info` or `tocsin=debug`.
     pub level: String,

@@ -161,14 +161,18 @@ impl CorrelationSet {
         (set, problems)
     }
 
+    /// How many correlations compiled.
     pub fn len(&self) -> usize {
         self.correlations.len()
     }
 
+    /// True when no correlation compiled.
     pub fn is_empty(&self) -> bool {
         self.correlations.is_empty()
     }
 
+    /// The correlation at index `i`, as observations and firings number them; None
+    /// past the end.
     pub fn get(&self, i: usize) -> Option<&CompiledCorrelation> {
         self.correlations.get(i)
     }

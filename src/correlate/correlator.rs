@@ -47,10 +47,13 @@ pub struct Correlator {
 }
 
 impl Correlator {
+    /// A correlator with no open windows, capped at [`DEFAULT_MAX_GROUPS`] groups.
     pub fn new(set: std::sync::Arc<CorrelationSet>) -> Self {
         Self::with_max_groups(set, DEFAULT_MAX_GROUPS)
     }
 
+    /// A correlator with no open windows, capped at `max_groups` groups (at least
+    /// 1); past the cap, the group that expires first is evicted.
     pub fn with_max_groups(set: std::sync::Arc<CorrelationSet>, max_groups: usize) -> Self {
         Correlator {
             set,

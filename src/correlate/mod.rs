@@ -52,7 +52,9 @@ enum Input {
 /// One correlation, resolved against the loaded rules.
 #[derive(Debug, Clone)]
 pub struct CompiledCorrelation {
+    /// The correlation rule as parsed.
     pub rule: SigmaCorrelation,
+    /// The file the rule was read from.
     pub file: std::path::PathBuf,
     inputs: Vec<Input>,
     /// Per input: the field read for each group-by name (aliases applied).
@@ -75,9 +77,13 @@ pub struct CorrelationSet {
 /// A rule match offered to one correlation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Observation {
+    /// Index of the correlation in its [`CorrelationSet`].
     pub correlation: usize,
+    /// The group key: the values of the group-by fields, in `group-by` order.
     pub group: Vec<String>,
+    /// The match's time, input, condition-field value and evidence id.
     pub entry: Entry,
+    /// Where the matching event was read.
     pub origin: Origin,
 }
 
@@ -101,14 +107,20 @@ struct GroupState {
 /// A correlation whose condition held.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Firing {
+    /// Index of the correlation in its [`CorrelationSet`].
     pub correlation: usize,
     /// Group-by names and values.
     pub group: Vec<(String, String)>,
     /// The measured count, distinct count, sum, average or share.
     pub value: f64,
+    /// How many entries were in the window when it fired.
     pub events: usize,
+    /// Event time of the oldest entry in the window.
     pub first: DateTime<Utc>,
+    /// Event time of the newest entry in the window.
     pub last: DateTime<Utc>,
+    /// Ids of the contributing alerts or correlations, most recent last; at most
+    /// [`MAX_EVIDENCE`].
     pub evidence: Vec<String>,
     /// Where the last contributing event came from.
     pub origin: Origin,

@@ -14,26 +14,45 @@ use std::path::{Path, PathBuf};
 /// Bumped when the layout changes; other versions are refused, not guessed at.
 pub(crate) const SNAPSHOT_VERSION: u32 = 1;
 
+/// The saved correlation state and the input positions it reflects.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
+    /// The layout version; only the current one is read.
     pub version: u32,
     /// Next offset per (topic, partition) the state reflects.
     pub positions: Vec<(String, i32, i64)>,
+    /// The correlator's open windows.
     pub correlation: CorrelatorState,
 }
 
+/// Why a snapshot could not be saved or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// Reading or writing the file failed.
     #[error("correlation snapshot {path}: {source}")]
     Io {
+        /// The snapshot file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The content is not a snapshot (not JSON, or not the expected shape).
     #[error("correlation snapshot {path}: not a snapshot: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    Corrupt {
+        /// Where the snapshot came from.
+        path: PathBuf,
+        /// The decoder's complaint.
+        message: String,
+    },
+    /// A snapshot of another layout version, refused rather than guessed at.
     #[error("correlation snapshot {path}: version {found}, this tocsin reads version {SNAPSHOT_VERSION}")]
-    Version { path: PathBuf, found: u32 },
+    Version {
+        /// Where the snapshot came from.
+        path: PathBuf,
+        /// The version the snapshot says it is.
+        found: u32,
+    },
 }
 
 /// Writes `bytes` (a serialised [`Snapshot`]) to `path`, atomically.

@@ -22,8 +22,11 @@ pub(crate) const BUILTIN_MAPPING: &str = include_str!("../event/logsources.yml")
 /// A problem in a mapping file.
 #[derive(Debug, Clone, thiserror::Error)]
 pub struct MappingError {
+    /// The mapping file's path, or `<built-in logsources.yml>`.
     pub file: String,
+    /// Where in the file; `0:0` when the problem is the whole file.
     pub pos: Pos,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -136,6 +139,8 @@ impl LogsourceRouter {
         LogsourceRouter::from_yaml(&text, &path.display().to_string())
     }
 
+    /// Reads a mapping from YAML text; `file` names it in errors. The first
+    /// document must hold a `logsources` list.
     pub fn from_yaml(text: &str, file: &str) -> Result<LogsourceRouter, MappingError> {
         let err = |pos: Pos, message: String| MappingError {
             file: file.to_string(),
@@ -224,10 +229,12 @@ impl LogsourceRouter {
         true
     }
 
+    /// How many entries the mapping has.
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True for a mapping without entries.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -32,6 +32,7 @@ pub struct EventView<'a> {
 }
 
 impl<'a> EventView<'a> {
+    /// Views `event` with `aliases`: `(Sigma name, field in the event)` pairs.
     pub fn new(event: &'a Event, aliases: &'a [(&'a str, &'a str)]) -> Self {
         EventView { event, aliases }
     }
@@ -117,7 +118,9 @@ impl CompiledDetection {
 /// One rule ready to run.
 #[derive(Debug, Clone)]
 pub struct CompiledRule {
+    /// The rule as parsed.
     pub rule: Arc<crate::sigma::SigmaRule>,
+    /// The file the rule was read from.
     pub file: std::path::PathBuf,
     detection: CompiledDetection,
     /// Sigma filters naming this rule: a match of any of them vetoes the rule.
@@ -160,6 +163,7 @@ struct RuleGroup {
 /// Options for compiling rules.
 #[derive(Debug, Clone, Default)]
 pub struct CompileOptions {
+    /// Values of the `%name%` placeholders that `expand` replaces, by name.
     pub placeholders: Placeholders,
     /// Limits on rule files (size, nesting, values).
     pub limits: crate::sigma::RuleLimits,
@@ -263,10 +267,12 @@ impl Engine {
         (engine, problems)
     }
 
+    /// The compiled rules, in load order; [`Engine::evaluate`] returns indices into it.
     pub fn rules(&self) -> &[CompiledRule] {
         &self.rules
     }
 
+    /// The logsource mapping events are routed with.
     pub fn router(&self) -> &LogsourceRouter {
         &self.router
     }
@@ -380,7 +386,9 @@ impl Engine {
 /// What loading rules for an engine found.
 #[derive(Debug, Default)]
 pub struct RuleLoadSummary {
+    /// Rule files read or tried.
     pub files: usize,
+    /// Rules compiled, the detections of anomaly jobs included.
     pub loaded: usize,
     /// Rule documents rejected by the parser or the compiler.
     pub rejected: usize,

@@ -25,6 +25,7 @@ pub use time::TimeOptions;
 pub struct Origin {
     /// The source's name: a file path, `stdin`, or a Kafka topic.
     pub source: String,
+    /// Where in the source: a line, or a Kafka partition and offset.
     #[serde(flatten)]
     pub position: Position,
 }
@@ -34,9 +35,17 @@ pub struct Origin {
 #[serde(untagged)]
 pub enum Position {
     /// 1-based line number in a file or stream.
-    Line { line: u64 },
+    Line {
+        /// The line number, counting from 1.
+        line: u64,
+    },
     /// A Kafka record.
-    Offset { partition: i32, offset: i64 },
+    Offset {
+        /// The topic partition.
+        partition: i32,
+        /// The record's offset within the partition.
+        offset: i64,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -66,13 +75,17 @@ pub enum Original {
 /// One parsed event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The fields, under Sigma names; [`Event::get`] also reaches nested ones.
     pub fields: Map<String, Value>,
+    /// The input format the record was parsed as.
     pub format: InputFormat,
     /// When it happened: from the event if it says, else when it was read.
     pub time: DateTime<Utc>,
     /// Whether `time` came from the event itself.
     pub time_from_event: bool,
+    /// The record as it arrived, kept for alert evidence.
     pub original: Original,
+    /// Where the record was read.
     pub origin: Origin,
 }
 

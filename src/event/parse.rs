@@ -36,6 +36,7 @@ impl InputFormat {
         InputFormat::EvtxJson,
     ];
 
+    /// The format's name in configuration and on the command line (`access-log`).
     pub fn name(self) -> &'static str {
         match self {
             InputFormat::Json => "json",
@@ -46,6 +47,7 @@ impl InputFormat {
         }
     }
 
+    /// The format a name stands for, `auto` included; None for an unknown name.
     pub fn from_name(name: &str) -> Option<InputFormat> {
         InputFormat::ALL
             .into_iter()
@@ -64,18 +66,23 @@ impl std::fmt::Display for InputFormat {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{format}: {reason}")]
 pub struct ParseError {
+    /// The format that refused the record (`auto` when no format took it).
     pub format: &'static str,
+    /// What was wrong with the record.
     pub reason: String,
 }
 
 /// A configured parser.
 #[derive(Debug, Clone, Default)]
 pub struct Parser {
+    /// The format the source is configured with.
     pub format: InputFormat,
+    /// How event times are read.
     pub time: TimeOptions,
 }
 
 impl Parser {
+    /// A parser for `format`, reading times as `time` says.
     pub fn new(format: InputFormat, time: TimeOptions) -> Self {
         Parser { format, time }
     }

@@ -118,6 +118,7 @@ impl Level {
 /// The configured levels, in order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EscalationPolicy {
+    /// The compiled levels, in configuration order (names are unique).
     pub levels: Vec<Level>,
 }
 
@@ -154,6 +155,7 @@ impl EscalationPolicy {
         Ok(EscalationPolicy { levels })
     }
 
+    /// The level named `name`, if configured.
     pub fn level(&self, name: &str) -> Option<&Level> {
         self.levels.iter().find(|l| l.name == name)
     }
@@ -196,19 +198,29 @@ pub struct Escalation {
     /// Always `escalation`, so consumers of a shared topic can tell records apart.
     #[serde(rename = "type")]
     pub record_type: String,
+    /// The id of the alert that escalated.
     pub alert_id: String,
+    /// The level reached, by name.
     pub level: String,
+    /// The alert's severity.
     pub severity: Severity,
+    /// The id of the alert's rule.
     pub rule_id: String,
+    /// The title of the alert's rule.
     pub rule_title: String,
     /// The alert's status when it escalated (`open` or `acknowledged`).
     pub status: super::Status,
+    /// When the alert was detected.
     pub detected_at: DateTime<Utc>,
+    /// The alert's triage deadline.
     pub due_at: DateTime<Utc>,
+    /// When the escalation was emitted: the check that found the level due.
     pub escalated_at: DateTime<Utc>,
     /// Seconds past the deadline (negative for a reminder before it).
     pub overdue_seconds: i64,
+    /// Where the record goes: `alerts`, `escalations` or `webhook:<name>`.
     pub destination: String,
+    /// The alert's link.
     pub link: String,
     /// `SIEM ESCALATION -- <level> - [<severity>] <text> overdue since <due_at>. Check <link>`.
     pub message: String,
@@ -217,6 +229,7 @@ pub struct Escalation {
 }
 
 impl Escalation {
+    /// The record of `alert` reaching `level`, emitted at `now`.
     pub fn new(alert: &TrackedAlert, level: &Level, now: DateTime<Utc>) -> Escalation {
         Escalation {
             record_type: "escalation".into(),

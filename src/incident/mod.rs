@@ -26,13 +26,19 @@ pub use triage::{Status, TriageUpdate};
 /// and show its history. This is the record in the durable store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackedAlert {
+    /// The alert's `id`.
     pub id: String,
+    /// `STATIC RULE` or `ANOMALY DETECTED`.
     #[serde(rename = "type")]
     pub alert_type: AlertType,
+    /// The alert's severity; escalation levels and the report go by it.
     pub severity: Severity,
+    /// Anomaly score 0-100; absent for static rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
+    /// The id of the rule that raised it.
     pub rule_id: String,
+    /// The title of the rule that raised it.
     pub rule_title: String,
     /// The source the alert's events came from (topic, file, `tocsin` ...).
     pub source: String,
@@ -40,9 +46,13 @@ pub struct TrackedAlert {
     pub text: String,
     /// The alert line.
     pub message: String,
+    /// The alert's link.
     pub link: String,
+    /// When the alert was detected; the SLA clock started here.
     pub detected_at: DateTime<Utc>,
+    /// The triage deadline (the alert's `sla.due_at`).
     pub due_at: DateTime<Utc>,
+    /// Where the alert stands now; `open` until the first update.
     pub status: Status,
     /// Every accepted triage update, in order.
     #[serde(default)]
@@ -55,23 +65,33 @@ pub struct TrackedAlert {
     pub breached_at: Option<DateTime<Utc>>,
 }
 
+/// One accepted triage update, as kept in an alert's history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
+    /// The status the update set.
     pub status: Status,
+    /// Who made it: an analyst or tool, or `tocsin` when a silent source is back.
     pub by: String,
+    /// When it was made, as the update says.
     pub at: DateTime<Utc>,
+    /// The update's free-text note, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }
 
+/// One escalation level an alert reached.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EscalationEntry {
+    /// The level's name.
     pub level: String,
+    /// When it was emitted.
     pub at: DateTime<Utc>,
+    /// Where it went: `alerts`, `escalations` or `webhook:<name>`.
     pub destination: String,
 }
 
 impl TrackedAlert {
+    /// The record of a newly raised alert: `open`, no history, no escalations.
     pub fn from_alert(alert: &Alert) -> TrackedAlert {
         TrackedAlert {
             id: alert.id.clone(),
@@ -114,6 +134,7 @@ impl TrackedAlert {
             .map(|h| h.at)
     }
 
+    /// Whether the alert already reached the level named `level`.
     pub fn escalated(&self, level: &str) -> bool {
         self.escalations.iter().any(|e| e.level == level)
     }
@@ -137,24 +158,37 @@ fn line_text(line: &str) -> &str {
 /// Why a triage update was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
+    /// No tracked alert has this id (never raised, or pruned after closing).
     #[error("unknown alert id `{0}`")]
     UnknownAlert(String),
+    /// The process does not allow this status change (e.g. from a closed alert).
     #[error("alert `{id}` is {from}: it cannot become {to}")]
     BadTransition {
+        /// The alert's id.
         id: String,
+        /// Its current status.
         from: Status,
+        /// The status the update asked for.
         to: Status,
     },
+    /// The update's time is before the alert was detected.
     #[error("alert `{id}`: update time {at} is before the alert was raised ({detected_at})")]
     BeforeAlert {
+        /// The alert's id.
         id: String,
+        /// The update's time.
         at: DateTime<Utc>,
+        /// When the alert was detected.
         detected_at: DateTime<Utc>,
     },
+    /// The update's time is before the alert's previous update.
     #[error("alert `{id}`: update time {at} is before its previous update ({last})")]
     OutOfOrder {
+        /// The alert's id.
         id: String,
+        /// The update's time.
         at: DateTime<Utc>,
+        /// The time of the previous update.
         last: DateTime<Utc>,
     },
 }
@@ -173,11 +207,17 @@ impl Rejection {
 /// What an accepted update changed, in durations from the alert's detection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Milestones {
+    /// The alert's severity, for metric labels.
     pub severity: Severity,
+    /// The alert's rule id, to count false positives by rule.
     pub rule_id: String,
+    /// The status the update set.
     pub status: Status,
+    /// Time to first response, when this is the alert's first update.
     pub first_response: Option<chrono::Duration>,
+    /// Time to triage, when this is the first triage decision.
     pub triage: Option<chrono::Duration>,
+    /// Time to resolution, when this update closes the alert.
     pub resolution: Option<chrono::Duration>,
     /// The triage decision came after the deadline and no breach was counted yet.
     pub late_triage: bool,
@@ -186,6 +226,7 @@ pub struct Milestones {
 /// The outcome of an accepted update.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Applied {
+    /// The update was applied; what it changed.
     Changed(Milestones),
     /// The same update again (at-least-once delivery): nothing to do.
     Duplicate,
@@ -194,6 +235,7 @@ pub enum Applied {
 /// What became due at a tick.
 #[derive(Debug, Default)]
 pub struct Due {
+    /// Escalation records to emit, one per alert and level.
     pub escalations: Vec<Escalation>,
     /// Alerts whose deadline passed untriaged since the last tick.
     pub breaches: Vec<Severity>,
@@ -202,7 +244,9 @@ pub struct Due {
 /// A change to persist.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
+    /// Write this alert's record (new or changed).
     Put(Box<TrackedAlert>),
+    /// Delete the record of the alert with this id (pruned).
     Delete(String),
 }
 
@@ -220,6 +264,7 @@ pub struct Desk {
 }
 
 impl Desk {
+    /// An empty desk that escalates by `policy`.
     pub fn new(policy: EscalationPolicy) -> Desk {
         Desk {
             policy,
@@ -227,6 +272,7 @@ impl Desk {
         }
     }
 
+    /// The escalation policy the desk applies.
     pub fn policy(&self) -> &EscalationPolicy {
         &self.policy
     }
@@ -266,6 +312,7 @@ impl Desk {
         }
     }
 
+    /// The tracked alert with this id, if any.
     pub fn get(&self, id: &str) -> Option<&TrackedAlert> {
         self.alerts.get(id)
     }
@@ -433,6 +480,7 @@ pub enum SlaState {
 }
 
 impl SlaState {
+    /// Every state, in this order.
     pub const ALL: [SlaState; 4] = [
         SlaState::Pending,
         SlaState::Overdue,
@@ -450,6 +498,7 @@ impl SlaState {
         }
     }
 
+    /// The state's label in metrics: `pending`, `overdue`, `met` or `breached`.
     pub fn key(self) -> &'static str {
         match self {
             SlaState::Pending => "pending",

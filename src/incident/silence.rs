@@ -53,7 +53,9 @@ pub struct Watch {
     /// How the source is named in alerts: `source=auth.log`, `host=web-1`,
     /// `logsource=product:linux,service:sshd`.
     pub name: String,
+    /// No event for longer than this raises the silence alert.
     pub max_silence: Span,
+    /// Severity of the silence alert (`high` unless configured).
     pub severity: Severity,
 }
 

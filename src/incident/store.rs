@@ -10,11 +10,15 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// Why the alert-state journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file operation failed.
     #[error("alert state {path}: {source}")]
     Io {
+        /// The journal, or its `.tmp` copy while it is rewritten.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
@@ -119,6 +123,7 @@ impl Journal {
         ))
     }
 
+    /// Appends one line per change; durable only after [`Journal::sync`].
     pub fn write(&mut self, changes: &[Change]) -> Result<(), StoreError> {
         for change in changes {
             let line = match change {

@@ -13,15 +13,23 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// Raised; nobody has responded yet.
     Open,
+    /// Someone is on it: a first response, not a decision, so escalation goes on.
     Acknowledged,
+    /// Looked at and judged: a triage decision, like every later status, so
+    /// escalation stops.
     Triaged,
+    /// Not a threat; closes the alert.
     FalsePositive,
+    /// A real incident, still to be resolved.
     Incident,
+    /// Dealt with; closes the alert.
     Resolved,
 }
 
 impl Status {
+    /// Every status, from `open` to `resolved`.
     pub const ALL: [Status; 6] = [
         Status::Open,
         Status::Acknowledged,
@@ -31,6 +39,7 @@ impl Status {
         Status::Resolved,
     ];
 
+    /// The status as written in updates, records and metrics, e.g. `false_positive`.
     pub fn key(self) -> &'static str {
         match self {
             Status::Open => "open",
@@ -92,10 +101,15 @@ impl std::str::FromStr for Status {
 /// One triage update: `{alert_id, status, by, at, note}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriageUpdate {
+    /// The `id` of the alert it is about.
     pub alert_id: String,
+    /// The new status (`open` is refused).
     pub status: Status,
+    /// Who reports it: an analyst or tool (`parse` keeps 200 characters).
     pub by: String,
+    /// When it happened, as the sender says (RFC 3339), not when it arrived.
     pub at: DateTime<Utc>,
+    /// A free-text note (`parse` keeps 4000 characters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

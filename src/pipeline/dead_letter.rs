@@ -21,17 +21,26 @@ pub enum DeadLetterConfig {
     #[default]
     Stderr,
     /// JSON lines appended to a file.
-    File { path: PathBuf },
+    File {
+        /// The file (`path`); created if absent.
+        path: PathBuf,
+    },
     /// A Kafka topic: the original bytes as the value, the reason and the
     /// source topic, partition and offset in headers.
-    Kafka { topic: String },
+    Kafka {
+        /// The topic (`topic`); needs `[kafka]` configured.
+        topic: String,
+    },
 }
 
 /// A record that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetter {
+    /// Why the record could not be an event, cut to [`MAX_REASON_CHARS`].
     pub reason: String,
+    /// Where the record was read.
     pub source: Origin,
+    /// When the record was read (wall clock).
     pub received_at: DateTime<Utc>,
     /// The record as text (invalid UTF-8 replaced).
     pub payload: String,
@@ -50,12 +59,14 @@ pub struct DeadLetter {
 /// The size and SHA-256 of a record of which only a part is kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Whole {
+    /// The whole record's length in bytes.
     pub bytes: u64,
     /// Lowercase hex.
     pub sha256: String,
 }
 
 impl Whole {
+    /// From a length and a raw SHA-256 digest.
     pub fn of(bytes: u64, sha256: &[u8; 32]) -> Whole {
         Whole {
             bytes,
@@ -86,6 +97,9 @@ pub fn hex(bytes: &[u8]) -> String {
 pub const MAX_REASON_CHARS: usize = 1000;
 
 impl DeadLetter {
+    /// A dead letter for the record `bytes`, read from `source` at `received_at`.
+    /// The reason is cut to [`MAX_REASON_CHARS`]; the text payload loses its trailing
+    /// line end, and bytes that are not UTF-8 are also kept in base64.
     pub fn new(reason: String, source: Origin, received_at: DateTime<Utc>, bytes: &[u8]) -> Self {
         let reason = match crate::vocab::text::shorten(&reason, MAX_REASON_CHARS) {
             std::borrow::Cow::Borrowed(_) => reason,
@@ -123,6 +137,8 @@ enum Target {
 }
 
 impl DeadLetterSink {
+    /// Opens the destination `cfg` names; a file is created if absent and appended to.
+    /// Fails when the file cannot be opened, or a Kafka destination has no `producer`.
     pub fn open(
         cfg: &DeadLetterConfig,
         producer: Option<&Arc<KafkaProducer>>,
@@ -152,6 +168,7 @@ impl DeadLetterSink {
         }
     }
 
+    /// Writes one dead letter. To Kafka it is only queued: the delivery joins `pending`.
     pub fn write(&mut self, letter: &DeadLetter, pending: &mut Pending) -> Result<(), SinkError> {
         match &mut self.target {
             Target::Lines(w) => w.json_line(letter),
@@ -160,6 +177,7 @@ impl DeadLetterSink {
         }
     }
 
+    /// Writes out buffered lines. Kafka deliveries are awaited by the commit stage.
     pub fn flush(&mut self) -> Result<(), SinkError> {
         match &mut self.target {
             Target::Lines(w) => w.flush(),

@@ -26,13 +26,16 @@ struct Inner {
 /// Where a stage is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StageState {
+    /// Started and working.
     Running,
     /// Ended normally (its input ended).
     Finished,
+    /// Stopped on an error, with the error text. The process is then neither live nor ready.
     Failed(String),
 }
 
 impl Health {
+    /// A record with no stages and no rules loaded: not ready yet.
     pub fn new() -> Health {
         Health::default()
     }
@@ -50,18 +53,22 @@ impl Health {
         }
     }
 
+    /// Records that `stage` runs; stages are listed in the order they first report.
     pub fn running(&self, stage: &str) {
         self.set(stage, StageState::Running);
     }
 
+    /// Records that `stage` ended normally. The process stays live but is no longer ready.
     pub fn finished(&self, stage: &str) {
         self.set(stage, StageState::Finished);
     }
 
+    /// Records that `stage` failed with `error`: from now on neither live nor ready.
     pub fn failed(&self, stage: &str, error: impl Into<String>) {
         self.set(stage, StageState::Failed(error.into()));
     }
 
+    /// Records how many rules run; readiness needs at least one.
     pub fn set_rules_loaded(&self, n: usize) {
         self.0.rules_loaded.store(n as u64, Ordering::Relaxed);
     }

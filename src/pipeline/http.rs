@@ -13,6 +13,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListenerConfig {
+    /// Serve the listener (`enabled`, default true). Off: no `/metrics`, `/healthz`,
+    /// `/readyz` or `/triage`.
     pub enabled: bool,
     /// Address to listen on.
     pub listen: String,
@@ -41,6 +43,7 @@ impl Default for ListenerConfig {
 }
 
 impl ListenerConfig {
+    /// The limits in the form the listener takes.
     pub fn limits(&self) -> HttpLimits {
         HttpLimits {
             max_connections: self.max_connections,

@@ -62,8 +62,11 @@ impl Default for IncidentConfig {
 /// An `[incident]` section that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IncidentConfigError {
+    /// The `incident.escalation` levels are invalid; the text says why.
     #[error("incident.escalation: {0}")]
     Escalation(String),
+    /// An `incident.silence` entry is invalid; the text names it
+    /// (`incident.silence[i]`) and says why.
     #[error("{0}")]
     Silence(String),
 }
@@ -79,6 +82,7 @@ impl IncidentConfig {
         EscalationPolicy::compile(&levels).map_err(IncidentConfigError::Escalation)
     }
 
+    /// The compiled silence watches of `incident.silence`.
     pub fn watches(&self) -> Result<Vec<Watch>, IncidentConfigError> {
         crate::incident::silence::compile(&self.silence).map_err(IncidentConfigError::Silence)
     }
@@ -103,7 +107,9 @@ impl IncidentConfig {
 /// The incident configuration a pipeline runs with.
 #[derive(Debug, Clone)]
 pub struct IncidentSettings {
+    /// The escalation levels, compiled (the defaults when none are configured).
     pub policy: EscalationPolicy,
+    /// The silent-source watches, compiled.
     pub watches: Vec<Watch>,
     /// Local journal (used when there is no state topic, or no Kafka).
     pub state_file: Option<PathBuf>,
@@ -120,9 +126,13 @@ pub struct IncidentSettings {
 /// A triage update read from a source, with what a dead letter needs.
 #[derive(Debug, Clone)]
 pub struct TriageInput {
+    /// The update as parsed.
     pub update: TriageUpdate,
+    /// Where the update was read.
     pub origin: crate::event::Origin,
+    /// When the record was read (wall clock).
     pub received_at: chrono::DateTime<chrono::Utc>,
+    /// The record as read, for the dead letter if the update is rejected.
     pub payload: Vec<u8>,
 }
 

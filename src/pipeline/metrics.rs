@@ -9,46 +9,108 @@ use prometheus::{
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `tocsin_events_read_total`: records read, per source.
     pub events_read: IntCounterVec,
+    /// `tocsin_events_parsed_total`: records parsed into events, per source.
     pub events_parsed: IntCounterVec,
+    /// `tocsin_events_failed_total`: records that failed to parse and were dead-lettered,
+    /// per source.
     pub events_failed: IntCounterVec,
+    /// `tocsin_rule_matches_total`: rule matches, per rule id, rule title and level.
     pub rule_matches: IntCounterVec,
+    /// `tocsin_alerts_total`: alerts emitted, per alert type and severity.
     pub alerts: IntCounterVec,
+    /// `tocsin_detection_latency_seconds`: time from reading a record to handing its alerts
+    /// to the sinks, per source.
     pub detection_latency: HistogramVec,
+    /// `tocsin_rules_loaded`: rules compiled and running.
     pub rules_loaded: IntGauge,
+    /// `tocsin_rules_rejected`: rule documents rejected at load or compile time.
     pub rules_rejected: IntGauge,
+    /// `tocsin_correlation_groups`: correlation groups (rule and group key) with open windows.
     pub correlation_groups: IntGauge,
+    /// `tocsin_correlation_evictions_total`: correlation groups dropped because
+    /// `correlation.max_groups` was reached.
     pub correlation_evictions: prometheus::IntCounter,
+    /// `tocsin_correlation_late_events_total`: rule matches correlation dropped because they
+    /// arrived later than `correlation.allowed_lateness`.
     pub correlation_late_events: prometheus::IntCounter,
+    /// `tocsin_correlation_firings_total`: correlation rules whose condition held, per rule id.
     pub correlation_firings: IntCounterVec,
+    /// `tocsin_dead_letters_total`: records written to the dead-letter destination,
+    /// per destination.
     pub dead_letters: IntCounterVec,
+    /// `tocsin_in_flight_events`: records consumed from Kafka whose alerts are not yet handed
+    /// to the sinks.
     pub in_flight_events: IntGauge,
+    /// `tocsin_kafka_consumer_lag`: records behind the partition's high watermark, per topic and
+    /// partition, from librdkafka statistics.
     pub kafka_consumer_lag: IntGaugeVec,
+    /// `tocsin_kafka_commit_latency_seconds`: time to commit offsets, or the transaction in
+    /// exactly-once mode.
     pub kafka_commit_latency: Histogram,
+    /// `tocsin_kafka_commits_total`: offset or transaction commits, per result (`ok`, `error`).
     pub kafka_commits: IntCounterVec,
+    /// `tocsin_kafka_produce_errors_total`: records the broker did not acknowledge, per topic.
     pub kafka_produce_errors: IntCounterVec,
+    /// `tocsin_anomaly_score`: scores (0-100) of closed anomaly buckets, per job; its count is
+    /// the number of buckets scored.
     pub anomaly_scores: HistogramVec,
+    /// `tocsin_anomaly_training_seconds`: time to score a closed bucket and retrain the job's
+    /// baselines, per job.
     pub anomaly_training_seconds: HistogramVec,
+    /// `tocsin_anomaly_late_samples_total`: job matches dropped because their bucket had already
+    /// closed. A rising count means the job's latency is too low.
     pub anomaly_late_samples: prometheus::IntCounter,
+    /// `tocsin_anomaly_entities`: entities with a baseline, over all anomaly jobs.
     pub anomaly_entities: IntGauge,
+    /// `tocsin_incident_open_alerts`: alerts not yet closed, per severity and SLA state
+    /// (`pending`, `overdue`, `met`, `breached`).
     pub incident_open_alerts: IntGaugeVec,
+    /// `tocsin_incident_time_to_first_response_seconds`: detection to the first triage update of
+    /// any kind, per severity.
     pub incident_time_to_first_response: HistogramVec,
+    /// `tocsin_incident_time_to_triage_seconds`: detection to the first triage decision
+    /// (`triaged`, `false_positive`, `incident`, `resolved`), per severity.
     pub incident_time_to_triage: HistogramVec,
+    /// `tocsin_incident_time_to_resolution_seconds`: detection to `resolved` or `false_positive`,
+    /// per severity.
     pub incident_time_to_resolution: HistogramVec,
+    /// `tocsin_incident_sla_breaches_total`: alerts whose triage deadline passed without a triage
+    /// decision, per severity.
     pub incident_sla_breaches: IntCounterVec,
+    /// `tocsin_incident_escalations_total`: escalation records emitted, per level.
     pub incident_escalations: IntCounterVec,
+    /// `tocsin_incident_false_positives_total`: alerts triaged as `false_positive`, per rule id.
     pub incident_false_positives: IntCounterVec,
+    /// `tocsin_incident_triage_updates_total`: triage updates applied, per status.
     pub incident_triage_updates: IntCounterVec,
+    /// `tocsin_incident_triage_rejected_total`: triage updates dead-lettered, per reason
+    /// (`malformed`, `unknown_alert`, `bad_transition`, `bad_time`).
     pub incident_triage_rejected: IntCounterVec,
+    /// `tocsin_source_silent`: 1 while a watched log source has been silent longer than its
+    /// `max_silence`, else 0; per source.
     pub source_silent: IntGaugeVec,
+    /// `tocsin_webhook_messages_total`: lines handed to a webhook, per webhook and outcome
+    /// (`delivered`, `failed`, `dropped`).
     pub webhook_messages: IntCounterVec,
+    /// `tocsin_internal_errors_total`: panics contained for one record (in `detect` the record is
+    /// dead-lettered) or that stopped a stage, per stage.
     pub internal_errors: IntCounterVec,
+    /// `tocsin_limit_exceeded_total`: inputs refused for breaking a configured limit, per limit
+    /// (`max_record_bytes`, `http_body_bytes`, `http_connections`, ...).
     pub limit_exceeded: IntCounterVec,
+    /// `tocsin_input_errors_total`: inputs (files, stdin) that could not be opened or read to
+    /// their end, per source.
     pub input_errors: IntCounterVec,
+    /// `tocsin_records_cut_total`: records cut to fit their Kafka topic's size limit, per topic.
+    /// The headers carry the size and SHA-256 of the whole record.
     pub records_cut: IntCounterVec,
 }
 
 impl Metrics {
+    /// Creates every metric and registers it under the `tocsin_` prefix.
+    /// Fails only if a metric's name or labels are invalid or registered twice.
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("tocsin".into()), None)?;
         let counter =

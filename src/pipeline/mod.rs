@@ -75,12 +75,17 @@ use writer::{Processed, StateStore, Writer, Written, WEBHOOK_DRAIN};
 /// Errors that stop the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
+    /// An input could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// A sink could not be opened or written.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The Kafka consumer, producer or commit failed.
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaError),
+    /// Any other stage failure, such as a panic or a stopped detection worker;
+    /// the text says which stage and why.
     #[error("pipeline stage failed: {0}")]
     Stage(String),
 }
@@ -88,22 +93,29 @@ pub enum PipelineError {
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunStats {
+    /// The counts over all inputs.
     pub process: ProcessStats,
     /// The same counts per input (file path, `stdin`, topic), by name.
     pub inputs: BTreeMap<String, ProcessStats>,
     /// Inputs that could not be opened or read to their end; the others
     /// were read, and so were the lines of these before the failure.
     pub input_errors: Vec<String>,
+    /// Alerts written to the sinks after suppression, per severity: rule matches,
+    /// correlations and anomalies.
     pub alerts_by_severity: BTreeMap<Severity, u64>,
+    /// Records sent to the dead-letter destination.
     pub dead_letters: u64,
+    /// Wall-clock time of the whole run, draining and flushing included.
     pub elapsed: Duration,
 }
 
 impl RunStats {
+    /// All alerts written, over every severity.
     pub fn alerts(&self) -> u64 {
         self.alerts_by_severity.values().sum()
     }
 
+    /// Records processed per second of the run; 0 when no time elapsed.
     pub fn events_per_second(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
         if secs > 0.0 {
@@ -118,19 +130,26 @@ impl RunStats {
 /// correlation rules and anomaly jobs over their matches.
 #[derive(Debug, Clone)]
 pub struct Rules {
+    /// The compiled detection rules and filters, with the logsource router.
     pub engine: Arc<Engine>,
+    /// The correlation rules over the detection rules' matches.
     pub correlations: Arc<CorrelationSet>,
+    /// The anomaly jobs over the detection rules' matches.
     pub anomalies: Arc<AnomalySet>,
 }
 
 /// A configured pipeline, ready to run. Built by
 /// [`Pipeline::from_config`](crate::config::assemble).
 pub struct Pipeline {
+    /// What to detect.
     pub rules: Rules,
     /// Alert links, SLA and suppression.
     pub alerts: AlertBuilder,
+    /// Where records come from (`[[sources]]`).
     pub sources: Vec<SourceConfig>,
+    /// Where alerts go (`[[sinks]]`).
     pub sinks: Vec<SinkConfig>,
+    /// Where records that cannot be events go (`[dead_letter]`).
     pub dead_letter: DeadLetterConfig,
     /// Worker threads, channel capacity, record size limit.
     pub engine: EngineConfig,
@@ -145,6 +164,7 @@ pub struct Pipeline {
     pub clock: Clock,
     /// Alert lifecycle tracking (off: `None`).
     pub incident: Option<IncidentSettings>,
+    /// Where stages export Prometheus metrics; `None` exports nothing.
     pub metrics: Option<Arc<Metrics>>,
     /// Where stages report that they run, end or fail (`/healthz`, `/readyz`).
     pub health: Health,

@@ -20,7 +20,10 @@ use tokio::sync::mpsc;
 /// How one source's records are read.
 #[derive(Debug, Clone)]
 pub struct SourceContext {
+    /// The source's name ([`SourceConfig::name`](super::sources::SourceConfig::name)):
+    /// the `source` label of its metrics.
     pub name: String,
+    /// Parses the source's records into events.
     pub parser: Parser,
     /// Logsource tags the source declares for all its events.
     pub tags: Vec<(String, String)>,
@@ -36,7 +39,9 @@ pub(crate) type SeenTimes = Vec<(usize, chrono::DateTime<Utc>)>;
 /// What processing a record produced.
 #[derive(Debug, Clone)]
 pub enum Output {
+    /// An alert for a detection rule match, for the sinks.
     Alert(Box<Alert>),
+    /// A record that could not be processed, for the dead-letter destination.
     DeadLetter(Box<DeadLetter>),
     /// A rule match for a correlation rule, decided later on the ordered stage.
     Observation(Box<Observation>),
@@ -52,10 +57,15 @@ pub enum Output {
 /// event, a parse failure (dead-lettered) or blank.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProcessStats {
+    /// Records processed.
     pub records: u64,
+    /// Records that became events (triage updates and alert records included).
     pub events: u64,
+    /// Records dead-lettered: unparsable, too long, cut short, not UTF-8, or panicked.
     pub parse_failures: u64,
+    /// Records that were empty or only whitespace.
     pub blank: u64,
+    /// Detection rule matches; an anomaly job's detections are not counted.
     pub matches: u64,
     /// Records whose processing panicked (counted in `parse_failures` too:
     /// they are dead-lettered with reason `internal error`).
@@ -92,6 +102,7 @@ pub struct Processor {
     /// silence watch, and overall.
     seen: SeenTimes,
     latest: Option<chrono::DateTime<Utc>>,
+    /// The counts over all inputs.
     pub stats: ProcessStats,
     /// The same counts per input.
     pub by_input: StatsByInput,
@@ -102,6 +113,8 @@ pub struct Processor {
 }
 
 impl Processor {
+    /// A processor for `sources`, indexed by [`Record::source`].
+    /// Without `metrics` nothing is exported; the counts are still kept.
     pub fn new(
         engine: Arc<Engine>,
         alerts: AlertBuilder,

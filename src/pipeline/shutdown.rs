@@ -9,15 +9,19 @@ use tokio::sync::Notify;
 pub struct Shutdown(Arc<(AtomicBool, Notify)>);
 
 impl Shutdown {
+    /// A request not yet triggered.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Requests shutdown: every clone sees it and [`Shutdown::wait`] returns.
+    /// Calling it again does nothing more.
     pub fn trigger(&self) {
         self.0 .0.store(true, Ordering::SeqCst);
         self.0 .1.notify_waiters();
     }
 
+    /// Whether shutdown has been requested.
     pub fn is_triggered(&self) -> bool {
         self.0 .0.load(Ordering::SeqCst)
     }

@@ -28,8 +28,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Side {
+    /// Only values above the baseline (`high_` functions, and `rare`).
     High,
+    /// Only values below the baseline (`low_` functions).
     Low,
+    /// Values far from the baseline either way (functions without a prefix).
     Both,
 }
 
@@ -52,6 +55,7 @@ pub enum Function {
 }
 
 impl Function {
+    /// The function without its side prefix: `count`, `distinct_count`, `rare`, ...
     pub fn name(self) -> &'static str {
         match self {
             Function::Count => "count",
@@ -118,13 +122,17 @@ impl Default for AnomalyRule {
 /// The `anomaly:` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobSpec {
+    /// What is measured per entity and bucket, from `function`.
     pub function: Function,
+    /// Which side of the baseline is anomalous, from the `high_`/`low_` prefix.
     pub side: Side,
+    /// The `field` the function reads; required by all but `count` and `ratio`.
     pub field: Option<String>,
     /// Fields naming the entity; empty = the whole stream is one entity.
     pub by: Vec<String>,
     /// Population field: each value is compared with all others.
     pub over: Option<String>,
+    /// The `bucket_span`: events are measured in buckets this long. Default `1h`.
     pub bucket_span: Span,
     /// How long to wait for late events before a bucket is closed.
     pub latency: Span,
@@ -134,15 +142,18 @@ pub struct JobSpec {
     pub max_history: usize,
     /// The search whose share `ratio` measures.
     pub numerator: Option<String>,
+    /// The `alert` section: when anomalies become an alert.
     pub alert: AnomalyRule,
 }
 
 /// A parsed job: the detection rule that selects its events, and the analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnomalyJob {
+    /// The detection rule whose matches feed the job, with the job's metadata.
     pub rule: SigmaRule,
     /// For `ratio`: the job's condition `and` the numerator search.
     pub numerator_rule: Option<SigmaRule>,
+    /// The `anomaly:` section.
     pub spec: JobSpec,
 }
 

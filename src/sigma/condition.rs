@@ -9,16 +9,22 @@ use std::fmt;
 pub enum Condition {
     /// A search identifier.
     Search(String),
+    /// `not X`: true when X is false.
     Not(Box<Condition>),
+    /// `X and Y and ...`: true when every term is.
     And(Vec<Condition>),
+    /// `X or Y or ...`: true when any term is.
     Or(Vec<Condition>),
     /// `1 of X` (any) or `all of X`.
     Of(Quantifier, Selector),
 }
 
+/// How many of the searches an `x of` condition needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantifier {
+    /// `1 of`: at least one.
     Any,
+    /// `all of`: every one.
     All,
 }
 

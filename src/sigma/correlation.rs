@@ -106,17 +106,25 @@ impl CorrelationCondition {
 /// A correlation rule.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigmaCorrelation {
+    /// Title, id, level and the rest, as for a detection rule.
     pub meta: SigmaRuleMeta,
+    /// The `correlation.type`.
     pub kind: CorrelationType,
     /// Referenced rules (detection or correlation), by id or name.
     pub rules: Vec<String>,
+    /// The `group-by` fields: matches are counted per combination of their values.
     pub group_by: Vec<String>,
+    /// The `timespan`: the length of the sliding window matches are counted in.
+    /// Never zero.
     pub timespan: Span,
+    /// The `condition` on the count or value; without bounds when a temporal rule
+    /// gives none.
     pub condition: CorrelationCondition,
     /// alias -> [(rule name or id, field)].
     pub aliases: Vec<(String, Vec<(String, String)>)>,
     /// Whether the referenced rules also alert on their own.
     pub generate: bool,
+    /// Where the correlation document starts.
     pub pos: Pos,
 }
 

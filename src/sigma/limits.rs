@@ -42,10 +42,15 @@ impl Default for RuleLimits {
 /// Which limit a rule broke, for the `tocsin_limit_exceeded_total` metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RuleLimit {
+    /// The file is larger than `max_rule_file_bytes`.
     FileBytes,
+    /// YAML collections nest deeper than `max_yaml_depth`.
     YamlDepth,
+    /// The file has more YAML nodes than `max_yaml_nodes`.
     YamlNodes,
+    /// A condition nests deeper than `max_condition_depth`.
     ConditionDepth,
+    /// A rule has more values than `max_values_per_rule`.
     ValuesPerRule,
 }
 

@@ -10,42 +10,55 @@ use std::path::{Path, PathBuf};
 /// A rule with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedRule {
+    /// The rule.
     pub rule: SigmaRule,
+    /// The file the rule was read from.
     pub file: PathBuf,
 }
 
 /// A filter with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedFilter {
+    /// The filter.
     pub filter: SigmaFilter,
+    /// The file the filter was read from.
     pub file: PathBuf,
 }
 
 /// A correlation rule with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedCorrelation {
+    /// The correlation rule.
     pub correlation: super::correlation::SigmaCorrelation,
+    /// The file the correlation rule was read from.
     pub file: PathBuf,
 }
 
 /// An anomaly job with the file it came from.
 #[derive(Debug, Clone)]
 pub struct LoadedAnomalyJob {
+    /// The anomaly job.
     pub job: super::anomaly::AnomalyJob,
+    /// The file the job was read from.
     pub file: PathBuf,
 }
 
 /// A problem with a rule file, printed as `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleProblem {
+    /// The file, or the folder that could not be read.
     pub file: PathBuf,
+    /// Where in the file; `0:0` when the problem is the whole file or folder
+    /// (unreadable, too large).
     pub pos: Pos,
+    /// What is wrong, for the rule author.
     pub message: String,
     /// The limit the rule broke, when that is the problem.
     pub limit: Option<RuleLimit>,
 }
 
 impl RuleProblem {
+    /// A problem that is not a broken limit.
     pub fn new(file: &Path, pos: Pos, message: impl Into<String>) -> Self {
         RuleProblem {
             file: file.to_path_buf(),
@@ -76,12 +89,17 @@ impl std::error::Error for RuleProblem {}
 /// What loading a set of paths produced.
 #[derive(Debug, Default)]
 pub struct LoadReport {
+    /// Detection rules loaded.
     pub rules: Vec<LoadedRule>,
+    /// Sigma filters loaded, not yet applied to the rules they name.
     pub filters: Vec<LoadedFilter>,
     /// One entry per rejected document (its first problem carries the position).
     pub problems: Vec<RuleProblem>,
+    /// Correlation rules loaded.
     pub correlations: Vec<LoadedCorrelation>,
+    /// Anomaly jobs loaded.
     pub anomaly_jobs: Vec<LoadedAnomalyJob>,
+    /// Rule files read or tried, rejected ones included.
     pub files: usize,
     /// Documents rejected (a document may have several problems).
     pub rejected_documents: usize,

@@ -6,14 +6,24 @@ use std::str::FromStr;
 /// One value modifier. Transformations apply in the order written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Modifier {
+    /// `contains`: the value may appear anywhere in the field.
     Contains,
+    /// `startswith`: the field begins with the value.
     StartsWith,
+    /// `endswith`: the field ends with the value.
     EndsWith,
+    /// `all`: every value of the list must match, not any one.
     All,
+    /// `exists`: `true` or `false`, whether the event has the field at all.
     Exists,
+    /// `cased`: compare case-sensitively (the default is case-insensitive).
     Cased,
+    /// `neq`: the field exists and matches none of the values.
     Neq,
+    /// `windash`: a dash that starts a command-line flag also matches `/` and the
+    /// Unicode dashes.
     Windash,
+    /// `re`: the value is a regular expression.
     Re,
     /// `re` sub-modifier `i`: case-insensitive.
     ReIgnoreCase,
@@ -21,28 +31,48 @@ pub enum Modifier {
     ReMultiLine,
     /// `re` sub-modifier `s`: `.` matches newlines.
     ReDotAll,
+    /// `base64`: match the Base64 encoding of the value.
     Base64,
+    /// `base64offset`: match the value Base64-encoded at any of the three byte offsets.
     Base64Offset,
+    /// `utf16le`: encode the value as UTF-16 little-endian before later steps.
     Utf16le,
+    /// `utf16be`: encode the value as UTF-16 big-endian before later steps.
     Utf16be,
+    /// `utf16`: UTF-16 little-endian with a byte order mark.
     Utf16,
+    /// `wide`: the same as `utf16le`.
     Wide,
+    /// `cidr`: the field is an IP address inside the given network.
     Cidr,
+    /// `lt`: the field is a number less than the value.
     Lt,
+    /// `lte`: the field is a number less than or equal to the value.
     Lte,
+    /// `gt`: the field is a number greater than the value.
     Gt,
+    /// `gte`: the field is a number greater than or equal to the value.
     Gte,
+    /// `minute`: compare the minute (0-59) of a timestamp field.
     Minute,
+    /// `hour`: compare the hour (0-23) of a timestamp field.
     Hour,
+    /// `day`: compare the day of the month of a timestamp field.
     Day,
+    /// `week`: compare the ISO week number of a timestamp field.
     Week,
+    /// `month`: compare the month (1-12) of a timestamp field.
     Month,
+    /// `year`: compare the year of a timestamp field.
     Year,
+    /// `fieldref`: the value names another field whose content to compare with.
     FieldRef,
+    /// `expand`: replace `%name%` placeholders with their configured values.
     Expand,
 }
 
 impl Modifier {
+    /// The modifier as written in a rule (`startswith`, `re`, `i`, ...).
     pub fn name(self) -> &'static str {
         match self {
             Modifier::Contains => "contains",

@@ -14,13 +14,16 @@ use crate::vocab::Severity;
 /// A problem in one rule document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// Where in the file the problem is.
     pub pos: Pos,
+    /// What is wrong, for the rule author.
     pub message: String,
     /// The limit broken, when that is the problem.
     pub limit: Option<RuleLimit>,
 }
 
 impl Diagnostic {
+    /// A problem that is not a broken limit.
     pub fn new(pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
             pos,
@@ -44,7 +47,9 @@ impl Diagnostic {
 pub struct SigmaRule {
     /// Title, id, level, tags and the rest every rule kind shares.
     pub meta: SigmaRuleMeta,
+    /// Which events the rule applies to.
     pub logsource: Logsource,
+    /// What the rule looks for.
     pub detection: Detection,
     /// Where the rule document starts.
     pub pos: Pos,
@@ -53,12 +58,17 @@ pub struct SigmaRule {
 /// The rule's `logsource`, lowercased.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Logsource {
+    /// `logsource.product`, e.g. `windows`.
     pub product: Option<String>,
+    /// `logsource.category`, e.g. `process_creation`.
     pub category: Option<String>,
+    /// `logsource.service`, e.g. `sshd`.
     pub service: Option<String>,
 }
 
 impl Logsource {
+    /// Reads a `logsource` mapping, lowercasing its values. An error when it is
+    /// not a mapping or a value is a list or mapping; other keys are ignored.
     pub fn from_node(node: &Node) -> Result<Logsource, Diagnostic> {
         if node.as_map().is_none() {
             return Err(Diagnostic::new(
@@ -122,17 +132,25 @@ impl Detection {
 /// A named search identifier: an `or` of `and`-groups of items.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Search {
+    /// The search identifier the condition names it by.
     pub name: String,
+    /// Where the identifier is written.
     pub pos: Pos,
+    /// The `and`-groups, any one of which matches: one for a mapping, one per
+    /// mapping of a list, and one for a list's keywords.
     pub any_of: Vec<Vec<SearchItem>>,
 }
 
 /// `field|modifiers: values`, or a keyword item when `field` is `None`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchItem {
+    /// The field name before any `|`; None for a keyword.
     pub field: Option<String>,
+    /// The modifiers after the field name, in the order written.
     pub modifiers: Vec<Modifier>,
+    /// The values; any one matches, or every one with `all`.
     pub values: Vec<RuleValue>,
+    /// Where the item's key (or keyword) is written.
     pub pos: Pos,
 }
 
@@ -141,9 +159,13 @@ pub struct SearchItem {
 pub enum RuleValue {
     /// A string, with Sigma escapes and wildcards still unresolved.
     Str(String),
+    /// A plain integer.
     Int(i64),
+    /// A plain floating-point number.
     Float(f64),
+    /// `true` or `false`.
     Bool(bool),
+    /// `null`: matches when the field is null or missing.
     Null,
 }
 
@@ -181,20 +203,28 @@ impl RuleValue {
 /// filter's condition does not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SigmaFilter {
+    /// The filter's `id`, if it has one.
     pub id: Option<String>,
+    /// The filter's `title`.
     pub title: String,
+    /// The logsource the filter applies to.
     pub logsource: Logsource,
     /// The rules it applies to, by id or name.
     pub rules: Vec<String>,
+    /// The exclusion itself: a rule named in `rules` stops matching where it matches.
     pub detection: Detection,
+    /// Where the filter document starts.
     pub pos: Pos,
 }
 
 /// What one YAML document of a rule file holds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Document {
+    /// A detection rule.
     Rule(Box<SigmaRule>),
+    /// A filter on other rules.
     Filter(Box<SigmaFilter>),
+    /// A correlation rule over other rules' matches.
     Correlation(Box<super::correlation::SigmaCorrelation>),
     /// A rule with an `anomaly:` section: an ML job (see `crate::anomaly`).
     AnomalyJob(Box<super::anomaly::AnomalyJob>),
@@ -266,16 +296,27 @@ pub(crate) fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document
 pub struct SigmaRuleMeta {
     /// The `id`; when absent, a stable id derived from the title.
     pub id: String,
+    /// The `name`, by which correlation rules and filters may refer to the rule.
     pub name: Option<String>,
+    /// The `title`, which alerts show.
     pub title: String,
+    /// The `status` (`stable`, `test`, `experimental`, ...), as written.
     pub status: Option<String>,
+    /// The `description`, as written.
     pub description: Option<String>,
+    /// The `author`, as written.
     pub author: Option<String>,
+    /// The `date`, as written.
     pub date: Option<String>,
+    /// The `level`; None when absent, and alerts are then `medium`.
     pub level: Option<Severity>,
+    /// The `tags` (ATT&CK techniques, CVEs, ...); alerts carry them.
     pub tags: Vec<String>,
+    /// The `references` (URLs); alerts carry them.
     pub references: Vec<String>,
+    /// The `falsepositives`: known benign causes of a match.
     pub falsepositives: Vec<String>,
+    /// The `fields` worth showing; alert summaries list them after the entity fields.
     pub fields: Vec<String>,
 }
 

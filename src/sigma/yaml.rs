@@ -13,7 +13,9 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 /// A position in a source file, 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
+    /// Line, counting from 1.
     pub line: usize,
+    /// Column, counting from 1.
     pub col: usize,
 }
 
@@ -35,19 +37,26 @@ impl From<Marker> for Pos {
 /// A YAML node with its position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
+    /// Where the node starts in the file.
     pub pos: Pos,
+    /// What the node holds.
     pub value: Value,
 }
 
 /// The YAML data model after plain-scalar type resolution (YAML 1.2 core schema).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// A plain `null`, `~` or empty scalar.
     Null,
+    /// A plain `true` or `false`.
     Bool(bool),
+    /// A plain integer, decimal or `0x` hex, that fits in an `i64`.
     Int(i64),
+    /// A plain floating-point number.
     Float(f64),
     /// A string, quoted or plain.
     Str(String),
+    /// A list.
     Seq(Vec<Node>),
     /// Keys in document order; duplicates are kept so the loader can report them.
     Map(Vec<(Node, Node)>),
@@ -65,6 +74,7 @@ impl Node {
         }
     }
 
+    /// The text of a string node; None for every other kind, numbers too.
     pub fn as_str(&self) -> Option<&str> {
         match &self.value {
             Value::Str(s) => Some(s),
@@ -72,6 +82,7 @@ impl Node {
         }
     }
 
+    /// The entries of a mapping node, in document order; None for other kinds.
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
             Value::Map(m) => Some(m),
@@ -123,7 +134,9 @@ impl Node {
 /// A YAML syntax error, or a broken limit, with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// Where the problem is.
     pub pos: Pos,
+    /// What is wrong, for the rule author.
     pub message: String,
     /// The limit the file broke, when it is not a syntax error.
     pub limit: Option<RuleLimit>,

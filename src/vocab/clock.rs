@@ -33,6 +33,7 @@ impl Default for ClockConfig {
     }
 }
 
+/// Which time the engine's [`Clock`] reads; the `mode` key of `[clock]`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClockMode {
@@ -68,6 +69,7 @@ impl Default for Clock {
 }
 
 impl Clock {
+    /// The wall clock: now is `Utc::now()`.
     pub fn system() -> Clock {
         Clock::new(ClockMode::System, None, 1.0)
     }
@@ -82,6 +84,8 @@ impl Clock {
         Clock::new(ClockMode::Simulated, Some(start), rate)
     }
 
+    /// The clock a `[clock]` section describes. A rate that is not a positive
+    /// number runs at 1.0.
     pub fn from_config(cfg: &ClockConfig) -> Clock {
         Clock::new(cfg.mode, cfg.start, cfg.rate)
     }

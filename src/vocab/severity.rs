@@ -15,6 +15,7 @@ pub enum AlertType {
 }
 
 impl AlertType {
+    /// The alert line label: `STATIC RULE` or `ANOMALY DETECTED`.
     pub fn as_str(self) -> &'static str {
         match self {
             AlertType::StaticRule => "STATIC RULE",
@@ -33,14 +34,20 @@ impl fmt::Display for AlertType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Sigma `informational`: the least urgent.
     Informational,
+    /// Sigma `low`.
     Low,
+    /// Sigma `medium`.
     Medium,
+    /// Sigma `high`.
     High,
+    /// Sigma `critical`: the most urgent.
     Critical,
 }
 
 impl Severity {
+    /// Every severity, least urgent first.
     pub const ALL: [Severity; 5] = [
         Severity::Informational,
         Severity::Low,

@@ -24,10 +24,18 @@ pub struct Span(Duration);
 /// Why a text is not a span.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpanError {
+    /// Not a whole number followed by a known unit; holds the text.
     #[error("`{0}` is not a number and a unit (ms, s, m, h, d, w)")]
     Syntax(String),
+    /// Well formed, but longer than [`Span::MAX`].
     #[error("`{text}` is longer than the longest span, {max}")]
-    TooLong { text: String, max: Span },
+    TooLong {
+        /// The text as given.
+        text: String,
+        /// The longest span, [`Span::MAX`].
+        max: Span,
+    },
+    /// Zero where a positive span is needed; holds the config key.
     #[error("`{0}` must be longer than zero")]
     Zero(String),
 }
@@ -39,15 +47,18 @@ const DAY: u64 = 24 * HOUR;
 const WEEK: u64 = 7 * DAY;
 
 impl Span {
+    /// No time at all.
     pub const ZERO: Span = Span(Duration::ZERO);
     /// 100 years of 365 days: longer than any window, retention or SLA
     /// anyone configures, short enough that time arithmetic cannot overflow.
     pub const MAX: Span = Span(Duration::from_secs(36_500 * 86_400));
 
+    /// A whole number of seconds. Not capped at [`Span::MAX`].
     pub const fn from_secs(secs: u64) -> Span {
         Span(Duration::from_secs(secs))
     }
 
+    /// A whole number of milliseconds. Not capped at [`Span::MAX`].
     pub const fn from_millis(ms: u64) -> Span {
         Span(Duration::from_millis(ms))
     }
@@ -57,14 +68,17 @@ impl Span {
         Span(d.min(Span::MAX.0))
     }
 
+    /// The span as a std duration.
     pub const fn as_std(self) -> Duration {
         self.0
     }
 
+    /// Whole seconds, rounded down.
     pub const fn as_secs(self) -> u64 {
         self.0.as_secs()
     }
 
+    /// True for a span of no time.
     pub fn is_zero(self) -> bool {
         self.0.is_zero()
     }

@@ -262,8 +262,13 @@ pub struct SlaConfig {
     pub timezone: String,
     /// Local dates that are not business days.
     pub holidays: Vec<NaiveDate>,
+    /// `[sla.static_rule]`: triage window per severity for static rule alerts. Rows
+    /// left out keep their default: critical 1 day, high 2 days, medium 5 business
+    /// days, low and informational 10 business days.
     #[serde(deserialize_with = "static_rule_table")]
     pub static_rule: SeverityTable,
+    /// `[sla.anomaly]`: the same for anomaly alerts. Defaults: critical 2 days,
+    /// high 3 days, the lower rows as for static rules.
     #[serde(deserialize_with = "anomaly_table")]
     pub anomaly: SeverityTable,
 }
@@ -299,6 +304,7 @@ impl Default for SlaPolicy {
 }
 
 impl SlaPolicy {
+    /// Compiles the `[sla]` section; fails when `timezone` is not an IANA name.
     pub fn from_config(cfg: &SlaConfig) -> Result<SlaPolicy, SlaError> {
         let name = cfg.timezone.trim();
         let tz: Tz = name.parse().map_err(|_| SlaError::UnknownTimeZone {
@@ -311,6 +317,7 @@ impl SlaPolicy {
         })
     }
 
+    /// The business calendar deadlines are counted in.
     pub fn calendar(&self) -> &BusinessCalendar {
         &self.calendar
     }
@@ -353,6 +360,8 @@ pub(crate) fn policy_name(alert_type: AlertType) -> &'static str {
 pub struct Sla {
     /// `"static_rule"` or `"anomaly"`.
     pub policy: String,
+    /// The window from the policy's table, e.g. `"5 business days"`.
     pub triage_within: TriageWindow,
+    /// The deadline: `detected_at` plus the window, by the business calendar.
     pub due_at: DateTime<Utc>,
 }

@@ -32,35 +32,52 @@ pub use markdown::markdown;
 /// How many rules the noisiest-rules table shows.
 pub const NOISIEST: usize = 10;
 
+/// The monthly review of the alerts detected in `[from, to)`, judged as of `to`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// Start of the period, included.
     pub from: DateTime<Utc>,
+    /// End of the period, excluded; updates and escalations after it are ignored.
     pub to: DateTime<Utc>,
+    /// How many alerts were detected in the period.
     pub alerts: u64,
+    /// Alerts per type: `STATIC RULE`, `ANOMALY DETECTED`.
     pub by_type: BTreeMap<String, u64>,
+    /// Alerts per severity.
     pub by_severity: BTreeMap<Severity, u64>,
+    /// Alerts per source (topic, file, `tocsin` for silence alerts).
     pub by_source: BTreeMap<String, u64>,
+    /// Alerts per status as of `to`.
     pub by_status: BTreeMap<Status, u64>,
     /// Every rule, noisiest first.
     pub rules: Vec<RuleRow>,
+    /// SLA outcomes, one row per severity that had alerts, lowest first.
     pub sla: Vec<SlaRow>,
     /// Per severity, then `all`.
     pub time_to_triage: Vec<TimeRow>,
+    /// Detection to closing (`resolved` or `false_positive`): per severity, then `all`.
     pub time_to_resolve: Vec<TimeRow>,
+    /// Escalations reached by `to`, per level name.
     pub escalations: BTreeMap<String, u64>,
     /// Escalations per severity and level.
     pub escalations_by_severity: BTreeMap<(Severity, String), u64>,
 }
 
+/// One rule's alerts and false positives in the period.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleRow {
+    /// The rule's id.
     pub rule_id: String,
+    /// The rule's title.
     pub title: String,
+    /// Its alerts in the period.
     pub alerts: u64,
+    /// Of those, how many are `false_positive` as of `to`.
     pub false_positives: u64,
 }
 
 impl RuleRow {
+    /// `false_positives / alerts`, from 0 to 1; 0 when there are no alerts.
     pub fn false_positive_rate(&self) -> f64 {
         if self.alerts == 0 {
             0.0
@@ -70,12 +87,18 @@ impl RuleRow {
     }
 }
 
+/// One severity's alerts by SLA state as of `to` (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlaRow {
+    /// The severity of the alerts counted.
     pub severity: Severity,
+    /// Triage decision by the deadline.
     pub met: u64,
+    /// Triage decision after the deadline.
     pub breached: u64,
+    /// No decision, deadline passed.
     pub overdue: u64,
+    /// No decision, deadline ahead.
     pub pending: u64,
 }
 
@@ -87,13 +110,16 @@ impl SlaRow {
     }
 }
 
+/// One group's durations (time to triage or to resolve): count, median, p90.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimeRow {
     /// A severity key, or `all`.
     pub group: String,
+    /// How many alerts have such a duration by `to` (the median and p90 are over them).
     pub count: u64,
     /// Seconds.
     pub median: Option<f64>,
+    /// 90th percentile, in seconds; `None` when `count` is 0.
     pub p90: Option<f64>,
 }
 

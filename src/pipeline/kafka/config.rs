@@ -19,6 +19,7 @@ pub enum DeliveryMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
+    /// `at-least-once` (default) or `exactly-once`.
     pub mode: DeliveryMode,
     /// Most time between two commits while records keep arriving (`1s`, `500ms`).
     pub commit_interval: Span,

@@ -27,6 +27,8 @@ use rdkafka::ClientConfig;
 pub struct KafkaSettings {
     /// librdkafka properties (keys normalised), for consumer and producer.
     pub properties: Vec<(String, String)>,
+    /// True for `delivery.mode = "exactly-once"`: alerts and offsets go into one Kafka
+    /// transaction. False (default): at-least-once.
     pub exactly_once: bool,
     /// The producer's `transactional.id` (exactly-once only).
     pub transactional_id: Option<String>,
@@ -48,18 +50,25 @@ impl Default for KafkaSettings {
 /// A Kafka operation that failed, with what was being done.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaError {
+    /// A Kafka client call failed.
     #[error("kafka: {what}: {source}")]
     Client {
+        /// What was being done.
         what: String,
+        /// librdkafka's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// The broker did not acknowledge a record.
     #[error("kafka: delivery to `{topic}` failed: {source}")]
     Delivery {
+        /// The topic the record was for.
         topic: String,
+        /// librdkafka's error.
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// Any other failure, described.
     #[error("kafka: {0}")]
     Other(String),
 }
@@ -77,7 +86,9 @@ impl KafkaError {
 /// only, and librdkafka warns about the others.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
+    /// A consumer: the group reading the input topics, or a state topic's reader.
     Consumer,
+    /// The producer behind Kafka sinks, dead letters and state topics.
     Producer,
 }
 

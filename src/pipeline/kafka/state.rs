@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// Where a snapshot record goes: the topic and this instance's key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateTopic {
+    /// The compacted topic.
     pub topic: String,
+    /// This instance's record key, stable across its restarts.
     pub key: String,
 }
 

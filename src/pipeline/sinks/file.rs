@@ -8,7 +8,9 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The file to append to (`path`); created if absent.
     pub path: PathBuf,
+    /// `json` (default) or `text`.
     #[serde(default = "json")]
     pub format: OutputFormat,
 }

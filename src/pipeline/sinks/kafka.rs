@@ -16,7 +16,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSinkConfig {
+    /// The topic to write to (`topic`); needs `[kafka]` configured.
     pub topic: String,
+    /// `json` (default) or `text`.
     #[serde(default = "super::file::json")]
     pub format: OutputFormat,
 }

@@ -28,7 +28,10 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[error("sink {sink}")]
 pub struct SinkError {
+    /// What failed: `stdout`, `stderr`, a file path, `kafka topic <topic>`,
+    /// `webhook <name>` or `alert state`.
     pub sink: String,
+    /// The underlying error.
     #[source]
     pub source: std::io::Error,
 }
@@ -75,9 +78,13 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SinkConfig {
+    /// Standard output: text lines by default.
     Stdout(StdoutConfig),
+    /// A file, appended to: JSON records by default.
     File(FileConfig),
+    /// A Kafka topic, through the pipeline's one producer: JSON records by default.
     Kafka(KafkaSinkConfig),
+    /// A Slack-compatible webhook: text lines, batched, posted on their own task.
     Webhook(WebhookConfig),
 }
 
@@ -119,8 +126,11 @@ impl SinkConfig {
 
 /// Webhook delivery tasks, started as sinks open.
 pub struct WebhookTasks {
+    /// The runtime the delivery tasks are spawned on.
     pub runtime: tokio::runtime::Handle,
+    /// Where webhooks count their lines; `None` counts nothing.
     pub metrics: Option<Arc<Metrics>>,
+    /// The delivery tasks started so far, to await once their sinks are dropped.
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 

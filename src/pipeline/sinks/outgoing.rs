@@ -13,6 +13,7 @@ pub trait Outgoing {
     fn line(&self) -> &str;
     /// The record as one JSON object.
     fn json(&self) -> serde_json::Result<Vec<u8>>;
+    /// The severity, for a webhook's `min_severity` filter; an escalation has its alert's.
     fn severity(&self) -> Severity;
     /// The Kafka record key: one story stays on one partition.
     fn key(&self) -> Cow<'_, str>;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {
+    /// `text` (default) or `json`.
     #[serde(default)]
     pub format: OutputFormat,
 }

@@ -23,15 +23,24 @@ use tokio::sync::mpsc;
 pub struct WebhookConfig {
     /// Escalation levels name the webhook by this (`webhook:<name>`).
     pub name: String,
+    /// The webhook URL (`url`); must start with `https://` or `http://`. No default.
     pub url: String,
     /// Lowest severity posted.
     pub min_severity: String,
     /// Post alerts (false: only escalations routed here).
     pub alerts: bool,
+    /// Most lines per message (`batch_max`, default 20, at least 1).
     pub batch_max: usize,
+    /// How long the first line of a batch waits for more (`batch_wait`, default `2s`).
     pub batch_wait: Span,
+    /// Most messages per minute (`max_per_minute`, default 60, at least 1); posts are
+    /// spaced evenly.
     pub max_per_minute: u32,
+    /// Attempts after the first for 5xx, 429 and network errors (`retries`, default 5).
+    /// Backoff starts at 0.5 s and doubles up to 30 s; a `Retry-After` is honoured, up to 30 s.
     pub retries: u32,
+    /// Lines waiting to be posted before new ones are dropped (`queue`, default 10 000,
+    /// at least 1).
     pub queue: usize,
 }
 
@@ -55,10 +64,23 @@ impl Default for WebhookConfig {
 /// A webhook configuration that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
+    /// `min_severity` is not a Sigma level (informational, low, medium, high,
+    /// critical).
     #[error("webhook {name}: unknown min_severity `{severity}`")]
-    Severity { name: String, severity: String },
+    Severity {
+        /// The webhook's name.
+        name: String,
+        /// The value as written.
+        severity: String,
+    },
+    /// `url` is not an HTTP(S) URL.
     #[error("webhook {name}: url `{url}` must start with https:// (or http://)")]
-    Url { name: String, url: String },
+    Url {
+        /// The webhook's name.
+        name: String,
+        /// The URL as written.
+        url: String,
+    },
 }
 
 impl WebhookConfig {
@@ -122,7 +144,9 @@ impl Sink for WebhookSink {
 /// How a webhook sink behaves (from `[[sinks]] type = "webhook"`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSettings {
+    /// The webhook's name: its metrics label, and what escalation levels route to.
     pub name: String,
+    /// The URL posted to.
     pub url: String,
     /// Alerts below this severity are not posted.
     pub min_severity: Severity,
@@ -182,6 +206,7 @@ impl WebhookSink {
         ))
     }
 
+    /// The webhook's name (`name` in its configuration).
     pub fn name(&self) -> &str {
         &self.settings.name
     }

@@ -29,13 +29,18 @@ pub enum Input {
     File {
         /// The source's name (metrics, silence watches); default: its paths.
         name: Option<String>,
+        /// Paths and globs (`paths`), at least one; a glob's files are read in
+        /// sorted order. One that finds no file is an input error; the rest are read.
         paths: Vec<String>,
     },
     /// Standard input.
     Stdin,
     /// A Kafka topic, read by the consumer group of `[kafka]`; every Kafka
     /// source shares one consumer, each topic has its own parser.
-    Kafka { topic: String },
+    Kafka {
+        /// The topic to read (`topic`); must not be empty.
+        topic: String,
+    },
 }
 
 /// What a source's records are.

@@ -20,7 +20,12 @@ pub enum LineRead {
     Line,
     /// A line longer than the limit: the buffer holds its first
     /// [`KEPT_PREFIX_BYTES`]; the rest was read past, never held.
-    TooLong { bytes: u64, sha256: [u8; 32] },
+    TooLong {
+        /// The line's whole length in bytes, its `\n` not counted.
+        bytes: u64,
+        /// SHA-256 of the whole line without its `\n`.
+        sha256: [u8; 32],
+    },
 }
 
 /// Reads one line (its `\n` included) into `buf`, holding at most `max`

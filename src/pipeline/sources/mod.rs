@@ -25,9 +25,15 @@ use tokio::sync::mpsc;
 pub struct Record {
     /// Index of the source in the pipeline's source list (selects the parser).
     pub source: usize,
+    /// The record's bytes as read: a line (with its `\n`, if any) or a Kafka message
+    /// value. Only the first [`KEPT_PREFIX_BYTES`] when `fault` is `TooLong`.
     pub payload: Vec<u8>,
+    /// Where the record was read: source name and line, or topic, partition and offset.
     pub origin: Origin,
+    /// Wall-clock time the record was read; the event time when the record has
+    /// none, or an implausible one.
     pub ingest_time: DateTime<Utc>,
+    /// When the record was read, for `tocsin_detection_latency_seconds`.
     pub read_at: Instant,
     /// Why the record cannot be an event whatever its content (too long,
     /// cut short): it is dead-lettered unparsed.
@@ -75,6 +81,7 @@ pub const BATCH_SIZE: usize = 256;
 /// What a source sends down the pipeline.
 #[derive(Debug)]
 pub enum Feed {
+    /// Records to parse, in the order they were read.
     Records(Batch),
     /// Released once everything sent before it is handled and committed.
     Barrier(Barrier),
@@ -92,6 +99,7 @@ impl Barrier {
         (Barrier(tx), rx)
     }
 
+    /// Tells the waiting sender that all earlier work is committed.
     pub fn release(self) {
         // The waiter may have given up (timeout); nothing to do then.
         let _ = self.0.try_send(());
@@ -101,16 +109,27 @@ impl Barrier {
 /// Problems with an input.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// An input (file, path, or stdin) could not be opened or read.
     #[error("{path}")]
     Io {
+        /// The path, pattern or `stdin` that failed.
         path: String,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A glob matched no file.
     #[error("`{0}` matches no file")]
     NoMatch(String),
+    /// A glob pattern is not valid.
     #[error("invalid glob `{pattern}`: {message}")]
-    Glob { pattern: String, message: String },
+    Glob {
+        /// The pattern as written.
+        pattern: String,
+        /// Why the glob crate rejected it.
+        message: String,
+    },
+    /// The Kafka consumer failed.
     #[error(transparent)]
     Kafka(#[from] super::kafka::KafkaError),
 }
