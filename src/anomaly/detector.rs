@@ -709,30 +709,24 @@ mod tests {
 
     #[test]
     fn count_rules_need_several_anomalies_within_the_window() {
-        let mut d = Detector::new(job(|s| {
-            s.alert.count = 2;
-            s.alert.within = Span::from_secs(1800);
-        }));
-        let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
-            if u == "a" && (b == 30 || b == 36) {
-                200
-            } else {
-                4 + (b as u64 % 3)
-            }
-        });
-        // 30 and 36 are an hour apart: no alert.
-        assert!(alerts.is_empty(), "{alerts:?}");
-        let mut d = Detector::new(job(|s| {
-            s.alert.count = 2;
-            s.alert.within = Span::from_secs(1800);
-        }));
-        let alerts = feed(&mut d, &["a", "b"], 40, |b, u| {
-            if u == "a" && (b == 30 || b == 31) {
-                200
-            } else {
-                4 + (b as u64 % 3)
-            }
-        });
+        // Entity "a" spikes in buckets `first` and `second`; a rule wants
+        // two anomalies within 30 minutes.
+        let alerts_for_spikes = |first: i64, second: i64| {
+            let mut d = Detector::new(job(|s| {
+                s.alert.count = 2;
+                s.alert.within = Span::from_secs(1800);
+            }));
+            feed(&mut d, &["a", "b"], 40, |b, u| {
+                if u == "a" && (b == first || b == second) {
+                    200
+                } else {
+                    4 + (b as u64 % 3)
+                }
+            })
+        };
+        let alerts = alerts_for_spikes(30, 36);
+        assert!(alerts.is_empty(), "an hour apart: {alerts:?}");
+        let alerts = alerts_for_spikes(30, 31);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].anomalies_in_window, 2);
     }

@@ -36,18 +36,33 @@ pub(crate) fn init_logging(cfg: &Config) {
     };
 }
 
-/// Flags shared by `run` and `scan` that override the configuration.
-pub(crate) fn engine_overrides(
-    rules: &[PathBuf],
-    workers: Option<usize>,
-    out: &mut Vec<(&str, ::config::Value)>,
-) {
-    if !rules.is_empty() {
-        let rules: Vec<String> = rules.iter().map(|p| p.display().to_string()).collect();
-        out.push(("engine.rules", rules.into()));
-    }
-    if let Some(workers) = workers {
-        out.push(("engine.workers", (workers as u64).into()));
+/// The flags `run`, `scan` and `train` share: the configuration file and
+/// the rules, which override `engine.rules`.
+#[derive(clap::Args)]
+pub(crate) struct ConfigArgs {
+    /// TOML configuration file (defaults < file < TOCSIN_* environment < flags).
+    #[arg(long, short)]
+    pub(crate) config: Option<PathBuf>,
+    /// Rule files or folders (overrides engine.rules).
+    #[arg(long)]
+    pub(crate) rules: Vec<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// The configuration, with these flags, `workers` and `overrides` on top.
+    pub(crate) fn load(
+        &self,
+        workers: Option<usize>,
+        mut overrides: Vec<(&str, ::config::Value)>,
+    ) -> Result<Config> {
+        if !self.rules.is_empty() {
+            let rules: Vec<String> = self.rules.iter().map(|p| p.display().to_string()).collect();
+            overrides.push(("engine.rules", rules.into()));
+        }
+        if let Some(workers) = workers {
+            overrides.push(("engine.workers", (workers as u64).into()));
+        }
+        Ok(tocsin::config::load(self.config.as_deref(), &overrides)?)
     }
 }
 

@@ -1,13 +1,13 @@
 //! `tocsin run`: the streaming pipeline as configured, until its input
 //! ends or SIGINT/SIGTERM; without a configuration, the built-in demo.
 
-use super::{count_limit_problems, engine_overrides, init_logging, inputs_outcome, runtime};
+use super::{count_limit_problems, init_logging, inputs_outcome, runtime, ConfigArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use tocsin::config::{self, RuleSet};
+use tocsin::config::RuleSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::health::Health;
 use tocsin::pipeline::metrics::Metrics;
@@ -17,12 +17,8 @@ use tocsin::pipeline::{Pipeline, Shutdown};
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
-    /// TOML configuration file (defaults < file < TOCSIN_* environment < flags).
-    #[arg(long, short)]
-    pub(crate) config: Option<PathBuf>,
-    /// Rule files or folders (overrides engine.rules).
-    #[arg(long)]
-    pub(crate) rules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
     /// Address for /metrics and /healthz (overrides metrics.listen).
     #[arg(long)]
     pub(crate) metrics_listen: Option<String>,
@@ -70,7 +66,6 @@ fn demo_sources() -> Result<Vec<SourceConfig>> {
 
 pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     let mut overrides: Vec<(&str, ::config::Value)> = Vec::new();
-    engine_overrides(&args.rules, args.workers, &mut overrides);
     if let Some(listen) = &args.metrics_listen {
         overrides.push(("metrics.listen", listen.clone().into()));
     }
@@ -88,10 +83,10 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     if let Some(rate) = args.clock_rate {
         overrides.push(("clock.rate", rate.into()));
     }
-    let mut cfg = config::load(args.config.as_deref(), &overrides)?;
+    let mut cfg = args.config.load(args.workers, overrides)?;
     init_logging(&cfg);
     if cfg.sources.is_empty() {
-        if args.config.is_some() {
+        if args.config.config.is_some() {
             bail!("the configuration has no [[sources]]");
         }
         cfg.sources = demo_sources()?;

@@ -1,12 +1,12 @@
 //! `tocsin scan`: rules over files or stdin once; alerts to stdout, a
 //! summary to stderr.
 
-use super::{engine_overrides, init_logging, inputs_outcome, runtime};
+use super::{init_logging, inputs_outcome, runtime, ConfigArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tocsin::config::{self, RuleSet};
+use tocsin::config::RuleSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::dead_letter::DeadLetterConfig;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
@@ -15,12 +15,8 @@ use tocsin::pipeline::{Pipeline, RunStats, Shutdown};
 
 #[derive(Args)]
 pub(crate) struct ScanArgs {
-    /// Rule files or folders (default: engine.rules from the configuration).
-    #[arg(long)]
-    pub(crate) rules: Vec<PathBuf>,
-    /// TOML configuration file (SLA, alert link, placeholders, logsource map).
-    #[arg(long, short)]
-    pub(crate) config: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
     /// Output: the alert text line, or the alert record as JSON.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub(crate) format: OutputFormat,
@@ -38,9 +34,9 @@ pub(crate) struct ScanArgs {
 }
 
 pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
-    let mut overrides: Vec<(&str, ::config::Value)> = vec![("log.level", "warn".into())];
-    engine_overrides(&args.rules, args.workers, &mut overrides);
-    let mut cfg = config::load(args.config.as_deref(), &overrides)?;
+    let mut cfg = args
+        .config
+        .load(args.workers, vec![("log.level", "warn".into())])?;
     init_logging(&cfg);
     let rules = RuleSet::from_config(&cfg)?;
     for p in &rules.summary.problems {

@@ -1,12 +1,12 @@
 //! `tocsin train`: an anomaly job's baseline from log files, saved to the
 //! model directory.
 
-use super::{engine_overrides, init_logging, runtime};
+use super::{init_logging, runtime, ConfigArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tocsin::config::{self, RuleSet};
+use tocsin::config::RuleSet;
 use tocsin::correlate::CorrelationSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::sources::{Input, SourceConfig};
@@ -20,12 +20,8 @@ pub(crate) struct TrainArgs {
     /// Input files or globs (`.gz` is read transparently), in time order.
     #[arg(long, required = true, num_args = 1..)]
     pub(crate) from: Vec<String>,
-    /// TOML configuration file (rules, logsource map, anomaly.model_dir).
-    #[arg(long, short)]
-    pub(crate) config: Option<PathBuf>,
-    /// Rule files or folders (default: engine.rules from the configuration).
-    #[arg(long)]
-    pub(crate) rules: Vec<PathBuf>,
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
     /// Where to save the model (overrides anomaly.model_dir).
     #[arg(long)]
     pub(crate) model_dir: Option<PathBuf>,
@@ -36,11 +32,10 @@ pub(crate) struct TrainArgs {
 
 pub(crate) fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
     let mut overrides: Vec<(&str, ::config::Value)> = vec![("log.level", "warn".into())];
-    engine_overrides(&args.rules, None, &mut overrides);
     if let Some(dir) = &args.model_dir {
         overrides.push(("anomaly.model_dir", dir.display().to_string().into()));
     }
-    let mut cfg = config::load(args.config.as_deref(), &overrides)?;
+    let mut cfg = args.config.load(None, overrides)?;
     init_logging(&cfg);
     let mut rules = RuleSet::from_config(&cfg)?;
     for p in &rules.summary.problems {

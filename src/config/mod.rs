@@ -363,12 +363,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::vocab::text::owned_pairs as env;
 
     #[test]
     fn defaults_apply_without_a_file() {

@@ -51,29 +51,23 @@ detection:
   condition: 1 of selection_* and not filter_x
 ";
 
+/// Titles of the bundled test rules that fire on `fields` read as `format`.
+fn fired_on(fields: Value, format: InputFormat) -> Vec<String> {
+    fired(&engine(RULES), &event(fields, format))
+}
+
 #[test]
 fn windows_rules_fire_only_on_windows_events() {
-    let e = engine(RULES);
-    let win = event(
-        json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe"}),
-        InputFormat::Json,
-    );
-    assert_eq!(fired(&e, &win), vec!["win proc"]);
-    let linux = event(
-        json!({"program": "sshd", "message": "ran whoami.exe", "Image": "C:\\whoami.exe"}),
-        InputFormat::Syslog,
-    );
-    assert_eq!(fired(&e, &linux), vec!["linux keyword"]);
+    let win = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe"});
+    assert_eq!(fired_on(win, InputFormat::Json), vec!["win proc"]);
+    let linux = json!({"program": "sshd", "message": "ran whoami.exe", "Image": "C:\\whoami.exe"});
+    assert_eq!(fired_on(linux, InputFormat::Syslog), vec!["linux keyword"]);
 }
 
 #[test]
 fn security_4688_reads_image_through_the_field_mapping() {
-    let e = engine(RULES);
-    let ev = event(
-        json!({"Channel": "Security", "EventID": 4688, "NewProcessName": "C:\\Windows\\System32\\whoami.exe"}),
-        InputFormat::Json,
-    );
-    assert_eq!(fired(&e, &ev), vec!["win proc"]);
+    let ev = json!({"Channel": "Security", "EventID": 4688, "NewProcessName": "C:\\Windows\\System32\\whoami.exe"});
+    assert_eq!(fired_on(ev, InputFormat::Json), vec!["win proc"]);
 }
 
 #[test]

@@ -298,13 +298,19 @@ mod tests {
         assert_eq!(f["User"], "alice");
     }
 
+    /// A winlogbeat event, recognised and flattened to Sigma names.
+    fn flattened(event: &Value) -> Value {
+        let fields = event.as_object().expect("an object");
+        assert!(is_winlogbeat_shape(fields), "{event}");
+        Value::Object(flatten_winlogbeat(fields.clone()))
+    }
+
     #[test]
     fn winlogbeat_6_and_7_events_get_sigma_names() {
         let six = json!({"log_name": "Microsoft-Windows-PowerShell/Operational", "event_id": 4103,
             "computer_name": "IT001", "source_name": "Microsoft-Windows-PowerShell",
             "event_data": {"Payload": "x"}, "message": "m"});
-        assert!(is_winlogbeat_shape(six.as_object().unwrap()));
-        let f = Value::Object(flatten_winlogbeat(six.as_object().unwrap().clone()));
+        let f = flattened(&six);
         assert_eq!(f["Channel"], "Microsoft-Windows-PowerShell/Operational");
         assert_eq!(f["EventID"], 4103);
         assert_eq!(f["Computer"], "IT001");
@@ -329,8 +335,7 @@ mod tests {
             "Sigma names first, then the data, then the event's own keys in order"
         );
         let seven = json!({"winlog": {"channel": "Security", "event_id": "4688", "event_data": {"NewProcessName": "C:\\x.exe"}}, "@timestamp": "t"});
-        assert!(is_winlogbeat_shape(seven.as_object().unwrap()));
-        let f = Value::Object(flatten_winlogbeat(seven.as_object().unwrap().clone()));
+        let f = flattened(&seven);
         assert_eq!(f["Channel"], "Security");
         assert_eq!(f["EventID"], 4688);
         assert_eq!(f["NewProcessName"], "C:\\x.exe");

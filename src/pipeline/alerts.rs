@@ -7,8 +7,23 @@ use crate::anomaly::{Anomaly, AnomalyJob};
 use crate::correlate::{CompiledCorrelation, Firing};
 use crate::detect::CompiledRule;
 use crate::event::Event;
+use crate::sigma::SigmaRuleMeta;
 use crate::vocab::{AlertType, Severity};
 use chrono::{DateTime, Utc};
+
+/// The alert of a rule (detection or correlation) at its level, or `None`
+/// when that level does not alert; a rule without a level alerts as medium,
+/// the middle of the scale. `draft` tells what the rule found.
+fn at_rule_level(
+    builder: &AlertBuilder,
+    meta: &SigmaRuleMeta,
+    draft: impl FnOnce(Severity, RuleRef) -> Draft,
+) -> Option<Alert> {
+    let severity = meta.level.unwrap_or(Severity::Medium);
+    builder
+        .raises(severity)
+        .then(|| builder.build(draft(severity, RuleRef::from_meta(meta, severity))))
+}
 
 /// The alert for `rule` matching `event` (`id` from [`crate::alert::alert_id`]),
 /// or `None` when the rule's level does not alert.
@@ -20,31 +35,27 @@ pub(crate) fn rule_match(
     detected_at: DateTime<Utc>,
 ) -> Option<Alert> {
     let meta = &rule.rule.meta;
-    // Rules without a level are treated as medium, the middle of the scale.
-    let severity = meta.level.unwrap_or(Severity::Medium);
-    if !builder.raises(severity) {
-        return None;
-    }
-    let summary = crate::detect::describe::summary(rule, event);
-    let text = if summary.is_empty() {
-        meta.title.clone()
-    } else {
-        format!("{}: {summary}", meta.title)
-    };
-    Some(builder.build(Draft {
-        alert_type: AlertType::StaticRule,
-        severity,
-        score: None,
-        rule: RuleRef::from_meta(meta, severity),
-        id,
-        text,
-        event_time: event.time,
-        detected_at,
-        event: event.original_json(),
-        source: event.origin.clone(),
-        group: builder.group_of(meta, event),
-        resolves: None,
-    }))
+    at_rule_level(builder, meta, |severity, rule_ref| {
+        let summary = crate::detect::describe::summary(rule, event);
+        Draft {
+            alert_type: AlertType::StaticRule,
+            severity,
+            score: None,
+            rule: rule_ref,
+            id,
+            text: if summary.is_empty() {
+                meta.title.clone()
+            } else {
+                format!("{}: {summary}", meta.title)
+            },
+            event_time: event.time,
+            detected_at,
+            event: event.original_json(),
+            source: event.origin.clone(),
+            group: builder.group_of(meta, event),
+            resolves: None,
+        }
+    })
 }
 
 /// The alert for a correlation firing, or `None` when its level does not alert.
@@ -55,16 +66,11 @@ pub(crate) fn correlation(
     detected_at: DateTime<Utc>,
 ) -> Option<Alert> {
     use crate::correlate::describe;
-    let meta = &corr.rule.meta;
-    let severity = meta.level.unwrap_or(Severity::Medium);
-    if !builder.raises(severity) {
-        return None;
-    }
-    Some(builder.build(Draft {
+    at_rule_level(builder, &corr.rule.meta, |severity, rule_ref| Draft {
         alert_type: AlertType::StaticRule,
         severity,
         score: None,
-        rule: RuleRef::from_meta(meta, severity),
+        rule: rule_ref,
         id: describe::correlation_id(corr, firing),
         text: describe::alert_text(corr, firing),
         event_time: firing.last,
@@ -73,7 +79,7 @@ pub(crate) fn correlation(
         source: firing.origin.clone(),
         group: Some(firing.group.iter().cloned().collect()),
         resolves: None,
-    }))
+    })
 }
 
 /// The `ANOMALY DETECTED` alert for an anomaly its job's rule let through.

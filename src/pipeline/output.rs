@@ -50,6 +50,20 @@ impl AlertOutput {
         Ok(())
     }
 
+    /// Sends the alert each found thing makes, if it makes one.
+    fn send_each<T>(
+        &mut self,
+        found: &[T],
+        mut alert: impl FnMut(&T, &crate::vocab::Clock) -> Option<crate::alert::Alert>,
+    ) -> Result<(), SinkError> {
+        for item in found {
+            if let Some(a) = alert(item, &self.clock) {
+                self.send(a)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Turns correlation firings into alerts and sends them.
     pub(super) fn send_firings(
         &mut self,
@@ -57,21 +71,16 @@ impl AlertOutput {
         builder: &AlertBuilder,
         set: &crate::correlate::CorrelationSet,
     ) -> Result<(), SinkError> {
-        for firing in firings {
-            let Some(corr) = set.get(firing.correlation) else {
-                continue;
-            };
-            if let Some(m) = &self.metrics {
+        let metrics = self.metrics.clone();
+        self.send_each(&firings, |firing, clock| {
+            let corr = set.get(firing.correlation)?;
+            if let Some(m) = &metrics {
                 m.correlation_firings
                     .with_label_values(&[corr.rule.meta.id.as_str()])
                     .inc();
             }
-            let detected_at = self.clock.detected_at(firing.last);
-            if let Some(alert) = alerts::correlation(builder, corr, &firing, detected_at) {
-                self.send(alert)?;
-            }
-        }
-        Ok(())
+            alerts::correlation(builder, corr, firing, clock.detected_at(firing.last))
+        })
     }
 
     /// Turns anomalies its job's rule let through into alerts and sends them.
@@ -81,13 +90,11 @@ impl AlertOutput {
         builder: &AlertBuilder,
         set: &crate::anomaly::AnomalySet,
     ) -> Result<(), SinkError> {
-        for anomaly in anomalies {
-            if let Some(job) = set.get(anomaly.job) {
-                let detected_at = self.clock.detected_at(anomaly.bucket_end);
-                self.send(alerts::anomaly(builder, job, &anomaly, detected_at))?;
-            }
-        }
-        Ok(())
+        self.send_each(&anomalies, |anomaly, clock| {
+            let job = set.get(anomaly.job)?;
+            let detected_at = clock.detected_at(anomaly.bucket_end);
+            Some(alerts::anomaly(builder, job, anomaly, detected_at))
+        })
     }
 
     pub(super) fn flush(&mut self) -> Result<(), SinkError> {

@@ -196,28 +196,29 @@ impl ConditionParser {
     }
 
     fn or(&mut self) -> Result<Condition, ConditionError> {
-        let mut terms = vec![self.and()?];
-        while self.peek_keyword("or") {
-            self.next += 1;
-            terms.push(self.and()?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Condition::Or(terms)
-        })
+        self.joined("or", Self::and, Condition::Or)
     }
 
     fn and(&mut self) -> Result<Condition, ConditionError> {
-        let mut terms = vec![self.not()?];
-        while self.peek_keyword("and") {
+        self.joined("and", Self::not, Condition::And)
+    }
+
+    /// Terms parsed by `term`, joined by `keyword`; a single term stands alone.
+    fn joined(
+        &mut self,
+        keyword: &str,
+        term: fn(&mut Self) -> Result<Condition, ConditionError>,
+        join: fn(Vec<Condition>) -> Condition,
+    ) -> Result<Condition, ConditionError> {
+        let mut terms = vec![term(self)?];
+        while self.peek_keyword(keyword) {
             self.next += 1;
-            terms.push(self.not()?);
+            terms.push(term(self)?);
         }
         Ok(if terms.len() == 1 {
             terms.remove(0)
         } else {
-            Condition::And(terms)
+            join(terms)
         })
     }
 
@@ -343,54 +344,52 @@ mod tests {
         Condition::Search(name.to_string())
     }
 
-    #[test]
-    fn and_binds_tighter_than_or() {
-        assert_eq!(
-            parse("a or b and c").unwrap(),
-            Condition::Or(vec![s("a"), Condition::And(vec![s("b"), s("c")])])
-        );
+    fn not(c: Condition) -> Condition {
+        Condition::Not(Box::new(c))
     }
 
+    /// Precedence, grouping and case: each row is (why, text, tree).
     #[test]
-    fn not_binds_tighter_than_and() {
-        assert_eq!(
-            parse("a and not b").unwrap(),
-            Condition::And(vec![s("a"), Condition::Not(Box::new(s("b")))])
-        );
-    }
-
-    #[test]
-    fn parentheses_group() {
-        assert_eq!(
-            parse("(a or b) and c").unwrap(),
-            Condition::And(vec![Condition::Or(vec![s("a"), s("b")]), s("c")])
-        );
-    }
-
-    #[test]
-    fn quantifiers_parse_with_patterns_and_them() {
-        assert_eq!(
-            parse("1 of selection_* and not all of filter*").unwrap(),
-            Condition::And(vec![
-                Condition::Of(Quantifier::Any, Selector::Pattern("selection_*".into())),
-                Condition::Not(Box::new(Condition::Of(
-                    Quantifier::All,
-                    Selector::Pattern("filter*".into())
-                ))),
-            ])
-        );
-        assert_eq!(
-            parse("all of them").unwrap(),
-            Condition::Of(Quantifier::All, Selector::Them)
-        );
-    }
-
-    #[test]
-    fn keywords_are_case_insensitive() {
-        assert_eq!(
-            parse("a AND NOT b").unwrap(),
-            Condition::And(vec![s("a"), Condition::Not(Box::new(s("b")))])
-        );
+    fn operators_parse_with_sigma_precedence() {
+        use Condition::{And, Of, Or};
+        let rows = [
+            (
+                "and binds tighter than or",
+                "a or b and c",
+                Or(vec![s("a"), And(vec![s("b"), s("c")])]),
+            ),
+            (
+                "not binds tighter than and",
+                "a and not b",
+                And(vec![s("a"), not(s("b"))]),
+            ),
+            (
+                "parentheses group",
+                "(a or b) and c",
+                And(vec![Or(vec![s("a"), s("b")]), s("c")]),
+            ),
+            (
+                "keywords are case-insensitive",
+                "a AND NOT b",
+                And(vec![s("a"), not(s("b"))]),
+            ),
+            (
+                "quantifiers take patterns",
+                "1 of selection_* and not all of filter*",
+                And(vec![
+                    Of(Quantifier::Any, Selector::Pattern("selection_*".into())),
+                    not(Of(Quantifier::All, Selector::Pattern("filter*".into()))),
+                ]),
+            ),
+            (
+                "quantifiers take them",
+                "all of them",
+                Of(Quantifier::All, Selector::Them),
+            ),
+        ];
+        for (why, text, tree) in rows {
+            assert_eq!(parse(text), Ok(tree), "{why}: {text:?}");
+        }
     }
 
     #[test]

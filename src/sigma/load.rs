@@ -293,14 +293,18 @@ fn collect_files(path: &Path, out: &mut Vec<PathBuf>, report: &mut LoadReport) {
 mod tests {
     use super::*;
 
+    /// What loading `text` as the file `path` with default limits reports.
+    fn load_one(text: &str, path: &str) -> LoadReport {
+        let mut report = LoadReport::default();
+        load_text(text, Path::new(path), &mut report, &RuleLimits::default());
+        report
+    }
+
     #[test]
     fn a_broken_file_is_reported_with_file_line_and_column() {
-        let mut report = LoadReport::default();
-        load_text(
+        let report = load_one(
             "title: t\nlogsource: {product: linux}\ndetection:\n  sel:\n    a|bogus: 1\n  condition: sel\n",
-            Path::new("rules/x.yml"),
-            &mut report,
-            &RuleLimits::default(),
+            "rules/x.yml",
         );
         assert_eq!(report.problems.len(), 1);
         let text = report.problems[0].to_string();
@@ -310,13 +314,7 @@ mod tests {
 
     #[test]
     fn yaml_syntax_errors_name_the_line() {
-        let mut report = LoadReport::default();
-        load_text(
-            "title: t\ndetection: [\n",
-            Path::new("bad.yml"),
-            &mut report,
-            &RuleLimits::default(),
-        );
+        let report = load_one("title: t\ndetection: [\n", "bad.yml");
         assert_eq!(report.problems.len(), 1);
         assert!(report.problems[0].message.starts_with("YAML syntax error"));
         assert!(report.problems[0].pos.line >= 2);
@@ -372,13 +370,7 @@ mod tests {
     #[test]
     fn rules_without_ids_and_the_same_title_are_duplicates_too() {
         let rule = RULE.replace("id: 5d3f1a4e-0000-4000-8000-000000000001\n", "");
-        let mut report = LoadReport::default();
-        load_text(
-            &format!("{rule}---\n{rule}"),
-            Path::new("r.yml"),
-            &mut report,
-            &RuleLimits::default(),
-        );
+        let report = load_one(&format!("{rule}---\n{rule}"), "r.yml");
         assert_eq!(report.rules.len(), 1);
         assert!(
             report.problems[0].message.contains("give it an id"),

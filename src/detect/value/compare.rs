@@ -29,16 +29,6 @@ impl CmpOp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) enum TimePart {
-    Minute,
-    Hour,
-    Day,
-    Week,
-    Month,
-    Year,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum RefShape {
     Exact,
     Prefix,
@@ -61,7 +51,8 @@ pub(super) enum ValuePred {
     },
     Cidr(ipnet::IpNet),
     Compare(CmpOp, f64),
-    Time(TimePart, CmpOp, f64),
+    /// A part of a timestamp (a time modifier: minute ... year) compared.
+    Time(Modifier, CmpOp, f64),
     FieldRef {
         field: String,
         shape: RefShape,
@@ -196,15 +187,18 @@ pub(super) fn compare_op(mods: &[Modifier]) -> Option<CmpOp> {
     })
 }
 
-pub(super) fn time_part(mods: &[Modifier]) -> Option<TimePart> {
-    mods.iter().find_map(|m| match m {
-        Modifier::Minute => Some(TimePart::Minute),
-        Modifier::Hour => Some(TimePart::Hour),
-        Modifier::Day => Some(TimePart::Day),
-        Modifier::Week => Some(TimePart::Week),
-        Modifier::Month => Some(TimePart::Month),
-        Modifier::Year => Some(TimePart::Year),
-        _ => None,
+/// The time modifier of an item (`minute` ... `year`), if any.
+pub(super) fn time_part(mods: &[Modifier]) -> Option<Modifier> {
+    mods.iter().copied().find(|m| {
+        matches!(
+            m,
+            Modifier::Minute
+                | Modifier::Hour
+                | Modifier::Day
+                | Modifier::Week
+                | Modifier::Month
+                | Modifier::Year
+        )
     })
 }
 
@@ -236,7 +230,7 @@ pub(super) fn parse_ip(text: &str) -> Option<std::net::IpAddr> {
     t.parse().ok()
 }
 
-pub(super) fn extract_time_part(text: &str, part: TimePart) -> Option<f64> {
+pub(super) fn extract_time_part(text: &str, part: Modifier) -> Option<f64> {
     let t = text.trim();
     let dt: NaiveDateTime = chrono::DateTime::parse_from_rfc3339(t)
         .map(|d| d.naive_utc())
@@ -249,11 +243,12 @@ pub(super) fn extract_time_part(text: &str, part: TimePart) -> Option<f64> {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
         })?;
     Some(f64::from(match part {
-        TimePart::Minute => dt.minute(),
-        TimePart::Hour => dt.hour(),
-        TimePart::Day => dt.day(),
-        TimePart::Week => dt.iso_week().week(),
-        TimePart::Month => dt.month(),
-        TimePart::Year => return Some(f64::from(dt.year())),
+        Modifier::Minute => dt.minute(),
+        Modifier::Hour => dt.hour(),
+        Modifier::Day => dt.day(),
+        Modifier::Week => dt.iso_week().week(),
+        Modifier::Month => dt.month(),
+        Modifier::Year => return Some(f64::from(dt.year())),
+        _ => return None,
     }))
 }

@@ -92,46 +92,49 @@ pub enum Role {
     Producer,
 }
 
-/// Properties that only a consumer understands.
-fn consumer_only(key: &str) -> bool {
-    key.starts_with("group.")
-        || key.starts_with("fetch.")
-        || key.starts_with("queued.")
-        || matches!(
-            key,
-            "auto.offset.reset"
-                | "isolation.level"
-                | "enable.auto.commit"
-                | "enable.auto.offset.store"
-                | "auto.commit.interval.ms"
-                | "session.timeout.ms"
-                | "heartbeat.interval.ms"
-                | "max.poll.interval.ms"
-                | "partition.assignment.strategy"
-                | "enable.partition.eof"
-                | "check.crcs"
-        )
-}
+/// Properties only one role understands, so the other is not handed them
+/// (librdkafka warns about them). A name ending in `.` is a prefix.
+const ROLE_ONLY: &[(&str, Role)] = &[
+    ("group.", Role::Consumer),
+    ("fetch.", Role::Consumer),
+    ("queued.", Role::Consumer),
+    ("auto.offset.reset", Role::Consumer),
+    ("isolation.level", Role::Consumer),
+    ("enable.auto.commit", Role::Consumer),
+    ("enable.auto.offset.store", Role::Consumer),
+    ("auto.commit.interval.ms", Role::Consumer),
+    ("session.timeout.ms", Role::Consumer),
+    ("heartbeat.interval.ms", Role::Consumer),
+    ("max.poll.interval.ms", Role::Consumer),
+    ("partition.assignment.strategy", Role::Consumer),
+    ("enable.partition.eof", Role::Consumer),
+    ("check.crcs", Role::Consumer),
+    ("queue.buffering.", Role::Producer),
+    ("batch.", Role::Producer),
+    ("transaction.", Role::Producer),
+    ("transactional.id", Role::Producer),
+    ("enable.idempotence", Role::Producer),
+    ("acks", Role::Producer),
+    ("request.required.acks", Role::Producer),
+    ("linger.ms", Role::Producer),
+    ("compression.type", Role::Producer),
+    ("compression.codec", Role::Producer),
+    ("message.timeout.ms", Role::Producer),
+    ("delivery.timeout.ms", Role::Producer),
+    ("retries", Role::Producer),
+    ("message.send.max.retries", Role::Producer),
+    ("partitioner", Role::Producer),
+];
 
-/// Properties that only a producer understands.
-fn producer_only(key: &str) -> bool {
-    key.starts_with("queue.buffering.")
-        || key.starts_with("batch.")
-        || key.starts_with("transaction")
-        || matches!(
-            key,
-            "enable.idempotence"
-                | "acks"
-                | "request.required.acks"
-                | "linger.ms"
-                | "compression.type"
-                | "compression.codec"
-                | "message.timeout.ms"
-                | "delivery.timeout.ms"
-                | "retries"
-                | "message.send.max.retries"
-                | "partitioner"
-        )
+/// The role a property belongs to alone, if it does.
+fn only_for(key: &str) -> Option<Role> {
+    ROLE_ONLY
+        .iter()
+        .find(|(name, _)| match name.strip_suffix('.') {
+            Some(_) => key.starts_with(name),
+            None => key == *name,
+        })
+        .map(|(_, role)| *role)
 }
 
 /// A librdkafka configuration: tocsin's defaults for the role, then every
@@ -156,8 +159,8 @@ pub fn client_config(
     }
     for (k, v) in properties {
         let skip = match role {
-            Role::Consumer => producer_only(k),
-            Role::Producer => consumer_only(k),
+            Role::Consumer => only_for(k) == Some(Role::Producer),
+            Role::Producer => only_for(k) == Some(Role::Consumer),
         };
         if !skip {
             cfg.set(k.as_str(), v.as_str());
@@ -201,12 +204,7 @@ pub(crate) fn log_to_tracing(client: &str, level: RDKafkaLogLevel, fac: &str, me
 mod tests {
     use super::*;
 
-    fn props(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::vocab::text::owned_pairs as props;
 
     #[test]
     fn user_properties_override_defaults_but_not_forced_settings() {
