@@ -36,7 +36,10 @@ build() {
 }
 
 # Seeds: a few hundred inputs per target from what the project and ../shared hold.
-seed() {
+# Best effort, in a subshell: a grep that finds nothing or a `head` that
+# closes its pipe early must not stop the script (set -e, pipefail).
+seed() (
+    set +e +o pipefail
     local target="$1" dir="$OUT/corpus/$1"
     mkdir -p "$dir"
     [[ -n "$(ls -A "$dir")" ]] && return 0
@@ -58,7 +61,10 @@ seed() {
                 [[ -f "$f" ]] || continue
                 while IFS= read -r line; do
                     if [[ "$target" == parse_formats ]]; then
-                        put "$(printf '%b' "\\x0$((n % 5))")00000000$line"
+                        # The first byte selects the format; bash strings
+                        # cannot hold a NUL, so it is written by printf itself.
+                        { printf "\\x0$((n % 5))"; printf '00000000%s' "$line"; } >"$dir/seed-$n"
+                        n=$((n + 1))
                     else
                         put "$line"
                     fi
@@ -102,7 +108,8 @@ max_silence = "15m"' ;;
             put '{"alert_id": "6a1b3c4d-0000-4000-8000-000000000001", "status": "triaged", "by": "ana", "at": "2026-01-01T00:00:00Z", "note": "ok"}'
             put '{"alert_id": "x", "status": "false_positive", "by": "b", "at": "2026-01-01T00:00:00+02:00"}' ;;
     esac
-}
+    true
+)
 
 run_target() {
     local target="$1" seconds="$2"; shift 2
