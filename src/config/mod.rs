@@ -11,6 +11,7 @@
 //! `TOCSIN_ENGINE__RULES=rules/,extra/` (lists are comma-separated).
 
 pub(crate) mod assemble;
+mod located;
 pub use assemble::{AssembleError, RuleSet};
 
 use crate::alert::suppress::SuppressionConfig;
@@ -58,9 +59,24 @@ level = "info"
 /// Why a configuration cannot be used. Each names the key or file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// TOML syntax, an unknown key, a value of the wrong type or form.
+    /// TOML syntax, an unknown key, a value of the wrong type or form: the
+    /// message names the key by its full path (`sinks[0].type`).
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(String),
+    /// The same in the configuration file, where its place is known.
+    #[error("configuration: {}:{line}:{column}: {key}: {message}", path.display())]
+    File {
+        /// The file given with `--config`.
+        path: PathBuf,
+        /// 1-based line of the offending key or table.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The key's or table's full path, e.g. `sinks[1].path`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The configuration file cannot be read.
     #[error("configuration: {}: {source}", path.display())]
     Read {
@@ -88,10 +104,10 @@ pub enum ConfigError {
     LogLevel(String),
     /// A webhook sink's settings are invalid (unknown `min_severity`, bad `url`).
     #[error("configuration: {0}")]
-    Webhook(#[from] WebhookError),
+    Webhook(WebhookError),
     /// Invalid `[incident]` escalation levels or silence watches.
     #[error("configuration: {0}")]
-    Incident(#[from] IncidentConfigError),
+    Incident(IncidentConfigError),
     /// An escalation level's destination is `webhook:<name>` and no webhook sink
     /// has that name.
     #[error("configuration: incident.escalation `{level}`: no webhook sink named `{webhook}`")]
@@ -111,6 +127,41 @@ pub enum ConfigError {
     /// `delivery.mode = "exactly-once"` without a Kafka source.
     #[error("configuration: delivery.mode = \"exactly-once\" needs Kafka sources")]
     ExactlyOnceWithoutKafka,
+}
+
+// The inner errors' messages are the variants' own: not also their
+// `source`, or an error chain would print them twice.
+impl From<config::ConfigError> for ConfigError {
+    fn from(e: config::ConfigError) -> Self {
+        ConfigError::Load(full_key_paths(&e.to_string()))
+    }
+}
+
+impl From<WebhookError> for ConfigError {
+    fn from(e: WebhookError) -> Self {
+        ConfigError::Webhook(e)
+    }
+}
+
+impl From<IncidentConfigError> for ConfigError {
+    fn from(e: IncidentConfigError) -> Self {
+        ConfigError::Incident(e)
+    }
+}
+
+/// The config crate writes a key under an array element as `sinks[0]type`;
+/// people write `sinks[0].type`.
+fn full_key_paths(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut after_index = false;
+    for c in message.chars() {
+        if after_index && (c.is_alphanumeric() || c == '_') {
+            out.push('.');
+        }
+        after_index = c == ']';
+        out.push(c);
+    }
+    out
 }
 
 /// The whole configuration.
@@ -256,7 +307,14 @@ pub fn load_with_env(
     for (key, value) in overrides {
         builder = builder.set_override(*key, value.clone())?;
     }
-    let cfg: Config = builder.build()?.try_deserialize()?;
+    let cfg: Config = match builder.build().and_then(|c| c.try_deserialize()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            return Err(file
+                .and_then(located::file_problem)
+                .unwrap_or_else(|| e.into()))
+        }
+    };
     cfg.validate()?;
     Ok(cfg)
 }
