@@ -3,7 +3,7 @@
 mod common;
 
 use common::tocsin;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -215,29 +215,69 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 #[test]
-fn run_without_config_runs_the_demo_and_prints_alert_lines() {
+fn run_without_config_runs_the_demo_prints_alert_lines_and_follows_until_ctrl_c() {
     let port = free_port();
-    let out = tocsin()
+    let mut child = tocsin()
         .args(["run", "--metrics-listen", &format!("127.0.0.1:{port}")])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines.len() >= 10, "{stdout}");
-    for line in &lines {
-        assert_alert_line(line);
-    }
+    let stdout = child.stdout.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                lines.lock().unwrap().push(line.unwrap());
+            }
+        })
+    };
+    let stderr = child.stderr.take().unwrap();
+    let notes = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
     // Every sample file contributes alerts.
-    for needle in ["host=bastion", "c-ip=", "Computer="] {
+    let needles = ["host=bastion", "c-ip=", "Computer="];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !needles
+        .iter()
+        .all(|n| lines.lock().unwrap().iter().any(|l| l.contains(n)))
+    {
         assert!(
-            lines.iter().any(|l| l.contains(needle)),
-            "no alert with {needle}: {stdout}"
+            Instant::now() < deadline,
+            "demo alerts missing: {:?}",
+            lines.lock().unwrap()
         );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Still running: it follows the samples, and /metrics answers.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the demo ended on its own"
+    );
+    let metrics = http_get(port, "/metrics").unwrap_or_default();
+    assert!(metrics.contains("tocsin_events_read_total"), "{metrics}");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let notes = notes.join().unwrap();
+    assert!(status.success(), "{notes}");
+    assert!(notes.contains("Ctrl-C"), "{notes}");
+    assert!(
+        notes.contains(&format!("http://127.0.0.1:{port}/metrics")),
+        "{notes}"
+    );
+    let lines = lines.lock().unwrap();
+    assert!(lines.len() >= 10, "{lines:?}");
+    for line in lines.iter() {
+        assert_alert_line(line);
     }
 }
 
@@ -430,4 +470,54 @@ fn suppression_collapses_repeats_per_rule_and_group_into_one_alert_and_one_updat
         .as_str()
         .unwrap()
         .contains("(+2 similar until "));
+}
+
+/// Exactly what the kubelet puts in a pod's environment for a Service named
+/// `tocsin` with a port named `metrics` (docker link style variables).
+const KUBELET_SERVICE_LINKS: [(&str, &str); 8] = [
+    ("TOCSIN_SERVICE_HOST", "10.96.0.12"),
+    ("TOCSIN_SERVICE_PORT", "9464"),
+    ("TOCSIN_SERVICE_PORT_METRICS", "9464"),
+    ("TOCSIN_PORT", "tcp://10.96.0.12:9464"),
+    ("TOCSIN_PORT_9464_TCP", "tcp://10.96.0.12:9464"),
+    ("TOCSIN_PORT_9464_TCP_PROTO", "tcp"),
+    ("TOCSIN_PORT_9464_TCP_PORT", "9464"),
+    ("TOCSIN_PORT_9464_TCP_ADDR", "10.96.0.12"),
+];
+
+#[test]
+fn the_kubelet_service_link_variables_do_not_stop_tocsin_from_starting() {
+    let out = tocsin()
+        .args(["scan", "samples/auth.log"])
+        .envs(KUBELET_SERVICE_LINKS)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    let mut child = tocsin()
+        .args(["run", "--metrics-listen", &format!("127.0.0.1:{port}")])
+        .envs(KUBELET_SERVICE_LINKS)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("tocsin exited with {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

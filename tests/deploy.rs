@@ -620,7 +620,7 @@ fn the_metrics_port_is_the_same_everywhere() {
 }
 
 #[test]
-fn the_deployment_probes_healthz_on_the_metrics_port_and_fits_the_partitions() {
+fn the_deployment_probes_liveness_and_readiness_on_the_metrics_port_and_fits_the_partitions() {
     let deployment = manifest("Deployment", "tocsin");
     let replicas = deployment["spec"]["replicas"]
         .as_i64()
@@ -642,18 +642,27 @@ fn the_deployment_probes_healthz_on_the_metrics_port_and_fits_the_partitions() {
             "the tocsin container has no {probe}"
         );
     }
-    for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+    // Liveness restarts a stuck process; readiness says whether it does its
+    // job (rules loaded, sources open, Kafka reachable), without a restart.
+    for (probe, path) in [
+        ("startupProbe", "/healthz"),
+        ("readinessProbe", "/readyz"),
+        ("livenessProbe", "/healthz"),
+    ] {
         let http = &container[probe]["httpGet"];
         if container[probe].is_badvalue() {
             continue;
         }
-        assert_eq!(http["path"].as_str(), Some("/healthz"), "{probe}: path");
+        assert_eq!(http["path"].as_str(), Some(path), "{probe}: path");
         assert_eq!(
             http["port"].as_str(),
             Some("metrics"),
             "{probe}: port (the container port named metrics)"
         );
     }
+    // A Service named tocsin would otherwise put TOCSIN_SERVICE_HOST and
+    // the like in the environment (tocsin ignores them; they are noise).
+    assert_eq!(pod["enableServiceLinks"].as_bool(), Some(false));
     // tocsin drains and commits on SIGTERM.
     assert_eq!(pod["terminationGracePeriodSeconds"].as_i64(), Some(30));
     assert_eq!(

@@ -95,6 +95,8 @@ holidays = ["2026-11-26"]
 [[sources]]
 type = "file"
 paths = ["{input}"]
+# A replay: read the file once and end.
+follow = false
 format = "json"
 records = "{records}"
 logsource = {{ product = "test" }}

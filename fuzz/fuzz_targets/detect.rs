@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
         ingest_time: chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
         read_at: std::time::Instant::now(),
         fault: None,
+        mark: None,
     };
     let mut outputs = Vec::new();
     stages.processor.process(&record, &mut outputs);

@@ -153,7 +153,6 @@ pub fn save(dir: &Path, job: &AnomalyJob, model: &JobModel) -> Result<PathBuf, M
         path: path.clone(),
         source,
     };
-    std::fs::create_dir_all(dir).map_err(write)?;
     let file = ModelFile {
         format: FORMAT.to_string(),
         version: MODEL_VERSION,
@@ -163,9 +162,7 @@ pub fn save(dir: &Path, job: &AnomalyJob, model: &JobModel) -> Result<PathBuf, M
         model: model.clone(),
     };
     let bytes = serde_json::to_vec(&file).map_err(|e| write(std::io::Error::other(e)))?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, bytes).map_err(write)?;
-    std::fs::rename(&tmp, &path).map_err(write)?;
+    crate::vocab::atomic::write_atomic(&path, &bytes).map_err(write)?;
     Ok(path)
 }
 

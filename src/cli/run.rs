@@ -12,7 +12,7 @@ use tocsin::event::InputFormat;
 use tocsin::pipeline::health::Health;
 use tocsin::pipeline::metrics::Metrics;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
-use tocsin::pipeline::sources::{Input, SourceConfig};
+use tocsin::pipeline::sources::{Follow, Input, ReadFrom, SourceConfig};
 use tocsin::pipeline::{Pipeline, Shutdown};
 
 #[derive(Args)]
@@ -57,6 +57,11 @@ fn demo_sources() -> Result<Vec<SourceConfig>> {
             Input::File {
                 name: Some(path.clone()),
                 paths: vec![path],
+                // The demo shows every alert on every run: no saved positions.
+                follow: Some(Follow {
+                    read_from: ReadFrom::Beginning,
+                    checkpoint: false,
+                }),
             },
             InputFormat::Auto,
         )
@@ -85,11 +90,13 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     }
     let mut cfg = args.config.load(args.workers, overrides)?;
     init_logging(&cfg);
+    let mut demo = false;
     if cfg.sources.is_empty() {
         if args.config.config.is_some() {
             bail!("the configuration has no [[sources]]");
         }
         cfg.sources = demo_sources()?;
+        demo = true;
     }
     if cfg.sinks.is_empty() {
         cfg.sinks.push(SinkConfig::Stdout(StdoutConfig {
@@ -149,6 +156,11 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
                 .local_addr()
                 .map_or(cfg.metrics.listen.clone(), |a| a.to_string());
             tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+            if demo {
+                eprintln!(
+                    "tocsin demo: the sample logs' alerts print below; tocsin then follows samples/ for new lines.\n  metrics: http://{address}/metrics   health: http://{address}/readyz\n  stop: press Ctrl-C"
+                );
+            }
             let (m, h, limits) = (metrics.clone(), health.clone(), cfg.metrics.limits());
             tokio::spawn(async move {
                 if let Err(e) =

@@ -58,6 +58,7 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
             Input::File {
                 name: None,
                 paths: files,
+                follow: None,
             },
             args.input_format,
         ));

@@ -64,6 +64,7 @@ pub(crate) fn cmd_train(args: TrainArgs) -> Result<ExitCode> {
         Input::File {
             name: None,
             paths: args.from.clone(),
+            follow: None,
         },
         args.input_format,
     )];

@@ -55,25 +55,6 @@ pub enum SnapshotError {
     },
 }
 
-/// Writes `bytes` (a serialised [`Snapshot`]) to `path`, atomically.
-pub(crate) fn save(path: &Path, bytes: &[u8]) -> Result<(), SnapshotError> {
-    use std::io::Write;
-    let io = |source| SnapshotError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
 /// Reads the snapshot at `path`; `None` when there is none yet.
 pub(crate) fn load(path: &Path) -> Result<Option<Snapshot>, SnapshotError> {
     match std::fs::read(path) {
@@ -125,7 +106,7 @@ mod tests {
             positions: vec![("logs".into(), 2, 41)],
             correlation: empty_state(),
         };
-        save(&path, &serde_json::to_vec(&snap).unwrap()).unwrap();
+        crate::vocab::atomic::write_atomic(&path, &serde_json::to_vec(&snap).unwrap()).unwrap();
         assert_eq!(load(&path).unwrap(), Some(snap));
     }
 

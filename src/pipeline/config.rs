@@ -24,6 +24,10 @@ pub struct EngineConfig {
     /// ones are dead-lettered with their size and a prefix, never read into
     /// memory whole.
     pub max_record_bytes: usize,
+    /// Where tocsin keeps what a restart needs: the followed files'
+    /// positions (`file-positions.json`). Relative paths are from the
+    /// working directory; created when first needed.
+    pub data_dir: PathBuf,
 }
 
 impl EngineConfig {
@@ -44,6 +48,7 @@ impl Default for EngineConfig {
             channel_capacity: 1024,
             workers: 0,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            data_dir: PathBuf::from("tocsin-data"),
         }
     }
 }

@@ -70,7 +70,7 @@ impl Whole {
     pub fn of(bytes: u64, sha256: &[u8; 32]) -> Whole {
         Whole {
             bytes,
-            sha256: hex(sha256),
+            sha256: crate::vocab::text::hex(sha256),
         }
     }
 
@@ -79,17 +79,6 @@ impl Whole {
         use sha2::Digest;
         Whole::of(data.len() as u64, &sha2::Sha256::digest(data).into())
     }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Longest reason kept, in characters: reasons quote what they found, and

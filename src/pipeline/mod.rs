@@ -9,7 +9,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `sources/` | files (globs, gzip), stdin; the records they read |
+//! | `sources/` | files read once or followed (rotation, positions), stdin; the records they read |
 //! | `process.rs` | a worker: record -> event -> matches -> alerts, observations, samples |
 //! | `writer.rs` | the ordered stage: correlation, anomalies, incident desk, checkpoints |
 //! | `output.rs` | the writer's fan-out: suppression, sinks, escalation routing |
@@ -63,14 +63,14 @@ use kafka::KafkaSettings;
 use metrics::Metrics;
 use output::AlertOutput;
 use sinks::{SinkConfig, SinkContext, SinkError, WebhookTasks};
-use sources::{Feed, Input, SourceConfig, SourceError};
+use sources::{Feed, FileProgress, Input, SourceConfig, SourceError};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use writer::{Processed, StateStore, Writer, Written, WEBHOOK_DRAIN};
+use writer::{FilePositions, Processed, StateStore, Writer, Written, WEBHOOK_DRAIN};
 
 /// Errors that stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,9 @@ pub enum PipelineError {
     /// The Kafka consumer, producer or commit failed.
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaError),
+    /// The followed files' saved positions cannot be read.
+    #[error(transparent)]
+    Positions(#[from] sources::PositionsError),
     /// Any other stage failure, such as a panic or a stopped detection worker;
     /// the text says which stage and why.
     #[error("pipeline stage failed: {0}")]
@@ -172,13 +175,24 @@ pub struct Pipeline {
     pub triage_requests: Option<mpsc::Receiver<TriageRequest>>,
 }
 
-/// What the sources need to be read: a parser context per source, the
-/// files of file sources (stdin: `None`), the Kafka topics.
+/// What the sources need to be read: a parser context per source, what
+/// each file or stdin source reads, the Kafka topics.
 struct Inputs {
     contexts: Vec<SourceContext>,
-    files: Vec<(usize, Option<Vec<PathBuf>>)>,
+    streams: Vec<(usize, Stream)>,
     topics: HashMap<String, usize>,
     errors: Vec<SourceError>,
+    /// The followed files' positions: loaded at start, saved at checkpoints.
+    positions: FilePositions,
+}
+
+/// What a file or stdin source reads.
+enum Stream {
+    /// Files read once, to their end.
+    Files(Vec<PathBuf>),
+    /// Files followed until shutdown.
+    Follow(Box<sources::FollowedFiles>),
+    Stdin,
 }
 
 /// A running source and the stage name it reports under.
@@ -198,7 +212,7 @@ impl Pipeline {
 
         // Check inputs and open sinks before reading anything. An input that
         // does not exist is reported now; the others are still read.
-        let mut inputs = self.inputs();
+        let mut inputs = self.inputs()?;
         let producer = self.producer(!inputs.topics.is_empty()).await?;
         let mut webhooks = WebhookTasks {
             runtime: tokio::runtime::Handle::current(),
@@ -247,6 +261,14 @@ impl Pipeline {
             commit_interval: self.kafka.commit_interval,
             metrics: self.metrics.clone(),
             progress: Progress::default(),
+            files: std::mem::replace(
+                &mut inputs.positions,
+                FilePositions {
+                    path: None,
+                    handled: FileProgress::default(),
+                    changed: false,
+                },
+            ),
             dead_letters: 0,
             state,
             restored,
@@ -342,31 +364,66 @@ impl Pipeline {
         })
     }
 
-    /// Each source's parser context; the files behind file sources (a path
-    /// that does not exist is an input error, logged now); the topics.
-    fn inputs(&self) -> Inputs {
+    /// Each source's parser context; what file and stdin sources read (a
+    /// path read once that does not exist is an input error, logged now);
+    /// the topics; the followed files' saved positions.
+    fn inputs(&self) -> Result<Inputs, PipelineError> {
+        let checkpoints = self
+            .sources
+            .iter()
+            .any(|s| matches!(&s.input, Input::File { follow: Some(f), .. } if f.checkpoint));
+        let positions_path =
+            checkpoints.then(|| self.engine.data_dir.join(sources::POSITIONS_FILE));
+        let saved = match &positions_path {
+            Some(path) => FileProgress::load(path)?,
+            None => FileProgress::default(),
+        };
         let mut inputs = Inputs {
             contexts: Vec::with_capacity(self.sources.len()),
-            files: Vec::new(),
+            streams: Vec::new(),
             topics: HashMap::new(),
             errors: Vec::new(),
+            positions: FilePositions {
+                path: positions_path,
+                handled: saved.clone(),
+                changed: false,
+            },
         };
         for (i, src) in self.sources.iter().enumerate() {
+            let name = src.name();
             match &src.input {
-                Input::File { paths, .. } => {
+                Input::File {
+                    paths,
+                    follow: Some(follow),
+                    ..
+                } => inputs.streams.push((
+                    i,
+                    Stream::Follow(Box::new(sources::FollowedFiles {
+                        source: i,
+                        name: name.clone(),
+                        patterns: paths.clone(),
+                        follow: *follow,
+                        saved: saved.of_source(&name),
+                        max_record_bytes: self.engine.max_record_bytes,
+                    })),
+                )),
+                Input::File {
+                    paths,
+                    follow: None,
+                    ..
+                } => {
                     let (files, errors) = sources::expand_paths(paths);
                     for e in errors {
                         tracing::error!(error = %error_chain(&e), "input cannot be read");
                         inputs.errors.push(e);
                     }
-                    inputs.files.push((i, Some(files)));
+                    inputs.streams.push((i, Stream::Files(files)));
                 }
-                Input::Stdin => inputs.files.push((i, None)),
+                Input::Stdin => inputs.streams.push((i, Stream::Stdin)),
                 Input::Kafka { topic } => {
                     inputs.topics.insert(topic.clone(), i);
                 }
             }
-            let name = src.name();
             let tags = src.logsource.pairs();
             let watches = match &self.incident {
                 Some(i) => crate::incident::silence::SourceWatches::new(&i.watches, &name, &tags),
@@ -380,7 +437,7 @@ impl Pipeline {
                 watches,
             });
         }
-        inputs
+        Ok(inputs)
     }
 
     /// Every topic the pipeline writes to.
@@ -513,15 +570,20 @@ impl Pipeline {
                 }),
             ));
         }
-        for (i, files) in std::mem::take(&mut inputs.files) {
+        for (i, stream) in std::mem::take(&mut inputs.streams) {
             let (tx, sd) = (feed.clone(), shutdown.clone());
             let stage = format!("source:{}", inputs.contexts[i].name);
             self.health.running(&stage);
-            let task = match files {
-                Some(files) => tokio::task::spawn_blocking(move || {
+            let task = match stream {
+                Stream::Files(files) => tokio::task::spawn_blocking(move || {
                     Ok(sources::read_files(i, files, tx, sd, max))
                 }),
-                None => tokio::spawn(async move { Ok(sources::read_stdin(i, tx, sd, max).await) }),
+                Stream::Follow(files) => {
+                    tokio::task::spawn_blocking(move || Ok(sources::follow_files(*files, tx, sd)))
+                }
+                Stream::Stdin => {
+                    tokio::spawn(async move { Ok(sources::read_stdin(i, tx, sd, max).await) })
+                }
             };
             tasks.push((stage, task));
         }

@@ -6,7 +6,7 @@
 use super::dead_letter::DeadLetter;
 use super::kafka::progress::Progress;
 use super::metrics::Metrics;
-use super::sources::{Feed, Record, RecordFault};
+use super::sources::{Feed, FileProgress, Record, RecordFault};
 use super::writer::Processed;
 use crate::alert::{Alert, AlertBuilder};
 use crate::anomaly::AnomalySet;
@@ -398,16 +398,21 @@ pub(super) fn detect(
         let processed = match feed {
             Feed::Records(batch) => {
                 let mut progress = Progress::default();
+                let mut files = FileProgress::default();
                 let records = batch.len();
                 let mut outputs = Vec::new();
                 for record in &batch {
                     progress.advance(&record.origin);
+                    if let Some(mark) = &record.mark {
+                        files.advance(mark);
+                    }
                     processor.process(record, &mut outputs);
                 }
                 let (seen, latest) = processor.take_notes();
                 Processed {
                     outputs,
                     progress,
+                    files,
                     records,
                     barrier: None,
                     seen,
@@ -417,6 +422,7 @@ pub(super) fn detect(
             Feed::Barrier(b) => Processed {
                 outputs: Vec::new(),
                 progress: Progress::default(),
+                files: FileProgress::default(),
                 records: 0,
                 barrier: Some(b),
                 seen: Vec::new(),

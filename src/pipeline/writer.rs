@@ -4,12 +4,12 @@
 
 use super::dead_letter::{self, DeadLetterSink};
 use super::kafka;
-use super::kafka::commit::{Checkpoint, Checkpointer};
+use super::kafka::commit::{Checkpoint, Checkpointer, StateFile};
 use super::kafka::progress::Progress;
 use super::metrics::Metrics;
 use super::output::AlertOutput;
 use super::process::Output;
-use super::sources;
+use super::sources::{self, FileProgress};
 use super::{anomaly_stage, PipelineError, TriageRequest};
 use crate::alert::AlertBuilder;
 use crate::vocab::Severity;
@@ -26,6 +26,8 @@ pub(super) struct Processed {
     pub(super) outputs: Vec<Output>,
     /// Kafka positions the batch covered.
     pub(super) progress: Progress,
+    /// Followed files' positions the batch covered.
+    pub(super) files: FileProgress,
     pub(super) records: usize,
     pub(super) barrier: Option<sources::Barrier>,
     /// The latest event time per silence watch the batch had events for.
@@ -48,6 +50,8 @@ pub(super) struct Writer {
     pub(super) metrics: Option<Arc<Metrics>>,
     /// Input handled so far.
     pub(super) progress: Progress,
+    /// Followed files handled so far, and where their positions are saved.
+    pub(super) files: FilePositions,
     pub(super) dead_letters: u64,
     /// Where correlation state is snapshotted, if anywhere.
     pub(super) state: StateStore,
@@ -219,6 +223,10 @@ impl Writer {
         }
         self.alert_out.tick_incidents(&self.builder)?;
         self.progress.merge(&batch.progress);
+        if !batch.files.is_empty() {
+            self.files.handled.merge(&batch.files);
+            self.files.changed = true;
+        }
         if let Some(m) = &self.metrics {
             if !batch.progress.is_empty() {
                 m.in_flight_events.sub(batch.records as i64);
@@ -261,7 +269,7 @@ impl Writer {
         self.anomaly.save_if_due();
         self.alert_out.flush()?;
         self.dead_sink.flush()?;
-        let mut snapshot = None;
+        let mut saves = Vec::new();
         if self.state_changed && !matches!(self.state, StateStore::None) {
             self.state_changed = false;
             let mut positions = self.restored.clone();
@@ -275,7 +283,11 @@ impl Writer {
                 Err(e) => tracing::error!(error = %e, "serialising the correlation snapshot"),
                 Ok(bytes) => match &self.state {
                     StateStore::None => {}
-                    StateStore::File(path) => snapshot = Some((path.clone(), bytes)),
+                    StateStore::File(path) => saves.push(StateFile {
+                        what: "correlation snapshot",
+                        path: path.clone(),
+                        bytes,
+                    }),
                     StateStore::Topic(topic, _) if bytes.len() > MAX_STATE_RECORD => {
                         tracing::error!(
                             bytes = bytes.len(),
@@ -293,11 +305,19 @@ impl Writer {
                 },
             }
         }
+        if let Some(path) = self.files.path.as_ref().filter(|_| self.files.changed) {
+            self.files.changed = false;
+            saves.push(StateFile {
+                what: "file positions",
+                path: path.clone(),
+                bytes: self.files.handled.encode(),
+            });
+        }
         self.checkpointer.checkpoint(Checkpoint {
             deliveries: std::mem::take(&mut self.alert_out.pending),
             progress: self.progress.clone(),
             barrier,
-            snapshot,
+            saves,
         })?;
         Ok(())
     }
@@ -327,6 +347,16 @@ async fn next_request(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The followed files' positions the writer has handed to the sinks.
+pub(super) struct FilePositions {
+    /// Where they are saved; `None`: no source checkpoints.
+    pub(super) path: Option<std::path::PathBuf>,
+    /// Every file's position: those loaded at start, moved by what was handled.
+    pub(super) handled: FileProgress,
+    /// Moved since the last save.
+    pub(super) changed: bool,
 }
 
 /// Where correlation snapshots go.

@@ -5,8 +5,10 @@
 //! - [`Span`]: every duration, as rules and configuration write it;
 //! - [`Clock`]: the engine's now (system, event time or simulated);
 //! - [`LogsourceTags`]: the logsource a source declares for its events;
-//! - [`text`]: escaping and shortening text shown to people.
+//! - [`text`]: escaping and shortening text shown to people;
+//! - `atomic`: replacing a state file whole or not at all.
 
+pub(crate) mod atomic;
 pub(crate) mod clock;
 pub(crate) mod id;
 pub(crate) mod logsource;

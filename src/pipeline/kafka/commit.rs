@@ -28,17 +28,27 @@ pub(crate) struct Checkpoint {
     pub progress: Progress,
     /// Released once this checkpoint is committed.
     pub barrier: Option<Barrier>,
-    /// Correlation state reflecting `progress`, to save once the deliveries
-    /// are acknowledged and before the offsets are committed.
-    pub snapshot: Option<(std::path::PathBuf, Vec<u8>)>,
+    /// State files reflecting `progress` (the correlation snapshot, the
+    /// followed files' positions), saved once the deliveries are
+    /// acknowledged and before the offsets are committed.
+    pub saves: Vec<StateFile>,
 }
 
-/// Saves a snapshot; a failure is logged, not fatal (detection goes on, a
-/// restart would resume from the previous snapshot).
-fn save_snapshot(snapshot: Option<(std::path::PathBuf, Vec<u8>)>) {
-    if let Some((path, bytes)) = snapshot {
-        if let Err(e) = crate::correlate::snapshot::save(&path, &bytes) {
-            tracing::error!(error = %e, "saving the correlation snapshot failed");
+/// A state file to replace once its checkpoint's output is durable.
+pub(crate) struct StateFile {
+    /// What it holds, for the log.
+    pub what: &'static str,
+    pub path: std::path::PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// Saves state files; a failure is logged, not fatal (detection goes on, a
+/// restart resumes from the previous save: correlation windows miss the
+/// last interval, followed files repeat lines).
+fn save_state(saves: Vec<StateFile>) {
+    for save in saves {
+        if let Err(e) = crate::vocab::atomic::write_atomic(&save.path, &save.bytes) {
+            tracing::error!(file = %save.path.display(), error = %e, "saving the {} failed", save.what);
         }
     }
 }
@@ -62,7 +72,7 @@ impl Checkpointer {
     pub(crate) fn checkpoint(&self, cp: Checkpoint) -> Result<(), KafkaError> {
         match self {
             Checkpointer::Untracked => {
-                save_snapshot(cp.snapshot);
+                save_state(cp.saves);
                 if let Some(b) = cp.barrier {
                     b.release();
                 }
@@ -89,7 +99,7 @@ impl Checkpointer {
                 }
                 // After the commit: a crash just before this save loses the
                 // windows' last interval (documented); see docs/correlation.md.
-                save_snapshot(cp.snapshot);
+                save_state(cp.saves);
                 if let Some(b) = cp.barrier {
                     b.release();
                 }
@@ -168,7 +178,7 @@ impl Committer {
                     return Err(e);
                 }
             }
-            save_snapshot(cp.snapshot);
+            save_state(cp.saves);
             if let Some(consumer) = &self.consumer {
                 let moved = cp.progress.ahead_of(&committed);
                 if !moved.is_empty() && self.commit(consumer, &moved) {

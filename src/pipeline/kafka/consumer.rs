@@ -249,6 +249,7 @@ fn poll_loop(
                         },
                         ingest_time: chrono::Utc::now(),
                         read_at: Instant::now(),
+                        mark: None,
                     });
                 }
                 Err(e) => {

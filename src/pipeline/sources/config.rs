@@ -30,8 +30,12 @@ pub enum Input {
         /// The source's name (metrics, silence watches); default: its paths.
         name: Option<String>,
         /// Paths and globs (`paths`), at least one; a glob's files are read in
-        /// sorted order. One that finds no file is an input error; the rest are read.
+        /// sorted order. Read once, one that finds no file is an input
+        /// error; the rest are read. Followed, it is watched until a file appears.
         paths: Vec<String>,
+        /// Follow the files as `tail -F` does (`follow = true`, the default
+        /// in a configuration); `None`: read them once and end.
+        follow: Option<Follow>,
     },
     /// Standard input.
     Stdin,
@@ -41,6 +45,40 @@ pub enum Input {
         /// The topic to read (`topic`); must not be empty.
         topic: String,
     },
+}
+
+/// How a followed file source reads: where it starts in a file seen for
+/// the first time, and whether its positions survive a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Follow {
+    /// Where a file with no saved position starts: at its `beginning`
+    /// (default) or its `end`. Files that appear while running, such as the
+    /// new file after a rotation, are always read from their beginning.
+    pub read_from: ReadFrom,
+    /// Save each file's position (keyed by a fingerprint of its content)
+    /// under `engine.data_dir`, so that a restart neither skips nor re-reads
+    /// lines (`checkpoint = true`, the default).
+    pub checkpoint: bool,
+}
+
+impl Default for Follow {
+    fn default() -> Self {
+        Follow {
+            read_from: ReadFrom::Beginning,
+            checkpoint: true,
+        }
+    }
+}
+
+/// Where a followed file with no saved position is read from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// Its first line.
+    #[default]
+    Beginning,
+    /// Its end: only lines written from now on.
+    End,
 }
 
 /// What a source's records are.
@@ -72,7 +110,7 @@ impl SourceConfig {
     /// `stdin`, or the topic.
     pub fn name(&self) -> String {
         match &self.input {
-            Input::File { name, paths } => name.clone().unwrap_or_else(|| paths.join(",")),
+            Input::File { name, paths, .. } => name.clone().unwrap_or_else(|| paths.join(",")),
             Input::Stdin => "stdin".to_string(),
             Input::Kafka { topic } => topic.clone(),
         }
@@ -89,6 +127,12 @@ struct RawSource {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     paths: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    follow: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    read_from: Option<ReadFrom>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checkpoint: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     topic: Option<String>,
     #[serde(default)]
@@ -125,6 +169,16 @@ impl TryFrom<RawSource> for SourceConfig {
         only("name", raw.name.is_none() || raw.kind == InputKind::File)?;
         only("paths", raw.paths.is_empty() || raw.kind == InputKind::File)?;
         only("topic", raw.topic.is_none() || raw.kind == InputKind::Kafka)?;
+        let file = raw.kind == InputKind::File;
+        only("follow", raw.follow.is_none() || file)?;
+        only("read_from", raw.read_from.is_none() || file)?;
+        only("checkpoint", raw.checkpoint.is_none() || file)?;
+        let follow = raw.follow != Some(false);
+        if !follow && (raw.read_from.is_some() || raw.checkpoint.is_some()) {
+            return Err(
+                "`read_from` and `checkpoint` are settings of a followed file source (remove `follow = false`)".into(),
+            );
+        }
         let input = match raw.kind {
             InputKind::File if raw.paths.is_empty() => {
                 return Err("a file source needs `paths` (at least one path or glob)".into())
@@ -132,6 +186,10 @@ impl TryFrom<RawSource> for SourceConfig {
             InputKind::File => Input::File {
                 name: raw.name,
                 paths: raw.paths,
+                follow: follow.then(|| Follow {
+                    read_from: raw.read_from.unwrap_or_default(),
+                    checkpoint: raw.checkpoint.unwrap_or(true),
+                }),
             },
             InputKind::Stdin => Input::Stdin,
             InputKind::Kafka => Input::Kafka {
@@ -156,15 +214,22 @@ impl TryFrom<RawSource> for SourceConfig {
 
 impl From<SourceConfig> for RawSource {
     fn from(s: SourceConfig) -> RawSource {
-        let (kind, name, paths, topic) = match s.input {
-            Input::File { name, paths } => (InputKind::File, name, paths, None),
+        let (kind, name, paths, topic) = match &s.input {
+            Input::File { name, paths, .. } => (InputKind::File, name.clone(), paths.clone(), None),
             Input::Stdin => (InputKind::Stdin, None, Vec::new(), None),
-            Input::Kafka { topic } => (InputKind::Kafka, None, Vec::new(), Some(topic)),
+            Input::Kafka { topic } => (InputKind::Kafka, None, Vec::new(), Some(topic.clone())),
+        };
+        let follow = match &s.input {
+            Input::File { follow, .. } => Some(*follow),
+            _ => None,
         };
         RawSource {
             kind,
             name,
             paths,
+            follow: follow.map(|f| f.is_some()),
+            read_from: follow.flatten().map(|f| f.read_from),
+            checkpoint: follow.flatten().map(|f| f.checkpoint),
             topic,
             format: s.format,
             time_field: s.time.field,
@@ -213,6 +278,28 @@ mod tests {
     }
 
     #[test]
+    fn file_sources_follow_by_default_and_follow_false_reads_once() {
+        let follow = |extra: &str| match source(&format!(
+            "[source]\ntype = \"file\"\npaths = [\"a.log\"]\n{extra}"
+        ))
+        .unwrap()
+        .input
+        {
+            Input::File { follow, .. } => follow,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(follow(""), Some(Follow::default()));
+        assert_eq!(follow("follow = false"), None);
+        assert_eq!(
+            follow("read_from = \"end\"\ncheckpoint = false"),
+            Some(Follow {
+                read_from: ReadFrom::End,
+                checkpoint: false
+            })
+        );
+    }
+
+    #[test]
     fn settings_of_another_kind_typos_and_missing_paths_are_errors() {
         for (text, needle) in [
             (
@@ -223,6 +310,15 @@ mod tests {
             ("type = \"file\"", "needs `paths`"),
             ("type = \"kafka\"", "needs `topic`"),
             ("type = \"stdin\"\nformatt = \"json\"", "formatt"),
+            ("type = \"stdin\"\nread_from = \"end\"", "`read_from`"),
+            (
+                "type = \"file\"\npaths = [\"a\"]\nfollow = false\ncheckpoint = true",
+                "settings of a followed file source",
+            ),
+            (
+                "type = \"file\"\npaths = [\"a\"]\nread_from = \"middle\"",
+                "middle",
+            ),
             ("type = \"socket\"", "socket"),
         ] {
             let err = source(&format!("[source]\n{text}")).unwrap_err();

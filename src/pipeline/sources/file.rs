@@ -32,7 +32,7 @@ pub enum LineRead {
 /// bytes of it in memory: a longer line is hashed and read past to its end.
 /// On an error the bytes read so far stay in `buf`.
 pub fn read_line(
-    reader: &mut impl BufRead,
+    reader: &mut (impl BufRead + ?Sized),
     buf: &mut Vec<u8>,
     max: usize,
 ) -> std::io::Result<LineRead> {

@@ -6,10 +6,16 @@
 
 mod config;
 mod file;
+mod follow;
+mod positions;
 mod stdin;
 
-pub use config::{Input, RecordKind, SourceConfig};
+pub use config::{Follow, Input, ReadFrom, RecordKind, SourceConfig};
 pub use file::{read_files, read_line, LineRead, KEPT_PREFIX_BYTES};
+pub use follow::{follow_files, FollowedFiles};
+pub use positions::{
+    FileKey, FileMark, FilePosition, FileProgress, Fingerprint, PositionsError, POSITIONS_FILE,
+};
 pub use stdin::read_stdin;
 
 use super::Shutdown;
@@ -38,6 +44,9 @@ pub struct Record {
     /// Why the record cannot be an event whatever its content (too long,
     /// cut short): it is dead-lettered unparsed.
     pub fault: Option<RecordFault>,
+    /// For a line of a followed file: where the file stands once this
+    /// record is handled (checkpointed with the output).
+    pub mark: Option<FileMark>,
 }
 
 /// A record known to be unusable before it is parsed.
@@ -67,6 +76,7 @@ impl Record {
             ingest_time: Utc::now(),
             read_at: Instant::now(),
             fault: None,
+            mark: None,
         }
     }
 }
