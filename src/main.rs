@@ -1,4 +1,4 @@
-//! The `tocsin` command line: run, scan, rules check|test.
+//! The `tocsin` command line: run, scan, rules check|test, config check, train, report.
 
 mod cli;
 
@@ -30,6 +30,9 @@ enum Command {
     /// Rule tools.
     #[command(subcommand)]
     Rules(cli::rules::RulesCommand),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(cli::config::ConfigCommand),
     /// Train an anomaly job's baseline from log files and save it to the model directory.
     Train(cli::train::TrainArgs),
     /// The alert review from the alert state: volumes, SLA compliance,
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::cmd_train(args),
         Command::Report(args) => cli::report::cmd_report(args),
         Command::Rules(command) => command.run(),
+        Command::Config(command) => command.run(),
     };
     match result {
         Ok(code) => code,

@@ -521,3 +521,63 @@ fn the_kubelet_service_link_variables_do_not_stop_tocsin_from_starting() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn config_check_exits_0_for_a_valid_configuration_and_78_naming_each_problem() {
+    let out = tocsin().args(["config", "check"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("ok: rules:"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(
+        rules.join("broken.yml"),
+        "title: t\nlogsource: {product: linux}\ndetection:\n  sel:\n    a|bogus: 1\n  condition: sel\n",
+    )
+    .unwrap();
+    std::fs::write(
+        rules.join("good.yml"),
+        "title: g\nlogsource: {product: linux}\ndetection:\n  sel: {a: 1}\n  condition: sel\n",
+    )
+    .unwrap();
+    let config = dir.path().join("tocsin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nrules = [\"{}\"]\n[[sources]]\ntype = \"file\"\npaths = [\"{}\"]\nfollow = false\n",
+            rules.display(),
+            dir.path().join("missing.log").display()
+        ),
+    )
+    .unwrap();
+    let out = tocsin()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{text}");
+    assert!(text.contains("broken.yml:5:5:"), "{text}");
+    assert!(text.contains("missing.log"), "{text}");
+    assert!(text.contains("2 problems"), "{text}");
+
+    std::fs::write(&config, "[[sinks]]\ntype = \"file\"\npaht = \"x\"\n").unwrap();
+    let out = tocsin()
+        .args(["config", "check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{text}");
+    assert!(
+        text.contains("tocsin.toml:3:1: sinks[0].paht: unknown field"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("unknown field").count(),
+        1,
+        "said once: {text}"
+    );
+}

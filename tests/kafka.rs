@@ -1357,3 +1357,36 @@ fn records_larger_than_their_topic_takes_are_cut_to_fit_and_the_partition_moves_
         Offset::Offset(records.len() as i64)
     );
 }
+
+#[test]
+fn config_check_connect_finds_the_brokers_and_names_a_missing_topic() {
+    let Some(brokers) = broker() else { return };
+    let all = Setup::new(&brokers, "check");
+    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["config", "check", "--connect", "--config"])
+        .arg(all.config("engine", ""))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("ok: kafka: topic {} exists", all.alerts)),
+        "{text}"
+    );
+    // The same configuration with its topics never created.
+    let none = Setup::named(&brokers, "check-missing");
+    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["config", "check", "--connect", "--config"])
+        .arg(none.config("engine", ""))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "{text}");
+    assert!(
+        text.contains(&format!(
+            "error: kafka: topic {} does not exist",
+            none.alerts
+        )),
+        "{text}"
+    );
+}

@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and what they share.
 
+pub(crate) mod config;
 pub(crate) mod report;
 pub(crate) mod rules;
 pub(crate) mod run;

@@ -440,6 +440,19 @@ impl Pipeline {
         Ok(inputs)
     }
 
+    /// Every Kafka topic the pipeline reads or writes, sorted.
+    pub fn kafka_topics(&self) -> Vec<String> {
+        let mut topics = self.output_topics();
+        for s in &self.sources {
+            if let Input::Kafka { topic } = &s.input {
+                topics.push(topic.clone());
+            }
+        }
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
     /// Every topic the pipeline writes to.
     fn output_topics(&self) -> Vec<String> {
         let sinks = self.sinks.iter().chain(

@@ -12,6 +12,7 @@
 //! committed, so a partition changes owner with its work done.
 
 pub(crate) mod capabilities;
+pub mod check;
 pub(crate) mod commit;
 pub mod config;
 pub(crate) mod consumer;
