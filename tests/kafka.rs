@@ -1390,3 +1390,92 @@ fn config_check_connect_finds_the_brokers_and_names_a_missing_topic() {
         "{text}"
     );
 }
+
+/// `GET path` on the engine's listener: the raw response.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+/// Waits until `/readyz` answers with `status` (200 or 503); the response.
+fn wait_for_readyz(engine: &Engine, port: u16, status: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let response = http_get(port, "/readyz").unwrap_or_default();
+        if response.starts_with(&format!("HTTP/1.0 {status}"))
+            || response.starts_with(&format!("HTTP/1.1 {status}"))
+        {
+            return response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered {status}; last: {response}\n{}",
+            engine.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn readyz_follows_the_broker_and_the_log_stays_quiet_while_it_is_away() {
+    if broker().is_none() {
+        return;
+    }
+    let Some(own) = OwnBroker::start(free_port()) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_TANSU_BIN is not set under CI"
+        );
+        eprintln!("SKIPPED: TEST_TANSU_BIN unset (path of the tansu binary)");
+        return;
+    };
+    let brokers = format!("127.0.0.1:{}", own.port);
+    let mut s = Setup::new(&brokers, "ready");
+    let port = free_port();
+    s.metrics_port = Some(port);
+    let engine = Engine::start(&s.config("engine", "\"enable.idempotence\" = \"false\""));
+    let ready = wait_for_readyz(&engine, port, 200, Duration::from_secs(60));
+    assert!(ready.contains("\"consumer\":\"up"), "{ready}");
+
+    let port_of_broker = own.stop();
+    let away = wait_for_readyz(&engine, port, 503, Duration::from_secs(30));
+    assert!(away.contains("no broker answers since"), "{away}");
+    assert!(
+        http_get(port, "/healthz").is_some_and(|r| r.contains(" 200 ")),
+        "alive while the broker is away"
+    );
+    let lines_when_down = engine.log.lock().map(|l| l.len()).unwrap_or(0);
+    std::thread::sleep(Duration::from_secs(15));
+    let logged: Vec<String> = engine
+        .log
+        .lock()
+        .map(|l| l.iter().skip(lines_when_down).cloned().collect())
+        .unwrap_or_default();
+    // One line per client as the brokers go, and the group's own state
+    // changes (session timeout, revoke): no line per failed attempt.
+    let unreachable = logged
+        .iter()
+        .filter(|l| l.contains("Kafka brokers unreachable"))
+        .count();
+    assert!(
+        logged.len() <= 8 && unreachable <= 2,
+        "15 s of an absent broker took {} log lines:\n{}",
+        logged.len(),
+        logged.join("\n")
+    );
+
+    let _back = OwnBroker::start(port_of_broker).expect("tansu restarts");
+    let ready = wait_for_readyz(&engine, port, 200, Duration::from_secs(60));
+    assert!(ready.contains("\"status\":\"ready\""), "{ready}");
+    assert!(
+        engine.log_contains("Kafka brokers reachable again") >= 1,
+        "{}",
+        engine.log_text()
+    );
+    assert!(engine.terminate(Duration::from_secs(25)).success());
+}

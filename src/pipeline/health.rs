@@ -18,6 +18,8 @@ struct Inner {
     /// Stages in the order they started.
     stages: Mutex<Vec<(String, StageState)>>,
     rules_loaded: AtomicU64,
+    /// Each Kafka client's view of its brokers.
+    kafka: Mutex<Vec<(&'static str, KafkaState)>>,
     draining: AtomicBool,
     /// Set once any stage failed; never cleared (the process exits).
     failed: AtomicBool,
@@ -32,6 +34,44 @@ pub enum StageState {
     Finished,
     /// Stopped on an error, with the error text. The process is then neither live nor ready.
     Failed(String),
+}
+
+/// What a Kafka client knows of its brokers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaState {
+    /// No broker has answered yet.
+    Connecting,
+    /// A broker answers; `partitions` assigned to this consumer (0: waiting
+    /// for an assignment, which is ready: the group may have more members
+    /// than partitions).
+    Up {
+        /// Partitions assigned to the consumer (always 0 for the producer).
+        partitions: usize,
+    },
+    /// No broker answers.
+    Down {
+        /// Since when.
+        since: chrono::DateTime<chrono::Utc>,
+        /// The last failure.
+        error: String,
+    },
+}
+
+impl KafkaState {
+    fn shown(&self, client: &str) -> String {
+        match self {
+            KafkaState::Connecting => "connecting".into(),
+            KafkaState::Up { partitions: 0 } if client == "consumer" => {
+                "up, waiting for partition assignment".into()
+            }
+            KafkaState::Up { partitions: 0 } => "up".into(),
+            KafkaState::Up { partitions } => format!("up, {partitions} partitions assigned"),
+            KafkaState::Down { since, error } => format!(
+                "no broker answers since {}: {error}",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        }
+    }
 }
 
 impl Health {
@@ -71,6 +111,23 @@ impl Health {
     /// Records how many rules run; readiness needs at least one.
     pub fn set_rules_loaded(&self, n: usize) {
         self.0.rules_loaded.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Records what the Kafka `client` (`consumer`, `producer`) knows of its brokers.
+    pub fn set_kafka(&self, client: &'static str, state: KafkaState) {
+        let mut kafka = self.0.kafka.lock().unwrap_or_else(|p| p.into_inner());
+        match kafka.iter_mut().find(|(name, _)| *name == client) {
+            Some((_, s)) => *s = state,
+            None => kafka.push((client, state)),
+        }
+    }
+
+    fn kafka(&self) -> Vec<(&'static str, KafkaState)> {
+        self.0
+            .kafka
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Shutdown has begun: no longer ready for new work.
@@ -131,10 +188,13 @@ impl Health {
         }
     }
 
-    /// Readiness: doing its job. Rules are loaded, every stage runs, and
-    /// the process is not shutting down. The JSON says why not.
+    /// Readiness: doing its job. Rules are loaded, every stage runs, every
+    /// Kafka client reaches a broker (a consumer waiting for its partition
+    /// assignment is ready, and says so), and the process is not shutting
+    /// down. The JSON says why not.
     pub fn readiness(&self) -> (bool, Value) {
         let stages = self.stages();
+        let kafka = self.kafka();
         let rules = self.0.rules_loaded.load(Ordering::Relaxed);
         let reason = if let Some(failure) = Self::first_failure(&stages) {
             Some(failure)
@@ -144,21 +204,32 @@ impl Health {
             Some("no rules loaded".to_string())
         } else if stages.is_empty() {
             Some("the pipeline has not started".to_string())
+        } else if let Some(stage) = stages.iter().find(|(_, s)| *s != StageState::Running) {
+            Some(format!(
+                "stage {} is not running (its input ended)",
+                stage.0
+            ))
         } else {
-            stages
-                .iter()
-                .find(|(_, s)| *s != StageState::Running)
-                .map(|(name, _)| format!("stage {name} is not running (its input ended)"))
+            kafka.iter().find_map(|(client, state)| match state {
+                KafkaState::Up { .. } => None,
+                _ => Some(format!("kafka {client}: {}", state.shown(client))),
+            })
         };
         let stages = Self::stages_json(&stages);
+        let kafka = Value::Object(
+            kafka
+                .iter()
+                .map(|(client, state)| (client.to_string(), Value::String(state.shown(client))))
+                .collect(),
+        );
         match reason {
             None => (
                 true,
-                json!({"status": "ready", "rules_loaded": rules, "stages": stages}),
+                json!({"status": "ready", "rules_loaded": rules, "stages": stages, "kafka": kafka}),
             ),
             Some(reason) => (
                 false,
-                json!({"status": "not ready", "reason": reason, "rules_loaded": rules, "stages": stages}),
+                json!({"status": "not ready", "reason": reason, "rules_loaded": rules, "stages": stages, "kafka": kafka}),
             ),
         }
     }

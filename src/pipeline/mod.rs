@@ -231,6 +231,7 @@ impl Pipeline {
                     self.kafka.exactly_once,
                     feed_tx.clone(),
                     self.metrics.clone(),
+                    self.health.clone(),
                 )?)
             }
         };
@@ -515,6 +516,7 @@ impl Pipeline {
                 .filter(|_| kafka.exactly_once),
             limits,
             self.metrics.clone(),
+            self.health.clone(),
         )?))
     }
 

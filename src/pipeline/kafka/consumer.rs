@@ -6,8 +6,10 @@
 //! waits (bounded) until everything consumed so far is committed, so the
 //! next owner of a partition starts where this one really stopped.
 
-use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
+use super::link::{is_connection_failure, BrokerLink};
+use super::{client_config, KafkaError, Role};
 use crate::event::{Origin, Position};
+use crate::pipeline::health::Health;
 use crate::pipeline::metrics::Metrics;
 use crate::pipeline::sources::{Barrier, Feed, Record, RecordFault, BATCH_SIZE, KEPT_PREFIX_BYTES};
 use crate::pipeline::Shutdown;
@@ -34,19 +36,23 @@ pub(crate) struct ConsumerHooks {
     /// is gone).
     feed: Mutex<Option<mpsc::Sender<Feed>>>,
     metrics: Option<Arc<Metrics>>,
+    /// Whether the brokers answer: readiness, and one log line per change.
+    link: BrokerLink,
 }
 
 impl ClientContext for ConsumerHooks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log_to_tracing("consumer", level, fac, message);
+        self.link.log(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        error_to_tracing("consumer", &error, reason);
+        self.link.error(&error, reason);
     }
 
-    /// Consumer lag per partition, from librdkafka's periodic statistics.
+    /// Whether a broker is up, and consumer lag per partition, from
+    /// librdkafka's periodic statistics.
     fn stats(&self, stats: Statistics) {
+        self.link.stats(&stats);
         let Some(m) = &self.metrics else { return };
         for (topic, t) in &stats.topics {
             for (partition, p) in &t.partitions {
@@ -71,6 +77,7 @@ impl ConsumerContext for ConsumerHooks {
                     "partitions revoked: committing in-flight work first"
                 );
                 self.drain();
+                self.link.revoked();
                 if let Some(m) = &self.metrics {
                     for e in partitions.elements() {
                         let _ = m
@@ -81,6 +88,7 @@ impl ConsumerContext for ConsumerHooks {
             }
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
+                self.link.assigned(partitions.count());
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
@@ -126,6 +134,7 @@ pub(crate) fn subscribe(
     exactly_once: bool,
     feed: mpsc::Sender<Feed>,
     metrics: Option<Arc<Metrics>>,
+    health: Health,
 ) -> Result<Arc<KafkaConsumer>, KafkaError> {
     let isolation = if exactly_once {
         "read_committed"
@@ -156,6 +165,7 @@ pub(crate) fn subscribe(
     let hooks = ConsumerHooks {
         feed: Mutex::new(Some(feed)),
         metrics,
+        link: BrokerLink::new("consumer", health),
     };
     let consumer: KafkaConsumer = cfg
         .create_with_context(hooks)
@@ -259,14 +269,20 @@ fn poll_loop(
                             fatal.1, fatal.0
                         )));
                     }
-                    // Transport errors are retried by librdkafka (broker restarts included).
-                    tracing::warn!(error = %e, "consumer error");
+                    // Transport errors are retried by librdkafka (broker
+                    // restarts included); the link says so once, not per poll.
+                    if is_connection_failure(e.rdkafka_error_code()) {
+                        consumer.context().link.failed(&e.to_string());
+                    } else {
+                        tracing::warn!(error = %e, "consumer error");
+                    }
                 }
             }
         }
         if batch.is_empty() {
             continue;
         }
+        consumer.context().link.answered();
         if let Some(m) = metrics {
             m.in_flight_events.add(batch.len() as i64);
         }

@@ -16,6 +16,7 @@ pub mod check;
 pub(crate) mod commit;
 pub mod config;
 pub(crate) mod consumer;
+pub(crate) mod link;
 pub(crate) mod producer;
 pub(crate) mod progress;
 pub mod state;

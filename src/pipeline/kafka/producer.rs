@@ -2,8 +2,10 @@
 //! serves every Kafka sink, so in exactly-once mode one transaction covers
 //! all of them.
 
-use super::{client_config, error_to_tracing, log_to_tracing, KafkaError, Role};
+use super::link::BrokerLink;
+use super::{client_config, KafkaError, Role};
 use crate::pipeline::dead_letter::Whole;
+use crate::pipeline::health::Health;
 use crate::pipeline::metrics::Metrics;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
@@ -15,16 +17,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Forwards the producer's log lines to `tracing`.
-pub struct ProducerHooks;
+/// The producer's callbacks: its log lines, and whether its brokers answer.
+pub struct ProducerHooks {
+    link: BrokerLink,
+}
 
 impl ClientContext for ProducerHooks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        log_to_tracing("producer", level, fac, message);
+        self.link.log(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        error_to_tracing("producer", &error, reason);
+        self.link.error(&error, reason);
+    }
+
+    fn stats(&self, stats: rdkafka::Statistics) {
+        self.link.stats(&stats);
     }
 }
 
@@ -208,6 +216,7 @@ pub(crate) fn create(
     transactional_id: Option<&str>,
     limits: RecordLimits,
     metrics: Option<Arc<Metrics>>,
+    health: Health,
 ) -> Result<Arc<KafkaProducer>, KafkaError> {
     // Idempotence is the default (no duplicates or reordering from
     // retries); transactions require it, so exactly-once forces it.
@@ -229,11 +238,15 @@ pub(crate) fn create(
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
             ("batch.size", &batch_size),
+            // Whether a broker is up, for readiness.
+            ("statistics.interval.ms", "5000"),
         ],
         &forced,
     );
     let client: FutureProducer<ProducerHooks> = cfg
-        .create_with_context(ProducerHooks)
+        .create_with_context(ProducerHooks {
+            link: BrokerLink::new("producer", health),
+        })
         .map_err(KafkaError::client("creating the producer"))?;
     let producer = KafkaProducer {
         client,
