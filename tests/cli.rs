@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::tocsin;
+use common::{run_ok, tocsin};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -487,15 +487,10 @@ const KUBELET_SERVICE_LINKS: [(&str, &str); 8] = [
 
 #[test]
 fn the_kubelet_service_link_variables_do_not_stop_tocsin_from_starting() {
-    let out = tocsin()
-        .args(["scan", "samples/auth.log"])
-        .envs(KUBELET_SERVICE_LINKS)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        tocsin()
+            .args(["scan", "samples/auth.log"])
+            .envs(KUBELET_SERVICE_LINKS),
     );
     let port = free_port();
     let mut child = tocsin()
@@ -520,6 +515,19 @@ fn the_kubelet_service_link_variables_do_not_stop_tocsin_from_starting() {
         .status()
         .unwrap();
     assert!(child.wait().unwrap().success());
+}
+
+/// `tocsin config check --config CONFIG`: its exit code and what it printed.
+fn config_check(config: &Path) -> (Option<i32>, String) {
+    let out = tocsin()
+        .args(["config", "check", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -552,25 +560,15 @@ fn config_check_exits_0_for_a_valid_configuration_and_78_naming_each_problem() {
         ),
     )
     .unwrap();
-    let out = tocsin()
-        .args(["config", "check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(78), "{text}");
+    let (code, text) = config_check(&config);
+    assert_eq!(code, Some(78), "{text}");
     assert!(text.contains("broken.yml:5:5:"), "{text}");
     assert!(text.contains("missing.log"), "{text}");
     assert!(text.contains("2 problems"), "{text}");
 
     std::fs::write(&config, "[[sinks]]\ntype = \"file\"\npaht = \"x\"\n").unwrap();
-    let out = tocsin()
-        .args(["config", "check", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(78), "{text}");
+    let (code, text) = config_check(&config);
+    assert_eq!(code, Some(78), "{text}");
     assert!(
         text.contains("tocsin.toml:3:1: sinks[0].paht: unknown field"),
         "{text}"

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::tocsin;
+use common::{run_ok, tocsin};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -233,16 +233,7 @@ fn follow_false_reads_the_files_once_and_ends() {
         text.replace("format = \"json\"", "format = \"json\"\nfollow = false"),
     )
     .unwrap();
-    let out = tocsin()
-        .args(["run", "--config"])
-        .arg(&s.config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(tocsin().args(["run", "--config"]).arg(&s.config));
     assert_eq!(s.alerts().len(), 3);
     assert!(!s.checkpointed(), "a file read once keeps no position");
 }

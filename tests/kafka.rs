@@ -825,6 +825,21 @@ impl Drop for OwnBroker {
     }
 }
 
+/// A broker of this test's own, on a free port; `None` (the test skips,
+/// saying why) without the shared broker or the tansu binary, never under CI.
+fn own_broker() -> Option<OwnBroker> {
+    broker()?;
+    let own = OwnBroker::start(free_port());
+    if own.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "TEST_TANSU_BIN is not set under CI"
+        );
+        eprintln!("SKIPPED: TEST_TANSU_BIN unset (path of the tansu binary)");
+    }
+    own
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -834,17 +849,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn the_engine_recovers_when_the_broker_restarts() {
-    if broker().is_none() {
-        return;
-    }
-    let Some(own) = OwnBroker::start(free_port()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TEST_TANSU_BIN is not set under CI"
-        );
-        eprintln!("SKIPPED: TEST_TANSU_BIN unset (path of the tansu binary)");
-        return;
-    };
+    let Some(own) = own_broker() else { return };
     let brokers = format!("127.0.0.1:{}", own.port);
     let s = Setup::new(&brokers, "restart");
     // tansu's memory storage forgets producer ids on restart, so an
@@ -1361,27 +1366,26 @@ fn records_larger_than_their_topic_takes_are_cut_to_fit_and_the_partition_moves_
 #[test]
 fn config_check_connect_finds_the_brokers_and_names_a_missing_topic() {
     let Some(brokers) = broker() else { return };
+    let check = |s: &Setup| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+            .args(["config", "check", "--connect", "--config"])
+            .arg(s.config("engine", ""))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), text)
+    };
     let all = Setup::new(&brokers, "check");
-    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(["config", "check", "--connect", "--config"])
-        .arg(all.config("engine", ""))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = check(&all);
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains(&format!("ok: kafka: topic {} exists", all.alerts)),
         "{text}"
     );
     // The same configuration with its topics never created.
     let none = Setup::named(&brokers, "check-missing");
-    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(["config", "check", "--connect", "--config"])
-        .arg(none.config("engine", ""))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(78), "{text}");
+    let (code, text) = check(&none);
+    assert_eq!(code, Some(78), "{text}");
     assert!(
         text.contains(&format!(
             "error: kafka: topic {} does not exist",
@@ -1423,17 +1427,7 @@ fn wait_for_readyz(engine: &Engine, port: u16, status: u16, within: Duration) ->
 
 #[test]
 fn readyz_follows_the_broker_and_the_log_stays_quiet_while_it_is_away() {
-    if broker().is_none() {
-        return;
-    }
-    let Some(own) = OwnBroker::start(free_port()) else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "TEST_TANSU_BIN is not set under CI"
-        );
-        eprintln!("SKIPPED: TEST_TANSU_BIN unset (path of the tansu binary)");
-        return;
-    };
+    let Some(own) = own_broker() else { return };
     let brokers = format!("127.0.0.1:{}", own.port);
     let mut s = Setup::new(&brokers, "ready");
     let port = free_port();

@@ -171,6 +171,41 @@ impl Detector {
         }
     }
 
+    /// Runs the jobs of `set` from now on (a rule reload). A job whose id
+    /// and logic are unchanged keeps its open buckets and its baseline; a
+    /// new or changed job starts from nothing. Returns the indices (in
+    /// `set`) of the jobs that start from nothing.
+    pub fn replace_jobs(&mut self, set: Arc<AnomalySet>) -> Vec<usize> {
+        let mut old: Vec<Option<JobState>> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let fresh = Detector::new(set.clone());
+        let mut started = Vec::new();
+        self.jobs = fresh
+            .jobs
+            .into_iter()
+            .enumerate()
+            .map(|(i, new)| {
+                let same = old
+                    .iter_mut()
+                    .find(|o| o.as_ref().is_some_and(|o| o.job.same_logic(&new.job)));
+                match same.and_then(Option::take) {
+                    Some(mut kept) => {
+                        kept.job = new.job;
+                        kept
+                    }
+                    None => {
+                        started.push(i);
+                        new
+                    }
+                }
+            })
+            .collect();
+        self.set = set;
+        started
+    }
+
     /// The jobs this detector runs.
     pub fn set(&self) -> &Arc<AnomalySet> {
         &self.set
@@ -729,6 +764,23 @@ mod tests {
         let alerts = alerts_for_spikes(30, 31);
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].anomalies_in_window, 2);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_baseline_of_an_unchanged_job_and_restarts_a_changed_one() {
+        let mut d = Detector::new(job(|_| {}));
+        feed(&mut d, &["a", "b"], 20, |_, _| 5);
+        let learned = d.model(0).unwrap().clone();
+        assert!(learned.buckets_closed > 0);
+        // The same job, reloaded (a new Arc, equal logic): its baseline stays.
+        assert!(d.replace_jobs(job(|_| {})).is_empty());
+        assert_eq!(d.model(0), Some(&learned));
+        // Another bucket span is another analysis: it starts from nothing.
+        assert_eq!(
+            d.replace_jobs(job(|s| s.bucket_span = Span::from_secs(1800))),
+            [0]
+        );
+        assert_eq!(d.model(0).unwrap().buckets_closed, 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tocsin::config::RuleSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::health::Health;
 use tocsin::pipeline::metrics::Metrics;
+use tocsin::pipeline::reload::Reloader;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
 use tocsin::pipeline::sources::{Follow, Input, ReadFrom, SourceConfig};
 use tocsin::pipeline::{Pipeline, Shutdown};
@@ -123,23 +124,55 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     count_limit_problems(summary, &metrics);
     let health = Health::new();
     health.set_rules_loaded(summary.loaded);
+    let loader = RuleSet::loader(&cfg, &rules.summary);
     let mut pipeline = Pipeline::from_config(&cfg, rules)?;
     pipeline.metrics = Some(metrics.clone());
     pipeline.health = health.clone();
+    let reloader = Arc::new(Reloader::new(
+        pipeline.rules.clone(),
+        loader,
+        Some(metrics.clone()),
+        health.clone(),
+    ));
+    // Kept for the whole run: dropping it stops watching.
+    let _watcher = match cfg.engine.watch_rules {
+        true => {
+            let mut paths = cfg.engine.rules.clone();
+            paths.extend(cfg.engine.logsource_map.clone());
+            match tocsin::pipeline::reload::watch(&paths, reloader.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "rule folders are not watched; reload with SIGHUP or POST /reload");
+                    None
+                }
+            }
+        }
+        false => None,
+    };
 
     let rt = runtime()?;
     let outcome = rt.block_on(async {
-        let mut triage_routes = None;
+        let mut triage_routes = match &cfg.incident.http_token {
+            Some(token) if !token.is_empty() => Some(tocsin::pipeline::reload_http::router(
+                token.clone(),
+                reloader.clone(),
+            )),
+            _ => None,
+        };
         match (&cfg.incident.http_token, cfg.incident.enabled, cfg.metrics.enabled) {
             (Some(token), true, true) if !token.is_empty() => {
                 let (tx, rx) = tokio::sync::mpsc::channel(1024);
                 pipeline.triage_requests = Some(rx);
-                triage_routes = Some(tocsin::pipeline::triage_http::router(
+                let triage = tocsin::pipeline::triage_http::router(
                     token.clone(),
                     tx,
                     cfg.metrics.max_body_bytes,
                     Some(metrics.clone()),
-                ));
+                );
+                triage_routes = Some(match triage_routes {
+                    Some(reload) => reload.merge(triage),
+                    None => triage,
+                });
             }
             (Some(_), _, _) => tracing::warn!(
                 "incident.http_token is set but POST /triage needs incident.enabled and metrics.enabled (and a non-empty token): not served"
@@ -171,6 +204,7 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
             });
         }
         let shutdown = Shutdown::new();
+        tokio::spawn(reload_on_sighup(reloader.clone()));
         tokio::spawn(watch_signals(
             shutdown.clone(),
             health.clone(),
@@ -216,6 +250,24 @@ async fn watch_signals(
         }
     }
     std::process::exit(130);
+}
+
+/// SIGHUP reloads the rules, as daemons reload their configuration.
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("SIGHUP cannot be caught here: reload with POST /reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let reloader = reloader.clone();
+            let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+        }
+    }
+    #[cfg(not(unix))]
+    drop(reloader);
 }
 
 async fn wait_for_signal() {

@@ -11,6 +11,7 @@ use crate::detect::{load_engine, CompileOptions, Engine, MappingError, RuleLoadS
 use crate::pipeline::incident_stage::IncidentConfigError;
 use crate::pipeline::kafka::config::DeliveryMode;
 use crate::pipeline::kafka::KafkaSettings;
+use crate::pipeline::reload::{LiveRules, RuleLoader};
 use crate::pipeline::{ModelFiles, Pipeline, Rules};
 use crate::vocab::clock::Clock;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,15 @@ impl RuleSet {
         })
     }
 
+    /// The compiled rules, as a pipeline runs them.
+    pub fn into_rules(self) -> Rules {
+        Rules {
+            engine: Arc::new(self.engine),
+            correlations: Arc::new(self.correlations),
+            anomalies: Arc::new(self.anomalies),
+        }
+    }
+
     /// The rules `cfg` names (`engine.rules`, `engine.logsource_map`,
     /// placeholders and rule limits).
     pub fn from_config(cfg: &Config) -> Result<RuleSet, MappingError> {
@@ -84,6 +94,45 @@ impl RuleSet {
             cfg.engine.logsource_map.as_deref(),
             &options,
         )
+    }
+}
+
+impl RuleSet {
+    /// What a reload runs: the rules `cfg` names, loaded and compiled again.
+    /// A set with a problem the running set (`running`) did not have never
+    /// goes live: an edit that breaks a rule keeps the old rules. Problems
+    /// the running set already had (rules left out since the start, say a
+    /// corpus rule this engine cannot use) do not block a reload.
+    pub fn loader(cfg: &Config, running: &RuleLoadSummary) -> RuleLoader {
+        let cfg = cfg.clone();
+        let known = std::sync::Mutex::new(
+            running
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<std::collections::HashSet<String>>(),
+        );
+        Box::new(move || {
+            let set = RuleSet::from_config(&cfg).map_err(|e| vec![e.to_string()])?;
+            let problems: std::collections::HashSet<String> = set
+                .summary
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let mut known = known.lock().unwrap_or_else(|p| p.into_inner());
+            let mut new: Vec<String> = problems.difference(&known).cloned().collect();
+            new.sort();
+            if set.summary.loaded == 0 {
+                new.push(format!("no rules loaded from {:?}", cfg.engine.rules));
+            }
+            if !new.is_empty() {
+                return Err(new);
+            }
+            *known = problems;
+            let rejected = set.summary.rejected;
+            Ok((set.into_rules(), rejected))
+        })
     }
 }
 
@@ -100,11 +149,7 @@ impl Pipeline {
         }
         let model_dir = cfg.anomaly.model_dir().map(Path::to_path_buf);
         Ok(Pipeline {
-            rules: Rules {
-                engine: Arc::new(rules.engine),
-                correlations: Arc::new(rules.correlations),
-                anomalies: Arc::new(rules.anomalies),
-            },
+            rules: Arc::new(LiveRules::new(rules.into_rules())),
             alerts,
             sources: cfg.sources.clone(),
             sinks: cfg.sinks.clone(),
@@ -158,5 +203,36 @@ fn kafka_settings(cfg: &Config) -> KafkaSettings {
         exactly_once,
         transactional_id,
         commit_interval: cfg.delivery.commit_interval.as_std(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str =
+        "title: g\nlogsource: {product: test}\ndetection:\n  sel: {a: 1}\n  condition: sel\n";
+    const BROKEN: &str = "title: b\nlogsource: {product: test}\ndetection:\n  sel:\n    a|bogus: 1\n  condition: sel\n";
+
+    #[test]
+    fn a_reload_refuses_new_problems_but_not_those_the_running_rules_had() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("good.yml"), GOOD).unwrap();
+        std::fs::write(dir.path().join("old-broken.yml"), BROKEN).unwrap();
+        let mut cfg = Config::default();
+        cfg.engine.rules = vec![dir.path().to_path_buf()];
+        let running = RuleSet::from_config(&cfg).unwrap();
+        assert_eq!(running.summary.problems.len(), 1);
+        let load = RuleSet::loader(&cfg, &running.summary);
+        let (rules, rejected) = load().expect("only the known problem");
+        assert_eq!((rules.engine.rules().len(), rejected), (1, 1));
+        std::fs::write(dir.path().join("new-broken.yml"), BROKEN).unwrap();
+        let problems = load().expect_err("a new broken rule");
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("new-broken.yml:5:5:"), "{problems:?}");
+        std::fs::remove_file(dir.path().join("new-broken.yml")).unwrap();
+        std::fs::remove_file(dir.path().join("good.yml")).unwrap();
+        let problems = load().expect_err("no rules at all");
+        assert!(problems[0].contains("no rules loaded"), "{problems:?}");
     }
 }

@@ -134,6 +134,51 @@ impl Correlator {
         Some(corr.span.after(base))
     }
 
+    /// Runs the correlations of `set` from now on (a rule reload). Open
+    /// windows of correlations whose id and logic are unchanged carry over;
+    /// those of changed or removed correlations are dropped: their counts
+    /// were made under other rules. Returns (groups kept, groups dropped).
+    pub fn replace_rules(&mut self, set: std::sync::Arc<CorrelationSet>) -> (usize, usize) {
+        let by_id: HashMap<&str, usize> = set
+            .correlations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.rule.meta.id.as_str(), i))
+            .collect();
+        let remap: Vec<Option<usize>> = self
+            .set
+            .correlations
+            .iter()
+            .map(|old| {
+                let &new = by_id.get(old.rule.meta.id.as_str())?;
+                set.correlations
+                    .get(new)
+                    .filter(|c| c.rule.same_logic(&old.rule))
+                    .map(|_| new)
+            })
+            .collect();
+        let (mut kept, mut dropped) = (0, 0);
+        for ((c, key), value) in std::mem::take(&mut self.groups) {
+            match remap.get(c).copied().flatten() {
+                Some(new) => {
+                    self.groups.insert((new, key), value);
+                    kept += 1;
+                }
+                None => dropped += 1,
+            }
+        }
+        self.set = set;
+        let expiries: Vec<Reverse<Expiry>> = self
+            .groups
+            .iter()
+            .filter_map(|((c, key), (window, _))| {
+                Some(Reverse((self.expiry_of(*c, window)?, *c, key.clone())))
+            })
+            .collect();
+        self.expiries = expiries.into();
+        (kept, dropped)
+    }
+
     /// The open windows and time bookkeeping, to snapshot. Correlations are
     /// named by rule id, so a snapshot survives rules being added or reordered.
     pub fn state(&self) -> CorrelatorState {

@@ -68,6 +68,16 @@ fn run(correlations: &str, events: &[(i64, serde_json::Value)]) -> Vec<(String, 
         .collect()
 }
 
+/// One firing of `title` for the group `user` with `value`.
+fn once(title: &str, user: &str, value: f64) -> Vec<(String, Vec<String>, f64)> {
+    vec![(title.to_string(), vec![user.to_string()], value)]
+}
+
+/// `a` events at (seconds, user).
+fn logins(events: &[(i64, &str)]) -> Vec<(i64, serde_json::Value)> {
+    events.iter().map(|&(secs, user)| (secs, a(user))).collect()
+}
+
 fn a(user: &str) -> serde_json::Value {
     json!({"action": "a", "user": user, "src": "10.0.0.1"})
 }
@@ -145,18 +155,15 @@ fn times_at_the_ends_of_the_calendar_never_overflow_the_window_arithmetic() {
 fn event_count_fires_when_the_count_is_reached_within_the_span() {
     let fired = run(
         COUNT,
-        &[
-            (0, a("bob")),
-            (10, a("alice")),
-            (20, a("bob")),
-            (30, a("bob")),
-            (40, a("alice")),
-        ],
+        &logins(&[
+            (0, "bob"),
+            (10, "alice"),
+            (20, "bob"),
+            (30, "bob"),
+            (40, "alice"),
+        ]),
     );
-    assert_eq!(
-        fired,
-        vec![("three a".to_string(), vec!["bob".to_string()], 3.0)]
-    );
+    assert_eq!(fired, once("three a", "bob", 3.0));
 }
 
 #[test]
@@ -164,14 +171,14 @@ fn event_count_windows_slide_and_events_outside_the_span_do_not_count() {
     // 0 and 61 are 61 s apart: never three within 60 s until 62, 100, 110.
     let fired = run(
         COUNT,
-        &[
-            (0, a("bob")),
-            (61, a("bob")),
-            (62, a("bob")),
-            (130, a("bob")),
-            (140, a("bob")),
-            (150, a("bob")),
-        ],
+        &logins(&[
+            (0, "bob"),
+            (61, "bob"),
+            (62, "bob"),
+            (130, "bob"),
+            (140, "bob"),
+            (150, "bob"),
+        ]),
     );
     assert_eq!(fired.len(), 1, "{fired:?}");
     assert_eq!(fired[0].2, 3.0);
@@ -275,10 +282,7 @@ fn value_count_counts_distinct_values_per_group() {
         corr,
         &[(0, a("u1")), (1, a("u1")), (2, a("u2")), (3, a("u3"))],
     );
-    assert_eq!(
-        fired,
-        vec![("spray".to_string(), vec!["10.0.0.1".to_string()], 3.0)]
-    );
+    assert_eq!(fired, once("spray", "10.0.0.1", 3.0));
 }
 
 #[test]
@@ -312,7 +316,7 @@ fn value_sum_avg_and_percentile_measure_the_field() {
     let sum = "title: sum\ncorrelation:\n  type: value_sum\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 1h\n  condition: {field: bytes, gt: 100}\n";
     assert_eq!(
         run(sum, &[(0, ev(50)), (1, ev(40)), (2, ev(20))]),
-        vec![("sum".to_string(), vec!["bob".to_string()], 110.0)]
+        once("sum", "bob", 110.0)
     );
     let avg = "title: avg\ncorrelation:\n  type: value_avg\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 1h\n  condition: {field: bytes, gte: 500}\n";
     assert_eq!(run(avg, &[(0, ev(100)), (1, ev(900))])[0].2, 500.0);
@@ -330,18 +334,15 @@ fn fewer_than_conditions_are_decided_at_window_end() {
     // alice: 3 events -> does not fire, even at the end of input.
     let fired = run(
         corr,
-        &[
-            (0, a("bob")),
-            (10, a("bob")),
-            (100, a("alice")),
-            (101, a("alice")),
-            (102, a("alice")),
-        ],
+        &logins(&[
+            (0, "bob"),
+            (10, "bob"),
+            (100, "alice"),
+            (101, "alice"),
+            (102, "alice"),
+        ]),
     );
-    assert_eq!(
-        fired,
-        vec![("quiet".to_string(), vec!["bob".to_string()], 2.0)]
-    );
+    assert_eq!(fired, once("quiet", "bob", 2.0));
 }
 
 #[test]
@@ -438,4 +439,37 @@ fn events_without_the_group_field_do_not_take_part() {
         ],
     );
     assert!(fired.is_empty());
+}
+
+#[test]
+fn a_reload_keeps_the_windows_of_unchanged_correlations_and_drops_changed_ones() {
+    const TWO: &str = "title: three a\nid: corr-count\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 3}\n---\ntitle: two b\nid: corr-b\ncorrelation:\n  type: event_count\n  rules: [rule_b]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 2}\n";
+    let (engine, set, _) = setup(TWO);
+    let mut c = Correlator::new(set.clone());
+    let b = json!({"action": "b", "user": "ana"});
+    assert!(feed(
+        &engine,
+        &set,
+        &mut c,
+        &[("s", 0, a("ana")), ("s", 1, a("ana")), ("s", 2, b.clone())]
+    )
+    .is_empty());
+    assert_eq!(c.active_groups(), 2);
+    // The reloaded set: `corr-count` retitled and moved after a new rule
+    // (same logic), `corr-b` with another threshold (changed logic).
+    let reloaded = TWO
+        .replace("title: three a", "title: three a, renamed")
+        .replace("condition: {gte: 2}", "condition: {gte: 5}");
+    let (engine, set, _) = setup(&format!(
+        "title: new\nid: corr-new\ncorrelation:\n  type: event_count\n  rules: [rule_b]\n  group-by: [user]\n  timespan: 60s\n  condition: {{gte: 9}}\n---\n{reloaded}"
+    ));
+    assert_eq!(c.replace_rules(set.clone()), (1, 1));
+    // The third `a` completes the window opened before the reload.
+    let fired = feed(&engine, &set, &mut c, &[("s", 3, a("ana"))]);
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(
+        set.get(fired[0].correlation).unwrap().rule.meta.id,
+        "corr-count"
+    );
+    assert_eq!(fired[0].events, 3);
 }

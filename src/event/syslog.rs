@@ -296,13 +296,17 @@ mod tests {
             .unwrap()
     }
 
+    /// A line that must parse, read with noon of `date` as the reference.
+    fn parsed(line: &str, (y, m, d): (i32, u32, u32)) -> SyslogLine {
+        parse(line, at(y, m, d)).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    }
+
     #[test]
     fn rfc3164_lines_give_host_program_pid_and_message() {
-        let l = parse(
+        let l = parsed(
             "Dec 10 06:55:46 LabSZ sshd[24200]: Invalid user webmaster from 173.234.31.186",
-            at(2026, 11, 23),
-        )
-        .unwrap();
+            (2026, 11, 23),
+        );
         assert_eq!(l.fields["host"], "LabSZ");
         assert_eq!(l.fields["program"], "sshd");
         assert_eq!(l.fields["pid"], 24200);
@@ -316,38 +320,26 @@ mod tests {
 
     #[test]
     fn rfc3164_year_is_the_reference_year_when_not_in_the_future() {
-        let l = parse("Nov 20 08:14:02 bastion1 CRON[1]: ok", at(2026, 11, 23)).unwrap();
+        let l = parsed("Nov 20 08:14:02 bastion1 CRON[1]: ok", (2026, 11, 23));
         assert_eq!(l.time.unwrap().to_rfc3339(), "2026-11-20T08:14:02+00:00");
-        let l = parse("Jan  3 08:14:02 h su: x", at(2027, 1, 5)).unwrap();
+        let l = parsed("Jan  3 08:14:02 h su: x", (2027, 1, 5));
         assert_eq!(l.time.unwrap().to_rfc3339(), "2027-01-03T08:14:02+00:00");
     }
 
     #[test]
     fn programs_with_parentheses_and_pri_are_understood() {
-        let l = parse(
-            "<38>Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; rhost=1.2.3.4",
-            at(2026, 7, 1),
-        )
-        .unwrap();
+        let l = parsed("<38>Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure; rhost=1.2.3.4", (2026, 7, 1));
         assert_eq!(l.fields["program"], "sshd(pam_unix)");
         assert_eq!(l.fields["facility"], "auth");
         assert_eq!(l.fields["severity"], "info");
     }
 
     #[test]
-    fn lines_without_a_tag_keep_everything_as_message() {
-        let l = parse("Jun 14 15:16:01 combo kernel message here", at(2026, 7, 1)).unwrap();
-        assert!(l.fields.get("program").is_none());
-        assert_eq!(l.fields["message"], "kernel message here");
-    }
-
-    #[test]
     fn rfc5424_lines_with_structured_data_parse() {
-        let l = parse(
+        let l = parsed(
             r#"<165>1 2026-11-20T08:15:00.123Z bastion1 sshd 4121 ID47 [exampleSDID@32473 iut="3" eventSource="App\"x"][b@1 k="v"] Failed password for root"#,
-            at(2026, 11, 23),
-        )
-        .unwrap();
+            (2026, 11, 23),
+        );
         assert_eq!(l.fields["program"], "sshd");
         assert_eq!(l.fields["pid"], 4121);
         assert_eq!(l.fields["msgid"], "ID47");
@@ -364,15 +356,26 @@ mod tests {
         );
     }
 
+    /// A line without a tag keeps everything as message; RFC 5424 nil
+    /// values (`-`) are left out.
     #[test]
-    fn rfc5424_nil_values_are_left_out() {
-        let l = parse(
-            "<38>1 2026-11-20T08:15:00Z - - - - - hello",
-            at(2026, 11, 23),
-        )
-        .unwrap();
-        assert!(l.fields.get("host").is_none());
-        assert_eq!(l.fields["message"], "hello");
+    fn what_a_line_does_not_say_is_left_out() {
+        for (line, absent, message) in [
+            (
+                "Jun 14 15:16:01 combo kernel message here",
+                "program",
+                "kernel message here",
+            ),
+            (
+                "<38>1 2026-11-20T08:15:00Z - - - - - hello",
+                "host",
+                "hello",
+            ),
+        ] {
+            let l = parsed(line, (2026, 11, 23));
+            assert!(l.fields.get(absent).is_none(), "{line}");
+            assert_eq!(l.fields["message"], message, "{line}");
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub struct ModelFiles {
 
 pub(super) struct AnomalyStage {
     detector: Detector,
+    load_from: Option<PathBuf>,
     save_to: Option<PathBuf>,
     save_every: Duration,
     last_save: Instant,
@@ -39,11 +40,24 @@ impl AnomalyStage {
         }
         AnomalyStage {
             detector,
+            load_from: files.load_from.clone(),
             save_to: files.save_to.clone(),
             save_every: files.save_interval,
             last_save: Instant::now(),
             metrics,
         }
+    }
+
+    /// Runs the jobs of `set` from now on (a reload): unchanged jobs keep
+    /// their buckets and baselines; new or changed ones load a saved model
+    /// when there is a usable one, else learn from the stream. Returns how
+    /// many start afresh.
+    pub(super) fn replace_jobs(&mut self, set: Arc<AnomalySet>) -> usize {
+        let started = self.detector.replace_jobs(set);
+        if let Some(dir) = &self.load_from {
+            load_models_of(&mut self.detector, dir, &started);
+        }
+        started.len()
     }
 
     pub(super) fn set(&self) -> &Arc<AnomalySet> {
@@ -101,8 +115,17 @@ impl AnomalyStage {
 
 /// Loads each job's model from `dir`; problems are logged, never fatal.
 pub fn load_models(detector: &mut Detector, dir: &std::path::Path) {
+    let all: Vec<usize> = (0..detector.set().len()).collect();
+    load_models_of(detector, dir, &all);
+}
+
+/// [`load_models`] for the jobs at `jobs` only.
+fn load_models_of(detector: &mut Detector, dir: &std::path::Path, jobs: &[usize]) {
     let set = detector.set().clone();
-    for (j, job) in set.jobs().iter().enumerate() {
+    for &j in jobs {
+        let Some(job) = set.jobs().get(j) else {
+            continue;
+        };
         match store::load(dir, job) {
             Ok(Some(model)) => {
                 tracing::info!(

@@ -28,6 +28,9 @@ pub struct EngineConfig {
     /// positions (`file-positions.json`). Relative paths are from the
     /// working directory; created when first needed.
     pub data_dir: PathBuf,
+    /// `tocsin run` reloads the rules when a file under `rules` (or the
+    /// logsource mapping) changes; SIGHUP and `POST /reload` always do.
+    pub watch_rules: bool,
 }
 
 impl EngineConfig {
@@ -49,6 +52,7 @@ impl Default for EngineConfig {
             workers: 0,
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             data_dir: PathBuf::from("tocsin-data"),
+            watch_rules: true,
         }
     }
 }

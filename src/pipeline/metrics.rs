@@ -1,8 +1,8 @@
 //! Prometheus metrics: every metric tocsin exports, in one registry.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Every metric tocsin exports. Cheap to clone (handles into one registry).
@@ -27,6 +27,12 @@ pub struct Metrics {
     pub rules_loaded: IntGauge,
     /// `tocsin_rules_rejected`: rule documents rejected at load or compile time.
     pub rules_rejected: IntGauge,
+    /// `tocsin_rules_reload_total`: rule reloads, by result (`reloaded`,
+    /// `rejected`: the new set had problems and the running one was kept).
+    pub rules_reload: IntCounterVec,
+    /// `tocsin_rules_last_reload_timestamp_seconds`: when the running rules
+    /// were last reloaded (Unix time; 0 before the first reload).
+    pub rules_last_reload: Gauge,
     /// `tocsin_correlation_groups`: correlation groups (rule and group key) with open windows.
     pub correlation_groups: IntGauge,
     /// `tocsin_correlation_evictions_total`: correlation groups dropped because
@@ -165,6 +171,16 @@ impl Metrics {
             "rules_rejected",
             "Rule documents rejected at load or compile time.",
         )?;
+        let rules_reload = counter(
+            "rules_reload_total",
+            "Rule reloads, by result (reloaded, rejected: the running rules were kept).",
+            &["result"],
+        )?;
+        let rules_last_reload = Gauge::new(
+            "rules_last_reload_timestamp_seconds",
+            "When the running rules were last reloaded (Unix time; 0 before the first reload).",
+        )?;
+        registry.register(Box::new(rules_last_reload.clone()))?;
         let correlation_groups = gauge(
             "correlation_groups",
             "Correlation groups (rule and group key) with open windows.",
@@ -379,6 +395,8 @@ impl Metrics {
             detection_latency,
             rules_loaded,
             rules_rejected,
+            rules_reload,
+            rules_last_reload,
             correlation_groups,
             correlation_evictions,
             correlation_late_events,

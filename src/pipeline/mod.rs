@@ -16,10 +16,12 @@
 //! | `sinks/` | stdout, file, Kafka, webhook |
 //! | `dead_letter.rs` | records that cannot be events, and where they go |
 //! | `kafka/` | the consumer group, the producer, commits and transactions |
-//! | `http.rs`, `health.rs`, `metrics.rs` | the listener, liveness and readiness, Prometheus |
+//! | `reload.rs`, `reload_http.rs` | rules swapped while running: SIGHUP, `POST /reload`, rule folders watched |
+//! | `http.rs`, `bearer.rs`, `health.rs`, `metrics.rs` | the listener and its token, liveness and readiness, Prometheus |
 
 mod alerts;
 pub(crate) mod anomaly_stage;
+mod bearer;
 pub mod config;
 pub mod dead_letter;
 pub mod health;
@@ -29,6 +31,8 @@ pub mod kafka;
 pub mod metrics;
 mod output;
 pub(crate) mod process;
+pub mod reload;
+pub mod reload_http;
 mod restore;
 mod shutdown;
 pub mod sinks;
@@ -144,8 +148,8 @@ pub struct Rules {
 /// A configured pipeline, ready to run. Built by
 /// [`Pipeline::from_config`](crate::config::assemble).
 pub struct Pipeline {
-    /// What to detect.
-    pub rules: Rules,
+    /// What to detect: the running set, which a [`reload::Reloader`] replaces.
+    pub rules: Arc<reload::LiveRules>,
     /// Alert links, SLA and suppression.
     pub alerts: AlertBuilder,
     /// Where records come from (`[[sources]]`).
@@ -237,6 +241,7 @@ impl Pipeline {
         };
         let source_tasks = self.start_sources(&mut inputs, consumer.as_ref(), &feed_tx, &shutdown);
         drop(feed_tx);
+        let rules = self.rules.load();
         let (workers, output_rx) = self.start_workers(feed_rx, &inputs.contexts, &shutdown);
         let (checkpointer, committer) = self.checkpointer(&producer, &consumer, &shutdown);
         let (state, correlator, restored) = match self.correlator(&producer, &consumer) {
@@ -251,9 +256,10 @@ impl Pipeline {
             alert_out,
             dead_sink,
             correlator,
-            correlations: self.rules.correlations.clone(),
+            correlations: rules.correlations.clone(),
+            rules: rules.clone(),
             anomaly: anomaly_stage::AnomalyStage::new(
-                self.rules.anomalies.clone(),
+                rules.anomalies.clone(),
                 &self.models,
                 self.metrics.clone(),
             ),
@@ -619,16 +625,15 @@ impl Pipeline {
         let (output_tx, output_rx) = mpsc::channel::<(u64, Processed)>(workers * 2);
         let queue = Arc::new(std::sync::Mutex::new((feed, 0u64)));
         self.health.running("detect");
+        let rules = self.rules.load();
         let tasks = (0..workers)
             .map(|_| {
                 let (queue, output_tx) = (queue.clone(), output_tx.clone());
+                let live = self.rules.clone();
                 let mut processor = Processor::new(
-                    self.rules.engine.clone(),
+                    rules.engine.clone(),
                     self.alerts.clone(),
-                    (
-                        self.rules.correlations.clone(),
-                        self.rules.anomalies.clone(),
-                    ),
+                    (rules.correlations.clone(), rules.anomalies.clone()),
                     contexts.to_vec(),
                     self.metrics.clone(),
                     self.clock.clone(),
@@ -636,7 +641,7 @@ impl Pipeline {
                 let (stop, health) = (shutdown.clone(), self.health.clone());
                 tokio::task::spawn_blocking(move || {
                     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        process::detect(&queue, &output_tx, &mut processor);
+                        process::detect(&queue, &output_tx, &mut processor, &live);
                     }));
                     match worked {
                         Ok(()) => Ok((processor.stats, processor.by_input)),
@@ -708,10 +713,10 @@ impl Pipeline {
         consumer: &Option<Arc<KafkaConsumer>>,
     ) -> Result<(StateStore, Correlator, Progress), PipelineError> {
         let c = &self.correlation;
-        let mut correlator =
-            Correlator::with_max_groups(self.rules.correlations.clone(), c.max_groups)
-                .with_lateness(c.allowed_lateness.as_std())
-                .with_idle_timeout(c.idle_source_timeout.as_std());
+        let correlations = self.rules.load().correlations.clone();
+        let mut correlator = Correlator::with_max_groups(correlations.clone(), c.max_groups)
+            .with_lateness(c.allowed_lateness.as_std())
+            .with_idle_timeout(c.idle_source_timeout.as_std());
         let topic = c.state_topic.clone().map(|topic| StateTopic {
             topic,
             key: c.state_key.clone().unwrap_or_default(),
@@ -719,7 +724,7 @@ impl Pipeline {
         let state = match (topic, &c.state_file, consumer, producer) {
             (Some(topic), _, Some(_), Some(p)) => StateStore::Topic(topic, p.clone()),
             (None, Some(path), Some(_), _) => StateStore::File(path.clone()),
-            (None, None, Some(_), _) if !self.rules.correlations.is_empty() => {
+            (None, None, Some(_), _) if !correlations.is_empty() => {
                 tracing::warn!(
                     "neither correlation.state_file nor correlation.state_topic is set: open correlation windows will not survive a restart"
                 );

@@ -6,8 +6,10 @@
 use super::dead_letter::DeadLetter;
 use super::kafka::progress::Progress;
 use super::metrics::Metrics;
+use super::reload::LiveRules;
 use super::sources::{Feed, FileProgress, Record, RecordFault};
 use super::writer::Processed;
+use super::Rules;
 use crate::alert::{Alert, AlertBuilder};
 use crate::anomaly::AnomalySet;
 use crate::correlate::{CorrelationSet, Observation};
@@ -143,6 +145,17 @@ impl Processor {
                 .ok()
                 .filter(|m| !m.is_empty()),
         }
+    }
+
+    /// Detects with `rules` from now on (after a reload); nothing to do
+    /// when they are the ones in use.
+    pub(super) fn use_rules(&mut self, rules: &Rules) {
+        if !Arc::ptr_eq(&self.engine, &rules.engine) {
+            self.engine = rules.engine.clone();
+            self.scratch = Scratch::default();
+        }
+        self.correlations = rules.correlations.clone();
+        self.anomalies = rules.anomalies.clone();
     }
 
     /// Processes one record, appending what it produced to `out`.
@@ -380,21 +393,28 @@ pub(super) type WorkQueue = std::sync::Mutex<(mpsc::Receiver<Feed>, u64)>;
 /// A detection worker: takes batches in turn until the feed ends or the
 /// writer stops taking results. Per-record panics are contained by
 /// [`Processor::process`]; one escaping here fails the stage.
+///
+/// The rule set is taken with each batch, under the lock that numbers it:
+/// sets change in input order, and a batch is detected with one set.
 pub(super) fn detect(
     queue: &WorkQueue,
     output: &mpsc::Sender<(u64, Processed)>,
     processor: &mut Processor,
+    live: &LiveRules,
 ) {
     loop {
         let next = match queue.lock() {
             Ok(mut q) => q.0.blocking_recv().map(|feed| {
                 let seq = q.1;
                 q.1 += 1;
-                (seq, feed)
+                (seq, feed, live.load())
             }),
             Err(_) => None,
         };
-        let Some((seq, feed)) = next else { break };
+        let Some((seq, feed, rules)) = next else {
+            break;
+        };
+        processor.use_rules(&rules);
         let processed = match feed {
             Feed::Records(batch) => {
                 let mut progress = Progress::default();
@@ -410,6 +430,7 @@ pub(super) fn detect(
                 }
                 let (seen, latest) = processor.take_notes();
                 Processed {
+                    rules,
                     outputs,
                     progress,
                     files,
@@ -420,6 +441,7 @@ pub(super) fn detect(
                 }
             }
             Feed::Barrier(b) => Processed {
+                rules,
                 outputs: Vec::new(),
                 progress: Progress::default(),
                 files: FileProgress::default(),

@@ -8,10 +8,8 @@
 use super::TriageRequest;
 use crate::pipeline::metrics::Metrics;
 use axum::extract::rejection::StringRejection;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use std::sync::Arc;
@@ -33,9 +31,8 @@ pub fn router(
     max_body_bytes: usize,
     metrics: Option<Arc<Metrics>>,
 ) -> Router {
-    let token = Arc::new(token);
     let too_large = metrics.clone();
-    Router::new()
+    let routes = Router::new()
         .route(
             "/triage",
             post(move |body: Result<String, StringRejection>| {
@@ -57,35 +54,8 @@ pub fn router(
                 }
             }),
         )
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            let token = token.clone();
-            async move {
-                let given = request.headers().get(header::AUTHORIZATION);
-                if bearer_token_matches(given.map(|v| v.as_bytes()), &token) {
-                    next.run(request).await
-                } else {
-                    reply(
-                        StatusCode::UNAUTHORIZED,
-                        "error",
-                        "missing or wrong bearer token",
-                    )
-                    .into_response()
-                }
-            }
-        }))
-}
-
-/// Whether an `Authorization` header carries `token` in the Bearer scheme.
-/// The scheme name is case-insensitive (RFC 9110 11.1); the token is not.
-fn bearer_token_matches(header: Option<&[u8]>, token: &str) -> bool {
-    let Some(value) = header else {
-        return false;
-    };
-    let Some((scheme, given)) = value.split_at_checked(7) else {
-        return false;
-    };
-    scheme.eq_ignore_ascii_case(b"bearer ") && same(given.trim_ascii(), token.as_bytes())
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    super::bearer::require_token(routes, token)
 }
 
 fn reply(
@@ -98,12 +68,6 @@ fn reply(
         [(header::CONTENT_TYPE, "application/json")],
         serde_json::json!({ field: text }).to_string(),
     )
-}
-
-/// Compares without stopping at the first difference, so response timing
-/// does not reveal how much of a guessed token was right.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn handle(
@@ -133,41 +97,5 @@ async fn handle(
             "error",
             "the pipeline did not answer in time",
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive_and_the_token_is_not() {
-        for header in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
-            assert!(
-                bearer_token_matches(Some(header.as_bytes()), "s3cret"),
-                "{header}"
-            );
-        }
-        for header in [
-            "Bearer S3cret",
-            "Basic s3cret",
-            "Bearer",
-            "s3cret",
-            "Bearers3cret",
-            "",
-        ] {
-            assert!(
-                !bearer_token_matches(Some(header.as_bytes()), "s3cret"),
-                "{header}"
-            );
-        }
-        assert!(!bearer_token_matches(None, "s3cret"));
-    }
-
-    #[test]
-    fn token_comparison_needs_every_byte() {
-        assert!(same(b"Bearer abc", b"Bearer abc"));
-        assert!(!same(b"Bearer abd", b"Bearer abc"));
-        assert!(!same(b"Bearer ab", b"Bearer abc"));
     }
 }

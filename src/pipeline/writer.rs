@@ -23,6 +23,8 @@ pub(super) type Written = (BTreeMap<Severity, u64>, u64);
 
 /// What a worker hands the writer for one batch.
 pub(super) struct Processed {
+    /// The rule set the batch was detected with: its indices name its rules.
+    pub(super) rules: Arc<super::Rules>,
     pub(super) outputs: Vec<Output>,
     /// Kafka positions the batch covered.
     pub(super) progress: Progress,
@@ -43,6 +45,8 @@ pub(super) struct Writer {
     pub(super) dead_sink: DeadLetterSink,
     pub(super) correlator: crate::correlate::Correlator,
     pub(super) correlations: Arc<crate::correlate::CorrelationSet>,
+    /// The rule set of the batches handled last.
+    pub(super) rules: Arc<super::Rules>,
     pub(super) anomaly: anomaly_stage::AnomalyStage,
     pub(super) builder: AlertBuilder,
     pub(super) checkpointer: Checkpointer,
@@ -161,6 +165,9 @@ impl Writer {
     }
 
     fn handle(&mut self, batch: Processed) -> Result<(), PipelineError> {
+        if !Arc::ptr_eq(&batch.rules, &self.rules) {
+            self.switch_rules(batch.rules.clone());
+        }
         for output in batch.outputs {
             match output {
                 Output::Alert(alert) => {
@@ -236,6 +243,23 @@ impl Writer {
             self.checkpoint(Some(barrier))?;
         }
         Ok(())
+    }
+
+    /// The first batch detected with a reloaded rule set: correlation
+    /// windows and anomaly baselines move over to it where the rule's id and
+    /// logic did not change.
+    fn switch_rules(&mut self, rules: Arc<super::Rules>) {
+        let (kept, dropped) = self.correlator.replace_rules(rules.correlations.clone());
+        let started = self.anomaly.replace_jobs(rules.anomalies.clone());
+        tracing::info!(
+            correlation_groups_kept = kept,
+            correlation_groups_dropped = dropped,
+            anomaly_jobs_started_afresh = started,
+            "the reloaded rules take over"
+        );
+        self.correlations = rules.correlations.clone();
+        self.rules = rules;
+        self.state_changed = true;
     }
 
     fn dead_letter(&mut self, letter: &dead_letter::DeadLetter) -> Result<(), PipelineError> {

@@ -170,6 +170,23 @@ impl JobSpec {
 }
 
 impl AnomalyJob {
+    /// Whether two jobs measure the same events the same way: equal but for
+    /// metadata and positions. A baseline survives a reload only between these.
+    pub fn same_logic(&self, other: &AnomalyJob) -> bool {
+        let detection_same = |a: &Option<SigmaRule>, b: &Option<SigmaRule>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => {
+                a.logsource == b.logsource && a.detection.same_logic(&b.detection)
+            }
+            _ => false,
+        };
+        self.rule.meta.id == other.rule.meta.id
+            && self.spec == other.spec
+            && self.rule.logsource == other.rule.logsource
+            && self.rule.detection.same_logic(&other.rule.detection)
+            && detection_same(&self.numerator_rule, &other.numerator_rule)
+    }
+
     /// The name `tocsin train --job` takes: `name`, else the id.
     pub fn name(&self) -> &str {
         self.rule

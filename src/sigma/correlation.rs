@@ -128,6 +128,22 @@ pub struct SigmaCorrelation {
     pub pos: Pos,
 }
 
+impl SigmaCorrelation {
+    /// Whether two correlation rules count the same thing the same way:
+    /// equal but for their metadata (title, level, description) and where
+    /// they are written. Open windows survive a reload only between these.
+    pub fn same_logic(&self, other: &SigmaCorrelation) -> bool {
+        self.meta.id == other.meta.id
+            && self.kind == other.kind
+            && self.rules == other.rules
+            && self.group_by == other.group_by
+            && self.timespan == other.timespan
+            && self.condition == other.condition
+            && self.aliases == other.aliases
+            && self.generate == other.generate
+    }
+}
+
 /// Parses a correlation document (`meta` is the shared rule metadata).
 pub(crate) fn parse_correlation(
     doc: &Node,

@@ -118,6 +118,37 @@ pub struct Detection {
 }
 
 impl Detection {
+    /// Whether two detections select the same events: equal but for where
+    /// they are written (a rule moved within its file is the same rule).
+    pub fn same_logic(&self, other: &Detection) -> bool {
+        fn same_item(a: &SearchItem, b: &SearchItem) -> bool {
+            a.field == b.field && a.modifiers == b.modifiers && a.values == b.values
+        }
+        fn same_group(a: &[SearchItem], b: &[SearchItem]) -> bool {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_item(a, b))
+        }
+        fn same_search(a: &Search, b: &Search) -> bool {
+            a.name == b.name
+                && a.any_of.len() == b.any_of.len()
+                && a.any_of
+                    .iter()
+                    .zip(&b.any_of)
+                    .all(|(a, b)| same_group(a, b))
+        }
+        self.searches.len() == other.searches.len()
+            && self
+                .searches
+                .iter()
+                .zip(&other.searches)
+                .all(|(a, b)| same_search(a, b))
+            && self.conditions.len() == other.conditions.len()
+            && self
+                .conditions
+                .iter()
+                .zip(&other.conditions)
+                .all(|((_, a), (_, b))| a == b)
+    }
+
     /// How many values the searches hold in all.
     pub fn value_count(&self) -> usize {
         self.searches

@@ -21,6 +21,18 @@ pub fn tocsin() -> std::process::Command {
     cmd
 }
 
+/// Runs `cmd` to its end; fails the test with its stderr unless it succeeded.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd.output().expect("the command starts");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd.get_args().collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// `../shared` beside the project, if present. Tests that need it print why
 /// they skip; CI always has it.
 pub fn shared_dir() -> Option<PathBuf> {

@@ -40,30 +40,35 @@ pub(crate) struct ConsumerHooks {
     link: BrokerLink,
 }
 
+/// The link's callbacks, and consumer lag per partition from the statistics.
 impl ClientContext for ConsumerHooks {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         self.link.log(level, fac, message);
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.link.error(&error, reason);
+        self.link.error(error, reason);
     }
 
-    /// Whether a broker is up, and consumer lag per partition, from
-    /// librdkafka's periodic statistics.
     fn stats(&self, stats: Statistics) {
-        self.link.stats(&stats);
-        let Some(m) = &self.metrics else { return };
-        for (topic, t) in &stats.topics {
-            for (partition, p) in &t.partitions {
-                // -1 is librdkafka's internal "unassigned" partition; lag -1 is unknown.
-                if *partition < 0 || p.consumer_lag < 0 {
-                    continue;
-                }
-                m.kafka_consumer_lag
-                    .with_label_values(&[topic.as_str(), &partition.to_string()])
-                    .set(p.consumer_lag);
+        if let Some(m) = &self.metrics {
+            record_lag(m, &stats);
+        }
+        self.link.stats(stats);
+    }
+}
+
+/// Consumer lag per partition, from librdkafka's periodic statistics.
+fn record_lag(m: &Metrics, stats: &Statistics) {
+    for (topic, t) in &stats.topics {
+        for (partition, p) in &t.partitions {
+            // -1 is librdkafka's internal "unassigned" partition; lag -1 is unknown.
+            if *partition < 0 || p.consumer_lag < 0 {
+                continue;
             }
+            m.kafka_consumer_lag
+                .with_label_values(&[topic.as_str(), &partition.to_string()])
+                .set(p.consumer_lag);
         }
     }
 }

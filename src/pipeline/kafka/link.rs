@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub(crate) const SUMMARY_EVERY: Duration = Duration::from_secs(60);
 
 /// One client's view of its brokers.
-pub(crate) struct BrokerLink {
+pub struct BrokerLink {
     /// `consumer` or `producer`, in the log and in `/readyz`.
     client: &'static str,
     health: Health,
@@ -155,9 +155,19 @@ impl BrokerLink {
         self.health.set_kafka(client, state);
     }
 
-    /// librdkafka's log callback: failed connection attempts go to the
-    /// link (at debug level in the log), everything else to the log.
-    pub(crate) fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+    /// Whether no broker answers now.
+    #[cfg(test)]
+    fn is_down(&self) -> bool {
+        self.with(|link| link.down_since.is_some() || !link.connected)
+    }
+}
+
+/// The producer's callbacks are the link's own; the consumer's add the
+/// rebalance hooks and hand these on.
+impl rdkafka::ClientContext for BrokerLink {
+    /// Failed connection attempts go to the link (at debug level in the
+    /// log), everything else to the log.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         if fac == "FAIL" || (fac == "ERROR" && message.contains("brokers are down")) {
             tracing::debug!(client = self.client, fac, "{message}");
             self.failed(message);
@@ -166,26 +176,20 @@ impl BrokerLink {
         }
     }
 
-    /// librdkafka's error callback: connection failures go to the link.
-    pub(crate) fn error(&self, error: &rdkafka::error::KafkaError, reason: &str) {
+    /// Connection failures go to the link; other errors to the log.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         if is_connection_failure(error.rdkafka_error_code()) {
             self.failed(reason);
         } else {
-            super::error_to_tracing(self.client, error, reason);
+            super::error_to_tracing(self.client, &error, reason);
         }
     }
 
-    /// librdkafka's periodic statistics: a connected broker means the link is up.
-    pub(crate) fn stats(&self, stats: &rdkafka::Statistics) {
-        if any_broker_up(stats) {
+    /// A connected broker in the periodic statistics means the link is up.
+    fn stats(&self, stats: rdkafka::Statistics) {
+        if any_broker_up(&stats) {
             self.answered();
         }
-    }
-
-    /// Whether no broker answers now.
-    #[cfg(test)]
-    fn is_down(&self) -> bool {
-        self.with(|link| link.down_since.is_some() || !link.connected)
     }
 }
 

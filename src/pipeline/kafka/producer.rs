@@ -7,34 +7,16 @@ use super::{client_config, KafkaError, Role};
 use crate::pipeline::dead_letter::Whole;
 use crate::pipeline::health::Health;
 use crate::pipeline::metrics::Metrics;
-use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientContext;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The producer's callbacks: its log lines, and whether its brokers answer.
-pub struct ProducerHooks {
-    link: BrokerLink,
-}
-
-impl ClientContext for ProducerHooks {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
-        self.link.log(level, fac, message);
-    }
-
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.link.error(&error, reason);
-    }
-
-    fn stats(&self, stats: rdkafka::Statistics) {
-        self.link.stats(&stats);
-    }
-}
+pub(crate) type ProducerHooks = BrokerLink;
 
 /// The producer behind every Kafka sink, with how large a record each
 /// topic takes. Derefs to the librdkafka producer.
@@ -244,9 +226,7 @@ pub(crate) fn create(
         &forced,
     );
     let client: FutureProducer<ProducerHooks> = cfg
-        .create_with_context(ProducerHooks {
-            link: BrokerLink::new("producer", health),
-        })
+        .create_with_context(BrokerLink::new("producer", health))
         .map_err(KafkaError::client("creating the producer"))?;
     let producer = KafkaProducer {
         client,

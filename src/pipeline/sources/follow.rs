@@ -601,21 +601,18 @@ mod tests {
 
         /// Waits until `n` lines in all have been read; they are returned.
         fn lines(&mut self, n: usize) -> Vec<String> {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while self.read.len() < n && Instant::now() < deadline {
-                match self.rx.try_recv() {
-                    Ok(Feed::Records(batch)) => self.read.extend(batch),
-                    Ok(Feed::Barrier(_)) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
-            self.texts()
+            self.receive(Duration::from_secs(20), |read| read >= n)
         }
 
         /// Lines read within `wait`, however many.
         fn settle(&mut self, wait: Duration) -> Vec<String> {
+            self.receive(wait, |_| false)
+        }
+
+        /// Takes batches until `done(lines read)` or `wait` is over.
+        fn receive(&mut self, wait: Duration, done: impl Fn(usize) -> bool) -> Vec<String> {
             let deadline = Instant::now() + wait;
-            while Instant::now() < deadline {
+            while !done(self.read.len()) && Instant::now() < deadline {
                 match self.rx.try_recv() {
                     Ok(Feed::Records(batch)) => self.read.extend(batch),
                     Ok(Feed::Barrier(_)) => {}
@@ -655,6 +652,17 @@ mod tests {
                 .map(|t| t.join().unwrap())
                 .unwrap_or_default()
         }
+    }
+
+    /// A folder with `app.log` holding `content`, followed with the default
+    /// settings until its `lines` lines are read.
+    fn following(content: &str, lines: usize) -> (tempfile::TempDir, PathBuf, Running) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        append(&log, content);
+        let mut run = Running::start(&[&log], Follow::default(), BTreeMap::new());
+        assert_eq!(run.lines(lines).len(), lines);
+        (dir, log, run)
     }
 
     fn append(path: &Path, text: &str) {
@@ -712,11 +720,7 @@ mod tests {
 
     #[test]
     fn rename_and_create_rotation_reads_the_old_file_to_its_end_then_the_new_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &numbered("old", 0..100));
-        let mut run = Running::start(&[&log], Follow::default(), BTreeMap::new());
-        assert_eq!(run.lines(100).len(), 100);
+        let (dir, log, mut run) = following(&numbered("old", 0..100), 100);
         // The writer appends a little more, then the log is rotated while
         // the writer still holds the old file open.
         append(&log, &numbered("old", 100..110));
@@ -736,11 +740,7 @@ mod tests {
 
     #[test]
     fn copy_truncate_rotation_reads_the_new_lines_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &numbered("before", 0..30));
-        let mut run = Running::start(&[&log], Follow::default(), BTreeMap::new());
-        assert_eq!(run.lines(30).len(), 30);
+        let (dir, log, mut run) = following(&numbered("before", 0..30), 30);
         std::fs::copy(&log, dir.path().join("app.log.1")).unwrap();
         std::fs::OpenOptions::new()
             .write(true)
@@ -775,11 +775,7 @@ mod tests {
 
     #[test]
     fn a_restart_resumes_at_the_saved_position_under_a_new_name_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("app.log");
-        append(&log, &numbered("line", 0..20));
-        let mut run = Running::start(&[&log], Follow::default(), BTreeMap::new());
-        assert_eq!(run.lines(20).len(), 20);
+        let (dir, log, run) = following(&numbered("line", 0..20), 20);
         let saved = run.progress().of_source("test");
         assert!(run.stop().is_empty());
         // While stopped: more lines, then a rotation.
