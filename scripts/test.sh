@@ -24,6 +24,13 @@ TEST_KAFKA_BROKERS="$(scripts/kafka-broker.sh start "$pidfile")"
 export TEST_TANSU_BIN TEST_KAFKA_BROKERS
 echo "test broker: tansu at $TEST_KAFKA_BROKERS" >&2
 
+# The fuzz crate has its own lock file (its own workspace): a dependency
+# added to the engine must be added there too. Checked first, not after
+# the whole suite.
+if [[ "${FUZZ_SECONDS:-20}" != 0 ]]; then
+    cargo metadata --manifest-path fuzz/Cargo.toml --locked --format-version 1 >/dev/null
+fi
+
 cargo test --all-targets --locked "$@"
 cargo test --doc --locked
 

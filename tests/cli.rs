@@ -579,3 +579,54 @@ fn config_check_exits_0_for_a_valid_configuration_and_78_naming_each_problem() {
         "said once: {text}"
     );
 }
+
+#[test]
+fn a_scan_into_a_pipe_writes_no_progress_line_and_no_terminal_codes() {
+    let out = run_ok(tocsin().args(["scan", "samples/auth.log", "samples/access.log"]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tocsin scan: "), "the summary is there: {err}");
+    assert!(!err.contains("records/s"), "no progress line: {err}");
+    assert!(!err.contains('\r') && !err.contains('\u{1b}'), "{err:?}");
+}
+
+#[test]
+fn a_scan_whose_reader_goes_away_exits_at_once_and_quietly() {
+    // `tocsin scan ... | head -1`: many alerts, one read, the pipe closed.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("auth.log");
+    let line = "Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n";
+    std::fs::write(&input, line.repeat(200_000)).unwrap();
+    let mut child = tocsin()
+        .args(["scan"])
+        .arg(&input)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("SIEM ALERT"), "{first}");
+    // The reader is gone (dropped above): the scan must end, not block.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scan kept running with nobody reading"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -18,7 +18,7 @@ pub(crate) fn format_line(
     let mut line = String::with_capacity(message.len() + link.len() + 48);
     let _ = write!(line, "SIEM ALERT -- {alert_type} - [{}", severity.label());
     if let Some(score) = score {
-        let _ = write!(line, "/{}", score.round() as i64);
+        let _ = write!(line, "/{}", crate::vocab::severity::printed_score(score));
     }
     line.push_str("] ");
     escape_into(&mut line, message);

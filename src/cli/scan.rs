@@ -4,11 +4,14 @@
 use super::{init_logging, inputs_outcome, runtime, ConfigArgs};
 use anyhow::{bail, Result};
 use clap::Args;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tocsin::config::RuleSet;
 use tocsin::event::InputFormat;
 use tocsin::pipeline::dead_letter::DeadLetterConfig;
+use tocsin::pipeline::metrics::Metrics;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
 use tocsin::pipeline::sources::{Input, SourceConfig};
 use tocsin::pipeline::{Pipeline, RunStats, Shutdown};
@@ -80,12 +83,52 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::from_config(&cfg, rules)?;
     // A scan scores with the saved models but does not change them.
     pipeline.models.save_to = None;
+    // Progress for a person watching a long scan; nothing in a pipe or a log.
+    let progress = match std::io::stderr().is_terminal() {
+        true => {
+            let m = Arc::new(Metrics::new()?);
+            pipeline.metrics = Some(m.clone());
+            Some(m)
+        }
+        false => None,
+    };
     let rt = runtime()?;
-    let outcome = rt.block_on(pipeline.run(Shutdown::new()));
+    let outcome = rt.block_on(async {
+        let ticker = progress.map(|m| tokio::spawn(show_progress(m)));
+        let outcome = pipeline.run(Shutdown::new()).await;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+            eprint!("\r{:width$}\r", "", width = PROGRESS_WIDTH);
+        }
+        outcome
+    });
     rt.shutdown_background();
     let stats = outcome?;
     print_scan_summary(rule_counts, &stats);
     inputs_outcome(&stats)
+}
+
+/// The progress line's width: it is rewritten in place.
+const PROGRESS_WIDTH: usize = 96;
+
+/// Every half second: records and bytes read, the rate, alerts so far, on
+/// one line of stderr rewritten in place.
+async fn show_progress(m: Arc<Metrics>) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let records = Metrics::total(&m.events_read);
+        let bytes = Metrics::total(&m.bytes_read);
+        let alerts = Metrics::total(&m.alerts);
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "tocsin scan: {records} records, {:.1} MiB read, {:.0} records/s, {alerts} alerts",
+            bytes as f64 / (1024.0 * 1024.0),
+            records as f64 / secs
+        );
+        eprint!("\r{line:width$}", width = PROGRESS_WIDTH);
+    }
 }
 
 /// `(loaded, rejected)` rules, and what the run did.

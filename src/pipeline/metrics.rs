@@ -11,6 +11,8 @@ pub struct Metrics {
     registry: Registry,
     /// `tocsin_events_read_total`: records read, per source.
     pub events_read: IntCounterVec,
+    /// `tocsin_bytes_read_total`: bytes of the records read, per source.
+    pub bytes_read: IntCounterVec,
     /// `tocsin_events_parsed_total`: records parsed into events, per source.
     pub events_parsed: IntCounterVec,
     /// `tocsin_events_failed_total`: records that failed to parse and were dead-lettered,
@@ -133,6 +135,11 @@ impl Metrics {
         let events_read = counter(
             "events_read_total",
             "Records read, per source.",
+            &["source"],
+        )?;
+        let bytes_read = counter(
+            "bytes_read_total",
+            "Bytes of the records read (line ends included), per source.",
             &["source"],
         )?;
         let events_parsed = counter(
@@ -388,6 +395,7 @@ impl Metrics {
             anomaly_entities,
             registry,
             events_read,
+            bytes_read,
             events_parsed,
             events_failed,
             rule_matches,
@@ -408,6 +416,17 @@ impl Metrics {
             kafka_commits,
             kafka_produce_errors,
         })
+    }
+
+    /// The sum of a counter over all its labels (progress displays).
+    pub fn total(counter: &IntCounterVec) -> u64 {
+        use prometheus::core::Collector;
+        counter
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| m.get_counter().get_value() as u64)
+            .sum()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -219,7 +219,13 @@ impl Processor {
             }
         }
         if let Some(m) = &self.metrics {
-            m.events_read.with_label_values(&[ctx.name.as_str()]).inc();
+            let source = [ctx.name.as_str()];
+            m.events_read.with_label_values(&source).inc();
+            let bytes = match &record.fault {
+                Some(RecordFault::TooLong { bytes, .. }) => *bytes,
+                _ => record.payload.len() as u64,
+            };
+            m.bytes_read.with_label_values(&source).inc_by(bytes);
         }
         if let Some(fault) = &record.fault {
             let reason = match fault {

@@ -69,13 +69,16 @@ impl Severity {
     }
 
     /// The anomaly score bands of the triage SLA table:
-    /// Critical >= 80, High 50-79, Medium 20-49, Low < 20.
+    /// Critical >= 80, High 50-79, Medium 20-49, Low < 20. The band is
+    /// decided on the score as the alert line prints it (whole, rounded):
+    /// 79.7 is printed 80 and is Critical, never `[High/80]`.
     pub fn from_anomaly_score(score: f64) -> Severity {
-        if score >= 80.0 {
+        let score = printed_score(score);
+        if score >= 80 {
             Severity::Critical
-        } else if score >= 50.0 {
+        } else if score >= 50 {
             Severity::High
-        } else if score >= 20.0 {
+        } else if score >= 20 {
             Severity::Medium
         } else {
             Severity::Low
@@ -105,6 +108,11 @@ impl Severity {
     }
 }
 
+/// An anomaly score as people see it: whole, rounded half away from zero.
+pub(crate) fn printed_score(score: f64) -> i64 {
+    score.round() as i64
+}
+
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
@@ -119,11 +127,26 @@ mod tests {
     fn anomaly_score_bands_follow_the_sla_table() {
         assert_eq!(Severity::from_anomaly_score(100.0), Severity::Critical);
         assert_eq!(Severity::from_anomaly_score(80.0), Severity::Critical);
-        assert_eq!(Severity::from_anomaly_score(79.9), Severity::High);
+        assert_eq!(Severity::from_anomaly_score(79.4), Severity::High);
         assert_eq!(Severity::from_anomaly_score(50.0), Severity::High);
-        assert_eq!(Severity::from_anomaly_score(49.99), Severity::Medium);
+        assert_eq!(Severity::from_anomaly_score(49.4), Severity::Medium);
         assert_eq!(Severity::from_anomaly_score(20.0), Severity::Medium);
-        assert_eq!(Severity::from_anomaly_score(19.9), Severity::Low);
+        assert_eq!(Severity::from_anomaly_score(19.4), Severity::Low);
+        // The band follows the printed score: never `[High/80]`.
+        for (score, band) in [
+            (79.95, Severity::Critical),
+            (79.5, Severity::Critical),
+            (49.95, Severity::High),
+            (19.95, Severity::Medium),
+        ] {
+            assert_eq!(Severity::from_anomaly_score(score), band, "{score}");
+            let printed = printed_score(score);
+            assert_eq!(
+                Severity::from_anomaly_score(printed as f64),
+                band,
+                "{printed}"
+            );
+        }
         assert_eq!(Severity::from_anomaly_score(0.0), Severity::Low);
     }
 
