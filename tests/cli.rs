@@ -172,14 +172,57 @@ fn rules_check_reports_file_line_column_and_fails() {
 }
 
 #[test]
-fn rules_check_passes_on_the_bundled_rule_pack() {
+fn rules_check_passes_on_the_bundled_rule_pack_even_when_strict() {
     let out = tocsin()
-        .args(["rules", "check", "rules/"])
+        .args(["rules", "check", "--strict", "rules/", "deploy/filters/"])
         .output()
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains(" 0 rejected"), "{stdout}");
+    assert!(stdout.contains(" 0 rejected, 0 warnings"), "{stdout}");
+}
+
+#[test]
+fn rules_check_warns_on_a_new_users_typos_and_strict_fails_on_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("typos.yml");
+    std::fs::write(
+        &rule,
+        RULE.replace("level:", "levle:")
+            .replace("service: sshd", "service: sshdd")
+            .replace("6a1b3c4d-0000-4000-8000-000000000001", "not-a-uuid"),
+    )
+    .unwrap();
+    let check = |strict: bool| {
+        let mut cmd = tocsin();
+        cmd.args(["rules", "check"]);
+        if strict {
+            cmd.arg("--strict");
+        }
+        let out = cmd.arg(dir.path()).output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, stdout) = check(false);
+    assert_eq!(code, Some(0), "warnings alone pass: {stdout}");
+    let at = |pos: &str, text: &str| {
+        let line = format!("{}:{pos}: warning: {text}", rule.display());
+        assert!(stdout.contains(&line), "{line} not in\n{stdout}");
+    };
+    at("3:1", "unknown key `levle`: did you mean `level`?");
+    at("2:5", "`id` `not-a-uuid` is not a UUID");
+    at("4:12", "`logsource` `service: sshdd`");
+    assert!(stdout.contains("(did you mean `sshd`?)"), "{stdout}");
+    assert!(stdout.contains("0 rejected, 3 warnings"), "{stdout}");
+    assert_eq!(check(true).0, Some(1));
+
+    // A misspelt `logsource` is an error that names the typo.
+    std::fs::write(&rule, RULE.replace("logsource:", "logsoruce:")).unwrap();
+    let (code, stdout) = check(false);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("missing `logsource` (is `logsoruce` at 4:1 a typo?)"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -93,8 +93,10 @@ fn check(args: &CheckArgs) -> ExitCode {
     match rules.summary.loaded {
         0 => found.error(format!("no rules loaded from {:?}", cfg.engine.rules)),
         n => found.ok(format!(
-            "rules: {n} loaded, {} rejected, from {:?}",
-            rules.summary.rejected, cfg.engine.rules
+            "rules: {n} loaded, {} rejected, {} warnings, from {:?}",
+            rules.summary.rejected,
+            rules.summary.warnings.len(),
+            cfg.engine.rules
         )),
     }
     let pipeline = match Pipeline::from_config(&cfg, rules) {

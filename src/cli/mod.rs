@@ -86,6 +86,18 @@ pub(crate) fn inputs_outcome(stats: &RunStats) -> Result<ExitCode> {
     Ok(ExitCode::from(EXIT_UNUSABLE))
 }
 
+/// One line for the rule warnings a command that is not `rules check` found,
+/// pointing to where they are listed; None without warnings.
+pub(crate) fn rule_warnings_line(summary: &RuleLoadSummary) -> Option<String> {
+    match summary.warnings.len() {
+        0 => None,
+        n => Some(format!(
+            "rules: {n} warning{} (unknown keys, ids, logsource values); `tocsin rules check PATH...` lists them",
+            if n == 1 { "" } else { "s" }
+        )),
+    }
+}
+
 /// Rules refused for a broken limit, counted for `tocsin_limit_exceeded_total`.
 pub(crate) fn count_limit_problems(summary: &RuleLoadSummary, metrics: &Metrics) {
     for p in &summary.problems {

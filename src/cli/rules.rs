@@ -17,6 +17,11 @@ pub(crate) enum RulesCommand {
         /// Also list the rules that no logsource mapping routes events to.
         #[arg(long)]
         unrouted: bool,
+        /// Exit 1 on warnings too (unknown keys, ids that are not UUIDs,
+        /// logsource values the mapping does not know, ...), as CI for a
+        /// rule repository wants.
+        #[arg(long)]
+        strict: bool,
     },
     /// Run rule test cases (events that must and must not match).
     Test {
@@ -32,13 +37,17 @@ pub(crate) enum RulesCommand {
 impl RulesCommand {
     pub(crate) fn run(self) -> Result<ExitCode> {
         match self {
-            RulesCommand::Check { paths, unrouted } => check(&paths, unrouted),
+            RulesCommand::Check {
+                paths,
+                unrouted,
+                strict,
+            } => check(&paths, unrouted, strict),
             RulesCommand::Test { rules, cases } => test(&rules, &cases),
         }
     }
 }
 
-fn check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
+fn check(paths: &[PathBuf], unrouted: bool, strict: bool) -> Result<ExitCode> {
     let RuleSet {
         engine,
         correlations,
@@ -47,6 +56,9 @@ fn check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
     } = RuleSet::load(paths, None, &CompileOptions::default())?;
     for p in &summary.problems {
         println!("{p}");
+    }
+    for w in &summary.warnings {
+        println!("{}:{}: warning: {}", w.file.display(), w.pos, w.message);
     }
     if unrouted {
         for r in engine.unrouted_rules() {
@@ -58,15 +70,17 @@ fn check(paths: &[PathBuf], unrouted: bool) -> Result<ExitCode> {
         }
     }
     println!(
-        "{} files: {} rules loaded, {} filters, {} correlation rules, {} anomaly jobs, {} rejected",
+        "{} files: {} rules loaded, {} filters, {} correlation rules, {} anomaly jobs, {} rejected, {} warnings",
         summary.files,
         summary.loaded - anomalies.detection_rules(),
         summary.filters,
         correlations.len(),
         anomalies.len(),
         summary.rejected,
+        summary.warnings.len(),
     );
-    Ok(if summary.rejected == 0 {
+    let warnings_fail = strict && !summary.warnings.is_empty();
+    Ok(if summary.rejected == 0 && !warnings_fail {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

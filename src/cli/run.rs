@@ -109,6 +109,9 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     for p in &summary.problems {
         tracing::warn!("{p}");
     }
+    if let Some(line) = super::rule_warnings_line(summary) {
+        tracing::warn!("{line}");
+    }
     if summary.loaded == 0 {
         bail!("no rules loaded from {:?}", cfg.engine.rules);
     }

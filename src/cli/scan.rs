@@ -45,6 +45,9 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     for p in &rules.summary.problems {
         eprintln!("{p}");
     }
+    if let Some(line) = super::rule_warnings_line(&rules.summary) {
+        eprintln!("{line}");
+    }
     if rules.summary.loaded == 0 {
         bail!("no usable rules in {:?}", cfg.engine.rules);
     }

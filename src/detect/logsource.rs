@@ -12,6 +12,7 @@ use super::EventView;
 use crate::event::{Event, InputFormat};
 use crate::sigma::rule::{Diagnostic, Logsource};
 use crate::sigma::yaml::{parse_documents, Node, Pos};
+use crate::sigma::{LoadedRule, RuleProblem};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
@@ -289,6 +290,44 @@ impl LogsourceRouter {
             .iter()
             .filter_map(|i| self.entries.get(i).map(|e| e.name.as_str()))
             .collect()
+    }
+
+    /// Warnings for logsource values of `rules` that no entry of the mapping
+    /// gives events (`service: sudoo`): such a rule only sees events of a
+    /// source whose config sets the value, which is rarely what a typo meant.
+    pub fn unknown_values(&self, rules: &[LoadedRule], mapping: &str) -> Vec<RuleProblem> {
+        let mut warnings: Vec<RuleProblem> = Vec::new();
+        for LoadedRule { rule, file } in rules {
+            for (key, value) in rule.logsource.requirements() {
+                let mut known: Vec<&str> = self
+                    .entries
+                    .iter()
+                    .flat_map(|e| &e.tags)
+                    .filter(|(k, _)| *k == key)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
+                if known.contains(&value) {
+                    continue;
+                }
+                known.sort_unstable();
+                known.dedup();
+                let hint = match crate::sigma::did_you_mean(value, &known) {
+                    Some(v) => format!(" (did you mean `{v}`?)"),
+                    None => String::new(),
+                };
+                let warning = RuleProblem::new(
+                    file,
+                    rule.logsource_pos,
+                    format!(
+                        "`logsource` `{key}: {value}`: no entry of the logsource mapping ({mapping}) gives events this value{hint}, so the rule only sees sources whose config sets it"
+                    ),
+                );
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+        }
+        warnings
     }
 
     /// Resolves a rule's logsource against this mapping.

@@ -394,6 +394,9 @@ pub struct RuleLoadSummary {
     pub rejected: usize,
     /// Every problem, as `file:line:col: message`.
     pub problems: Vec<RuleProblem>,
+    /// What loaded but is probably a mistake (`sigma::lint`, logsource values
+    /// the mapping does not know), as `file:line:col: message`.
+    pub warnings: Vec<RuleProblem>,
     /// Sigma filters loaded (applied to the rules they name).
     pub filters: usize,
     /// Correlation rules, checked but not compiled here (see `correlate`).
@@ -414,6 +417,7 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         None => LogsourceRouter::builtin()?,
     };
     let mut report = crate::sigma::load_paths(paths, &options.limits);
+    let mapping_name = mapping.map_or("built-in".to_string(), |p| p.display().to_string());
     let filters = report.filters.len();
     // Anomaly jobs select their events with ordinary detections, compiled
     // and indexed with the rules; `crate::anomaly::AnomalySet` claims them.
@@ -425,6 +429,8 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
             });
         }
     }
+    let mut warnings = report.warnings;
+    warnings.extend(router.unknown_values(&report.rules, &mapping_name));
     let (engine, compile_problems) = Engine::compile(report.rules, report.filters, router, options);
     let mut problems = report.problems;
     let rejected = report.rejected_documents + compile_problems.len();
@@ -435,6 +441,7 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         filters,
         rejected,
         problems,
+        warnings,
         correlations: report.correlations,
         anomaly_jobs: report.anomaly_jobs,
     };

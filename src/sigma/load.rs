@@ -95,6 +95,9 @@ pub struct LoadReport {
     pub filters: Vec<LoadedFilter>,
     /// One entry per rejected document (its first problem carries the position).
     pub problems: Vec<RuleProblem>,
+    /// What loads but is probably a mistake (see `lint`): unknown keys,
+    /// ids that are not UUIDs, ...
+    pub warnings: Vec<RuleProblem>,
     /// Correlation rules loaded.
     pub correlations: Vec<LoadedCorrelation>,
     /// Anomaly jobs loaded.
@@ -173,6 +176,11 @@ pub fn load_text(text: &str, file: &Path, report: &mut LoadReport, limits: &Rule
         }
     };
     for doc in &docs {
+        report.warnings.extend(
+            super::lint::lint(doc)
+                .into_iter()
+                .map(|d| RuleProblem::from_diagnostic(file, d)),
+        );
         let document = parse_document(doc, limits).and_then(|d| {
             let id = match &d {
                 Document::Rule(r) => Some(&r.meta.id),

@@ -7,6 +7,7 @@ pub(crate) mod anomaly;
 pub(crate) mod condition;
 pub(crate) mod correlation;
 pub(crate) mod limits;
+pub(crate) mod lint;
 pub(crate) mod load;
 pub(crate) mod modifier;
 pub(crate) mod rule;
@@ -17,6 +18,7 @@ pub use condition::parse as parse_condition;
 pub use condition::{Condition, Quantifier, Selector};
 pub use correlation::SigmaCorrelation;
 pub use limits::{RuleLimit, RuleLimits};
+pub(crate) use lint::did_you_mean;
 pub use load::{
     load_paths, load_text, LoadReport, LoadedAnomalyJob, LoadedCorrelation, LoadedFilter,
     LoadedRule, RuleProblem,

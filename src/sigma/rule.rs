@@ -53,6 +53,8 @@ pub struct SigmaRule {
     pub detection: Detection,
     /// Where the rule document starts.
     pub pos: Pos,
+    /// Where its `logsource` section is, for warnings about its values.
+    pub logsource_pos: Pos,
 }
 
 /// The rule's `logsource`, lowercased.
@@ -286,7 +288,10 @@ pub(crate) fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document
     let detection = match doc.get("detection") {
         Some(n) => parse_detection(n, &[], &mut diags, limits),
         None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `detection`"));
+            diags.push(Diagnostic::new(
+                doc.pos,
+                super::lint::missing_key(doc, "detection"),
+            ));
             None
         }
     };
@@ -310,6 +315,7 @@ pub(crate) fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document
             logsource,
             detection,
             pos: doc.pos,
+            logsource_pos: doc.get("logsource").map_or(doc.pos, |n| n.pos),
         },
         _ => return Err(diags),
     };
@@ -359,7 +365,10 @@ fn parse_meta(doc: &Node, diags: &mut Vec<Diagnostic>) -> SigmaRuleMeta {
             String::new()
         }
         None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `title`"));
+            diags.push(Diagnostic::new(
+                doc.pos,
+                super::lint::missing_key(doc, "title"),
+            ));
             String::new()
         }
     };
@@ -443,7 +452,10 @@ fn required_logsource(doc: &Node, diags: &mut Vec<Diagnostic>) -> Logsource {
             Logsource::default()
         }),
         None => {
-            diags.push(Diagnostic::new(doc.pos, "missing `logsource`"));
+            diags.push(Diagnostic::new(
+                doc.pos,
+                super::lint::missing_key(doc, "logsource"),
+            ));
             Logsource::default()
         }
     }
@@ -460,7 +472,10 @@ fn parse_filter(
         .and_then(Node::scalar_text)
         .unwrap_or_default();
     if title.trim().is_empty() {
-        diags.push(Diagnostic::new(doc.pos, "missing `title`"));
+        diags.push(Diagnostic::new(
+            doc.pos,
+            super::lint::missing_key(doc, "title"),
+        ));
     }
     let logsource = required_logsource(doc, &mut diags);
     let rules: Vec<String> = match filter.get("rules").map(|r| &r.value) {
