@@ -673,3 +673,114 @@ fn a_scan_whose_reader_goes_away_exits_at_once_and_quietly() {
     assert!(status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The specification's complete chain example ("Multiple Failed Logins
+/// Followed by Successful Login"), as it is written there.
+const SPEC_CHAIN: &str = "title: Correlation - Multiple Failed Logins Followed by Successful Login
+id: b180ead8-d58f-40b2-ae54-c8940995b9b6
+correlation:
+    type: temporal_ordered
+    rules:
+        - multiple_failed_login
+        - successful_login
+    group-by:
+        - User
+    timespan: 10m
+level: high
+---
+title: Multiple failed logons
+id: a8418a5a-5fc4-46b5-b23b-6c73beb19d41
+name: multiple_failed_login
+correlation:
+    type: event_count
+    rules:
+        - failed_login
+    group-by:
+        - User
+    timespan: 10m
+    condition:
+        gte: 10
+---
+title: Single failed login
+id: 53ba33fd-3a50-4468-a5ef-c583635cfa92
+name: failed_login
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID:
+            - 529
+            - 4625
+    condition: selection
+---
+title: Successful login
+id: 4d0a2c83-c62c-4ed4-b475-c7e23a9269b8
+name: successful_login
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID:
+            - 528
+            - 4624
+    condition: selection
+";
+
+#[test]
+fn only_the_outermost_correlation_of_a_chain_alerts_unless_generate_says_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("chain.yml");
+    let event = |sec: u32, id: u32, user: &str| {
+        format!(
+            "{{\"@timestamp\": \"2026-11-23T10:{:02}:{:02}Z\", \"Channel\": \"Security\", \"EventID\": {id}, \"User\": \"{user}\"}}\n",
+            sec / 60,
+            sec % 60
+        )
+    };
+    let mut events = String::new();
+    // bob: ten failures, then a success; alice: ten failures and no success.
+    (0..10).for_each(|i| events += &event(i * 10, 4625, "bob"));
+    events += &event(120, 4624, "bob");
+    (0..10).for_each(|i| events += &event(200 + i, 529, "alice"));
+    let alerts = |rules_text: &str| -> Vec<String> {
+        std::fs::write(&rules, rules_text).unwrap();
+        let out = with_stdin(
+            tocsin().args(["scan", "--rules"]).arg(&rules).arg("-"),
+            events.as_bytes(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        stdout
+            .lines()
+            .map(|l| l.split(" Check ").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        alerts(SPEC_CHAIN),
+        vec!["SIEM ALERT -- STATIC RULE - [High] Correlation - Multiple Failed Logins Followed by Successful Login: all 2 rules in order for User=bob within 10m (2026-11-23T10:01:30Z to 2026-11-23T10:02:00Z)."]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>(),
+        "neither the inner burst nor the single logins alert on their own"
+    );
+    // `generate: true` on the outer rule generates what it refers to
+    // stand-alone too: the inner correlation (both bursts) and the
+    // successful login; the inner one still keeps its failed logins quiet.
+    let generated = alerts(&SPEC_CHAIN.replacen("level: high", "level: high\ngenerate: true", 1));
+    let inner: Vec<&String> = generated
+        .iter()
+        .filter(|l| l.contains("] Multiple failed logons:"))
+        .collect();
+    assert_eq!(inner.len(), 2, "{generated:?}");
+    assert!(
+        inner[0].contains("User=bob") && inner[1].contains("User=alice"),
+        "{generated:?}"
+    );
+    assert!(generated
+        .iter()
+        .any(|l| l.contains("] Successful login: User=bob")));
+    assert!(!generated.iter().any(|l| l.contains("Single failed login")));
+    assert_eq!(generated.len(), 4, "{generated:?}");
+}

@@ -145,16 +145,22 @@ impl CorrelationSet {
             for (pos, inp) in c.inputs.iter().enumerate() {
                 if let Input::Correlation(src) = inp {
                     set.by_correlation[*src].push((me, pos));
+                    // The specification: only the outermost rule of a chain
+                    // is generated, unless `generate` says otherwise.
+                    if !c.rule.generate {
+                        set.inner.insert(*src);
+                    }
                 }
             }
         }
-        // A rule referenced with generate: true alerts on its own after all.
+        // Whatever is referenced with generate: true alerts on its own after all.
         for c in &set.correlations {
             if c.rule.generate {
                 for inp in &c.inputs {
-                    if let Input::Rule(r) = inp {
-                        set.silenced.remove(r);
-                    }
+                    match inp {
+                        Input::Rule(r) => set.silenced.remove(r),
+                        Input::Correlation(src) => set.inner.remove(src),
+                    };
                 }
             }
         }
@@ -180,6 +186,13 @@ impl CorrelationSet {
     /// Whether a detection rule's own matches are kept from alerting.
     pub fn is_silenced(&self, rule: usize) -> bool {
         self.silenced.contains(&rule)
+    }
+
+    /// Whether a correlation's firings are kept from alerting: it is an
+    /// inner link of a chain, referenced without `generate: true`. Its
+    /// firings still feed the chain and count in the metrics.
+    pub fn is_inner_link(&self, correlation: usize) -> bool {
+        self.inner.contains(&correlation)
     }
 
     /// The observations a match of `rule` on `event` makes, one per consuming correlation.

@@ -72,6 +72,9 @@ pub struct CorrelationSet {
     by_correlation: Vec<Vec<(usize, usize)>>,
     /// Detection rules whose matches do not alert on their own (`generate: false`).
     silenced: HashSet<usize>,
+    /// Correlations whose firings only feed the correlations that reference
+    /// them (a chain's inner links), unless one of those says `generate: true`.
+    inner: HashSet<usize>,
 }
 
 /// A rule match offered to one correlation.

@@ -79,6 +79,9 @@ impl AlertOutput {
                     .with_label_values(&[corr.rule.meta.id.as_str()])
                     .inc();
             }
+            if set.is_inner_link(firing.correlation) {
+                return None;
+            }
             alerts::correlation(builder, corr, firing, clock.detected_at(firing.last))
         })
     }
