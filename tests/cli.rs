@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{run_ok, tocsin};
+use common::{lines, run_ok, shared_dir, tocsin};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -783,4 +783,87 @@ fn only_the_outermost_correlation_of_a_chain_alerts_unless_generate_says_otherwi
         .any(|l| l.contains("] Successful login: User=bob")));
     assert!(!generated.iter().any(|l| l.contains("Single failed login")));
     assert_eq!(generated.len(), 4, "{generated:?}");
+}
+
+#[test]
+fn a_scan_correlates_the_same_whatever_the_order_of_its_input() {
+    // Two brute forces a day apart, each ten failed passwords in a minute.
+    let burst = |day: u32, addr: &str| -> String {
+        (0..10)
+            .map(|i| {
+                format!("Nov {day} 08:10:{:02} bastion1 sshd[4121]: Failed password for root from {addr} port 5{i}000 ssh2\n", i * 5)
+            })
+            .collect()
+    };
+    let (older, newer) = (burst(19, "203.0.113.7"), burst(20, "198.51.100.9"));
+    let scan = |input: String| -> (Vec<String>, String) {
+        let out = with_stdin(
+            tocsin().args(["scan", "--rules", "rules/", "-"]),
+            input.as_bytes(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let mut brute: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("SSH Brute Force From One Address"))
+            .map(String::from)
+            .collect();
+        brute.sort();
+        (brute, String::from_utf8(out.stderr).unwrap())
+    };
+    let (in_order, stderr) = scan(format!("{older}{newer}"));
+    assert_eq!(in_order.len(), 2, "{in_order:?}");
+    assert!(!stderr.contains("out of time order"), "{stderr}");
+    let (reversed, stderr) = scan(format!("{newer}{older}"));
+    assert_eq!(
+        reversed, in_order,
+        "zcat auth.log* feeds the newest file first"
+    );
+    assert!(
+        stderr.contains(
+            "rule matches were out of time order by more than correlation.allowed_lateness ("
+        ) && stderr.contains("SSH Brute Force From One Address: 10")
+            && stderr.contains("ran them again in event-time order and found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_real_log_written_newest_first_correlates_as_when_reversed_or_shuffled() {
+    // apache_access_scanners.log is newest first; its content discovery
+    // scans must not depend on that.
+    let Some(shared) = shared_dir() else { return };
+    let log = lines(&shared.join("datasets/raw/apache_access_scanners.log.gz"));
+    let dir = tempfile::tempdir().unwrap();
+    let scans = |order: &str, lines: Vec<String>| -> Vec<String> {
+        let path = dir.path().join(format!("{order}.log"));
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let out = tocsin()
+            .args(["scan", "--rules", "rules/"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{order}: {out:?}");
+        let mut found: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("Web Content Discovery Scan"))
+            .map(String::from)
+            .collect();
+        found.sort();
+        found
+    };
+    let reversed: Vec<String> = log.iter().rev().cloned().collect();
+    // A fixed permutation: position i goes to i * 7919 mod n (7919 is prime
+    // and does not divide n).
+    let n = log.len();
+    assert_ne!(n % 7919, 0);
+    let mut shuffled = vec![String::new(); n];
+    for (i, line) in log.iter().enumerate() {
+        shuffled[i * 7919 % n] = line.clone();
+    }
+    let as_written = scans("as-written", log);
+    assert!(as_written.len() > 20, "{}", as_written.len());
+    assert_eq!(scans("reversed", reversed), as_written);
+    assert_eq!(scans("shuffled", shuffled), as_written);
 }

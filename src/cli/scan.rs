@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tocsin::config::RuleSet;
+use tocsin::correlate::{LateReport, Reordered};
 use tocsin::event::InputFormat;
 use tocsin::pipeline::dead_letter::DeadLetterConfig;
 use tocsin::pipeline::metrics::Metrics;
@@ -86,6 +87,8 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::from_config(&cfg, rules)?;
     // A scan scores with the saved models but does not change them.
     pipeline.models.save_to = None;
+    // A scan has the whole input: correlation must not depend on its order.
+    pipeline.reorder_limit = Some(tocsin::correlate::REORDER_LIMIT);
     // Progress for a person watching a long scan; nothing in a pipe or a log.
     let progress = match std::io::stderr().is_terminal() {
         true => {
@@ -162,4 +165,34 @@ fn print_scan_summary((loaded, rejected): (usize, usize), stats: &RunStats) {
         if by_severity.is_empty() { "none".to_string() } else { by_severity.join(", ") },
         stats.events_per_second(),
     );
+    if let Some(line) = late_line(&stats.late) {
+        eprintln!("tocsin scan: {line}");
+    }
+}
+
+/// What happened to rule matches that arrived out of time order, if any did.
+fn late_line(late: &LateReport) -> Option<String> {
+    if late.late == 0 {
+        return None;
+    }
+    let rules: Vec<String> = late
+        .by_rule
+        .iter()
+        .map(|(title, n)| format!("{title}: {n}"))
+        .collect();
+    let outcome = match late.reordered {
+        Reordered::Replayed { added } => format!(
+            "correlation ran them again in event-time order and found {added} more firing{}",
+            if added == 1 { "" } else { "s" }
+        ),
+        Reordered::TooMany { limit } => format!(
+            "more than {limit} correlation matches to reorder, so they were left out; sort the input by time or raise correlation.allowed_lateness"
+        ),
+        Reordered::NotNeeded => "they were left out".to_string(),
+    };
+    Some(format!(
+        "correlation: {} rule matches were out of time order by more than correlation.allowed_lateness ({}); {outcome}",
+        late.late,
+        rules.join(", ")
+    ))
 }

@@ -167,6 +167,7 @@ impl Pipeline {
             metrics: None,
             health: Default::default(),
             triage_requests: None,
+            reorder_limit: None,
         })
     }
 }

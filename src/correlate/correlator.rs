@@ -35,6 +35,8 @@ pub struct Correlator {
     /// How far behind the newest event time an event may arrive and still count.
     lateness: Span,
     late_events: u64,
+    /// Late events per correlation rule title, for the log and `scan`'s summary.
+    late_by_rule: std::collections::BTreeMap<String, u64>,
     /// Newest event time per source: lateness is judged within a source, so
     /// a second file with older timestamps is not "late".
     newest_by_source: HashMap<String, DateTime<Utc>>,
@@ -64,6 +66,7 @@ impl Correlator {
             evictions: 0,
             lateness: Span::from_std(DEFAULT_LATENESS),
             late_events: 0,
+            late_by_rule: Default::default(),
             newest_by_source: HashMap::new(),
             last_seen: HashMap::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
@@ -90,6 +93,29 @@ impl Correlator {
     /// Events dropped because they arrived later than the allowed lateness.
     pub fn late_events(&self) -> u64 {
         self.late_events
+    }
+
+    /// The late events per correlation rule (title), most first.
+    pub fn late_by_rule(&self) -> Vec<(String, u64)> {
+        let mut by_rule: Vec<(String, u64)> = self
+            .late_by_rule
+            .iter()
+            .map(|(title, n)| (title.clone(), *n))
+            .collect();
+        by_rule.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        by_rule
+    }
+
+    /// The correlations it runs.
+    pub fn correlations(&self) -> &CorrelationSet {
+        &self.set
+    }
+
+    /// A correlator with the same rules and bounds and nothing seen yet.
+    pub fn fresh(&self) -> Correlator {
+        Correlator::with_max_groups(self.set.clone(), self.max_groups)
+            .with_idle_timeout(self.idle_timeout)
+            .with_lateness(self.lateness.as_std())
     }
 
     /// Event time up to which windows are final: the slowest active
@@ -281,6 +307,12 @@ impl Correlator {
         }
         if late {
             self.late_events += 1;
+            if let Some(corr) = self.set.correlations.get(obs.correlation) {
+                *self
+                    .late_by_rule
+                    .entry(corr.rule.meta.title.clone())
+                    .or_default() += 1;
+            }
             return fired;
         }
         self.add(obs, &mut fired);

@@ -14,8 +14,10 @@
 //!   the input ended. The watermark is the slowest active source's newest
 //!   event time minus the allowed lateness (a source idle for longer than
 //!   the idle timeout, in wall time, stops holding it back);
-//! - events more than the allowed lateness behind the newest one are dropped
-//!   and counted (their windows may be decided already);
+//! - events more than the allowed lateness behind the newest one of their
+//!   source are dropped and counted, per rule (their windows may be decided
+//!   already); a scan, which has the whole input, runs them again in
+//!   event-time order at the end ([`Reorder`]);
 //! - after firing, the group starts over;
 //! - an event without a group-by field does not take part (as a backend's
 //!   `by` clause drops it);
@@ -25,6 +27,7 @@ mod compile;
 pub(crate) mod config;
 mod correlator;
 pub(crate) mod describe;
+mod reorder;
 pub(crate) mod snapshot;
 pub(crate) mod window;
 
@@ -37,6 +40,7 @@ use window::Entry;
 
 pub use config::CorrelationConfig;
 pub use correlator::Correlator;
+pub use reorder::{LateReport, Reorder, Reordered, REORDER_LIMIT};
 pub use snapshot::{Snapshot, SnapshotError};
 
 /// Most evidence ids carried by one correlation alert.

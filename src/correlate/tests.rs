@@ -473,3 +473,104 @@ fn a_reload_keeps_the_windows_of_unchanged_correlations_and_drops_changed_ones()
     );
     assert_eq!(fired[0].events, 3);
 }
+
+/// (title, group values) of a firing.
+type Named = (String, Vec<String>);
+
+/// Feeds events (seconds, fields) through a [`Reorder`] as `scan` does;
+/// returns the firings handed out while feeding, those handed out at the
+/// end, and the report.
+fn run_reordered(
+    correlations: &str,
+    events: &[(i64, serde_json::Value)],
+    limit: usize,
+) -> (Vec<Named>, Vec<Named>, LateReport) {
+    let (engine, set, problems) = setup(correlations);
+    assert!(problems.is_empty(), "{problems:?}");
+    let mut correlator = Correlator::new(set.clone());
+    let mut reorder = Reorder::new(limit, DEFAULT_LATENESS);
+    let named = |fired: Vec<Firing>| -> Vec<Named> {
+        fired
+            .iter()
+            .map(|f| {
+                let c = set.get(f.correlation).unwrap();
+                let group = f.group.iter().map(|(_, v)| v.clone()).collect();
+                (c.rule.meta.title.clone(), group)
+            })
+            .collect()
+    };
+    let tags = vec![("product".to_string(), "test".to_string())];
+    let (mut scratch, mut matched, mut obs, mut streamed) =
+        (Scratch::default(), Vec::new(), Vec::new(), Vec::new());
+    for (i, (secs, fields)) in events.iter().enumerate() {
+        let mut event = test_event(fields.clone(), InputFormat::Json);
+        event.time = DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap();
+        engine.evaluate(&event, &tags, &mut scratch, &mut matched);
+        for &r in &matched {
+            set.observations(r, &event, &format!("ev{i}"), &mut obs);
+            for o in obs.drain(..) {
+                streamed.extend(reorder.observe(&mut correlator, o));
+            }
+        }
+    }
+    let (at_end, report) = reorder.finish(&mut correlator);
+    (named(streamed), named(at_end), report)
+}
+
+/// Two bursts of three logins: `new` an hour after `old`.
+fn two_bursts(new_first: bool) -> Vec<(i64, serde_json::Value)> {
+    let old = logins(&[(0, "old"), (10, "old"), (20, "old")]);
+    let new = logins(&[(3600, "new"), (3610, "new"), (3620, "new")]);
+    match new_first {
+        true => [new, old].concat(),
+        false => [old, new].concat(),
+    }
+}
+
+#[test]
+fn a_stream_drops_an_older_file_appended_after_a_newer_one() {
+    let fired = run(COUNT, &two_bursts(true));
+    assert_eq!(
+        fired,
+        once("three a", "new", 3.0),
+        "the old burst came too late"
+    );
+}
+
+#[test]
+fn a_whole_input_correlates_the_same_whatever_the_order_of_its_parts() {
+    let (streamed, at_end, report) = run_reordered(COUNT, &two_bursts(true), 100);
+    let group = |u: &str| ("three a".to_string(), vec![u.to_string()]);
+    assert_eq!(
+        streamed,
+        vec![group("new")],
+        "in order until the old part began"
+    );
+    assert_eq!(
+        at_end,
+        vec![group("old")],
+        "the ordered run adds only what is new"
+    );
+    assert_eq!(report.late, 3);
+    assert_eq!(report.by_rule, vec![("three a".to_string(), 3)]);
+    assert_eq!(report.reordered, Reordered::Replayed { added: 1 });
+
+    let (streamed, at_end, report) = run_reordered(COUNT, &two_bursts(false), 100);
+    assert_eq!(streamed, vec![group("old"), group("new")]);
+    assert!(at_end.is_empty());
+    assert_eq!(report, LateReport::default(), "in order: nothing to say");
+}
+
+#[test]
+fn past_the_reorder_limit_a_scan_is_a_stream_again_and_says_so() {
+    let (streamed, at_end, report) = run_reordered(COUNT, &two_bursts(true), 4);
+    assert_eq!(report.reordered, Reordered::TooMany { limit: 4 });
+    // The fourth match (the first old one) was kept and run in order with
+    // the new burst; the two after it were late for the stream again.
+    assert_eq!(
+        streamed,
+        vec![("three a".to_string(), vec!["new".to_string()])]
+    );
+    assert!(at_end.is_empty());
+    assert_eq!(report.late, 3);
+}

@@ -112,6 +112,8 @@ pub struct RunStats {
     pub alerts_by_severity: BTreeMap<Severity, u64>,
     /// Records sent to the dead-letter destination.
     pub dead_letters: u64,
+    /// Rule matches correlation left out for arriving late, per rule.
+    pub late: crate::correlate::LateReport,
     /// Wall-clock time of the whole run, draining and flushing included.
     pub elapsed: Duration,
 }
@@ -177,6 +179,11 @@ pub struct Pipeline {
     pub health: Health,
     /// Triage updates posted to the HTTP endpoint.
     pub triage_requests: Option<mpsc::Receiver<TriageRequest>>,
+    /// When the whole input is at hand (`scan`): keep up to this many
+    /// correlation matches, so that matches dropped as late are run again
+    /// in event-time order at the end (see `correlate::Reorder`). `None`
+    /// for a stream.
+    pub reorder_limit: Option<usize>,
 }
 
 /// What the sources need to be read: a parser context per source, what
@@ -280,6 +287,10 @@ impl Pipeline {
             state,
             restored,
             state_changed: false,
+            reorder: self.reorder_limit.map(|limit| {
+                crate::correlate::Reorder::new(limit, self.correlation.allowed_lateness.as_std())
+            }),
+            late_logged: (0, None),
             #[cfg(debug_assertions)]
             panic_marker: std::env::var("TOCSIN_TEST_WRITER_PANIC_ON")
                 .ok()
@@ -352,7 +363,7 @@ impl Pipeline {
         if !health.has_failed() {
             drain(webhooks, producer).await;
         }
-        let (alerts_by_severity, dead_letters) = match (first_error, written) {
+        let written = match (first_error, written) {
             (Some(e), _) | (None, Err(e)) => return Err(e),
             (None, Ok(written)) => written,
         };
@@ -365,8 +376,9 @@ impl Pipeline {
             process,
             inputs: by_input,
             input_errors: inputs.errors.iter().map(|e| error_chain(e)).collect(),
-            alerts_by_severity,
-            dead_letters,
+            alerts_by_severity: written.by_severity,
+            dead_letters: written.dead_letters,
+            late: written.late,
             elapsed: started.elapsed(),
         })
     }

@@ -18,8 +18,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// What the writer hands back at the end: alerts written per severity, and dead letters.
-pub(super) type Written = (BTreeMap<Severity, u64>, u64);
+/// What the writer hands back at the end.
+pub(super) struct Written {
+    /// Alerts written, per severity.
+    pub(super) by_severity: BTreeMap<Severity, u64>,
+    /// Records sent to the dead-letter destination.
+    pub(super) dead_letters: u64,
+    /// Matches correlation left out for arriving late.
+    pub(super) late: crate::correlate::LateReport,
+}
 
 /// What a worker hands the writer for one batch.
 pub(super) struct Processed {
@@ -64,6 +71,10 @@ pub(super) struct Writer {
     pub(super) restored: Progress,
     /// Correlation state changed since the last snapshot.
     pub(super) state_changed: bool,
+    /// A scan: matches kept to run late ones again in event-time order.
+    pub(super) reorder: Option<crate::correlate::Reorder>,
+    /// Late matches last logged, and when (a warning at most once a minute).
+    pub(super) late_logged: (u64, Option<Instant>),
     /// Test builds only: an alert whose line contains this text panics the
     /// writer, so tests can check that a failed stage is loud
     /// (`TOCSIN_TEST_WRITER_PANIC_ON`).
@@ -149,19 +160,36 @@ impl Writer {
             )));
         }
         // End of input: windows waiting for their end are decided now.
-        let firings = self.correlator.finish();
-        self.alert_out
-            .send_firings(firings, &self.builder, &self.correlations)?;
+        let late = match self.reorder.take() {
+            Some(reorder) => {
+                let (firings, report) = reorder.finish(&mut self.correlator);
+                self.alert_out
+                    .send_firings(firings, &self.builder, &self.correlations)?;
+                report
+            }
+            None => {
+                let firings = self.correlator.finish();
+                self.alert_out
+                    .send_firings(firings, &self.builder, &self.correlations)?;
+                self.log_late(true);
+                crate::correlate::LateReport {
+                    late: self.correlator.late_events(),
+                    by_rule: self.correlator.late_by_rule(),
+                    ..Default::default()
+                }
+            }
+        };
         let anomalies = self.anomaly.finish();
         self.alert_out
             .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
         self.alert_out.finish()?;
         self.alert_out.tick_incidents(&self.builder)?;
         self.checkpoint(None)?;
-        Ok((
-            std::mem::take(&mut self.alert_out.by_severity),
-            self.dead_letters,
-        ))
+        Ok(Written {
+            by_severity: std::mem::take(&mut self.alert_out.by_severity),
+            dead_letters: self.dead_letters,
+            late,
+        })
     }
 
     fn handle(&mut self, batch: Processed) -> Result<(), PipelineError> {
@@ -184,7 +212,10 @@ impl Writer {
                         continue;
                     }
                     self.state_changed = true;
-                    let firings = self.correlator.observe(*obs);
+                    let firings = match &mut self.reorder {
+                        Some(reorder) => reorder.observe(&mut self.correlator, *obs),
+                        None => self.correlator.observe(*obs),
+                    };
                     self.alert_out
                         .send_firings(firings, &self.builder, &self.correlations)?;
                 }
@@ -346,7 +377,33 @@ impl Writer {
         Ok(())
     }
 
-    fn update_metrics(&self) {
+    /// A warning when matches were dropped as late since the last one: at
+    /// most once a minute while running (`at_end`: now), naming the rules.
+    /// A scan says it in its summary instead.
+    fn log_late(&mut self, at_end: bool) {
+        let late = self.correlator.late_events();
+        let (logged, when) = self.late_logged;
+        let recent = when.is_some_and(|w| w.elapsed() < LATE_LOG_INTERVAL);
+        if late == logged || self.reorder.is_some() || (recent && !at_end) {
+            return;
+        }
+        self.late_logged = (late, Some(Instant::now()));
+        let rules: Vec<String> = self
+            .correlator
+            .late_by_rule()
+            .into_iter()
+            .map(|(title, n)| format!("{title}: {n}"))
+            .collect();
+        tracing::warn!(
+            late_since_last = late - logged,
+            late_total = late,
+            "rule matches arrived more than correlation.allowed_lateness behind their source's newest event and were left out of correlation ({}); raise allowed_lateness or feed the input in time order",
+            rules.join(", ")
+        );
+    }
+
+    fn update_metrics(&mut self) {
+        self.log_late(false);
         let Some(m) = &self.metrics else { return };
         let correlator = &self.correlator;
         m.correlation_groups.set(correlator.active_groups() as i64);
@@ -393,6 +450,9 @@ pub(super) enum StateStore {
         Arc<kafka::producer::KafkaProducer>,
     ),
 }
+
+/// Least time between two warnings about late matches.
+const LATE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long shutdown waits for webhooks to deliver queued lines.
 pub(super) const WEBHOOK_DRAIN: Duration = Duration::from_secs(15);
