@@ -476,13 +476,23 @@ fn several_workers_give_the_same_alerts_in_the_same_order_as_one() {
 
 #[test]
 fn suppression_collapses_repeats_per_rule_and_group_into_one_alert_and_one_update() {
+    for (config_text, group_fields) in [
+        (
+            "[[suppression.rules]]\nrule = \"SSH Password Authentication Failure\"\nwindow = \"1h\"\nby = [\"src_ip\"]\n",
+            vec!["src_ip"],
+        ),
+        // Without `by`: per rule and subject (host, user, address), as the
+        // shipped configuration does for every rule.
+        ("[suppression]\nwindow = \"10m\"\n", vec!["host", "src_ip", "user"]),
+    ] {
+        suppression_collapses_repeats(config_text, &group_fields);
+    }
+}
+
+fn suppression_collapses_repeats(config_text: &str, group_fields: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        "[[suppression.rules]]\nrule = \"SSH Password Authentication Failure\"\nwindow = \"1h\"\nby = [\"src_ip\"]\n",
-    )
-    .unwrap();
+    std::fs::write(&config, config_text).unwrap();
     let mut input = String::new();
     for (i, ip) in ["203.0.113.1", "203.0.113.1", "203.0.113.2", "203.0.113.1"]
         .iter()
@@ -507,6 +517,13 @@ fn suppression_collapses_repeats_per_rule_and_group_into_one_alert_and_one_updat
     assert_eq!(records.len(), 3, "{records:#?}");
     assert_eq!(records[0]["group"]["src_ip"], "203.0.113.1");
     assert_eq!(records[1]["group"]["src_ip"], "203.0.113.2");
+    let fields: Vec<&str> = records[0]["group"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(fields, group_fields, "{config_text}");
     assert_eq!(records[2]["id"], records[0]["id"]);
     assert_eq!(records[2]["suppressed"]["count"], 2);
     assert!(records[2]["message"]

@@ -66,8 +66,9 @@ pub struct Alert {
     pub event: Value,
     /// Where the event was read: file and line, or Kafka topic, partition and offset.
     pub source: Origin,
-    /// The group this alert is about: a correlation's group-by values, or a
-    /// detection rule's suppression `by` fields.
+    /// The group this alert is about: a correlation's group-by values, or,
+    /// for a detection rule that is suppressed, its suppression `by` fields
+    /// (by default the fields that say who or what the event is about).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub group: Option<std::collections::BTreeMap<String, String>>,
     /// On an update record: how many similar alerts were suppressed, until when.
@@ -204,30 +205,50 @@ impl AlertBuilder {
         }
     }
 
-    /// The values of a detection rule's suppression `by` fields in an event.
+    /// The values of a detection rule's suppression `by` fields in an event;
+    /// without `by`, of the fields that say who or what it is about (host,
+    /// user, address: [`crate::event::ENTITY_FIELDS`] and
+    /// [`SUPPRESSION_DEFAULT_FIELDS`]) the event has, so
+    /// repeats are folded per rule and subject, not per rule. `None` when
+    /// the rule is not suppressed.
     pub fn group_of(
         &self,
         meta: &SigmaRuleMeta,
         event: &Event,
     ) -> Option<BTreeMap<String, String>> {
-        let fields = self.suppression.group_fields(&meta.id, &meta.title);
-        if fields.is_empty() {
+        if !self.suppression.suppresses(&meta.id, &meta.title) {
             return None;
         }
+        let configured = self.suppression.group_fields(&meta.id, &meta.title);
+        let fields: Vec<&str> = match configured.is_empty() {
+            false => configured.iter().map(String::as_str).collect(),
+            true => crate::event::ENTITY_FIELDS
+                .iter()
+                .chain(SUPPRESSION_DEFAULT_FIELDS)
+                .copied()
+                .filter(|f| event.get(f).is_some_and(|v| !v.is_null()))
+                .collect(),
+        };
         Some(
             fields
-                .iter()
+                .into_iter()
                 .map(|f| {
                     let v = event
                         .get(f)
                         .and_then(crate::event::scalar_text)
                         .map(|t| t.into_owned());
-                    (f.clone(), v.unwrap_or_default())
+                    (f.to_string(), v.unwrap_or_default())
                 })
                 .collect(),
         )
     }
 }
+
+/// What a suppressed detection rule's alerts are grouped by when the
+/// configuration names no `by` fields: who or what the event is about.
+/// These come after [`crate::event::ENTITY_FIELDS`]: the subject fields of
+/// parsed sshd lines and the endpoint of collector-shipped Windows events.
+pub const SUPPRESSION_DEFAULT_FIELDS: &[&str] = &["user", "src_ip", "Hostname"];
 
 /// UUID v5 over rule id and event content.
 pub fn alert_id(rule_id: &str, event: &Event) -> String {

@@ -85,6 +85,11 @@ impl SuppressionPolicy {
     pub fn group_fields(&self, id: &str, title: &str) -> &[String] {
         self.rule(id, title).map_or(&[], |(_, by)| by.as_slice())
     }
+
+    /// Whether a rule's alerts are suppressed at all (a window above zero).
+    pub fn suppresses(&self, id: &str, title: &str) -> bool {
+        !self.window(id, title).is_zero()
+    }
 }
 
 struct Open {

@@ -491,6 +491,10 @@ mod tests {
         let cfg = load_with_env(Some(&path), &[], env(&[])).unwrap();
         assert!(!cfg.sources.is_empty());
         assert!(!cfg.sinks.is_empty());
+        assert_eq!(
+            cfg.suppression.window, "10m",
+            "repeats are folded as shipped"
+        );
     }
 
     #[test]

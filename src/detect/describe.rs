@@ -1,27 +1,25 @@
 //! How a rule match is told in one line: `key=value, ...` of who or what the
 //! event is about, then the rule's `fields:`, then the fields its detection
-//! reads (a keyword rule, reading none, shows the message or raw line).
+//! reads; a keyword rule also says which keyword it found and in which
+//! field (else it shows the message or raw line).
 
 use super::CompiledRule;
-use crate::event::{scalar_text, Event};
+use crate::event::{scalar_text, Event, ENTITY_FIELDS};
+use crate::sigma::RuleValue;
 use crate::vocab::text::{shorten, MAX_SUMMARY_FIELDS, MAX_VALUE_CHARS};
-
-/// Fields that name who or what an event is about, shown first when present.
-const ENTITY_FIELDS: &[&str] = &[
-    "host",
-    "Computer",
-    "c-ip",
-    "User",
-    "SubjectUserName",
-    "TargetUserName",
-];
+use serde_json::{Map, Value};
 
 /// The summary of `rule` matching `event`.
 pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
     let mut names: Vec<&str> = Vec::new();
-    let candidates = ENTITY_FIELDS
-        .iter()
-        .copied()
+    // A shipper's nested `host` object names the collector, not the
+    // endpoint (Winlogbeat-forwarded Windows events: `Computer` does).
+    let entities = ENTITY_FIELDS.iter().copied().filter(|name| {
+        event
+            .get(name)
+            .is_some_and(|v| !v.is_object() && !v.is_array())
+    });
+    let candidates = entities
         .chain(rule.rule.meta.fields.iter().map(String::as_str))
         .chain(rule.detection_fields());
     for name in candidates {
@@ -32,8 +30,15 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
             names.push(name);
         }
     }
+    let mut out = String::new();
+    if let Some((keyword, field)) = keyword_hit(rule, event) {
+        out = format!(
+            "keyword {:?} in {field}",
+            shorten(&keyword, MAX_VALUE_CHARS)
+        );
+    }
     // Keyword rules read no field: show the message, or the raw line.
-    if names.len() <= 1 {
+    if names.len() <= 1 && out.is_empty() {
         if let Some(name) = ["message", "CommandLine", "cs-uri-stem"]
             .into_iter()
             .find(|n| event.get(n).is_some())
@@ -43,7 +48,6 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
             }
         }
     }
-    let mut out = String::new();
     for name in names {
         let Some(value) = event.get(name) else {
             continue;
@@ -60,4 +64,106 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
         out.push_str(&shorten(text.trim(), MAX_VALUE_CHARS));
     }
     out
+}
+
+/// For a rule with keyword items: the first of its keywords found in the
+/// event (case-insensitive, as Sigma keywords match), and the field it is
+/// in (dotted for nested ones). Runs only for alerts, not per event.
+fn keyword_hit(rule: &CompiledRule, event: &Event) -> Option<(String, String)> {
+    let keywords = rule
+        .rule
+        .detection
+        .searches
+        .iter()
+        .flat_map(|s| &s.any_of)
+        .flatten()
+        .filter(|item| item.field.is_none())
+        .flat_map(|item| &item.values);
+    for keyword in keywords {
+        let RuleValue::Str(text) = keyword else {
+            continue;
+        };
+        // The longest piece between wildcards stands for the keyword.
+        let Some(piece) = text
+            .split(['*', '?'])
+            .max_by_key(|p| p.len())
+            .filter(|p| !p.is_empty())
+        else {
+            continue;
+        };
+        let needle = piece.replace('\\', "").to_lowercase();
+        let mut path = String::new();
+        if let Some(field) = field_containing(&event.fields, &needle, &mut path) {
+            return Some((text.clone(), field));
+        }
+    }
+    None
+}
+
+/// The first field under `map` whose text contains `needle` (lower case).
+fn field_containing(map: &Map<String, Value>, needle: &str, path: &mut String) -> Option<String> {
+    for (name, value) in map {
+        let len = path.len();
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(name);
+        let found = match value {
+            Value::String(s) => s.to_lowercase().contains(needle).then(|| path.clone()),
+            Value::Object(inner) => field_containing(inner, needle, path),
+            Value::Array(items) => items.iter().find_map(|item| match item {
+                Value::String(s) => s.to_lowercase().contains(needle).then(|| path.clone()),
+                Value::Object(inner) => field_containing(inner, needle, path),
+                _ => None,
+            }),
+            _ => None,
+        };
+        path.truncate(len);
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testing::compile_text;
+    use crate::event::{test_event, InputFormat};
+    use serde_json::json;
+
+    fn summary_of(rule: &str, event: Value) -> String {
+        let (engine, problems, _) = compile_text(rule);
+        assert!(problems.is_empty(), "{problems:?}");
+        summary(&engine.rules()[0], &test_event(event, InputFormat::Json))
+    }
+
+    const KEYWORDS: &str = "title: Mimikatz\nlogsource: {product: windows}\ndetection:\n  keywords: ['*sekurlsa::*', 'gentilkiwi.com']\n  condition: keywords\n";
+
+    #[test]
+    fn a_keyword_rule_says_which_keyword_it_found_and_where() {
+        let line = summary_of(
+            KEYWORDS,
+            json!({"Computer": "IT001", "EventData": {"Payload": "Invoke-Mimikatz -Command SEKURLSA::logonpasswords"}}),
+        );
+        assert_eq!(
+            line,
+            "keyword \"*sekurlsa::*\" in EventData.Payload, Computer=IT001"
+        );
+    }
+
+    #[test]
+    fn a_shippers_host_object_is_not_the_endpoint() {
+        let line = summary_of(
+            KEYWORDS,
+            json!({"host": {"name": "WECserver"}, "Computer": "IT001", "param3": "see gentilkiwi.com"}),
+        );
+        assert_eq!(line, "keyword \"gentilkiwi.com\" in param3, Computer=IT001");
+        let field_rule = "title: t\nlogsource: {product: linux}\ndetection:\n  s: {user: root}\n  condition: s\n";
+        assert_eq!(
+            summary_of(field_rule, json!({"host": "web1", "user": "root"})),
+            "host=web1, user=root"
+        );
+    }
 }

@@ -18,6 +18,17 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 pub use parse::{InputFormat, ParseError, Parser};
+
+/// Fields that name who or what an event is about: alert lines show them
+/// first, and suppression groups repeats by them unless told otherwise.
+pub const ENTITY_FIELDS: &[&str] = &[
+    "host",
+    "Computer",
+    "c-ip",
+    "User",
+    "SubjectUserName",
+    "TargetUserName",
+];
 pub use time::TimeOptions;
 
 /// Where a record was read: the source and the position within it.
