@@ -283,13 +283,27 @@ fn alerts_escalate_exactly_as_the_policy_says_across_restarts_a_weekend_and_a_ho
         "no level repeats across restarts"
     );
     let e = json_lines(&dir.join("escalations.jsonl"));
-    let breach = e.iter().find(|e| e["level"] == "breach").unwrap();
-    let line = breach["message"].as_str().unwrap();
+    let line_of = |level: &str| {
+        let record = e.iter().find(|e| e["level"] == level).unwrap();
+        record["message"].as_str().unwrap().to_string()
+    };
+    let line = line_of("breach");
     assert!(
         line.starts_with("SIEM ESCALATION -- breach - [Critical] Test action critical")
             && line.contains(" overdue since 2026-11-21T10:00:00Z. Check https://"),
         "{line}"
     );
+    // A line says "overdue" exactly when the deadline had passed.
+    for record in &e {
+        let line = record["message"].as_str().unwrap();
+        let overdue = record["overdue_seconds"].as_i64().unwrap() >= 0;
+        assert_eq!(line.contains(" overdue since 20"), overdue, "{record}");
+        if !overdue {
+            assert!(line.contains(" due by 20"), "{line}");
+        }
+    }
+    let line = line_of("on-call");
+    assert!(line.contains(" paged at once, due by 20"), "{line}");
 
     // The review, recomputed: 6 alerts; SLA met for D, E, F; B breached
     // (triaged on the 4th), A and C overdue.

@@ -222,7 +222,10 @@ pub struct Escalation {
     pub destination: String,
     /// The alert's link.
     pub link: String,
-    /// `SIEM ESCALATION -- <level> - [<severity>] <text> overdue since <due_at>. Check <link>`.
+    /// `SIEM ESCALATION -- <level> - [<severity>] <text> <when>. Check <link>`,
+    /// where `<when>` says what happened: `overdue since <due_at>` once the
+    /// deadline has passed, `paged at once, due by <due_at>` for a level that
+    /// pages on detection, `due by <due_at>` for a reminder before it.
     pub message: String,
     /// The alert's own line.
     pub alert_message: String,
@@ -245,20 +248,31 @@ impl Escalation {
             overdue_seconds: (now - alert.due_at).num_seconds(),
             destination: level.destination.name(),
             link: alert.link.clone(),
-            message: escalation_line(&level.name, alert),
+            message: escalation_line(level, alert, now),
             alert_message: alert.message.clone(),
         }
     }
 }
 
-/// The escalation line for `alert` at `level`.
-pub(crate) fn escalation_line(level: &str, alert: &TrackedAlert) -> String {
-    let mut line = format!("SIEM ESCALATION -- {level} - [{}] ", alert.severity.label());
+/// The escalation line for `alert` reaching `level` at `now`: it says
+/// "overdue" only once the deadline has passed.
+fn escalation_line(level: &Level, alert: &TrackedAlert, now: DateTime<Utc>) -> String {
+    let mut line = format!(
+        "SIEM ESCALATION -- {} - [{}] ",
+        level.name,
+        alert.severity.label()
+    );
     crate::vocab::text::escape_into(
         &mut line,
         &crate::vocab::text::shorten(&alert.text, MAX_ESCALATED_TEXT),
     );
-    line.push_str(" overdue since ");
+    line.push_str(
+        match (now >= alert.due_at, level.when == When::Immediately) {
+            (true, _) => " overdue since ",
+            (false, true) => " paged at once, due by ",
+            (false, false) => " due by ",
+        },
+    );
     line.push_str(
         &alert
             .due_at
