@@ -165,7 +165,7 @@ fn rules_check_reports_file_line_column_and_fails() {
     assert!(stdout.contains(&expected), "{stdout}");
     assert!(
         stdout.contains(
-            "2 files: 1 rules loaded, 0 filters, 0 correlation rules, 0 anomaly jobs, 1 rejected"
+            "2 files: 1 rules (1 detection, 0 correlation, 0 anomaly jobs), 0 filters, 1 rejected"
         ),
         "{stdout}"
     );
@@ -883,4 +883,25 @@ fn a_real_log_written_newest_first_correlates_as_when_reversed_or_shuffled() {
     assert!(as_written.len() > 20, "{}", as_written.len());
     assert_eq!(scans("reversed", reversed), as_written);
     assert_eq!(scans("shuffled", shuffled), as_written);
+}
+
+#[test]
+fn a_scan_where_no_record_parses_exits_65_and_says_why() {
+    let scan = |input: &[u8], format: &str| {
+        let out = with_stdin(
+            tocsin().args(["scan", "--rules", "rules/", "--input-format", format, "-"]),
+            input,
+        );
+        (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    };
+    let (code, stderr) = scan(b"not json\nnor this\n", "json");
+    assert_eq!(code, Some(65), "{stderr}");
+    assert!(
+        stderr.contains("not one of the 2 records could be parsed"),
+        "{stderr}"
+    );
+    // One good line is enough, and an empty input is not an error.
+    let (code, stderr) = scan(b"not json\n{\"a\": 1}\n", "json");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(scan(b"", "json").0, Some(0));
 }

@@ -92,8 +92,9 @@ fn check(args: &CheckArgs) -> ExitCode {
     }
     match rules.summary.loaded {
         0 => found.error(format!("no rules loaded from {:?}", cfg.engine.rules)),
-        n => found.ok(format!(
-            "rules: {n} loaded, {} rejected, {} warnings, from {:?}",
+        _ => found.ok(format!(
+            "rules: {}, {} rejected, {} warnings, from {:?}",
+            rules.counts(),
             rules.summary.rejected,
             rules.summary.warnings.len(),
             cfg.engine.rules

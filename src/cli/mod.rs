@@ -20,6 +20,8 @@ use tocsin::pipeline::RunStats;
 /// a pipeline stage (EX_SOFTWARE: restart it).
 pub(crate) const EXIT_UNUSABLE: u8 = 2;
 pub(crate) const EXIT_INTERNAL: u8 = 70;
+/// `scan`: there were records, and not one could be parsed (sysexits' EX_DATAERR).
+pub(crate) const EXIT_NOTHING_PARSED: u8 = 65;
 
 pub(crate) fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)

@@ -69,13 +69,10 @@ fn check(paths: &[PathBuf], unrouted: bool, strict: bool) -> Result<ExitCode> {
             );
         }
     }
+    let counts = tocsin::pipeline::RuleCounts::of(&engine, &correlations, &anomalies);
     println!(
-        "{} files: {} rules loaded, {} filters, {} correlation rules, {} anomaly jobs, {} rejected, {} warnings",
+        "{} files: {counts}, {} rejected, {} warnings",
         summary.files,
-        summary.loaded - anomalies.detection_rules(),
-        summary.filters,
-        correlations.len(),
-        anomalies.len(),
         summary.rejected,
         summary.warnings.len(),
     );

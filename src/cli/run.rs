@@ -115,18 +115,18 @@ pub(crate) fn cmd_run(args: RunArgs) -> Result<ExitCode> {
     if summary.loaded == 0 {
         bail!("no rules loaded from {:?}", cfg.engine.rules);
     }
+    let counts = rules.counts();
     tracing::info!(
-        rules = summary.loaded,
         rejected = summary.rejected,
         sources = cfg.sources.len(),
-        "starting pipeline"
+        "starting pipeline: {counts}"
     );
     let metrics = Arc::new(Metrics::new()?);
-    metrics.rules_loaded.set(summary.loaded as i64);
+    metrics.rules_loaded.set(counts.total() as i64);
     metrics.rules_rejected.set(summary.rejected as i64);
     count_limit_problems(summary, &metrics);
     let health = Health::new();
-    health.set_rules_loaded(summary.loaded);
+    health.set_rules(counts);
     let loader = RuleSet::loader(&cfg, &rules.summary);
     let mut pipeline = Pipeline::from_config(&cfg, rules)?;
     pipeline.metrics = Some(metrics.clone());

@@ -15,7 +15,7 @@ use tocsin::pipeline::dead_letter::DeadLetterConfig;
 use tocsin::pipeline::metrics::Metrics;
 use tocsin::pipeline::sinks::{OutputFormat, SinkConfig, StdoutConfig};
 use tocsin::pipeline::sources::{Input, SourceConfig};
-use tocsin::pipeline::{Pipeline, RunStats, Shutdown};
+use tocsin::pipeline::{Pipeline, RuleCounts, RunStats, Shutdown};
 
 #[derive(Args)]
 pub(crate) struct ScanArgs {
@@ -83,7 +83,7 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     };
     // A scan evaluates files once; alert lifecycle belongs to `run`.
     cfg.incident.enabled = false;
-    let rule_counts = (rules.summary.loaded, rules.summary.rejected);
+    let rule_counts = (rules.counts(), rules.summary.rejected);
     let mut pipeline = Pipeline::from_config(&cfg, rules)?;
     // A scan scores with the saved models but does not change them.
     pipeline.models.save_to = None;
@@ -111,7 +111,16 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
     rt.shutdown_background();
     let stats = outcome?;
     print_scan_summary(rule_counts, &stats);
-    inputs_outcome(&stats)
+    let outcome = inputs_outcome(&stats)?;
+    let p = &stats.process;
+    if outcome == ExitCode::SUCCESS && p.events == 0 && p.parse_failures > 0 {
+        eprintln!(
+            "tocsin: error: not one of the {} records could be parsed (each went to the dead-letter destination with the reason); is --input-format right?",
+            p.parse_failures
+        );
+        return Ok(ExitCode::from(super::EXIT_NOTHING_PARSED));
+    }
+    Ok(outcome)
 }
 
 /// The progress line's width: it is rewritten in place.
@@ -138,7 +147,7 @@ async fn show_progress(m: Arc<Metrics>) {
 }
 
 /// `(loaded, rejected)` rules, and what the run did.
-fn print_scan_summary((loaded, rejected): (usize, usize), stats: &RunStats) {
+fn print_scan_summary((counts, rejected): (RuleCounts, usize), stats: &RunStats) {
     // Per input, so every line read can be accounted for: records = events
     // + dead-lettered + blank.
     for (input, n) in &stats.inputs {
@@ -154,12 +163,11 @@ fn print_scan_summary((loaded, rejected): (usize, usize), stats: &RunStats) {
         .map(|(s, n)| format!("{}={n}", s.key()))
         .collect();
     eprintln!(
-        "tocsin scan: {} records, {} events, {} parse failures (dead-lettered), {} blank; rules: {} loaded, {} rejected; alerts: {} ({}); {:.0} events/s",
+        "tocsin scan: {} records, {} events, {} parse failures (dead-lettered), {} blank; {counts}, {} rejected; alerts: {} ({}); {:.0} events/s",
         stats.process.records,
         stats.process.events,
         stats.process.parse_failures,
         stats.process.blank,
-        loaded,
         rejected,
         stats.alerts(),
         if by_severity.is_empty() { "none".to_string() } else { by_severity.join(", ") },

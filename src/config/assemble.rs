@@ -73,6 +73,11 @@ impl RuleSet {
         })
     }
 
+    /// How many rules of each kind the set holds.
+    pub fn counts(&self) -> crate::pipeline::RuleCounts {
+        crate::pipeline::RuleCounts::of(&self.engine, &self.correlations, &self.anomalies)
+    }
+
     /// The compiled rules, as a pipeline runs them.
     pub fn into_rules(self) -> Rules {
         Rules {

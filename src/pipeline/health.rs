@@ -18,6 +18,7 @@ struct Inner {
     /// Stages in the order they started.
     stages: Mutex<Vec<(String, StageState)>>,
     rules_loaded: AtomicU64,
+    rules: std::sync::Mutex<Option<super::RuleCounts>>,
     /// Each Kafka client's view of its brokers.
     kafka: Mutex<Vec<(&'static str, KafkaState)>>,
     draining: AtomicBool,
@@ -113,6 +114,19 @@ impl Health {
         self.0.rules_loaded.store(n as u64, Ordering::Relaxed);
     }
 
+    /// Records how many rules of each kind run (`rules_loaded` is their total).
+    pub fn set_rules(&self, counts: super::RuleCounts) {
+        self.set_rules_loaded(counts.total());
+        *self.0.rules.lock().unwrap_or_else(|p| p.into_inner()) = Some(counts);
+    }
+
+    fn rules_json(&self) -> Value {
+        match *self.0.rules.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(counts) => json!(counts),
+            None => Value::Null,
+        }
+    }
+
     /// Records what the Kafka `client` (`consumer`, `producer`) knows of its brokers.
     pub fn set_kafka(&self, client: &'static str, state: KafkaState) {
         let mut kafka = self.0.kafka.lock().unwrap_or_else(|p| p.into_inner());
@@ -179,11 +193,11 @@ impl Health {
         match Self::first_failure(&stages) {
             None => (
                 true,
-                json!({"status": "ok", "rules_loaded": rules, "stages": Self::stages_json(&stages)}),
+                json!({"status": "ok", "rules_loaded": rules, "rules": self.rules_json(), "stages": Self::stages_json(&stages)}),
             ),
             Some(reason) => (
                 false,
-                json!({"status": "failed", "reason": reason, "rules_loaded": rules, "stages": Self::stages_json(&stages)}),
+                json!({"status": "failed", "reason": reason, "rules_loaded": rules, "rules": self.rules_json(), "stages": Self::stages_json(&stages)}),
             ),
         }
     }
@@ -225,11 +239,11 @@ impl Health {
         match reason {
             None => (
                 true,
-                json!({"status": "ready", "rules_loaded": rules, "stages": stages, "kafka": kafka}),
+                json!({"status": "ready", "rules_loaded": rules, "rules": self.rules_json(), "stages": stages, "kafka": kafka}),
             ),
             Some(reason) => (
                 false,
-                json!({"status": "not ready", "reason": reason, "rules_loaded": rules, "stages": stages, "kafka": kafka}),
+                json!({"status": "not ready", "reason": reason, "rules_loaded": rules, "rules": self.rules_json(), "stages": stages, "kafka": kafka}),
             ),
         }
     }
@@ -254,6 +268,23 @@ mod tests {
         assert_eq!(body["reason"], "stage detect failed: boom");
         assert!(!h.readiness().0);
         assert!(h.has_failed());
+    }
+
+    #[test]
+    fn rules_are_counted_by_kind_and_in_total() {
+        let h = Health::new();
+        h.set_rules(crate::pipeline::RuleCounts {
+            detection: 27,
+            correlation: 7,
+            anomaly_jobs: 7,
+            filters: 1,
+        });
+        let (_, body) = h.liveness();
+        assert_eq!(body["rules_loaded"], 41);
+        assert_eq!(
+            body["rules"],
+            json!({"detection": 27, "correlation": 7, "anomaly_jobs": 7, "filters": 1})
+        );
     }
 
     #[test]

@@ -147,6 +147,71 @@ pub struct Rules {
     pub anomalies: Arc<AnomalySet>,
 }
 
+/// How many rules of each kind run: the one way rules are counted, in
+/// `rules check`, `scan`'s summary, the logs and `/healthz`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RuleCounts {
+    /// Detection rules that alert on their own matches (the detections of
+    /// anomaly jobs are counted as jobs).
+    pub detection: usize,
+    /// Correlation rules.
+    pub correlation: usize,
+    /// Anomaly jobs.
+    pub anomaly_jobs: usize,
+    /// Sigma filters applied to at least one rule.
+    pub filters: usize,
+}
+
+impl RuleCounts {
+    /// The counts of a compiled set.
+    pub fn of(
+        engine: &Engine,
+        correlations: &CorrelationSet,
+        anomalies: &AnomalySet,
+    ) -> RuleCounts {
+        let filters: std::collections::HashSet<&str> = engine
+            .rules()
+            .iter()
+            .flat_map(|r| r.filter_titles.iter().map(String::as_str))
+            .collect();
+        RuleCounts {
+            detection: engine
+                .rules()
+                .len()
+                .saturating_sub(anomalies.detection_rules()),
+            correlation: correlations.len(),
+            anomaly_jobs: anomalies.len(),
+            filters: filters.len(),
+        }
+    }
+
+    /// Rules that raise alerts: detection and correlation rules and anomaly jobs.
+    pub fn total(&self) -> usize {
+        self.detection + self.correlation + self.anomaly_jobs
+    }
+}
+
+impl std::fmt::Display for RuleCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rules ({} detection, {} correlation, {} anomaly jobs), {} filters",
+            self.total(),
+            self.detection,
+            self.correlation,
+            self.anomaly_jobs,
+            self.filters
+        )
+    }
+}
+
+impl Rules {
+    /// How many rules of each kind the set runs.
+    pub fn counts(&self) -> RuleCounts {
+        RuleCounts::of(&self.engine, &self.correlations, &self.anomalies)
+    }
+}
+
 /// A configured pipeline, ready to run. Built by
 /// [`Pipeline::from_config`](crate::config::assemble).
 pub struct Pipeline {

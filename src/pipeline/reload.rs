@@ -123,14 +123,15 @@ impl Reloader {
         let started = std::time::Instant::now();
         let outcome = match (self.load)() {
             Ok((rules, rejected)) => {
+                let counts = rules.counts();
                 let outcome = ReloadOutcome::Reloaded {
-                    rules: rules.engine.rules().len(),
-                    correlations: rules.correlations.len(),
-                    jobs: rules.anomalies.len(),
+                    rules: counts.detection,
+                    correlations: counts.correlation,
+                    jobs: counts.anomaly_jobs,
                 };
-                self.health.set_rules_loaded(rules.engine.rules().len());
+                self.health.set_rules(counts);
                 if let Some(m) = &self.metrics {
-                    m.rules_loaded.set(rules.engine.rules().len() as i64);
+                    m.rules_loaded.set(counts.total() as i64);
                     m.rules_rejected.set(rejected as i64);
                 }
                 self.live.store(rules);
