@@ -30,7 +30,8 @@ pub(crate) struct ScanArgs {
     /// Detection threads, 0 = one per core (overrides engine.workers).
     #[arg(long)]
     pub(crate) workers: Option<usize>,
-    /// Write unparseable records here (JSON lines) instead of counting them only.
+    /// Write unparseable records here (JSON lines, each with the reason);
+    /// by default they go to stderr, in the same form.
     #[arg(long)]
     pub(crate) dead_letters: Option<PathBuf>,
     /// Input files or globs (`.gz` is read transparently); none or `-` reads stdin.
