@@ -597,7 +597,7 @@ fn the_metrics_port_is_the_same_everywhere() {
         "the Dockerfile does not `{expose}`"
     );
     let compose = yaml_file("docker-compose.yml");
-    let published = format!("{METRICS_PORT}:{METRICS_PORT}");
+    let published = format!("127.0.0.1:{METRICS_PORT}:{METRICS_PORT}");
     assert!(
         compose["services"]["tocsin"]["ports"]
             .as_vec()
@@ -806,4 +806,45 @@ fn the_configmap_is_the_kafka_configuration_with_only_the_bootstrap_address_chan
             "the ConfigMap's tocsin.toml differs from deploy/tocsin.kafka.toml: {in_file:?} / {in_configmap:?}"
         );
     }
+}
+
+#[test]
+fn compose_publishes_on_loopback_only_and_grafana_needs_a_login() {
+    let compose = yaml_file("docker-compose.yml");
+    let services = compose["services"].as_hash().unwrap();
+    for (name, service) in services {
+        for port in service["ports"].as_vec().into_iter().flatten() {
+            let port = port.as_str().unwrap_or_default();
+            assert!(
+                port.starts_with("127.0.0.1:"),
+                "{name:?} publishes {port} on every interface"
+            );
+        }
+    }
+    let grafana = &compose["services"]["grafana"]["environment"];
+    assert_eq!(grafana["GF_AUTH_ANONYMOUS_ENABLED"].as_str(), Some("false"));
+    let password = grafana["GF_SECURITY_ADMIN_PASSWORD"].as_str().unwrap();
+    assert!(
+        password.starts_with("${") && password.contains(":?"),
+        "the admin password must be set by the user, with no default: {password}"
+    );
+}
+
+#[test]
+fn the_image_runs_a_stripped_binary_as_a_non_root_user_checked_on_readiness() {
+    let dockerfile = read(&deploy_dir().join("Dockerfile"));
+    assert!(
+        dockerfile.contains("objcopy --strip-all"),
+        "stripped binary"
+    );
+    assert!(dockerfile.contains("\nUSER 10001:10001\n"), "non-root user");
+    let healthcheck = dockerfile
+        .lines()
+        .skip_while(|l| !l.starts_with("HEALTHCHECK"))
+        .take(2)
+        .collect::<String>();
+    assert!(
+        healthcheck.contains("GET /readyz") && healthcheck.contains(r#"\"status\":\"ready\""#),
+        "{healthcheck}"
+    );
 }
