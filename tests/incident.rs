@@ -305,6 +305,35 @@ fn alerts_escalate_exactly_as_the_policy_says_across_restarts_a_weekend_and_a_ho
     let line = line_of("on-call");
     assert!(line.contains(" paged at once, due by 20"), "{line}");
 
+    // The journal written over three runs (each start compacts it) is an
+    // intact hash chain; one edited line fails --verify, naming it.
+    let journal = dir.join("state/alerts.jsonl");
+    let verify = |path: &Path| {
+        let out = tocsin()
+            .args(["report", "--verify", "--state"])
+            .arg(path)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, stdout) = verify(&journal);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("hash chain intact"), "{stdout}");
+    let tampered = dir.join("tampered.jsonl");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.lines().count() >= 3, "{text}");
+    std::fs::write(
+        &tampered,
+        text.replacen("\"severity\":\"critical\"", "\"severity\":\"low\"", 1),
+    )
+    .unwrap();
+    let (code, stdout) = verify(&tampered);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the chain breaks here") && stdout.contains("was changed"),
+        "{stdout}"
+    );
+
     // The review, recomputed: 6 alerts; SLA met for D, E, F; B breached
     // (triaged on the 4th), A and C overdue.
     let out = tocsin()

@@ -9,8 +9,13 @@ use tocsin::config;
 #[derive(Args)]
 pub(crate) struct ReportArgs {
     /// Start of the window (RFC 3339 time or YYYY-MM-DD, UTC), inclusive.
+    #[arg(long, required_unless_present = "verify")]
+    pub(crate) from: Option<String>,
+    /// Check the alert journal's hash chain instead: exit 0 and print its
+    /// head (record it for the next check), or exit 1 naming the first
+    /// record that was changed, removed or inserted.
     #[arg(long)]
-    pub(crate) from: String,
+    pub(crate) verify: bool,
     /// End of the window (RFC 3339 time or YYYY-MM-DD, UTC), exclusive; the
     /// report is as of this time. Default: now.
     #[arg(long)]
@@ -51,7 +56,31 @@ fn report_time(flag: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>> 
 pub(crate) fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
     let cfg = config::load(args.config.as_deref(), &[])?;
     super::init_logging(&cfg);
-    let from = report_time("from", &args.from)?;
+    if args.verify {
+        let Some(path) = args.state.as_ref().or(cfg.incident.state_file.as_ref()) else {
+            bail!("--verify checks a journal file: pass --state FILE, or a --config with incident.state_file");
+        };
+        return Ok(match tocsin::incident::store::verify(path)? {
+            Ok(chain) => {
+                println!(
+                    "{}: hash chain intact: {} records; chained to {}; head {}",
+                    path.display(),
+                    chain.records,
+                    chain.anchor,
+                    chain.head
+                );
+                ExitCode::SUCCESS
+            }
+            Err(broken) => {
+                println!("{broken}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    let Some(from) = &args.from else {
+        bail!("--from is required");
+    };
+    let from = report_time("from", from)?;
     let to = match &args.to {
         Some(t) => report_time("to", t)?,
         None => chrono::Utc::now(),

@@ -200,9 +200,14 @@ impl IncidentStage {
                 let (journal, alerts, problems) =
                     Journal::open(path).map_err(|e| super::PipelineError::Stage(e.to_string()))?;
                 for p in &problems {
-                    tracing::warn!(problem = %p, "unreadable alert state line skipped");
+                    tracing::warn!(problem = %p, "alert state: a line skipped or the hash chain broken");
                 }
-                tracing::info!(file = %path.display(), alerts = alerts.len(), "alert state loaded");
+                tracing::info!(
+                    file = %path.display(),
+                    alerts = alerts.len(),
+                    chain_head = %journal.head(),
+                    "alert state loaded"
+                );
                 desk.restore(alerts);
                 Store::Journal(journal)
             }
