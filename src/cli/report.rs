@@ -81,9 +81,27 @@ pub(crate) fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
         bail!("--from is required");
     };
     let from = report_time("from", from)?;
+    let now = chrono::Utc::now();
+    let mut note = None;
     let to = match &args.to {
-        Some(t) => report_time("to", t)?,
-        None => chrono::Utc::now(),
+        Some(t) => {
+            let to = report_time("to", t)?;
+            // Judging as of a future date would call every open alert
+            // overdue that is not yet.
+            if to > now {
+                let text = format!(
+                    "--to {} is in the future: the period ends now, {}",
+                    t,
+                    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                );
+                eprintln!("tocsin: warning: {text}");
+                note = Some(text);
+                now
+            } else {
+                to
+            }
+        }
+        None => now,
     };
     if to <= from {
         bail!("--to must be after --from");
@@ -104,7 +122,13 @@ pub(crate) fn cmd_report(args: ReportArgs) -> Result<ExitCode> {
     for p in problems {
         eprintln!("tocsin: warning: skipped unreadable alert state: {p}");
     }
-    let report = tocsin::incident::report::build(&alerts, from, to);
+    let header = tocsin::incident::report::Header {
+        generated_at: now,
+        tool: format!("tocsin {}", env!("CARGO_PKG_VERSION")),
+        sla: cfg.sla.clone(),
+        note,
+    };
+    let report = tocsin::incident::report::review(&alerts, from, to, Some(header));
     let text = match args.format {
         ReportFormat::Markdown => tocsin::incident::report::markdown(&report),
         ReportFormat::Html => tocsin::incident::report::html(&report),

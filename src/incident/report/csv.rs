@@ -27,11 +27,47 @@ pub fn csv(r: &Report) -> String {
     };
     row("window", "from", "time", day(r.from));
     row("window", "to", "time", day(r.to));
+    if let Some(h) = &r.header {
+        row("report", "generated", "time", day(h.generated_at));
+        row("report", "tool", "version", h.tool.clone());
+        row("report", "timezone", "name", h.sla.timezone.clone());
+        for d in &h.sla.holidays {
+            row("report", "holiday", "date", d.to_string());
+        }
+        if let Some(note) = &h.note {
+            row("report", "note", "text", note.clone());
+        }
+        for s in crate::vocab::Severity::ALL.iter().rev() {
+            row(
+                "sla_policy",
+                s.key(),
+                "static_rule",
+                h.sla.static_rule.window(*s).to_string(),
+            );
+            row(
+                "sla_policy",
+                s.key(),
+                "anomaly",
+                h.sla.anomaly.window(*s).to_string(),
+            );
+        }
+    }
+    if let Some(p) = &r.previous {
+        row("previous", "from", "time", day(p.from));
+        row("previous", "all", "alerts", p.alerts.to_string());
+        for (k, v) in p.by_severity.iter().rev() {
+            row("previous", k.key(), "alerts", v.to_string());
+        }
+        row("previous", "all", "breaches", p.breaches.to_string());
+        if let Some(c) = p.compliance {
+            row("previous", "all", "compliance", format!("{c:.4}"));
+        }
+    }
     row("total", "all", "alerts", r.alerts.to_string());
     for (k, v) in &r.by_type {
         row("type", k, "alerts", v.to_string());
     }
-    for (k, v) in &r.by_severity {
+    for (k, v) in r.by_severity.iter().rev() {
         row("severity", k.key(), "alerts", v.to_string());
     }
     for (k, v) in &r.by_status {
@@ -79,6 +115,24 @@ pub fn csv(r: &Report) -> String {
     }
     for (k, v) in &r.escalations {
         row("escalation", k, "escalations", v.to_string());
+    }
+    if let Some(c) = r.compliance() {
+        row("sla", "all", "compliance", format!("{c:.4}"));
+    }
+    for b in &r.breaches {
+        let state = match b.state {
+            crate::incident::SlaState::Breached => "breached",
+            _ => "overdue",
+        };
+        row("breach", &b.id, "state", state.to_string());
+        row("breach", &b.id, "rule", b.rule.clone());
+        row("breach", &b.id, "severity", b.severity.key().to_string());
+        row("breach", &b.id, "detected", day(b.detected_at));
+        row("breach", &b.id, "due", day(b.due_at));
+        if let (Some(t), Some(by)) = (b.triaged_at, &b.triaged_by) {
+            row("breach", &b.id, "triaged", day(t));
+            row("breach", &b.id, "triaged_by", by.clone());
+        }
     }
     out
 }

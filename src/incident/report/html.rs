@@ -18,34 +18,55 @@ fn html_escape(text: &str) -> String {
     out
 }
 
-/// A horizontal bar chart as inline SVG.
-fn bar_chart(title: &str, bars: &[(String, f64, String)]) -> String {
+/// Longest label shown in a chart, in characters.
+const LABEL_CHARS: usize = 48;
+/// Width of a character of the 12px chart font, generously: labels must
+/// never be clipped.
+const CHAR_PX: usize = 8;
+
+/// A horizontal bar chart as inline SVG. Bars are scaled to `full` (100 for
+/// percentages) or, when `None`, to the largest value. The label column is
+/// as wide as the longest label.
+fn bar_chart(title: &str, bars: &[(String, f64, String)], full: Option<f64>) -> String {
     const ROW: usize = 22;
-    const LABEL: usize = 220;
     const WIDTH: usize = 360;
-    let max = bars.iter().map(|b| b.1).fold(0.0_f64, f64::max);
+    let labels: Vec<String> = bars
+        .iter()
+        .map(|b| crate::vocab::text::shorten(&b.0, LABEL_CHARS).into_owned())
+        .collect();
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let label_px = longest * CHAR_PX + 12;
+    let max = full.unwrap_or_else(|| bars.iter().map(|b| b.1).fold(0.0_f64, f64::max));
     let height = ROW * bars.len().max(1) + 10;
     let mut svg = format!(
         "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{}\" height=\"{height}\" aria-label=\"{}\">",
         html_escape(title),
-        LABEL + WIDTH + 120,
+        label_px + WIDTH + 120,
         html_escape(title)
     );
-    for (i, (label, value, shown)) in bars.iter().enumerate() {
+    if full.is_some() {
+        // The scale's end, so that a short bar reads as a low share.
+        let _ = write!(
+            svg,
+            "<rect x=\"{label_px}\" y=\"2\" width=\"{WIDTH}\" height=\"{}\" fill=\"none\" stroke=\"#bbb\"/>",
+            height - 6
+        );
+    }
+    for (i, ((_, value, shown), label)) in bars.iter().zip(&labels).enumerate() {
         let y = i * ROW + 4;
         let w = if max > 0.0 {
-            (value / max * WIDTH as f64).round() as usize
+            (value.clamp(0.0, max) / max * WIDTH as f64).round() as usize
         } else {
             0
         };
         let _ = write!(
             svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{LABEL}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#3b6ea8\"/><text x=\"{}\" y=\"{}\">{}</text>",
-            LABEL - 6,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text><rect x=\"{label_px}\" y=\"{y}\" width=\"{w}\" height=\"{}\" fill=\"#3b6ea8\"/><text x=\"{}\" y=\"{}\">{}</text>",
+            label_px - 6,
             y + 14,
-            html_escape(&crate::vocab::text::shorten(label, 34)),
+            html_escape(label),
             ROW - 6,
-            LABEL + w + 6,
+            label_px + w + 6,
             y + 14,
             html_escape(shown)
         );
@@ -72,12 +93,12 @@ pub fn html(r: &Report) -> String {
                 .map(|(k, v)| (k.label().to_string(), *v))
                 .collect(),
         ),
+        None,
     ));
     body.push_str(&bar_chart(
-        "SLA compliance by severity",
+        "SLA compliance by severity (0-100%)",
         &r.sla
             .iter()
-            .rev()
             .map(|s| {
                 (
                     s.severity.label().to_string(),
@@ -86,6 +107,7 @@ pub fn html(r: &Report) -> String {
                 )
             })
             .collect::<Vec<_>>(),
+        Some(100.0),
     ));
     body.push_str(&bar_chart(
         "Median time to triage by severity",
@@ -93,12 +115,13 @@ pub fn html(r: &Report) -> String {
             .iter()
             .map(|t| {
                 (
-                    t.group.clone(),
+                    super::markdown::group_label(&t.group),
                     t.median.unwrap_or(0.0),
                     opt_duration(t.median),
                 )
             })
             .collect::<Vec<_>>(),
+        None,
     ));
     body.push_str(&bar_chart(
         "Noisiest rules",
@@ -109,10 +132,12 @@ pub fn html(r: &Report) -> String {
                 .map(|x| (x.title.clone(), x.alerts))
                 .collect(),
         ),
+        None,
     ));
     body.push_str(&bar_chart(
         "Escalations by level",
         &count_bars(r.escalations.iter().map(|(k, v)| (k.clone(), *v)).collect()),
+        None,
     ));
     // The tables: the Markdown tables, rendered.
     let mut tables = String::new();

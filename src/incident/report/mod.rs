@@ -12,7 +12,10 @@
 //! - time to triage: detection to the first decision (not `acknowledged`);
 //!   time to resolve: detection to `resolved` or `false_positive`;
 //! - median and p90 interpolate linearly between ranks (like numpy's default);
-//! - a rule's false-positive rate = its alerts marked `false_positive` / its alerts.
+//! - a rule's false-positive rate = its alerts marked `false_positive` / its alerts;
+//! - the trend compares with the period of the same length just before,
+//!   judged as of its own end;
+//! - severities are listed most urgent first everywhere.
 
 use super::{SlaState, Status, TrackedAlert};
 use crate::vocab::Severity;
@@ -51,9 +54,9 @@ pub struct Report {
     pub by_status: BTreeMap<Status, u64>,
     /// Every rule, noisiest first.
     pub rules: Vec<RuleRow>,
-    /// SLA outcomes, one row per severity that had alerts, lowest first.
+    /// SLA outcomes, one row per severity that had alerts, most urgent first.
     pub sla: Vec<SlaRow>,
-    /// Per severity, then `all`.
+    /// Per severity (most urgent first), then `all`.
     pub time_to_triage: Vec<TimeRow>,
     /// Detection to closing (`resolved` or `false_positive`): per severity, then `all`.
     pub time_to_resolve: Vec<TimeRow>,
@@ -61,6 +64,100 @@ pub struct Report {
     pub escalations: BTreeMap<String, u64>,
     /// Escalations per severity and level.
     pub escalations_by_severity: BTreeMap<(Severity, String), u64>,
+    /// Alerts whose SLA was breached or is overdue as of `to`, most
+    /// urgent first, then by deadline.
+    pub breaches: Vec<BreachRow>,
+    /// The period of the same length just before, for the trend.
+    pub previous: Option<Trend>,
+    /// What the report was made with: set by whoever renders it.
+    pub header: Option<Header>,
+}
+
+/// What an auditor needs to know about how a report was made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    /// When the report was generated.
+    pub generated_at: DateTime<Utc>,
+    /// The tool and its version.
+    pub tool: String,
+    /// The SLA tables, time zone and holidays deadlines were computed with.
+    pub sla: crate::alert::sla::SlaConfig,
+    /// Anything about the period the reader must know (a `--to` in the future).
+    pub note: Option<String>,
+}
+
+/// One alert whose triage deadline was missed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreachRow {
+    /// The alert id.
+    pub id: String,
+    /// The rule's title.
+    pub rule: String,
+    /// The alert's severity.
+    pub severity: Severity,
+    /// When it was detected.
+    pub detected_at: DateTime<Utc>,
+    /// Its triage deadline.
+    pub due_at: DateTime<Utc>,
+    /// When it was triaged, if it was by `to`.
+    pub triaged_at: Option<DateTime<Utc>>,
+    /// Who triaged it.
+    pub triaged_by: Option<String>,
+    /// Breached (triaged late) or overdue (not triaged).
+    pub state: SlaState,
+}
+
+/// The previous period's headline numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trend {
+    /// Start of the previous period.
+    pub from: DateTime<Utc>,
+    /// Its end: the report's start.
+    pub to: DateTime<Utc>,
+    /// Alerts detected in it.
+    pub alerts: u64,
+    /// Alerts per severity.
+    pub by_severity: BTreeMap<Severity, u64>,
+    /// Its overall SLA compliance.
+    pub compliance: Option<f64>,
+    /// Breached and overdue alerts.
+    pub breaches: u64,
+}
+
+impl Report {
+    /// met / (met + breached + overdue) over every severity.
+    pub fn compliance(&self) -> Option<f64> {
+        let met: u64 = self.sla.iter().map(|s| s.met).sum();
+        let judged: u64 = self
+            .sla
+            .iter()
+            .map(|s| s.met + s.breached + s.overdue)
+            .sum();
+        (judged > 0).then(|| met as f64 / judged as f64)
+    }
+}
+
+/// The review of `alerts` for `[from, to)` with the trend against the
+/// period of the same length before it, and `header`.
+pub fn review(
+    alerts: &[TrackedAlert],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    header: Option<Header>,
+) -> Report {
+    let mut report = build(alerts, from, to);
+    let before = from - (to - from);
+    let previous = build(alerts, before, from);
+    report.previous = Some(Trend {
+        from: before,
+        to: from,
+        alerts: previous.alerts,
+        compliance: previous.compliance(),
+        breaches: previous.breaches.len() as u64,
+        by_severity: previous.by_severity,
+    });
+    report.header = header;
+    report
 }
 
 /// One rule's alerts and false positives in the period.
@@ -142,8 +239,10 @@ fn time_rows(samples: &BTreeMap<Severity, Vec<f64>>) -> Vec<TimeRow> {
             p90: quantile(values, 0.9),
         }
     };
+    // Most urgent first, as every table.
     let mut rows: Vec<TimeRow> = samples
         .iter()
+        .rev()
         .map(|(s, v)| row(s.key().to_string(), &mut v.clone()))
         .collect();
     let mut all: Vec<f64> = samples.values().flatten().copied().collect();
@@ -171,6 +270,9 @@ pub fn build<'a>(
         time_to_resolve: Vec::new(),
         escalations: BTreeMap::new(),
         escalations_by_severity: BTreeMap::new(),
+        breaches: Vec::new(),
+        previous: None,
+        header: None,
     };
     let mut rules: BTreeMap<&str, RuleRow> = BTreeMap::new();
     let mut sla: BTreeMap<Severity, SlaRow> = BTreeMap::new();
@@ -210,11 +312,29 @@ pub fn build<'a>(
             overdue: 0,
             pending: 0,
         });
-        match SlaState::of(a, to) {
+        let state = SlaState::of(a, to);
+        match state {
             SlaState::Met => row.met += 1,
             SlaState::Breached => row.breached += 1,
             SlaState::Overdue => row.overdue += 1,
             SlaState::Pending => row.pending += 1,
+        }
+        if matches!(state, SlaState::Breached | SlaState::Overdue) {
+            let triage = a
+                .history
+                .iter()
+                .filter(|h| h.at <= to)
+                .find(|h| h.status.is_triaged());
+            r.breaches.push(BreachRow {
+                id: a.id.clone(),
+                rule: a.rule_title.clone(),
+                severity: a.severity,
+                detected_at: a.detected_at,
+                due_at: a.due_at,
+                triaged_at: triage.map(|h| h.at),
+                triaged_by: triage.map(|h| h.by.clone()),
+                state,
+            });
         }
         let seconds = |t: DateTime<Utc>| (t - a.detected_at).num_milliseconds() as f64 / 1000.0;
         if let Some(t) = a.triaged_at().filter(|&t| t <= to) {
@@ -236,7 +356,13 @@ pub fn build<'a>(
             .cmp(&a.alerts)
             .then_with(|| a.rule_id.cmp(&b.rule_id))
     });
-    r.sla = sla.into_values().collect();
+    r.sla = sla.into_values().rev().collect();
+    r.breaches.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.due_at.cmp(&b.due_at))
+            .then_with(|| a.id.cmp(&b.id))
+    });
     r.time_to_triage = time_rows(&triage);
     r.time_to_resolve = time_rows(&resolve);
     r
