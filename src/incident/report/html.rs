@@ -30,6 +30,12 @@ const CHAR_PX: usize = 8;
 fn bar_chart(title: &str, bars: &[(String, f64, String)], full: Option<f64>) -> String {
     const ROW: usize = 22;
     const WIDTH: usize = 360;
+    if bars.is_empty() {
+        return format!(
+            "<figure><figcaption>{}</figcaption><p>none in this period</p></figure>\n",
+            html_escape(title)
+        );
+    }
     let labels: Vec<String> = bars
         .iter()
         .map(|b| crate::vocab::text::shorten(&b.0, LABEL_CHARS).into_owned())
