@@ -848,3 +848,113 @@ fn the_image_runs_a_stripped_binary_as_a_non_root_user_checked_on_readiness() {
         "{healthcheck}"
     );
 }
+
+#[test]
+fn every_dashboard_query_follows_the_job_and_instance_variables_and_covers_each_process() {
+    let path = deploy_dir().join("grafana/dashboards/tocsin.json");
+    let dashboard: serde_json::Value = serde_json::from_str(&read(&path)).unwrap();
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(variables, vec!["datasource", "job", "instance"]);
+    let mut queries = Vec::new();
+    panel_queries(dashboard["panels"].as_array().unwrap(), &mut queries);
+    let metric = regex::Regex::new(r"tocsin_[a-z_]+(\{[^}]*\})?").unwrap();
+    for (title, expr) in &queries {
+        for m in metric.find_iter(expr) {
+            assert!(
+                m.as_str().contains(r#"job=~"$job", instance=~"$instance""#),
+                "{title}: {} ignores the job and instance variables",
+                m.as_str()
+            );
+        }
+    }
+    // Values every replica reports alike are not summed over replicas.
+    for (title, expr) in &queries {
+        assert!(
+            !expr.contains("sum(tocsin_rules_loaded"),
+            "{title}: rules loaded summed over replicas"
+        );
+    }
+    let rows: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    for row in ["Incident process", "Anomaly jobs", "Correlation"] {
+        assert!(rows.contains(&row), "no {row:?} row in {rows:?}");
+    }
+    for needed in [
+        "tocsin_incident_open_alerts",
+        "tocsin_incident_time_to_triage_seconds_bucket",
+        "tocsin_incident_sla_breaches_total",
+        "tocsin_incident_escalations_total",
+        "tocsin_anomaly_score_bucket",
+        "tocsin_anomaly_entities",
+        "tocsin_anomaly_training_seconds_bucket",
+        "tocsin_correlation_groups",
+        "tocsin_correlation_evictions_total",
+        "tocsin_correlation_late_events_total",
+    ] {
+        assert!(
+            queries.iter().any(|(_, q)| q.contains(needed)),
+            "the dashboard does not show {needed}"
+        );
+    }
+}
+
+#[test]
+fn promtool_accepts_the_alerting_rules_and_their_unit_tests_pass() {
+    // Each incident and anomaly alert carries a runbook line.
+    let alerts = yaml_file("prometheus/alerts.yml");
+    for group in alerts["groups"].as_vec().unwrap() {
+        if group["name"].as_str() != Some("tocsin-incident") {
+            continue;
+        }
+        for rule in group["rules"].as_vec().unwrap() {
+            assert!(
+                rule["annotations"]["runbook"].as_str().is_some(),
+                "{:?} has no runbook",
+                rule["alert"]
+            );
+        }
+    }
+    let Ok(promtool) = which_promtool() else {
+        eprintln!("SKIPPED: promtool is not installed (Debian: apt-get install prometheus)");
+        return;
+    };
+    let dir = deploy_dir().join("prometheus");
+    for args in [
+        vec!["check", "rules", "alerts.yml"],
+        vec!["check", "config", "prometheus.yml"],
+        vec!["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = std::process::Command::new(&promtool)
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// promtool on the PATH.
+fn which_promtool() -> Result<PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("promtool"))
+        .find(|p| p.is_file())
+        .ok_or(())
+}

@@ -61,7 +61,7 @@ pub struct Metrics {
     pub kafka_commits: IntCounterVec,
     /// `tocsin_kafka_produce_errors_total`: records the broker did not acknowledge, per topic.
     pub kafka_produce_errors: IntCounterVec,
-    /// `tocsin_anomaly_score`: scores (0-100) of closed anomaly buckets, per job; its count is
+    /// `tocsin_anomaly_score`: scores (0-100) of closed anomaly buckets, per job (label `anomaly_job`); its count is
     /// the number of buckets scored.
     pub anomaly_scores: HistogramVec,
     /// `tocsin_anomaly_training_seconds`: time to score a closed bucket and retrain the job's
@@ -250,7 +250,9 @@ impl Metrics {
                 "Scores (0-100) of closed anomaly buckets, per job; the count is the buckets scored.",
             )
             .buckets(vec![10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0]),
-            &["job"],
+            // Not `job`: Prometheus owns that label (the scrape job) and
+            // would rename this one to `exported_job`.
+            &["anomaly_job"],
         )?;
         registry.register(Box::new(anomaly_scores.clone()))?;
         let anomaly_training_seconds = HistogramVec::new(
@@ -259,7 +261,7 @@ impl Metrics {
                 "Time to score a closed bucket and retrain the job's baselines, per job.",
             )
             .buckets(vec![0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 60.0]),
-            &["job"],
+            &["anomaly_job"],
         )?;
         registry.register(Box::new(anomaly_training_seconds.clone()))?;
         let anomaly_late_samples = prometheus::IntCounter::new(
