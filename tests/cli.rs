@@ -905,3 +905,87 @@ fn a_scan_where_no_record_parses_exits_65_and_says_why() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(scan(b"", "json").0, Some(0));
 }
+
+#[test]
+fn evtx_originals_raise_the_same_alerts_as_their_json_exports_and_damage_is_dead_lettered() {
+    let Some(shared) = shared_dir() else { return };
+    let data = shared.join("sigma/regression_data/rules/windows");
+    let (mut evtx, mut json) = (Vec::new(), Vec::new());
+    let mut dirs = vec![data];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = entry.path();
+            match p.extension().and_then(|e| e.to_str()) {
+                _ if p.is_dir() => dirs.push(p),
+                Some("evtx") => evtx.push(p),
+                Some("json") => json.push(p),
+                _ => {}
+            }
+        }
+    }
+    assert!(evtx.len() >= 100, "{}", evtx.len());
+    let rules = shared.join("sigma/rules");
+    let alerts = |files: &[PathBuf]| -> (Vec<String>, String) {
+        let out = tocsin()
+            .args(["scan", "--rules"])
+            .arg(&rules)
+            .args(files)
+            .output()
+            .unwrap();
+        let tail = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{}",
+            tail.lines().last().unwrap_or_default()
+        );
+        // The text before the link: ids derive from each file's own bytes.
+        let mut lines: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(". Check ").next().unwrap().to_string())
+            .collect();
+        lines.sort();
+        (lines, String::from_utf8(out.stderr).unwrap())
+    };
+    let (from_evtx, stderr) = alerts(&evtx);
+    assert!(
+        stderr.contains(" 0 parse failures"),
+        "{}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    // The exports are pretty-printed objects one after another: one per line here.
+    let dir = tempfile::tempdir().unwrap();
+    let exports = dir.path().join("exports.jsonl");
+    let mut lines = String::new();
+    for file in &json {
+        let text = std::fs::read_to_string(file).unwrap();
+        for v in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
+            lines.push_str(&v.unwrap().to_string());
+            lines.push('\n');
+        }
+    }
+    std::fs::write(&exports, lines).unwrap();
+    let (from_json, _) = alerts(&[exports]);
+    assert!(from_evtx.len() >= 150, "{}", from_evtx.len());
+    assert_eq!(from_evtx, from_json);
+
+    // A damaged chunk: its records are dead-lettered with the decoder's
+    // reason; nothing panics and the scan says no record parsed.
+    let mut bytes = std::fs::read(&evtx[0]).unwrap();
+    for b in bytes.iter_mut().skip(4096 + 512 + 200).take(60) {
+        *b = 0xAA;
+    }
+    let damaged = dir.path().join("damaged.evtx");
+    std::fs::write(&damaged, bytes).unwrap();
+    let out = tocsin()
+        .args(["scan", "--rules", "rules/"])
+        .arg(&damaged)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(65), "{stderr}");
+    assert!(
+        stderr.contains("\"reason\":\"record 1: EVTX: Failed to parse chunk number 0"),
+        "{stderr}"
+    );
+}

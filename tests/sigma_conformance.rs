@@ -23,7 +23,16 @@ struct Case {
     events: Vec<String>,
 }
 
-fn cases(root: &Path) -> Vec<Case> {
+/// Where a case's events come from.
+#[derive(Clone, Copy, PartialEq)]
+enum Events {
+    /// The JSON exports (`evtx_dump -o json`).
+    Json,
+    /// The original `.evtx` files, decoded by tocsin.
+    Evtx,
+}
+
+fn cases(root: &Path, from: Events) -> Vec<Case> {
     let mut infos = Vec::new();
     collect_infos(root, &mut infos);
     infos.sort();
@@ -52,7 +61,17 @@ fn cases(root: &Path) -> Vec<Case> {
             });
         let mut events = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-            if entry.path().extension().is_some_and(|e| e == "json") {
+            if from == Events::Evtx && entry.path().extension().is_some_and(|e| e == "evtx") {
+                let file = std::fs::File::open(entry.path()).unwrap();
+                tocsin::event::evtx::for_each_record(file, |record| {
+                    let record =
+                        record.unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+                    events.push(String::from_utf8(record.json).unwrap());
+                    true
+                })
+                .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+            }
+            if from == Events::Json && entry.path().extension().is_some_and(|e| e == "json") {
                 let text = std::fs::read_to_string(entry.path()).unwrap();
                 // Concatenated pretty-printed JSON objects.
                 for v in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>()
@@ -136,11 +155,20 @@ fn run(engine: &Engine, case: &Case) -> Option<String> {
 
 #[test]
 fn sigmahq_regression_tests_fire_their_rules() {
+    regression_tests_fire_their_rules(Events::Json);
+}
+
+#[test]
+fn sigmahq_regression_tests_fire_their_rules_on_the_evtx_originals() {
+    regression_tests_fire_their_rules(Events::Evtx);
+}
+
+fn regression_tests_fire_their_rules(from: Events) {
     let Some(shared) = shared_dir() else { return };
     let sigma = shared.join("sigma");
     let dirs = common::sigma_corpus(&shared);
     let (engine, _) = load_engine(&dirs, None, &CompileOptions::default()).unwrap();
-    let cases = cases(&sigma.join("regression_data"));
+    let cases = cases(&sigma.join("regression_data"), from);
     let mut failures = BTreeSet::new();
     for case in &cases {
         if let Some(why) = run(&engine, case) {
@@ -150,7 +178,12 @@ fn sigmahq_regression_tests_fire_their_rules() {
         }
     }
     eprintln!(
-        "SigmaHQ regression tests: {} of {} pass",
+        "SigmaHQ regression tests ({}): {} of {} pass",
+        if from == Events::Json {
+            "JSON exports"
+        } else {
+            ".evtx originals"
+        },
         cases.len() - failures.len(),
         cases.len()
     );

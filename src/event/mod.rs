@@ -5,6 +5,7 @@
 //! form kept for evidence.
 
 pub(crate) mod access_log;
+pub mod evtx;
 pub(crate) mod json;
 pub(crate) mod parse;
 pub(crate) mod sshd;
