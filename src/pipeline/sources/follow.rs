@@ -139,6 +139,8 @@ struct Follower {
     files: Vec<Tracked>,
     /// Patterns reported as matching nothing (said once, not every rescan).
     waiting: BTreeSet<String>,
+    /// Windows event log files met and not followed (said once).
+    evtx: BTreeSet<PathBuf>,
     errors: Vec<SourceError>,
     buf: Vec<u8>,
 }
@@ -154,6 +156,7 @@ impl Follower {
             known: files.saved,
             files: Vec::new(),
             waiting: BTreeSet::new(),
+            evtx: BTreeSet::new(),
             errors: Vec::new(),
             buf: Vec::with_capacity(256),
         }
@@ -255,6 +258,14 @@ impl Follower {
         startup: bool,
     ) -> std::io::Result<()> {
         let file = File::open(path)?;
+        // An .evtx file is a database of chunks, not lines: it is read by
+        // `scan` or a source with `follow = false`, never as text.
+        if crate::event::evtx::is_evtx(&read_prefix(&file, 8)?) {
+            if self.evtx.insert(path.to_path_buf()) {
+                tracing::warn!(source = %self.name, file = %path.display(), "a Windows event log (.evtx) is not followed: read it with `tocsin scan` or a file source with follow = false");
+            }
+            return Ok(());
+        }
         let gzip = is_gzip(&file)?;
         let open_keys: Vec<Fingerprint> = self
             .files
@@ -755,6 +766,19 @@ mod tests {
         assert_eq!(run.lines(35), want);
         assert_eq!(run.settle(RESCAN * 2).len(), 35, "nothing read twice");
         assert!(run.stop().is_empty());
+    }
+
+    #[test]
+    fn a_windows_event_log_in_a_followed_glob_is_not_read_as_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut evtx = crate::event::evtx::MAGIC.to_vec();
+        evtx.extend_from_slice(b"\nnot a line\n");
+        std::fs::write(dir.path().join("Security.evtx"), evtx).unwrap();
+        append(&dir.path().join("app.log"), "a line\n");
+        let pattern = dir.path().join("*");
+        let mut run = Running::start(&[&pattern], Follow::default(), BTreeMap::new());
+        assert_eq!(run.lines(1), ["a line"]);
+        assert_eq!(run.settle(RESCAN * 2).len(), 1, "nothing from the .evtx");
     }
 
     #[test]
