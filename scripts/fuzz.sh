@@ -21,7 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGETS=(parse_auto parse_formats event_time rules condition config triage detect)
+TARGETS=(parse_auto parse_formats event_time rules condition config triage detect evtx)
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 OUT="target/fuzz"
 BIN="$OUT/build/$HOST/release"
@@ -104,6 +104,13 @@ destination = "alerts"
 [[incident.silence]]
 source = "auth"
 max_silence = "15m"' ;;
+        evtx)
+            # Real logs without their magic (the target puts it back), cut
+            # to the input size limit: the header and most of a chunk.
+            local f
+            for f in $(find "$shared/sigma/regression_data" -name '*.evtx' 2>/dev/null | head -n 40); do
+                tail -c +9 "$f" | head -c 65000 >"$dir/seed-$n"; n=$((n + 1))
+            done ;;
         triage)
             put '{"alert_id": "6a1b3c4d-0000-4000-8000-000000000001", "status": "triaged", "by": "ana", "at": "2026-01-01T00:00:00Z", "note": "ok"}'
             put '{"alert_id": "x", "status": "false_positive", "by": "b", "at": "2026-01-01T00:00:00+02:00"}' ;;
