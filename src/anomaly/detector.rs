@@ -104,7 +104,21 @@ pub struct Population {
     fitted_at: u64,
     /// rare: value frequencies across all entities.
     values: ValueCounts,
+    /// rare: how many entities have used each value (bounded by
+    /// [`MAX_POPULATION_VALUES`]), and how many entities have values at all.
+    #[serde(default)]
+    users: HashMap<u64, u32>,
+    #[serde(default)]
+    entities_with_values: u64,
 }
+
+/// Values whose users the population counts; past it new values are not
+/// counted (they stay "used by nobody", which errs towards alerting).
+const MAX_POPULATION_VALUES: usize = 65_536;
+
+/// The share of entities using a value from which a value is common: one
+/// more entity taking it up is not rare (Elastic's `freq_rare` idea).
+const COMMON_SHARE: f64 = 0.1;
 
 /// Everything a job learned: saved in the model directory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -486,6 +500,8 @@ impl JobState {
         let job = self.job.clone();
         let spec = &job.spec;
         let pop = &self.model.population.values;
+        let users = &self.model.population.users;
+        let entities = self.model.population.entities_with_values;
         let entity = self.model.entities.entry(key.into()).or_default();
         let own = entity
             .values
@@ -504,7 +520,17 @@ impl JobState {
             // evidence: a process no host ever ran outranks one that is
             // only new here.
             let everywhere = if own.is_some() { -prior.log10() } else { 0.0 };
-            let surprise = (-p.log10() + everywhere).clamp(0.0, MAX_SURPRISE);
+            let novelty = -p.log10() + everywhere;
+            // A value many entities already use is not rare for one more:
+            // as the share of users approaches COMMON_SHARE, the surprise
+            // moves from novelty to how rare the value is among entities
+            // (a browser update taken up by a tenth of the clients).
+            let used_by = f64::from(users.get(hash).copied().unwrap_or(0));
+            let share = used_by / (entities.max(1) as f64);
+            let common = (share / COMMON_SHARE).min(1.0);
+            let among_entities = -((used_by + 1.0) / (entities as f64 + 2.0)).log10();
+            let surprise =
+                (novelty * (1.0 - common) + among_entities * common).clamp(0.0, MAX_SURPRISE);
             // Ties go to the smaller text, so results do not depend on hash order.
             if rarest.is_none_or(|(s, t)| surprise > s || (surprise == s && text.as_str() < t)) {
                 rarest = Some((surprise, text));
@@ -524,12 +550,28 @@ impl JobState {
             )
         });
         entity.buckets += 1;
+        let population = &mut self.model.population;
+        if entity.values.is_none() {
+            population.entities_with_values += 1;
+        }
         let counts = entity.values.get_or_insert_with(ValueCounts::default);
         let mut sorted: Vec<(&u64, &(String, u32))> = acc.values.iter().collect();
         sorted.sort_by(|a, b| a.1 .0.cmp(&b.1 .0));
         for (hash, (text, n)) in sorted {
+            let new_to_entity = counts.count(*hash) == 0;
             counts.add(*hash, text, *n);
-            self.model.population.values.add(*hash, text, *n);
+            // Counted once per entity, and only when the entity remembers it.
+            if new_to_entity && counts.count(*hash) > 0 {
+                let room = population.users.len() < MAX_POPULATION_VALUES;
+                match population.users.get_mut(hash) {
+                    Some(u) => *u = u.saturating_add(1),
+                    None if room => {
+                        population.users.insert(*hash, 1);
+                    }
+                    None => {}
+                }
+            }
+            population.values.add(*hash, text, *n);
         }
         result
     }
@@ -740,6 +782,56 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].actual, Measure::Text("mimikatz.exe".into()));
         assert!(alerts[0].score >= 80.0, "{}", alerts[0].score);
+    }
+
+    #[test]
+    fn a_value_a_tenth_of_the_population_uses_is_not_rare_for_one_more_entity() {
+        // 40 clients on one browser for 30 buckets; then a browser update:
+        // 6 of them (15%) take up the new version, one per bucket, then a
+        // seventh does. A user agent nobody ever sent still alerts.
+        let mut d = Detector::new(job(|s| {
+            s.function = Function::Rare;
+            s.field = Some("ua".into());
+            s.alert.min_score = 0.0;
+        }));
+        let clients: Vec<String> = (0..40).map(|i| format!("c{i}")).collect();
+        let mut scored = Vec::new();
+        for b in 0..40i64 {
+            for (i, c) in clients.iter().enumerate() {
+                let updated = b >= 30 && i < (b - 29) as usize;
+                let ua = if updated {
+                    "Browser/121"
+                } else {
+                    "Browser/120"
+                };
+                scored.extend(d.observe(sample(c, b * 600 + i as i64, Some(ua))));
+            }
+        }
+        scored.extend(d.observe(sample("c39", 40 * 600 + 1, Some("sqlmap/1.7"))));
+        scored.extend(d.finish());
+        let score_of = |entity: &str, value: &str| {
+            scored
+                .iter()
+                .filter(|a| {
+                    a.entity == [("user".to_string(), entity.to_string())]
+                        && a.actual == Measure::Text(value.into())
+                })
+                .map(|a| a.score)
+                .fold(f64::NAN, f64::max)
+        };
+        // c6 is the seventh client on the new version: 6 of 40 used it.
+        let seventh = score_of("c6", "Browser/121");
+        assert!(
+            seventh <= 50.0,
+            "one more client on a common new version scored {seventh}"
+        );
+        let first = score_of("c0", "Browser/121");
+        assert!(
+            first > seventh,
+            "the first client on it ({first}) is more surprising"
+        );
+        let never = score_of("c39", "sqlmap/1.7");
+        assert!(never >= 80.0, "a value nobody ever sent scored {never}");
     }
 
     #[test]
