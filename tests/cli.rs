@@ -236,6 +236,22 @@ fn rules_test_runs_the_rule_pack_cases() {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
+/// Waits for `child` to exit; fails the test naming `when` after `limit`.
+fn wait_for_exit(
+    child: &mut std::process::Child,
+    limit: Duration,
+    when: &str,
+) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "tocsin kept running {when}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -395,17 +411,7 @@ fn run_serves_metrics_and_drains_on_sigterm() {
         .status()
         .unwrap()
         .success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "tocsin did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(20), "after SIGTERM");
     drop(stdin);
     assert!(status.success(), "{status:?}");
     let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl")).unwrap();
@@ -669,17 +675,7 @@ fn a_scan_whose_reader_goes_away_exits_at_once_and_quietly() {
         .unwrap();
     assert!(first.starts_with("SIEM ALERT"), "{first}");
     // The reader is gone (dropped above): the scan must end, not block.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the scan kept running with nobody reading"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(30), "with nobody reading");
     let mut err = String::new();
     child
         .stderr

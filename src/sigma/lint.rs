@@ -99,10 +99,7 @@ pub(crate) fn lint(doc: &Node) -> Vec<Diagnostic> {
             if LOGSOURCE_KEYS.contains(&name) {
                 continue;
             }
-            let hint = match did_you_mean(name, LOGSOURCE_KEYS) {
-                Some(k) => format!("did you mean `{k}`? "),
-                None => String::new(),
-            };
+            let hint = hint(name, LOGSOURCE_KEYS);
             warnings.push(Diagnostic::new(
                 key.pos,
                 format!(
@@ -172,10 +169,7 @@ fn lint_status(doc: &Node, warnings: &mut Vec<Diagnostic>) {
     if STATUSES.contains(&status) {
         return;
     }
-    let hint = match did_you_mean(status, STATUSES) {
-        Some(s) => format!("did you mean `{s}`? "),
-        None => String::new(),
-    };
+    let hint = hint(status, STATUSES);
     warnings.push(Diagnostic::new(
         n.pos,
         format!(
@@ -200,6 +194,14 @@ fn is_tag(tag: &str) -> bool {
     match tag.split_once('.') {
         Some((namespace, name)) => valid(namespace, false) && valid(name, true),
         None => false,
+    }
+}
+
+/// `did you mean `x`? ` for a likely misspelling, else nothing.
+fn hint(word: &str, known: &[&str]) -> String {
+    match did_you_mean(word, known) {
+        Some(k) => format!("did you mean `{k}`? "),
+        None => String::new(),
     }
 }
 
