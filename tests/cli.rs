@@ -236,6 +236,17 @@ fn rules_test_runs_the_rule_pack_cases() {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
+/// The lines of `output` that contain `text`, sorted.
+fn sorted_lines_with(output: &[u8], text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(output)
+        .lines()
+        .filter(|l| l.contains(text))
+        .map(String::from)
+        .collect();
+    lines.sort();
+    lines
+}
+
 /// Waits for `child` to exit; fails the test naming `when` after `limit`.
 fn wait_for_exit(
     child: &mut std::process::Child,
@@ -815,13 +826,7 @@ fn a_scan_correlates_the_same_whatever_the_order_of_its_input() {
             input.as_bytes(),
         );
         assert!(out.status.success(), "{out:?}");
-        let mut brute: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("SSH Brute Force From One Address"))
-            .map(String::from)
-            .collect();
-        brute.sort();
+        let brute = sorted_lines_with(&out.stdout, "SSH Brute Force From One Address");
         (brute, String::from_utf8(out.stderr).unwrap())
     };
     let (in_order, stderr) = scan(format!("{older}{newer}"));
@@ -857,14 +862,7 @@ fn a_real_log_written_newest_first_correlates_as_when_reversed_or_shuffled() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{order}: {out:?}");
-        let mut found: Vec<String> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains("Web Content Discovery Scan"))
-            .map(String::from)
-            .collect();
-        found.sort();
-        found
+        sorted_lines_with(&out.stdout, "Web Content Discovery Scan")
     };
     let reversed: Vec<String> = log.iter().rev().cloned().collect();
     // A fixed permutation: position i goes to i * 7919 mod n (7919 is prime
