@@ -146,15 +146,17 @@ pub fn review(
     header: Option<Header>,
 ) -> Report {
     let mut report = build(alerts, from, to);
-    let before = from - (to - from);
-    let previous = build(alerts, before, from);
-    report.previous = Some(Trend {
-        from: before,
-        to: from,
-        alerts: previous.alerts,
-        compliance: previous.compliance(),
-        breaches: previous.breaches.len() as u64,
-        by_severity: previous.by_severity,
+    // Checked: a period reaching back past chrono's range has no previous one.
+    report.previous = from.checked_sub_signed(to - from).map(|before| {
+        let previous = build(alerts, before, from);
+        Trend {
+            from: before,
+            to: from,
+            alerts: previous.alerts,
+            compliance: previous.compliance(),
+            breaches: previous.breaches.len() as u64,
+            by_severity: previous.by_severity,
+        }
     });
     report.header = header;
     report

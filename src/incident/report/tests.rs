@@ -346,3 +346,15 @@ fn charts_scale_percentages_to_100_and_leave_room_for_every_label() {
         }
     }
 }
+
+#[test]
+fn a_period_reaching_back_past_the_calendar_has_no_trend_and_no_panic() {
+    let r = review(
+        &[],
+        DateTime::<Utc>::MIN_UTC,
+        at("2026-12-01T00:00:00Z"),
+        None,
+    );
+    assert_eq!(r.previous, None);
+    assert_eq!(r.alerts, 0);
+}
