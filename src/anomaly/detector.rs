@@ -120,6 +120,10 @@ const MAX_POPULATION_VALUES: usize = 65_536;
 /// more entity taking it up is not rare (Elastic's `freq_rare` idea).
 const COMMON_SHARE: f64 = 0.1;
 
+/// Other entities needed before their share says anything: a tenth of
+/// fewer than ten is not a tenth.
+const MIN_OTHERS: u64 = 10;
+
 /// Everything a job learned: saved in the model directory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobModel {
@@ -503,6 +507,9 @@ impl JobState {
         let users = &self.model.population.users;
         let entities = self.model.population.entities_with_values;
         let entity = self.model.entities.entry(key.into()).or_default();
+        // Whether this entity is among the counted users of a value.
+        let entity_has = |hash: u64| entity.values.as_ref().is_some_and(|v| v.count(hash) > 0);
+        let mine_counted = u64::from(entity.values.is_some());
         let own = entity
             .values
             .as_ref()
@@ -525,10 +532,20 @@ impl JobState {
             // as the share of users approaches COMMON_SHARE, the surprise
             // moves from novelty to how rare the value is among entities
             // (a browser update taken up by a tenth of the clients).
-            let used_by = f64::from(users.get(hash).copied().unwrap_or(0));
-            let share = used_by / (entities.max(1) as f64);
-            let common = (share / COMMON_SHARE).min(1.0);
-            let among_entities = -((used_by + 1.0) / (entities as f64 + 2.0)).log10();
+            // Other entities only: the entity's own use is the novelty
+            // part's business. A share needs a population to be a share:
+            // below MIN_OTHERS others (a job without `by` has one entity)
+            // the novelty alone counts, as before.
+            let mine = u64::from(entity_has(*hash));
+            let others = entities.saturating_sub(mine_counted);
+            let used_by = f64::from(users.get(hash).copied().unwrap_or(0)) - mine as f64;
+            let used_by = used_by.max(0.0);
+            let common = if others >= MIN_OTHERS {
+                (used_by / others as f64 / COMMON_SHARE).min(1.0)
+            } else {
+                0.0
+            };
+            let among_entities = -((used_by + 1.0) / (others as f64 + 2.0)).log10();
             let surprise =
                 (novelty * (1.0 - common) + among_entities * common).clamp(0.0, MAX_SURPRISE);
             // Ties go to the smaller text, so results do not depend on hash order.
