@@ -39,7 +39,7 @@ pub struct Correlator {
     late_by_rule: std::collections::BTreeMap<String, u64>,
     /// Newest event time per source: lateness is judged within a source, so
     /// a second file with older timestamps is not "late".
-    newest_by_source: HashMap<String, DateTime<Utc>>,
+    newest_by_source: super::source_times::SourceTimes,
     /// When each source last delivered (wall time), for idleness.
     last_seen: HashMap<String, std::time::Instant>,
     /// A source quiet for this long no longer holds the watermark back.
@@ -67,7 +67,7 @@ impl Correlator {
             lateness: Span::from_std(DEFAULT_LATENESS),
             late_events: 0,
             late_by_rule: Default::default(),
-            newest_by_source: HashMap::new(),
+            newest_by_source: Default::default(),
             last_seen: HashMap::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             closed_until: None,
@@ -125,6 +125,7 @@ impl Correlator {
         let now = std::time::Instant::now();
         let active = self
             .newest_by_source
+            .0
             .iter()
             .filter(|(source, _)| {
                 self.last_seen
@@ -134,7 +135,7 @@ impl Correlator {
             .map(|(_, t)| *t)
             .min();
         active
-            .or_else(|| self.newest_by_source.values().max().copied())
+            .or_else(|| self.newest_by_source.0.values().max().copied())
             .map(|t| self.lateness.before(t))
     }
 
@@ -223,6 +224,7 @@ impl Correlator {
         groups.sort_by(|a, b| (&a.correlation, &a.key).cmp(&(&b.correlation, &b.key)));
         let mut newest_by_source: Vec<(String, DateTime<Utc>)> = self
             .newest_by_source
+            .0
             .iter()
             .map(|(s, t)| (s.clone(), *t))
             .collect();
@@ -270,7 +272,7 @@ impl Correlator {
             .iter()
             .map(|(s, _)| (s.clone(), now))
             .collect();
-        self.newest_by_source = state.newest_by_source.into_iter().collect();
+        self.newest_by_source.0 = state.newest_by_source.into_iter().collect();
         self.groups.len()
     }
 
@@ -291,14 +293,9 @@ impl Correlator {
         }
         // Later than the allowed lateness within its own source: out of order
         // beyond what the source promises, so its windows may be decided already.
-        let source_newest = self
+        let late = self
             .newest_by_source
-            .entry(obs.origin.source.clone())
-            .or_insert(time);
-        let late = time < self.lateness.before(*source_newest);
-        if time > *source_newest {
-            *source_newest = time;
-        }
+            .note(&obs.origin.source, time, self.lateness);
         if let Some(watermark) = self.watermark() {
             if self.closed_until.is_none_or(|c| watermark > c) {
                 self.closed_until = Some(watermark);

@@ -29,6 +29,7 @@ mod correlator;
 pub(crate) mod describe;
 mod reorder;
 pub(crate) mod snapshot;
+mod source_times;
 pub(crate) mod window;
 
 use crate::event::Origin;

@@ -17,7 +17,7 @@
 use super::{Correlator, Firing, Observation};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Most matches a scan keeps for reordering: a few hundred bytes each, so
 /// well under 200 MiB at the limit.
@@ -75,7 +75,7 @@ pub struct Reorder {
     buffering: bool,
     overflowed: bool,
     emitted: HashSet<FiringKey>,
-    newest_by_source: HashMap<String, DateTime<Utc>>,
+    newest_by_source: super::source_times::SourceTimes,
     late_by_correlation: BTreeMap<usize, u64>,
 }
 
@@ -91,7 +91,7 @@ impl Reorder {
             buffering: false,
             overflowed: false,
             emitted: HashSet::new(),
-            newest_by_source: HashMap::new(),
+            newest_by_source: Default::default(),
             late_by_correlation: BTreeMap::new(),
         }
     }
@@ -173,20 +173,12 @@ impl Reorder {
     /// Counts a match out of order by more than the lateness; from the
     /// first one on, matches are only kept.
     fn note_time(&mut self, obs: &Observation) {
-        let time = obs.entry.time;
-        let newest = match self.newest_by_source.get_mut(&obs.origin.source) {
-            Some(newest) => newest,
-            None => self
-                .newest_by_source
-                .entry(obs.origin.source.clone())
-                .or_insert(time),
-        };
-        if time < self.lateness.before(*newest) {
+        let late = self
+            .newest_by_source
+            .note(&obs.origin.source, obs.entry.time, self.lateness);
+        if late {
             *self.late_by_correlation.entry(obs.correlation).or_default() += 1;
             self.buffering = true;
-        }
-        if time > *newest {
-            *newest = time;
         }
     }
 

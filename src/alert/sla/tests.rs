@@ -29,48 +29,58 @@ fn utc_due(start: &str, window_text: &str) -> DateTime<Utc> {
 // Wednesday 2026-11-18 10:00 UTC.
 const WEDNESDAY: &str = "2026-11-18T10:00:00Z";
 
-#[test]
-fn static_rule_defaults_follow_the_policy_table() {
+/// Checks the default policy for `alert_type` against rows of (severity,
+/// window, deadline of an alert raised on WEDNESDAY).
+fn assert_default_table(
+    alert_type: AlertType,
+    policy_name: &str,
+    rows: [(Severity, &str, &str); 5],
+) {
     let policy = SlaPolicy::default();
-    let rows = [
-        (Severity::Critical, "1 day", "2026-11-19T10:00:00Z"),
-        (Severity::High, "2 days", "2026-11-20T10:00:00Z"),
-        (Severity::Medium, "5 business days", "2026-11-25T10:00:00Z"),
-        (Severity::Low, "10 business days", "2026-12-02T10:00:00Z"),
-        (
-            Severity::Informational,
-            "10 business days",
-            "2026-12-02T10:00:00Z",
-        ),
-    ];
     for (severity, within, due) in rows {
-        let sla = policy.for_alert(AlertType::StaticRule, severity, utc(WEDNESDAY));
-        assert_eq!(sla.policy, "static_rule");
+        let sla = policy.for_alert(alert_type, severity, utc(WEDNESDAY));
+        assert_eq!(sla.policy, policy_name);
         assert_eq!(sla.triage_within.to_string(), within, "{severity}");
         assert_eq!(sla.due_at, utc(due), "{severity}");
     }
 }
 
 #[test]
+fn static_rule_defaults_follow_the_policy_table() {
+    assert_default_table(
+        AlertType::StaticRule,
+        "static_rule",
+        [
+            (Severity::Critical, "1 day", "2026-11-19T10:00:00Z"),
+            (Severity::High, "2 days", "2026-11-20T10:00:00Z"),
+            (Severity::Medium, "5 business days", "2026-11-25T10:00:00Z"),
+            (Severity::Low, "10 business days", "2026-12-02T10:00:00Z"),
+            (
+                Severity::Informational,
+                "10 business days",
+                "2026-12-02T10:00:00Z",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn anomaly_defaults_follow_the_policy_table() {
-    let policy = SlaPolicy::default();
-    let rows = [
-        (Severity::Critical, "2 days", "2026-11-20T10:00:00Z"),
-        (Severity::High, "3 days", "2026-11-21T10:00:00Z"),
-        (Severity::Medium, "5 business days", "2026-11-25T10:00:00Z"),
-        (Severity::Low, "10 business days", "2026-12-02T10:00:00Z"),
-        (
-            Severity::Informational,
-            "10 business days",
-            "2026-12-02T10:00:00Z",
-        ),
-    ];
-    for (severity, within, due) in rows {
-        let sla = policy.for_alert(AlertType::Anomaly, severity, utc(WEDNESDAY));
-        assert_eq!(sla.policy, "anomaly");
-        assert_eq!(sla.triage_within.to_string(), within, "{severity}");
-        assert_eq!(sla.due_at, utc(due), "{severity}");
-    }
+    assert_default_table(
+        AlertType::Anomaly,
+        "anomaly",
+        [
+            (Severity::Critical, "2 days", "2026-11-20T10:00:00Z"),
+            (Severity::High, "3 days", "2026-11-21T10:00:00Z"),
+            (Severity::Medium, "5 business days", "2026-11-25T10:00:00Z"),
+            (Severity::Low, "10 business days", "2026-12-02T10:00:00Z"),
+            (
+                Severity::Informational,
+                "10 business days",
+                "2026-12-02T10:00:00Z",
+            ),
+        ],
+    );
 }
 
 #[test]
