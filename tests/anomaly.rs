@@ -10,26 +10,10 @@
 
 mod common;
 
-use common::tocsin;
+use common::{tocsin, Rng};
 
 use std::collections::BTreeSet;
 use std::path::Path;
-
-/// A small deterministic generator (SplitMix64), so streams are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const START: i64 = 1_794_999_600; // 2026-11-18T20:20:00Z, a Wednesday, on the hour
 const MINUTE: i64 = 60;
@@ -257,7 +241,7 @@ fn injected_anomalies_alert_critical_and_normal_entities_stay_quiet() {
     let out = tocsin().args(&args).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let re = regex::Regex::new(r"^SIEM ALERT -- ANOMALY DETECTED - \[Critical/(\d+)\] [^:]+: (\S+)=(\S+) (\S+) was (\S+) \(typical (\S+)\)\. Check https://siem\.example\.com/alerts/[0-9a-f-]{36}$").unwrap();
+    let re = regex::Regex::new(r"^SIEM ALERT -- ANOMALY DETECTED - \[Critical/(\d+)\] [^:]+: (\S+)=(\S+) (\S+) was (\S+) \(typical (\S+)(?: for [^)]+)?\)\. Check https://siem\.example\.com/alerts/[0-9a-f-]{36}$").unwrap();
     let mut found = Expected::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let alert: serde_json::Value = serde_json::from_str(line).unwrap();

@@ -18,7 +18,9 @@ pub(crate) fn anomaly_id(job: &AnomalyJob, anomaly: &Anomaly) -> String {
     crate::vocab::id::stable_id(&key)
 }
 
-/// The line's text: `<job title>: <entity> <function> was <actual> (typical <expected>)`.
+/// The line's text: `<job title>: <entity> <function> was <actual> (typical
+/// <expected>)`, with ` for 10:00-11:00 UTC, weekdays` inside the brackets
+/// when the typical value is that season's.
 pub(crate) fn alert_text(job: &AnomalyJob, anomaly: &Anomaly) -> String {
     let spec = &job.spec;
     let entity = if anomaly.entity.is_empty() {
@@ -36,8 +38,13 @@ pub(crate) fn alert_text(job: &AnomalyJob, anomaly: &Anomaly) -> String {
         None => spec.function_name(),
     };
     let shown = |m: &Measure| shorten(&m.to_string(), MAX_VALUE_CHARS).into_owned();
+    let season = anomaly
+        .season
+        .as_ref()
+        .map(|s| format!(" for {s}"))
+        .unwrap_or_default();
     format!(
-        "{}: {entity} {function} was {} (typical {})",
+        "{}: {entity} {function} was {} (typical {}{season})",
         job.rule.meta.title,
         shown(&anomaly.actual),
         shown(&anomaly.typical)
@@ -63,6 +70,7 @@ pub(crate) fn evidence(job: &AnomalyJob, anomaly: &Anomaly) -> Value {
             "actual": anomaly.actual,
             "typical": anomaly.typical,
             "baseline": anomaly.baseline,
+            "season": anomaly.season,
             "events": anomaly.events,
             "anomalies_in_window": anomaly.anomalies_in_window,
         }

@@ -17,6 +17,7 @@
 
 use super::model::{Mixture, Scale, ValueCounts, MAX_SURPRISE};
 use super::normalize::Normalizer;
+use super::season::{Seasons, SlotMeans, MIN_EXPLAINED, UNSEEN_HOUR_VARIANCE};
 use super::{describe_entity, stable_hash, AnomalySet, Measure, Sample};
 use crate::sigma::anomaly::{AnomalyJob, Function, Side};
 use chrono::{DateTime, TimeZone, Utc};
@@ -50,6 +51,9 @@ pub struct Anomaly {
     pub typical: Measure,
     /// `entity` or `population`: which baseline scored it.
     pub baseline: &'static str,
+    /// The season whose usual value `typical` is (`10:00-11:00 UTC,
+    /// weekdays`), when the entity's baseline follows a rhythm.
+    pub season: Option<String>,
     /// Events of the entity in the bucket.
     pub events: u64,
     /// Anomalies of this entity at or above the rule's score within its window.
@@ -93,6 +97,19 @@ pub struct EntityModel {
     /// rare: the entity's value frequencies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     values: Option<ValueCounts>,
+    /// rare: the frequencies of the values' shapes (digits masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    shapes: Option<ValueCounts>,
+    /// The season slot of each history value (parallel to `history`).
+    #[serde(default, skip_serializing_if = "VecDeque::is_empty")]
+    slots: VecDeque<u16>,
+    /// Running means per season slot.
+    #[serde(default, skip_serializing_if = "SlotMeans::is_empty")]
+    season: SlotMeans,
+    /// Whether the seasonal offsets explain enough of the history to be
+    /// used, as decided at the last fit.
+    #[serde(default)]
+    seasonal: bool,
 }
 
 /// The population baseline of a job.
@@ -110,6 +127,13 @@ pub struct Population {
     users: HashMap<u64, u32>,
     #[serde(default)]
     entities_with_values: u64,
+    /// rare: the frequencies of the values' shapes across all entities.
+    #[serde(default, skip_serializing_if = "ValueCounts::is_empty")]
+    shapes: ValueCounts,
+    /// Running means per season slot over all entities: a new entity's
+    /// rhythm until it has its own.
+    #[serde(default, skip_serializing_if = "SlotMeans::is_empty")]
+    season: SlotMeans,
 }
 
 /// Values whose users the population counts; past it new values are not
@@ -119,6 +143,12 @@ const MAX_POPULATION_VALUES: usize = 65_536;
 /// The share of entities using a value from which a value is common: one
 /// more entity taking it up is not rare (Elastic's `freq_rare` idea).
 const COMMON_SHARE: f64 = 0.1;
+
+/// What a new version of a known value adds to the surprise of its shape
+/// (one in ten): `Chrome/121` after `Chrome/120`, `app-2.4.1.exe` after
+/// `app-2.4.0.exe`. Software updates are announced this way every day; an
+/// attack tool's user agent or a program never run has a shape nobody had.
+const NEW_VERSION_SURPRISE: f64 = 1.0;
 
 /// Other entities needed before their share says anything: a tenth of
 /// fewer than ten is not a tenth.
@@ -145,6 +175,7 @@ impl JobModel {
 struct JobState {
     job: Arc<AnomalyJob>,
     span_secs: i64,
+    seasons: Option<Seasons>,
     /// Open buckets by start (epoch seconds).
     open: BTreeMap<i64, HashMap<Box<str>, Acc>>,
     /// Buckets starting before this are closed.
@@ -173,6 +204,7 @@ impl Detector {
             .iter()
             .map(|job| JobState {
                 span_secs: job.spec.bucket_span.as_secs().max(1) as i64,
+                seasons: Seasons::of(&job.spec),
                 job: job.clone(),
                 open: BTreeMap::new(),
                 closed_before: i64::MIN,
@@ -387,15 +419,28 @@ impl JobState {
         let mut entities: Vec<(Box<str>, Acc)> = bucket.into_iter().collect();
         entities.sort_by(|a, b| a.0.cmp(&b.0));
         let trained = std::time::Instant::now();
+        let slot = self.seasons.map(|s| s.slot_of(start));
+        // Decided before any entity of the bucket joins the population.
+        let unseen_hour = self
+            .seasons
+            .zip(slot)
+            .is_some_and(|(s, slot)| !self.model.population.season.knows_hour(&s, slot));
         for (key, acc) in entities {
             if acc.events == 0 {
                 continue;
             }
             let scored = match spec.function {
                 Function::Rare => self.rare(&key, &acc),
-                _ => self.numeric(&key, &acc, scale, side),
+                _ => self.numeric(&key, &acc, scale, side, slot, unseen_hour),
             };
-            let Some((surprise, actual, typical, baseline)) = scored else {
+            let Some(Scored {
+                surprise,
+                actual,
+                typical,
+                baseline,
+                season,
+            }) = scored
+            else {
                 continue;
             };
             let score = self.model.normalizer.score(surprise);
@@ -412,6 +457,7 @@ impl JobState {
                     actual,
                     typical,
                     baseline,
+                    season,
                     events: acc.events,
                     anomalies_in_window: n,
                     origin: acc.origin,
@@ -424,14 +470,18 @@ impl JobState {
             .push((j, trained.elapsed().as_secs_f64()));
     }
 
-    /// Scores a numeric function's bucket value, then adds it to the baselines.
+    /// Scores a numeric function's bucket value, then adds it to the
+    /// baselines. `slot` is the bucket's season slot, when the job has
+    /// seasons; `unseen_hour` says the job never saw that hour of the day.
     fn numeric(
         &mut self,
         key: &str,
         acc: &Acc,
         scale: Scale,
         side: Option<Side>,
-    ) -> Option<(f64, Measure, Measure, &'static str)> {
+        slot: Option<u16>,
+        unseen_hour: bool,
+    ) -> Option<Scored> {
         let job = self.job.clone();
         let spec = &job.spec;
         let value = match spec.function {
@@ -443,64 +493,82 @@ impl JobState {
             Function::Mean | Function::Rare => return None,
         };
         let x = scale.transform(value);
-        let population = spec.over.is_some();
-        let entity = (!population).then(|| self.model.entities.entry(key.into()).or_default());
+        let seasons = self.seasons.zip(slot);
+        let members = self.model.entities.len().max(1);
+        let pop = &mut self.model.population;
+        let entity = spec
+            .over
+            .is_none()
+            .then(|| self.model.entities.entry(key.into()).or_default());
         let own = entity
-            .as_ref()
+            .as_deref()
             .filter(|e| e.history.len() >= spec.min_history)
-            .and_then(|e| e.fit.as_ref());
-        let pop = &self.model.population;
+            .and_then(|e| e.fit.as_ref().map(|m| (m, e)));
+        // What the entity usually has in this season, when its history follows one.
+        let offset = match (own, seasons) {
+            (Some((_, e)), Some((seasons, slot))) if e.seasonal => e
+                .season
+                .expected(&seasons, slot, &pop.season)
+                .map(|(level, borrowed)| (scale.at_least_one(level), borrowed, seasons, slot)),
+            _ => None,
+        };
+        let level = offset.map_or(0.0, |(o, ..)| o);
+        let borrowed = offset.map_or(0.0, |(_, variance, ..)| variance);
+        // Log-scale allowances; a share (ratio) has its own binomial noise.
+        let extra = match scale {
+            Scale::Ratio => 0.0,
+            Scale::Count | Scale::Magnitude if unseen_hour => borrowed + UNSEEN_HOUR_VARIANCE,
+            Scale::Count | Scale::Magnitude => borrowed,
+        };
         let pop_fit = pop
             .fit
             .as_ref()
             .filter(|_| pop.reservoir.len() >= POPULATION_MIN.max(spec.min_history));
-        let result = match (own, pop_fit, side) {
-            (_, _, None) => None,
-            (Some(m), _, Some(side)) => Some((m, "entity", side)),
-            (None, Some(m), Some(side)) => Some((m, "population", side)),
-            (None, None, _) => None,
-        }
-        .map(|(m, baseline, side)| {
-            (
-                m.surprise(x, side, scale, acc.events),
-                Measure::Number(value),
-                Measure::Number(round_measure(scale.inverse(m.typical()))),
-                baseline,
-            )
+        let model = match (own, pop_fit) {
+            (Some((m, _)), _) => Some((m, "entity", level)),
+            (None, Some(m)) => Some((m, "population", 0.0)),
+            (None, None) => None,
+        };
+        let result = model.zip(side).map(|((m, baseline, level), side)| Scored {
+            surprise: m.surprise(x - level, level, extra, side, scale, acc.events),
+            actual: Measure::Number(value),
+            typical: Measure::Number(round_measure(scale.inverse(m.typical() + level))),
+            baseline,
+            season: offset
+                .filter(|_| baseline == "entity")
+                .map(|(_, _, seasons, slot)| SlotMeans::describe(&seasons, slot)),
         });
         // An anomalous bucket joins the baseline clipped to three deviations
         // of it: one burst must not make the next one look normal, while a
         // lasting change still moves the baseline, three deviations a bucket.
-        let learned = match (&result, own.or(pop_fit)) {
-            (Some((surprise, ..)), Some(m)) if self.model.normalizer.score(*surprise) >= 50.0 => {
+        let learned = match (&result, model) {
+            (Some(r), Some((m, _, level))) if self.model.normalizer.score(r.surprise) >= 50.0 => {
                 let c = m.dominant();
-                let spread = 3.0 * (c.variance + scale.noise(c.mean, acc.events)).sqrt();
-                x.clamp(c.mean - spread, c.mean + spread)
+                let noise = scale.noise(c.mean + level, acc.events);
+                let spread = 3.0 * (c.variance + noise + extra).sqrt();
+                level + (x - level).clamp(c.mean - spread, c.mean + spread)
             }
             _ => x,
         };
-        if let Some(e) = entity {
-            e.buckets += 1;
-            e.history.push_back(learned as f32);
-            while e.history.len() > spec.max_history {
-                e.history.pop_front();
-            }
-            e.since_fit += 1;
-            // Refit every bucket while the history is short, then every
-            // eighth of the history: cost stays proportional to the data.
-            let every = (e.history.len() / 8).max(1) as u32;
-            if e.fit.is_none() || e.since_fit >= every {
-                let values: Vec<f64> = e.history.iter().map(|v| f64::from(*v)).collect();
-                e.fit = Mixture::fit(&values);
-                e.since_fit = 0;
-            }
+        if let Some((seasons, slot)) = seasons {
+            pop.season.add(&seasons, slot, learned, members);
         }
-        self.model.population.add(learned);
+        if let Some(e) = entity {
+            e.learn(
+                learned,
+                scale,
+                seasons,
+                spec.max_history,
+                spec.min_history,
+                &pop.season,
+            );
+        }
+        pop.add(learned);
         result
     }
 
     /// Scores the rarest value of an entity's bucket, then counts its values.
-    fn rare(&mut self, key: &str, acc: &Acc) -> Option<(f64, Measure, Measure, &'static str)> {
+    fn rare(&mut self, key: &str, acc: &Acc) -> Option<Scored> {
         let job = self.job.clone();
         let spec = &job.spec;
         let pop = &self.model.population.values;
@@ -515,6 +583,8 @@ impl JobState {
             .as_ref()
             .filter(|_| entity.buckets >= spec.min_history as u64);
         let pop_ready = pop.total() >= POPULATION_MIN.max(spec.min_history) as u64;
+        let shapes = &self.model.population.shapes;
+        let own_shapes = entity.shapes.as_ref().filter(|_| own.is_some());
         let mut rarest: Option<(f64, &str)> = None;
         for (hash, (text, _)) in &acc.values {
             let prior = pop.probability(*hash);
@@ -546,8 +616,17 @@ impl JobState {
                 0.0
             };
             let among_entities = -((used_by + 1.0) / (others as f64 + 2.0)).log10();
-            let surprise =
+            let mut surprise =
                 (novelty * (1.0 - common) + among_entities * common).clamp(0.0, MAX_SURPRISE);
+            // A new version of a value the entity already has is no more
+            // surprising than its shape, plus a little.
+            if let Some(shape) = shape_of(text) {
+                let hash = stable_hash(&shape);
+                let prior = shapes.probability(hash);
+                let p = own_shapes.map_or(prior, |v| v.probability_given(hash, prior));
+                let everywhere = if own.is_some() { -prior.log10() } else { 0.0 };
+                surprise = surprise.min(-p.log10() + everywhere + NEW_VERSION_SURPRISE);
+            }
             // Ties go to the smaller text, so results do not depend on hash order.
             if rarest.is_none_or(|(s, t)| surprise > s || (surprise == s && text.as_str() < t)) {
                 rarest = Some((surprise, text));
@@ -555,16 +634,17 @@ impl JobState {
         }
         let result = rarest.map(|(surprise, text)| {
             let typical = own.and_then(ValueCounts::top).or(pop.top()).unwrap_or("");
-            (
+            Scored {
                 surprise,
-                Measure::Text(text.to_string()),
-                Measure::Text(typical.to_string()),
-                if own.is_some() {
+                actual: Measure::Text(text.to_string()),
+                typical: Measure::Text(typical.to_string()),
+                baseline: if own.is_some() {
                     "entity"
                 } else {
                     "population"
                 },
-            )
+                season: None,
+            }
         });
         entity.buckets += 1;
         let population = &mut self.model.population;
@@ -589,6 +669,12 @@ impl JobState {
                 }
             }
             population.values.add(*hash, text, *n);
+            if let Some(shape) = shape_of(text) {
+                let hash = stable_hash(&shape);
+                let own = entity.shapes.get_or_insert_with(ValueCounts::default);
+                own.add(hash, &shape, *n);
+                population.shapes.add(hash, &shape, *n);
+            }
         }
         result
     }
@@ -626,6 +712,111 @@ impl JobState {
             pop.fitted_at = pop.seen;
         }
     }
+}
+
+/// How a bucket value compared with its baseline.
+struct Scored {
+    surprise: f64,
+    actual: Measure,
+    typical: Measure,
+    baseline: &'static str,
+    season: Option<String>,
+}
+
+impl EntityModel {
+    /// Adds a bucket's (clipped) value to the history and refits the
+    /// mixture when due: every bucket while the history is short, then
+    /// every eighth of it, so cost stays proportional to the data.
+    fn learn(
+        &mut self,
+        x: f64,
+        scale: Scale,
+        seasons: Option<(Seasons, u16)>,
+        max_history: usize,
+        min_history: usize,
+        population: &SlotMeans,
+    ) {
+        self.buckets += 1;
+        self.history.push_back(x as f32);
+        if let Some((seasons, slot)) = seasons {
+            self.slots.push_back(slot);
+            self.season.add(&seasons, slot, x, 1);
+        }
+        while self.history.len() > max_history {
+            self.history.pop_front();
+        }
+        while self.slots.len() > self.history.len() {
+            self.slots.pop_front();
+        }
+        self.since_fit += 1;
+        let every = (self.history.len() / 8).max(1) as u32;
+        if self.fit.is_some() && self.since_fit < every {
+            return;
+        }
+        self.since_fit = 0;
+        let raw: Vec<f64> = self.history.iter().map(|v| f64::from(*v)).collect();
+        self.seasonal = false;
+        if let Some((seasons, _)) = seasons {
+            // Residuals after each value's seasonal expectation; used only
+            // when they explain enough of the history (an entity without
+            // rhythm, a poller, stays flat).
+            let expected: Vec<f64> = (0..seasons.len())
+                .map(|s| {
+                    let slot = u16::try_from(s).unwrap_or(0);
+                    self.season
+                        .expected(&seasons, slot, population)
+                        .map_or(0.0, |(level, _)| level)
+                })
+                .collect();
+            // Older models saved no slots: only the values that have one.
+            let skip = raw.len().saturating_sub(self.slots.len());
+            let residual: Vec<f64> = raw[skip..]
+                .iter()
+                .zip(&self.slots)
+                .map(|(x, s)| x - expected.get(usize::from(*s)).copied().unwrap_or(0.0))
+                .collect();
+            if residual.len() >= min_history
+                && variance(&residual) <= (1.0 - MIN_EXPLAINED) * variance(&raw[skip..])
+            {
+                self.seasonal = true;
+                self.fit =
+                    Mixture::fit(&residual).map(|m| m.without_counting_noise(scale, &raw[skip..]));
+                return;
+            }
+        }
+        self.fit = Mixture::fit(&raw).map(|m| m.without_counting_noise(scale, &raw));
+    }
+}
+
+/// A value with its runs of digits masked (`Chrome/#.#.#.#`), or `None`
+/// when it has no digit: then the shape is the value itself.
+fn shape_of(text: &str) -> Option<String> {
+    if !text.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mut shape = String::with_capacity(text.len());
+    let mut in_digits = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                shape.push('#');
+            }
+            in_digits = true;
+        } else {
+            shape.push(c);
+            in_digits = false;
+        }
+    }
+    Some(shape)
+}
+
+fn variance(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n
 }
 
 impl Population {
@@ -669,7 +860,7 @@ fn round_measure(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigma::anomaly::{AnomalyRule, JobSpec};
+    use crate::sigma::anomaly::{AnomalyRule, JobSpec, Seasonality};
     use crate::sigma::rule::{parse_document, Document};
     use crate::sigma::yaml::parse_documents;
     use crate::vocab::Span;
@@ -681,6 +872,8 @@ mod tests {
             panic!()
         };
         j.spec.min_history = 8;
+        // Hours of streams shorter than a day: seasons have their own tests.
+        j.spec.seasonality = Seasonality::None;
         j.spec.alert = AnomalyRule {
             min_score: 80.0,
             count: 1,
@@ -768,6 +961,105 @@ mod tests {
         assert_eq!(alerts.len(), 1, "{alerts:?}");
         assert_eq!(alerts[0].baseline, "population");
         assert!(alerts[0].score >= 80.0);
+    }
+
+    /// Five weekdays of 10-minute buckets with a daily rhythm (ten times
+    /// busier 08:00-18:00 than at night), then one more day in which
+    /// `burst(bucket, user)` replaces the usual count. Returns every score
+    /// of the last day, by user and bucket.
+    fn rhythmic_scores(
+        function: Function,
+        burst: impl Fn(i64, &str) -> Option<u64>,
+    ) -> HashMap<(String, i64), f64> {
+        let mut d = Detector::new(job(|s| {
+            s.seasonality = Seasonality::DAILY;
+            s.min_history = 12;
+            s.alert.min_score = 0.0;
+            if function == Function::DistinctCount {
+                s.function = Function::DistinctCount;
+                s.field = Some("path".into());
+            }
+        }));
+        // 2026-11-16, a Monday.
+        let monday = 1_794_787_200;
+        let users = ["steady", "quiet", "busy"];
+        let mut rng = 1u64;
+        let mut noise = |n: u64| {
+            rng = splitmix(rng);
+            n + rng % (n / 5 + 2)
+        };
+        let mut scores = HashMap::new();
+        let record = |scores: &mut HashMap<(String, i64), f64>, closed: Vec<Anomaly>| {
+            for a in closed {
+                let bucket = (a.bucket_start.timestamp() - monday) / 600 - 5 * 144;
+                scores.insert((a.entity[0].1.clone(), bucket), a.score);
+            }
+        };
+        for b in 0..(6 * 144) {
+            let hour = (b % 144) / 6;
+            let day = (8..18).contains(&hour);
+            for u in users {
+                let peak = match u {
+                    "steady" => 100,
+                    "quiet" => 6,
+                    _ => 40,
+                };
+                let usual = noise(if day { peak } else { peak / 10 + 1 });
+                let n = if b >= 5 * 144 {
+                    burst(b - 5 * 144, u).unwrap_or(usual)
+                } else {
+                    usual
+                };
+                for k in 0..n {
+                    // Revisits as usual; a burst's requests each take a new path.
+                    let distinct = if n == usual { usual / 2 + 1 } else { n };
+                    let path = format!("/p{}", k % distinct.max(1));
+                    let t = monday + b * 600 + (k as i64 % 600);
+                    let closed = d.observe(sample(u, t, Some(&path)));
+                    record(&mut scores, closed);
+                }
+            }
+        }
+        record(&mut scores, d.finish());
+        scores
+    }
+
+    #[test]
+    fn seasonal_baselines_judge_a_bucket_against_its_hour() {
+        // 10:00 is bucket 60 of the day, 03:00 bucket 18.
+        let scores = rhythmic_scores(Function::Count, |b, u| match (b, u) {
+            (60, "steady") => Some(300),
+            (18, "busy") => Some(50),
+            (61, "quiet") => Some(70),
+            _ => None,
+        });
+        let score = |u: &str, b: i64| {
+            *scores
+                .get(&(u.to_string(), b))
+                .unwrap_or_else(|| panic!("{u} {b} not scored: {} scores", scores.len()))
+        };
+        // Three times a steady entity's usual for 10:00: at least High.
+        assert!(score("steady", 60) >= 50.0, "{}", score("steady", 60));
+        // Ten times the night's usual, though less than the day's: Critical.
+        assert!(score("busy", 18) >= 80.0, "{}", score("busy", 18));
+        // Ten times a quiet entity's usual for the hour: Critical.
+        assert!(score("quiet", 61) >= 80.0, "{}", score("quiet", 61));
+        // The rhythm itself is ordinary: the morning ramp and the evening
+        // drop of the last day score Low for everyone.
+        for u in ["steady", "quiet", "busy"] {
+            for b in [47, 48, 49, 107, 108, 109] {
+                assert!(score(u, b) < 50.0, "{u} at bucket {b}: {}", score(u, b));
+            }
+        }
+    }
+
+    #[test]
+    fn eight_times_the_usual_distinct_count_for_the_hour_is_critical() {
+        let scores = rhythmic_scores(Function::DistinctCount, |b, u| {
+            (b == 70 && u == "busy").then_some(8 * 21)
+        });
+        let jump = scores[&("busy".to_string(), 70)];
+        assert!(jump >= 80.0, "{jump}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(crate) mod describe;
 pub(crate) mod detector;
 pub(crate) mod model;
 pub(crate) mod normalize;
+pub(crate) mod season;
 pub mod store;
 
 use crate::detect::Engine;

@@ -68,6 +68,16 @@ impl Scale {
         }
     }
 
+    /// A seasonal expectation on the modelled scale, no lower than the
+    /// smallest value a bucket can have: a bucket is scored only when its
+    /// entity was active, so a count is at least one.
+    pub(crate) fn at_least_one(self, level: f64) -> f64 {
+        match self {
+            Scale::Count => level.max(std::f64::consts::LN_2),
+            Scale::Magnitude | Scale::Ratio => level,
+        }
+    }
+
     /// The variance a value near `mean` has on its own, however steady
     /// its history. `events` is the bucket's event count (for ratios).
     pub(crate) fn noise(self, mean: f64, events: u64) -> f64 {
@@ -75,7 +85,8 @@ impl Scale {
             Scale::Count => {
                 // Delta method: Var[ln(1+X)] ~ lambda / (1+lambda)^2 for Poisson X,
                 // plus 5% relative variation that real activity always has.
-                let lambda = mean.exp_m1().max(0.0);
+                // An active bucket holds at least one event.
+                let lambda = mean.exp_m1().max(1.0);
                 lambda / ((1.0 + lambda) * (1.0 + lambda)) + 0.0025
             }
             Scale::Magnitude => 0.01,
@@ -143,6 +154,25 @@ impl Mixture {
         })
     }
 
+    /// The mixture with the counting noise of its own values taken out of
+    /// each component's variance. A fitted variance already holds the
+    /// Poisson noise of the counts it was fitted to, and [`Mixture::surprise`]
+    /// adds the noise of the value being judged: without this a quiet
+    /// entity's noise counts twice, and ten times its usual rate for the
+    /// hour looks ordinary. `levels` are the history's values on the
+    /// modelled scale (before any seasonal offset). Counts only: the
+    /// other scales' noise terms are floors, not noise the data holds.
+    pub(crate) fn without_counting_noise(mut self, scale: Scale, levels: &[f64]) -> Mixture {
+        if scale != Scale::Count || levels.is_empty() {
+            return self;
+        }
+        let noise = levels.iter().map(|x| scale.noise(*x, 0)).sum::<f64>() / levels.len() as f64;
+        for c in &mut self.components {
+            c.variance = (c.variance - noise).max(0.0);
+        }
+        self
+    }
+
     /// The heaviest component.
     pub(crate) fn dominant(&self) -> Component {
         self.components
@@ -162,8 +192,20 @@ impl Mixture {
     }
 
     /// `-log10` of the tail probability of `x` (on the modelled scale) on
-    /// `side`: 0 for an ordinary value, 3 for one-in-a-thousand.
-    pub(crate) fn surprise(&self, x: f64, side: Side, scale: Scale, events: u64) -> f64 {
+    /// `side`: 0 for an ordinary value, 3 for one-in-a-thousand. `level` is
+    /// what was taken off the value before the mixture sees it (a seasonal
+    /// offset): the value's own noise depends on its real size, not on the
+    /// residual. `extra` is variance the baseline cannot know about (an
+    /// hour of the day the job has not seen yet).
+    pub(crate) fn surprise(
+        &self,
+        x: f64,
+        level: f64,
+        extra: f64,
+        side: Side,
+        scale: Scale,
+        events: u64,
+    ) -> f64 {
         // Estimating from n buckets leaves the variance uncertain; widen it.
         let inflation = 1.0 + 2.0 / self.samples.max(1) as f64;
         // Per component: the one-sided tail, or for both sides the two-sided
@@ -173,7 +215,17 @@ impl Mixture {
             .components
             .iter()
             .map(|c| {
-                let var = (c.variance + scale.noise(c.mean, events)) * inflation;
+                // Counting noise at the geometric midpoint of the expected
+                // and the observed count: on the log scale, the noise at the
+                // expected count alone overstates how far a quiet entity's
+                // count can stray upwards (3 -> 30 is far rarer than a
+                // normal tail at 3 says), and at the observed count alone
+                // understates it.
+                let at = match scale {
+                    Scale::Count => (c.mean + x) / 2.0 + level,
+                    Scale::Magnitude | Scale::Ratio => c.mean + level,
+                };
+                let var = (c.variance + scale.noise(at, events)) * inflation + extra;
                 let z = (x - c.mean) / var.sqrt();
                 let tail = match side {
                     Side::High => log_upper_tail(z),
@@ -288,6 +340,11 @@ impl ValueCounts {
         }
     }
 
+    /// True before any value was added.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
     pub(crate) fn count(&self, hash: u64) -> u32 {
         self.counts.get(&hash).copied().unwrap_or(0)
     }
@@ -335,7 +392,16 @@ mod tests {
             .map(|v| Scale::Count.transform(*v))
             .collect();
         let m = Mixture::fit(&history).unwrap();
-        let s = |v: f64| m.surprise(Scale::Count.transform(v), Side::High, Scale::Count, 0);
+        let s = |v: f64| {
+            m.surprise(
+                Scale::Count.transform(v),
+                0.0,
+                0.0,
+                Side::High,
+                Scale::Count,
+                0,
+            )
+        };
         assert!(s(12.0) < 1.5, "ordinary: {}", s(12.0));
         assert!(s(100.0) > 8.0, "burst: {}", s(100.0));
         assert!(s(5.0) < 0.5, "a drop is not a high-side anomaly");
@@ -346,7 +412,14 @@ mod tests {
     fn a_flat_history_of_small_counts_tolerates_counting_noise() {
         let history = vec![Scale::Count.transform(1.0); 20];
         let m = Mixture::fit(&history).unwrap();
-        let s = m.surprise(Scale::Count.transform(3.0), Side::High, Scale::Count, 0);
+        let s = m.surprise(
+            Scale::Count.transform(3.0),
+            0.0,
+            0.0,
+            Side::High,
+            Scale::Count,
+            0,
+        );
         assert!(s < 2.0, "two more failures than usual is not rare: {s}");
     }
 
@@ -360,7 +433,16 @@ mod tests {
         let m = Mixture::fit(&history).unwrap();
         assert_eq!(m.components.len(), 2, "{m:?}");
         // Both modes are ordinary; the gap between them is not.
-        let s = |v: f64| m.surprise(Scale::Count.transform(v), Side::Both, Scale::Count, 0);
+        let s = |v: f64| {
+            m.surprise(
+                Scale::Count.transform(v),
+                0.0,
+                0.0,
+                Side::Both,
+                Scale::Count,
+                0,
+            )
+        };
         assert!(s(6.0) < 1.5 && s(502.0) < 1.5, "{} {}", s(6.0), s(502.0));
         assert!(s(50.0) > 3.0, "{}", s(50.0));
     }
@@ -369,8 +451,8 @@ mod tests {
     fn ratios_with_few_events_are_not_trusted_like_ratios_with_many() {
         let history = vec![0.05; 30];
         let m = Mixture::fit(&history).unwrap();
-        let few = m.surprise(0.5, Side::High, Scale::Ratio, 2);
-        let many = m.surprise(0.5, Side::High, Scale::Ratio, 200);
+        let few = m.surprise(0.5, 0.0, 0.0, Side::High, Scale::Ratio, 2);
+        let many = m.surprise(0.5, 0.0, 0.0, Side::High, Scale::Ratio, 200);
         assert!(few < 3.0, "{few}");
         assert!(many > 10.0, "{many}");
     }

@@ -98,6 +98,30 @@ impl Function {
 
 const FUNCTIONS: &str = "count, high_count, low_count, distinct_count, high_distinct_count, low_distinct_count, rare, sum, high_sum, low_sum, mean, high_mean, low_mean, ratio, high_ratio, low_ratio";
 
+/// Whether a job's baselines follow a rhythm, and which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Seasonality {
+    /// One baseline for all hours (`seasonality: none`).
+    None,
+    /// What is usual depends on the time within `period` (hour slots), and
+    /// with `weekend`, on whether the day is a Saturday or Sunday (UTC).
+    Period {
+        /// The rhythm's length: `1d` (the default) or `1w`.
+        period: Span,
+        /// Weekdays and weekend days are learned apart.
+        weekend: bool,
+    },
+}
+
+impl Seasonality {
+    /// The default: a daily rhythm, weekdays and weekends apart.
+    pub const DAILY: Seasonality = Seasonality::Period {
+        period: Span::from_secs(86_400),
+        weekend: true,
+    };
+}
+
 /// When anomalies become an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyRule {
@@ -142,8 +166,32 @@ pub struct JobSpec {
     pub max_history: usize,
     /// The search whose share `ratio` measures.
     pub numerator: Option<String>,
+    /// The `seasonality`: whether baselines learn per hour of the day and
+    /// weekday/weekend. Default [`Seasonality::DAILY`]; `rare` has none.
+    pub seasonality: Seasonality,
     /// The `alert` section: when anomalies become an alert.
     pub alert: AnomalyRule,
+}
+
+#[cfg(test)]
+impl JobSpec {
+    /// A `high_count` by `user` over 10 minutes with the defaults, for tests.
+    pub(crate) fn example() -> JobSpec {
+        JobSpec {
+            function: Function::Count,
+            side: Side::High,
+            field: None,
+            by: vec!["user".into()],
+            over: None,
+            bucket_span: Span::from_secs(600),
+            latency: Span::from_secs(60),
+            min_history: 12,
+            max_history: 500,
+            numerator: None,
+            seasonality: Seasonality::DAILY,
+            alert: AnomalyRule::default(),
+        }
+    }
 }
 
 /// A parsed job: the detection rule that selects its events, and the analysis.
@@ -229,6 +277,7 @@ pub(crate) fn parse_job(
             "min_history",
             "max_history",
             "numerator",
+            "seasonality",
             "alert",
         ];
         if !key.as_str().is_some_and(|k| known.contains(&k)) {
@@ -352,6 +401,11 @@ pub(crate) fn parse_job(
         None => AnomalyRule::default(),
         Some(n) => parse_alert(n, diags),
     };
+    let seasonality = match (function, node.get("seasonality")) {
+        (Function::Rare, _) => Seasonality::None,
+        (_, None) => Seasonality::DAILY,
+        (_, Some(n)) => parse_seasonality(n, diags),
+    };
     if diags.len() > before {
         return None;
     }
@@ -381,9 +435,68 @@ pub(crate) fn parse_job(
             min_history,
             max_history,
             numerator,
+            seasonality,
             alert,
         },
     })
+}
+
+/// `seasonality: none`, `seasonality: 1d` (a period, weekends apart), or
+/// `seasonality: {period: 1w, weekend: false}`.
+fn parse_seasonality(node: &Node, diags: &mut Vec<Diagnostic>) -> Seasonality {
+    const EXPECTED: &str = "`seasonality` must be `none`, a period like 1d or 1w, or a mapping with `period` and `weekend`";
+    let period = |n: &Node, diags: &mut Vec<Diagnostic>| {
+        let text = n.scalar_text().unwrap_or_default();
+        match text.parse::<Span>().and_then(|s| s.nonzero("period")) {
+            Ok(s) if s.as_secs() >= 3600 => Some(s),
+            Ok(_) => {
+                diags.push(Diagnostic::new(n.pos, "a seasonal `period` is at least 1h"));
+                None
+            }
+            Err(e) => {
+                diags.push(Diagnostic::new(n.pos, format!("{EXPECTED}: {e}")));
+                None
+            }
+        }
+    };
+    let daily = |period: Span, weekend: bool| Seasonality::Period {
+        period,
+        // A weekly period already tells Saturday from Tuesday.
+        weekend: weekend && period.as_secs() < 7 * 86_400,
+    };
+    match &node.value {
+        Value::Map(entries) => {
+            let (mut p, mut weekend) = (Span::from_secs(86_400), true);
+            for (key, value) in entries {
+                match key.as_str() {
+                    Some("period") => p = period(value, diags).unwrap_or(p),
+                    Some("weekend") => match value.value {
+                        Value::Bool(b) => weekend = b,
+                        _ => diags.push(Diagnostic::new(
+                            value.pos,
+                            "`weekend` must be true or false",
+                        )),
+                    },
+                    _ => diags.push(Diagnostic::new(
+                        key.pos,
+                        format!(
+                            "unknown key `{}` in `seasonality`; expected period, weekend",
+                            key.scalar_text().unwrap_or_default()
+                        ),
+                    )),
+                }
+            }
+            daily(p, weekend)
+        }
+        _ => match node.scalar_text().as_deref() {
+            Some("none") | Some("off") => Seasonality::None,
+            Some(_) => period(node, diags).map_or(Seasonality::DAILY, |p| daily(p, true)),
+            None => {
+                diags.push(Diagnostic::new(node.pos, EXPECTED));
+                Seasonality::DAILY
+            }
+        },
+    }
 }
 
 fn parse_alert(node: &Node, diags: &mut Vec<Diagnostic>) -> AnomalyRule {
@@ -463,7 +576,32 @@ mod tests {
         assert_eq!(job.spec.by, vec!["user"]);
         assert_eq!(job.spec.bucket_span.as_secs(), 600);
         assert_eq!(job.spec.alert.min_score, 50.0);
+        assert_eq!(job.spec.seasonality, super::Seasonality::DAILY);
         assert_eq!(job.name(), "job-1");
+    }
+
+    #[test]
+    fn seasonality_is_off_a_period_or_a_mapping() {
+        use super::Seasonality;
+        let season = |text: &str| parse(&format!("  function: count\n  seasonality: {text}\n"));
+        assert_eq!(season("none").unwrap().spec.seasonality, Seasonality::None);
+        let weekly = season("{period: 1w, weekend: true}").unwrap();
+        assert_eq!(
+            weekly.spec.seasonality,
+            Seasonality::Period {
+                period: crate::vocab::Span::from_secs(7 * 86_400),
+                weekend: false
+            }
+        );
+        let errs = season("{period: 10m}").unwrap_err();
+        assert!(
+            errs[0].contains("10:25: a seasonal `period` is at least 1h"),
+            "{errs:?}"
+        );
+        let errs = season("sometimes").unwrap_err();
+        assert!(errs[0].contains("`seasonality` must be"), "{errs:?}");
+        let rare = parse("  function: rare\n  field: ua\n").unwrap();
+        assert_eq!(rare.spec.seasonality, Seasonality::None);
     }
 
     #[test]
