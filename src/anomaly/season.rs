@@ -168,8 +168,18 @@ impl SlotMeans {
         let (Some(mean), Some(count)) = (self.means.get_mut(i), self.counts.get_mut(i)) else {
             return;
         };
+        // Once the slot has a period's worth of values, one value moves its
+        // mean as if it were at most a factor of two away: a holiday's quiet
+        // day (or a burst that was not clipped) must not drag the weekday's
+        // 10:00 down for a week, while a lasting change is still learned.
+        let m = f64::from(*mean);
+        let x = if f64::from(*count) >= seasons.buckets_per_slot * members.max(1) as f64 {
+            x.clamp(m - std::f64::consts::LN_2, m + std::f64::consts::LN_2)
+        } else {
+            x
+        };
         let n = (f64::from(*count) + 1.0).min(seasons.cap() * members.max(1) as f64);
-        *mean = (f64::from(*mean) + (x - f64::from(*mean)) / n) as f32;
+        *mean = (m + (x - m) / n) as f32;
         *count = n as f32;
     }
 
