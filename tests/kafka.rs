@@ -1125,11 +1125,14 @@ fn correlation_windows_survive_a_kill_9_with_the_state_in_a_kafka_topic() {
 
 /// The alert lifecycle on Kafka: triage updates from a topic, the alert
 /// state in a compacted topic keyed by alert id, escalations to their own
-/// topic, and no escalation repeated after a kill -9 and restart.
+/// topic, and no escalation repeated after a kill -9 and restart; beside
+/// the topic, the hash-chained journal an auditor verifies.
 #[test]
 fn alert_state_lives_in_a_compacted_topic_and_escalations_are_not_repeated_after_a_kill() {
     let Some(brokers) = broker() else { return };
     let s = Setup::new(&brokers, "incident");
+    let evidence = tempfile::tempdir().unwrap();
+    let journal = evidence.path().join("alerts.jsonl");
     let (triage, state, escalations) = (
         unique("incident-triage"),
         unique("incident-state"),
@@ -1141,6 +1144,7 @@ fn alert_state_lives_in_a_compacted_topic_and_escalations_are_not_repeated_after
 [incident]
 enabled = true
 state_topic = "{state}"
+state_file = "{journal}"
 check_interval = "100ms"
 [[incident.escalation]]
 level = "page"
@@ -1155,7 +1159,8 @@ format = "json"
 type = "kafka"
 topic = "{triage}"
 records = "triage"
-"#
+"#,
+        journal = journal.display()
     );
     let config = s.config_with("engine", "", &extra);
     let first = Engine::start(&config);
@@ -1237,6 +1242,27 @@ records = "triage"
         "{log}"
     );
     assert_eq!(latest_status().as_deref(), Some("triaged"));
+    // The journal beside the topic recorded every change, chained.
+    assert!(
+        log.contains("audit journal beside the state topic"),
+        "{log}"
+    );
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&id) && l.contains("\"triaged\"")),
+        "{text}"
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(["report", "--verify", "--state"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.status.success() && said.contains("hash chain intact"),
+        "{said}"
+    );
 }
 
 #[test]

@@ -25,7 +25,8 @@ use std::time::{Duration, Instant};
 pub struct IncidentConfig {
     /// Track alerts through triage and escalate missed deadlines.
     pub enabled: bool,
-    /// Local alert-state journal (used when no state_topic is set).
+    /// Local alert-state journal, hash-chained: the state without a
+    /// state_topic, the tamper-evident record of every change beside one.
     pub state_file: Option<PathBuf>,
     /// Compacted Kafka topic keyed by alert id, for runs on Kafka.
     pub state_topic: Option<String>,
@@ -111,7 +112,7 @@ pub struct IncidentSettings {
     pub policy: EscalationPolicy,
     /// The silent-source watches, compiled.
     pub watches: Vec<Watch>,
-    /// Local journal (used when there is no state topic, or no Kafka).
+    /// Local journal: the state without a topic, the evidence beside one.
     pub state_file: Option<PathBuf>,
     /// Compacted topic keyed by alert id.
     pub state_topic: Option<String>,
@@ -145,13 +146,13 @@ pub type TriageRequest = (
 /// The producer and client properties, for alert state on a topic.
 pub(super) type KafkaAccess<'a> = (&'a Arc<KafkaProducer>, &'a [(String, String)]);
 
-enum Store {
-    None,
-    Journal(Journal),
-    Topic {
-        topic: String,
-        producer: Arc<KafkaProducer>,
-    },
+/// Where alert state goes: a compacted topic (the state, with Kafka), a
+/// journal (the state without Kafka; beside a topic, the tamper-evident
+/// record of every change, which a compacted topic cannot be), or both.
+#[derive(Default)]
+struct Store {
+    topic: Option<(String, Arc<KafkaProducer>)>,
+    journal: Option<Journal>,
 }
 
 pub(super) struct IncidentStage {
@@ -183,43 +184,51 @@ impl IncidentStage {
         metrics: Option<Arc<Metrics>>,
     ) -> Result<IncidentStage, super::PipelineError> {
         let mut desk = Desk::new(settings.policy.clone());
-        let store = match (&settings.state_topic, kafka, &settings.state_file) {
-            (Some(topic), Some((producer, properties)), _) => {
+        let mut store = Store::default();
+        let topic = match (&settings.state_topic, kafka) {
+            (Some(topic), Some((producer, properties))) => {
                 let (alerts, problems) = super::kafka::state::read_alert_state(properties, topic)?;
                 for p in &problems {
                     tracing::warn!(problem = %p, "unreadable alert state record skipped");
                 }
                 tracing::info!(topic, alerts = alerts.len(), "alert state loaded");
-                desk.restore(alerts);
-                Store::Topic {
-                    topic: topic.clone(),
-                    producer: producer.clone(),
-                }
+                store.topic = Some((topic.clone(), producer.clone()));
+                Some(alerts)
             }
-            (_, _, Some(path)) => {
-                let (journal, alerts, problems) =
-                    Journal::open(path).map_err(|e| super::PipelineError::Stage(e.to_string()))?;
-                for p in &problems {
-                    tracing::warn!(problem = %p, "alert state: a line skipped or the hash chain broken");
-                }
-                tracing::info!(
-                    file = %path.display(),
-                    alerts = alerts.len(),
-                    chain_head = %journal.head(),
-                    "alert state loaded"
-                );
-                desk.restore(alerts);
-                Store::Journal(journal)
+            (Some(_), None) => {
+                tracing::warn!("incident.state_topic needs Kafka: alert state is kept in incident.state_file only, if set");
+                None
             }
-            (Some(_), None, None) => {
-                tracing::warn!("incident.state_topic needs Kafka; set incident.state_file to keep alert state: it will not survive a restart");
-                Store::None
-            }
-            (None, _, None) => {
-                tracing::warn!("neither incident.state_file nor incident.state_topic is set: alert state will not survive a restart");
-                Store::None
-            }
+            (None, _) => None,
         };
+        if let Some(path) = &settings.state_file {
+            let (journal, alerts, problems) =
+                Journal::open(path).map_err(|e| super::PipelineError::Stage(e.to_string()))?;
+            for p in &problems {
+                tracing::warn!(problem = %p, "alert state: a line skipped or the hash chain broken");
+            }
+            let role = if topic.is_some() {
+                "audit journal beside the state topic"
+            } else {
+                "alert state loaded"
+            };
+            tracing::info!(
+                file = %path.display(),
+                alerts = alerts.len(),
+                chain_head = %journal.head(),
+                "{role}"
+            );
+            // Beside a topic, the topic holds the state; the journal is evidence.
+            if topic.is_none() {
+                desk.restore(alerts);
+            }
+            store.journal = Some(journal);
+        } else if topic.is_none() {
+            tracing::warn!("neither incident.state_file nor incident.state_topic is set: alert state will not survive a restart");
+        }
+        if let Some(alerts) = topic {
+            desk.restore(alerts);
+        }
         let escalation_sink = settings
             .escalation_sink
             .as_ref()
@@ -432,27 +441,26 @@ impl IncidentStage {
         if changes.is_empty() {
             return Ok(());
         }
-        match &mut self.store {
-            Store::None => Ok(()),
-            Store::Journal(j) => j.write(&changes).map_err(store_failure),
-            Store::Topic { topic, producer } => {
-                for change in &changes {
-                    let (key, value) = crate::incident::store::encode(change);
-                    super::kafka::producer::send_keyed(
-                        producer,
-                        topic,
-                        &key,
-                        value.as_deref(),
-                        pending,
-                    )
-                    .map_err(|e| SinkError {
-                        sink: format!("kafka topic {topic}"),
-                        source: std::io::Error::other(e),
-                    })?;
-                }
-                Ok(())
+        if let Some(journal) = &mut self.store.journal {
+            journal.write(&changes).map_err(store_failure)?;
+        }
+        if let Some((topic, producer)) = &self.store.topic {
+            for change in &changes {
+                let (key, value) = crate::incident::store::encode(change);
+                super::kafka::producer::send_keyed(
+                    producer,
+                    topic,
+                    &key,
+                    value.as_deref(),
+                    pending,
+                )
+                .map_err(|e| SinkError {
+                    sink: format!("kafka topic {topic}"),
+                    source: std::io::Error::other(e),
+                })?;
             }
         }
+        Ok(())
     }
 
     /// Makes the journal durable (Kafka records are awaited by the checkpoint).
@@ -460,9 +468,9 @@ impl IncidentStage {
         if let Some(s) = &mut self.escalation_sink {
             s.flush()?;
         }
-        match &mut self.store {
-            Store::Journal(j) => j.sync().map_err(store_failure),
-            _ => Ok(()),
+        match &mut self.store.journal {
+            Some(j) => j.sync().map_err(store_failure),
+            None => Ok(()),
         }
     }
 
