@@ -508,7 +508,8 @@ impl JobState {
         let offset = match (own, seasons) {
             (Some((_, e)), Some((seasons, slot))) if e.seasonal => e
                 .season
-                .expected(&seasons, slot, &pop.season)
+                .expectation(&seasons, &pop.season)
+                .map(|x| x.at(slot))
                 .map(|(level, borrowed)| (scale.at_least_one(level), borrowed, seasons, slot)),
             _ => None,
         };
@@ -760,12 +761,11 @@ impl EntityModel {
             // Residuals after each value's seasonal expectation; used only
             // when they explain enough of the history (an entity without
             // rhythm, a poller, stays flat).
+            let expectation = self.season.expectation(&seasons, population);
             let expected: Vec<f64> = (0..seasons.len())
                 .map(|s| {
                     let slot = u16::try_from(s).unwrap_or(0);
-                    self.season
-                        .expected(&seasons, slot, population)
-                        .map_or(0.0, |(level, _)| level)
+                    expectation.as_ref().map_or(0.0, |x| x.at(slot).0)
                 })
                 .collect();
             // Older models saved no slots: only the values that have one.

@@ -140,6 +140,39 @@ impl Seasons {
     }
 }
 
+/// What one entity usually has per slot; see [`SlotMeans::expectation`].
+pub(crate) struct Expectation<'a> {
+    own: &'a SlotMeans,
+    prior: &'a SlotMeans,
+    seasons: Seasons,
+    /// The entity's mean over all slots.
+    all: f64,
+    /// The entity's level against the prior, and how well it fits.
+    level: (f64, f64),
+}
+
+impl Expectation<'_> {
+    /// The entity's own mean for `slot`, shrunk towards what the population
+    /// has in that slot, moved to the entity's level, while the slot has few
+    /// values of its own. A client first seen on a Sunday therefore still
+    /// expects Monday morning to be busier, in proportion to its own size.
+    /// Where the population knows nothing of the slot yet (the first
+    /// weekend), its hour on all days stands in. Also returns the variance
+    /// of the expectation: the part borrowed from the population is only as
+    /// good as the population's shape fits this entity where both are known
+    /// (see [`BORROWED_VARIANCE`]).
+    pub(crate) fn at(&self, slot: u16) -> (f64, f64) {
+        let (own, n) = self.own.pooled(std::iter::once(usize::from(slot)));
+        let w = self.seasons.shrink(n);
+        let (borrowed, fit) = match self.prior.slot_mean(&self.seasons, slot) {
+            Some(p) => (p + self.level.0, self.level.1),
+            None => (self.all, BORROWED_VARIANCE),
+        };
+        let b = 1.0 - w;
+        (w * own + b * borrowed, b * b * fit)
+    }
+}
+
 /// Running means of an entity's (or the population's) values per slot, on
 /// the modelled scale.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -199,39 +232,22 @@ impl SlotMeans {
         }
     }
 
-    /// What the entity usually has in slot `slot`, on the modelled scale:
-    /// its own mean for the slot, shrunk towards what `prior` (the
-    /// population) has in that slot, moved to the entity's level, while the
-    /// slot has few values of its own. A client first seen on a Sunday
-    /// therefore still expects Monday morning to be busier, in proportion
-    /// to its own size. Where the population knows nothing of the slot yet
-    /// (the first weekend), its hour on all days stands in. `None` before
-    /// the entity has any value.
-    /// Also returns the variance of the expectation: the part borrowed from
-    /// the population is only as good as the population's shape fits this
-    /// entity where both are known (see [`BORROWED_VARIANCE`]).
-    pub(crate) fn expected(
-        &self,
+    /// What the entity usually has per slot, on the modelled scale (see
+    /// [`Expectation::at`]), against the population `prior`. `None` before
+    /// the entity has any value. Computed once for all the slots asked.
+    pub(crate) fn expectation<'a>(
+        &'a self,
         seasons: &Seasons,
-        slot: u16,
-        prior: &SlotMeans,
-    ) -> Option<(f64, f64)> {
+        prior: &'a SlotMeans,
+    ) -> Option<Expectation<'a>> {
         let (all, total) = self.pooled(0..self.means.len());
-        if total == 0.0 {
-            return None;
-        }
-        let i = usize::from(slot);
-        let (own, n) = self.pooled(std::iter::once(i));
-        let w = seasons.shrink(n);
-        let (borrowed, fit) = match prior.slot_mean(seasons, slot) {
-            Some(p) => {
-                let (level, fit) = self.level_against(seasons, prior);
-                (p + level, fit)
-            }
-            None => (all, BORROWED_VARIANCE),
-        };
-        let b = 1.0 - w;
-        Some((w * own + b * borrowed, b * b * fit))
+        (total > 0.0).then(|| Expectation {
+            own: self,
+            prior,
+            seasons: *seasons,
+            all,
+            level: self.level_against(seasons, prior),
+        })
     }
 
     /// The mean of a slot, or of its hour on all days when the slot itself
@@ -384,7 +400,7 @@ mod tests {
         // expects 10:00 to be as much busier as the population's is.
         let mut entity = SlotMeans::default();
         entity.add(&s, three, 5f64.ln(), 1);
-        let level = |e: &SlotMeans, slot| e.expected(&s, slot, &population).unwrap().0;
+        let level = |e: &SlotMeans, slot| e.expectation(&s, &population).unwrap().at(slot).0;
         let gap = level(&entity, ten) - level(&entity, three);
         assert!((gap - 10f64.ln()).abs() < 0.5, "{gap}");
         // A flat one (a poller) learns its own flatness.
@@ -396,8 +412,6 @@ mod tests {
         }
         let own_gap = level(&poller, ten) - level(&poller, three);
         assert!(own_gap.abs() < 0.8, "{own_gap}");
-        assert!(SlotMeans::default()
-            .expected(&s, ten, &population)
-            .is_none());
+        assert!(SlotMeans::default().expectation(&s, &population).is_none());
     }
 }
