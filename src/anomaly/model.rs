@@ -374,6 +374,18 @@ impl ValueCounts {
 mod tests {
     use super::*;
 
+    /// The surprise of a count, with no seasonal level and no allowance.
+    fn count_surprise(m: &Mixture, count: f64, side: Side) -> f64 {
+        m.surprise(
+            Scale::Count.transform(count),
+            0.0,
+            0.0,
+            side,
+            Scale::Count,
+            0,
+        )
+    }
+
     #[test]
     fn upper_tail_matches_known_normal_quantiles() {
         let p = |z: f64| log_upper_tail(z).exp();
@@ -392,16 +404,7 @@ mod tests {
             .map(|v| Scale::Count.transform(*v))
             .collect();
         let m = Mixture::fit(&history).unwrap();
-        let s = |v: f64| {
-            m.surprise(
-                Scale::Count.transform(v),
-                0.0,
-                0.0,
-                Side::High,
-                Scale::Count,
-                0,
-            )
-        };
+        let s = |v: f64| count_surprise(&m, v, Side::High);
         assert!(s(12.0) < 1.5, "ordinary: {}", s(12.0));
         assert!(s(100.0) > 8.0, "burst: {}", s(100.0));
         assert!(s(5.0) < 0.5, "a drop is not a high-side anomaly");
@@ -412,14 +415,7 @@ mod tests {
     fn a_flat_history_of_small_counts_tolerates_counting_noise() {
         let history = vec![Scale::Count.transform(1.0); 20];
         let m = Mixture::fit(&history).unwrap();
-        let s = m.surprise(
-            Scale::Count.transform(3.0),
-            0.0,
-            0.0,
-            Side::High,
-            Scale::Count,
-            0,
-        );
+        let s = count_surprise(&m, 3.0, Side::High);
         assert!(s < 2.0, "two more failures than usual is not rare: {s}");
     }
 
@@ -433,16 +429,7 @@ mod tests {
         let m = Mixture::fit(&history).unwrap();
         assert_eq!(m.components.len(), 2, "{m:?}");
         // Both modes are ordinary; the gap between them is not.
-        let s = |v: f64| {
-            m.surprise(
-                Scale::Count.transform(v),
-                0.0,
-                0.0,
-                Side::Both,
-                Scale::Count,
-                0,
-            )
-        };
+        let s = |v: f64| count_surprise(&m, v, Side::Both);
         assert!(s(6.0) < 1.5 && s(502.0) < 1.5, "{} {}", s(6.0), s(502.0));
         assert!(s(50.0) > 3.0, "{}", s(50.0));
     }

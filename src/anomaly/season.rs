@@ -266,22 +266,25 @@ impl SlotMeans {
     /// differences around it, which leans on [`BORROWED_VARIANCE`] until the
     /// entity has a period's worth of values.
     fn level_against(&self, seasons: &Seasons, prior: &SlotMeans) -> (f64, f64) {
-        let mut pairs = Vec::new();
-        for (i, (m, c)) in self.means.iter().zip(&self.counts).enumerate() {
-            let Ok(slot) = u16::try_from(i) else { break };
-            if *c > 0.0 {
-                if let Some(p) = prior.slot_mean(seasons, slot) {
-                    pairs.push((f64::from(*m) - p, f64::from(*c)));
-                }
-            }
-        }
-        let n: f64 = pairs.iter().map(|(_, c)| c).sum();
+        // (difference, weight) per slot both know; two passes, no allocation.
+        let pairs = || {
+            self.means
+                .iter()
+                .zip(&self.counts)
+                .enumerate()
+                .filter(|(_, (_, c))| **c > 0.0)
+                .filter_map(|(i, (m, c))| {
+                    let slot = u16::try_from(i).ok()?;
+                    let p = prior.slot_mean(seasons, slot)?;
+                    Some((f64::from(*m) - p, f64::from(*c)))
+                })
+        };
+        let n: f64 = pairs().map(|(_, c)| c).sum();
         if n == 0.0 {
             return (0.0, BORROWED_VARIANCE);
         }
-        let level = pairs.iter().map(|(d, c)| d * c).sum::<f64>() / n;
-        let spread = pairs
-            .iter()
+        let level = pairs().map(|(d, c)| d * c).sum::<f64>() / n;
+        let spread = pairs()
             .map(|(d, c)| (d - level) * (d - level) * c)
             .sum::<f64>();
         let k = seasons.per_period as f64 * seasons.buckets_per_slot;
