@@ -38,6 +38,7 @@ enum Kind {
     Burst,
     NeverSeen,
     DistinctJump,
+    FailedLogins,
 }
 
 impl Kind {
@@ -46,13 +47,15 @@ impl Kind {
             Kind::Burst => "web_requests_per_client",
             Kind::NeverSeen => "web_rare_user_agent_per_client",
             Kind::DistinctJump => "web_distinct_paths_per_client",
+            Kind::FailedLogins => "ssh_failed_logins_per_user",
         }
     }
 }
 
 struct Injection {
     kind: Kind,
-    ip: String,
+    /// The entity: a client address, a user name.
+    entity: String,
     /// Start of the 10-minute bucket it fills.
     at: i64,
 }
@@ -234,6 +237,7 @@ fn web_days(rng: &mut Rng) -> (Vec<(i64, String)>, Vec<Injection>) {
                     lines.push((t, access_line(t, &c.ip, "/app/login", 200, tool)));
                 }
             }
+            Kind::FailedLogins => unreachable!("no failed logins in web traffic"),
             Kind::DistinctJump => {
                 let distinct = expected_distinct(rng, usual.round() as u64).max(1.0);
                 for k in 0..(7.0 * distinct).round() as u64 {
@@ -246,7 +250,79 @@ fn web_days(rng: &mut Rng) -> (Vec<(i64, String)>, Vec<Injection>) {
         }
         injections.push(Injection {
             kind,
-            ip: c.ip.clone(),
+            entity: c.ip.clone(),
+            at,
+        });
+    }
+    lines.sort_by_key(|(t, _)| *t);
+    (lines, injections)
+}
+
+/// Nine days of sshd logs on a bastion host: 30 users who mistype their
+/// password now and then, more at busy hours (0.3 to 2.3 failures per ten
+/// minutes at the busiest), three service accounts failing every ten
+/// minutes around the clock on a stale password, three users joining on
+/// the Wednesday, the Friday and the Sunday, and the holiday. Injected:
+/// eight users failing ten times their usual for that hour.
+fn auth_days(rng: &mut Rng) -> (Vec<(i64, String)>, Vec<Injection>) {
+    let mut users: Vec<(String, f64, i64)> = (0..30)
+        .map(|u| (format!("user{u:02}"), 0.3 + (u % 6) as f64 * 0.4, START))
+        .collect();
+    for (k, day) in [2, 4, 6].into_iter().enumerate() {
+        users.push((format!("new{k}"), 1.0, START + day * DAY + 9 * 3600));
+    }
+    let failure = |t: i64, user: &str, from: usize, port: u64| {
+        let time = chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%b %e %H:%M:%S");
+        format!("{time} bastion1 sshd[{port}]: Failed password for {user} from 10.1.0.{from} port {port} ssh2")
+    };
+    let mut lines = Vec::new();
+    for day in 0..DAYS {
+        let day_off = is_day_off(day);
+        for b in 0..(DAY / BUCKET) {
+            let start = START + day * DAY + b * BUCKET;
+            let hour = b * BUCKET / 3600;
+            for (u, (user, peak, joins)) in users.iter().enumerate() {
+                if start < *joins {
+                    continue;
+                }
+                for _ in 0..rng.poisson(peak * rhythm(hour, day_off)) {
+                    let t = start + rng.below(BUCKET as u64) as i64;
+                    lines.push((t, failure(t, user, u + 10, 40_000 + rng.below(9_000))));
+                }
+            }
+            for svc in 0..3 {
+                let t = start + 60 + svc * 7;
+                let user = format!("svc-report{svc}");
+                lines.push((t, failure(t, &user, 200 + svc as usize, 50_000)));
+            }
+        }
+    }
+    // (user, day, hour, minute) on working days, busy and quiet hours.
+    let plan = [
+        (1, 2, 10, 0),
+        (7, 4, 15, 20),
+        (11, 7, 9, 40),
+        (17, 7, 20, 10),
+        (22, 8, 11, 30),
+        (28, 8, 16, 0),
+        (30, 7, 14, 0),
+        (5, 4, 19, 50),
+    ];
+    let mut injections = Vec::new();
+    for (u, day, hour, minute) in plan {
+        let (user, peak, _) = &users[u];
+        let at = START + day * DAY + hour * 3600 + minute * 60;
+        // An active bucket holds at least one failure: "usual" is never below it.
+        let usual = (peak * rhythm(hour, is_day_off(day))).max(1.5);
+        for k in 0..(9.0 * usual).round() as i64 {
+            let t = at + k * 20;
+            lines.push((t, failure(t, user, 99, 41_000)));
+        }
+        injections.push(Injection {
+            kind: Kind::FailedLogins,
+            entity: user.clone(),
             at,
         });
     }
@@ -256,7 +332,7 @@ fn web_days(rng: &mut Rng) -> (Vec<(i64, String)>, Vec<Injection>) {
 
 struct Alert {
     job: String,
-    ip: String,
+    entity: String,
     start: i64,
     end: i64,
     score: f64,
@@ -265,14 +341,26 @@ struct Alert {
 
 #[test]
 fn shipped_jobs_find_injected_anomalies_in_nine_days_of_rhythmic_web_traffic() {
-    let mut rng = Rng(2026);
-    let (lines, injections) = web_days(&mut rng);
+    let (lines, injections) = web_days(&mut Rng(2026));
+    assert_precision_and_recall("web_days.log", lines, &injections);
+}
+
+#[test]
+fn shipped_jobs_find_injected_failed_login_bursts_in_nine_days_of_sshd_logs() {
+    let (lines, injections) = auth_days(&mut Rng(2026));
+    assert_precision_and_recall("auth_days.log", lines, &injections);
+}
+
+/// Scans `lines` with every job in rules/anomaly/ at the shipped thresholds,
+/// prints precision, recall and every alert, and requires both to be at
+/// least 0.9.
+fn assert_precision_and_recall(name: &str, lines: Vec<(i64, String)>, injections: &[Injection]) {
     let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("access.log");
+    let log = dir.path().join(name);
     let text: String = lines.into_iter().map(|(_, l)| l + "\n").collect();
     std::fs::write(&log, text).unwrap();
     if let Ok(keep) = std::env::var("KEEP_ANOMALY_STREAMS") {
-        std::fs::copy(&log, std::path::Path::new(&keep).join("web_days.log")).unwrap();
+        std::fs::copy(&log, std::path::Path::new(&keep).join(name)).unwrap();
     }
     let out = tocsin()
         .args(["scan", "--rules", "rules/anomaly", "--format", "json"])
@@ -293,7 +381,12 @@ fn shipped_jobs_find_injected_anomalies_in_nine_days_of_rhythmic_web_traffic() {
             let a = &alert["event"]["anomaly"];
             Alert {
                 job: a["job"].as_str().unwrap().to_string(),
-                ip: a["entity"]["c-ip"].as_str().unwrap_or_default().to_string(),
+                entity: a["entity"]
+                    .as_object()
+                    .and_then(|e| e.values().next())
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string(),
                 start: time(&a["bucket"]["start"]),
                 end: time(&a["bucket"]["end"]),
                 score: alert["score"].as_f64().unwrap(),
@@ -304,15 +397,15 @@ fn shipped_jobs_find_injected_anomalies_in_nine_days_of_rhythmic_web_traffic() {
     let injected_in = |a: &Alert| {
         injections
             .iter()
-            .any(|i| i.ip == a.ip && a.start <= i.at && i.at < a.end)
+            .any(|i| i.entity == a.entity && a.start <= i.at && i.at < a.end)
     };
     let true_positives = alerts.iter().filter(|a| injected_in(a)).count();
     let precision = true_positives as f64 / alerts.len().max(1) as f64;
     let mut recall: BTreeMap<Kind, (usize, usize)> = BTreeMap::new();
-    for i in &injections {
-        let found = alerts
-            .iter()
-            .any(|a| a.job == i.kind.job() && a.ip == i.ip && a.start <= i.at && i.at < a.end);
+    for i in injections {
+        let found = alerts.iter().any(|a| {
+            a.job == i.kind.job() && a.entity == i.entity && a.start <= i.at && i.at < a.end
+        });
         let r = recall.entry(i.kind).or_default();
         r.0 += usize::from(found);
         r.1 += 1;

@@ -176,6 +176,8 @@ struct JobState {
     job: Arc<AnomalyJob>,
     span_secs: i64,
     seasons: Option<Seasons>,
+    /// Values of the bucket being closed, for the population's season.
+    season_pending: Vec<f64>,
     /// Open buckets by start (epoch seconds).
     open: BTreeMap<i64, HashMap<Box<str>, Acc>>,
     /// Buckets starting before this are closed.
@@ -205,6 +207,7 @@ impl Detector {
             .map(|job| JobState {
                 span_secs: job.spec.bucket_span.as_secs().max(1) as i64,
                 seasons: Seasons::of(&job.spec),
+                season_pending: Vec::new(),
                 job: job.clone(),
                 open: BTreeMap::new(),
                 closed_before: i64::MIN,
@@ -464,6 +467,12 @@ impl JobState {
                 });
             }
         }
+        if let (Some(seasons), Some(slot)) = (self.seasons, slot) {
+            let members = self.model.entities.len().max(1);
+            for x in self.season_pending.drain(..) {
+                self.model.population.season.add(&seasons, slot, x, members);
+            }
+        }
         self.refit_population();
         stats
             .training_seconds
@@ -494,7 +503,6 @@ impl JobState {
         };
         let x = scale.transform(value);
         let seasons = self.seasons.zip(slot);
-        let members = self.model.entities.len().max(1);
         let pop = &mut self.model.population;
         let entity = spec
             .over
@@ -551,8 +559,10 @@ impl JobState {
             }
             _ => x,
         };
-        if let Some((seasons, slot)) = seasons {
-            pop.season.add(&seasons, slot, learned, members);
+        // The population's season learns once the whole bucket is scored:
+        // an entity must not be judged against its neighbours' same bucket.
+        if seasons.is_some() {
+            self.season_pending.push(learned);
         }
         if let Some(e) = entity {
             e.learn(

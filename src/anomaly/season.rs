@@ -201,13 +201,16 @@ impl SlotMeans {
         let (Some(mean), Some(count)) = (self.means.get_mut(i), self.counts.get_mut(i)) else {
             return;
         };
-        // Once the slot has a period's worth of values, one value moves its
-        // mean as if it were at most a factor of two away: a holiday's quiet
-        // day (or a burst that was not clipped) must not drag the weekday's
-        // 10:00 down for a week, while a lasting change is still learned.
+        // Once the slot has a period's worth of values, a value below its
+        // mean moves it as if it were at most a factor of two below: a
+        // holiday's quiet day must not drag the weekday's 10:00 down for a
+        // week, while a lasting drop is still learned. Values above are not
+        // held back: a burst arrives here already clipped by the baseline,
+        // and a slot that started low (its first day judged against the
+        // night) must be able to catch up.
         let m = f64::from(*mean);
         let x = if f64::from(*count) >= seasons.buckets_per_slot * members.max(1) as f64 {
-            x.clamp(m - std::f64::consts::LN_2, m + std::f64::consts::LN_2)
+            x.max(m - std::f64::consts::LN_2)
         } else {
             x
         };
@@ -287,7 +290,7 @@ impl SlotMeans {
         let spread = pairs()
             .map(|(d, c)| (d - level) * (d - level) * c)
             .sum::<f64>();
-        let k = seasons.per_period as f64 * seasons.buckets_per_slot;
+        let k = seasons.per_period as f64;
         (level, (spread + k * BORROWED_VARIANCE) / (n + k))
     }
 
