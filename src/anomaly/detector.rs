@@ -580,6 +580,18 @@ impl JobState {
 
     /// Scores the rarest value of an entity's bucket, then counts its values.
     fn rare(&mut self, key: &str, acc: &Acc) -> Option<Scored> {
+        // The bucket's values in text order (so results never depend on
+        // hash order), each with its shape's hash and text, computed once
+        // for scoring and for learning.
+        let mut values: Vec<_> = acc
+            .values
+            .iter()
+            .map(|(hash, (text, n))| {
+                let shape = shape_of(text).map(|s| (stable_hash(&s), s));
+                (*hash, text.as_str(), *n, shape)
+            })
+            .collect();
+        values.sort_by(|a, b| a.1.cmp(b.1));
         let job = self.job.clone();
         let spec = &job.spec;
         let pop = &self.model.population.values;
@@ -597,7 +609,7 @@ impl JobState {
         let shapes = &self.model.population.shapes;
         let own_shapes = entity.shapes.as_ref().filter(|_| own.is_some());
         let mut rarest: Option<(f64, &str)> = None;
-        for (hash, (text, _)) in &acc.values {
+        for (hash, text, _, shape) in &values {
             let prior = pop.probability(*hash);
             let p = match own {
                 Some(v) => v.probability_given(*hash, prior),
@@ -631,15 +643,14 @@ impl JobState {
                 (novelty * (1.0 - common) + among_entities * common).clamp(0.0, MAX_SURPRISE);
             // A new version of a value the entity already has is no more
             // surprising than its shape, plus a little.
-            if let Some(shape) = shape_of(text) {
-                let hash = stable_hash(&shape);
-                let prior = shapes.probability(hash);
-                let p = own_shapes.map_or(prior, |v| v.probability_given(hash, prior));
+            if let Some((hash, _)) = shape {
+                let prior = shapes.probability(*hash);
+                let p = own_shapes.map_or(prior, |v| v.probability_given(*hash, prior));
                 let everywhere = if own.is_some() { -prior.log10() } else { 0.0 };
                 surprise = surprise.min(-p.log10() + everywhere + NEW_VERSION_SURPRISE);
             }
             // Ties go to the smaller text, so results do not depend on hash order.
-            if rarest.is_none_or(|(s, t)| surprise > s || (surprise == s && text.as_str() < t)) {
+            if rarest.is_none_or(|(s, t)| surprise > s || (surprise == s && *text < t)) {
                 rarest = Some((surprise, text));
             }
         }
@@ -663,9 +674,7 @@ impl JobState {
             population.entities_with_values += 1;
         }
         let counts = entity.values.get_or_insert_with(ValueCounts::default);
-        let mut sorted: Vec<(&u64, &(String, u32))> = acc.values.iter().collect();
-        sorted.sort_by(|a, b| a.1 .0.cmp(&b.1 .0));
-        for (hash, (text, n)) in sorted {
+        for (hash, text, n, shape) in &values {
             let new_to_entity = counts.count(*hash) == 0;
             counts.add(*hash, text, *n);
             // Counted once per entity, and only when the entity remembers it.
@@ -680,11 +689,10 @@ impl JobState {
                 }
             }
             population.values.add(*hash, text, *n);
-            if let Some(shape) = shape_of(text) {
-                let hash = stable_hash(&shape);
+            if let Some((hash, shape)) = shape {
                 let own = entity.shapes.get_or_insert_with(ValueCounts::default);
-                own.add(hash, &shape, *n);
-                population.shapes.add(hash, &shape, *n);
+                own.add(*hash, shape, *n);
+                population.shapes.add(*hash, shape, *n);
             }
         }
         result
