@@ -99,6 +99,10 @@ pub(crate) fn cmd_scan(args: ScanArgs) -> Result<ExitCode> {
         }
         false => None,
     };
+    // The process ends with the scan: freeing the compiled rules (tens of
+    // thousands of automata, programs and strings) one by one would only
+    // delay the exit by tens of milliseconds.
+    std::mem::forget(pipeline.rules.clone());
     let rt = runtime()?;
     let outcome = rt.block_on(async {
         let ticker = progress.map(|m| tokio::spawn(show_progress(m)));

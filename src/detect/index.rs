@@ -245,39 +245,24 @@ impl RuleIndex {
         let mut fields = FastMap::default();
         let mut paths = Vec::new();
         let mut next_id = 0;
-        // A failed build (an automaton too large for its state ids) must not
-        // lose matches: the rules it served are then evaluated always.
-        let mut build_set = |needles: Needles, always: &mut Vec<u32>| {
+        let mut literal_set = |needles: Needles| {
             next_id += 1;
-            let served: Vec<u32> = needles
-                .values()
-                .flatten()
-                .map(|s| conjuncts[s.conjunct as usize].0)
-                .collect();
-            let built = LiteralSet::build(next_id, needles);
-            if built.is_none() {
-                always.extend(served);
-            }
-            built
+            LiteralSet::build(next_id, needles)
         };
         for (name, (needles, groups)) in by_field {
-            match build_set(needles, &mut always) {
-                Some(literals) if name.contains('.') => {
-                    paths.push((name, FieldIndex { literals, groups }))
-                }
-                Some(literals) => {
+            let literals = literal_set(needles);
+            match name.contains('.') {
+                true => paths.push((name, FieldIndex { literals, groups })),
+                false => {
                     fields.insert(name, FieldIndex { literals, groups });
                 }
-                None => {}
             }
         }
         paths.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut anywhere = Vec::new();
-        for (g, needles) in by_group_keywords {
-            if let Some(a) = build_set(needles, &mut always) {
-                anywhere.push((g, a));
-            }
-        }
+        let mut anywhere: Vec<(usize, LiteralSet)> = by_group_keywords
+            .into_iter()
+            .map(|(g, needles)| (g, literal_set(needles)))
+            .collect();
         anywhere.sort_by_key(|(g, _)| *g);
         always.sort_unstable();
         always.dedup();
@@ -406,14 +391,13 @@ impl RuleIndex {
 }
 
 impl LiteralSet {
-    /// `None` when an automaton cannot be built.
-    fn build(id: u32, needles: FastMap<(Anchor, String), Vec<Slot>>) -> Option<LiteralSet> {
+    fn build(id: u32, needles: FastMap<(Anchor, String), Vec<Slot>>) -> LiteralSet {
         let (keys, slots): (Vec<_>, Vec<_>) = needles.into_iter().unzip();
-        Some(LiteralSet {
+        LiteralSet {
             id,
-            literals: Literals::new(&keys, Speed::Scan)?,
+            literals: Literals::new(&keys, Speed::Scan),
             slots,
-        })
+        }
     }
 }
 
@@ -634,7 +618,7 @@ mod tests {
                 ((*anchor, n.to_string()), vec![slot])
             })
             .collect();
-        LiteralSet::build(id, needles).expect("literal set")
+        LiteralSet::build(id, needles)
     }
 
     /// The needles found, by their position in the list given to `literal_set`.

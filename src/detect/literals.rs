@@ -16,6 +16,7 @@ use aho_corasick::automaton::Automaton as _;
 use aho_corasick::nfa::contiguous;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, Input, MatchKind};
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 /// Texts up to this length go straight to the overlapping search.
 const SHORT_TEXT: usize = 32;
@@ -34,8 +35,31 @@ pub(super) enum Speed {
 const DFA_MAX_PATTERN_BYTES: usize = 60000;
 
 /// Distinct literals with their anchors; a search reports literal `i` as hit `i`.
+///
+/// The automata are built on the first search, not when the rules are
+/// compiled: most of a large rule set's literal sets serve logsources or
+/// fields a given deployment never sees, and building them all was most of
+/// the start-up time and memory (aho-corasick's failure transitions and DFA
+/// tables, about 0.4 s and 60 MiB for the SigmaHQ corpus).
 #[derive(Debug, Clone)]
 pub(super) struct Literals {
+    literals: Box<[(Anchor, Box<str>)]>,
+    speed: Speed,
+    searchers: OnceLock<Searchers>,
+}
+
+/// What a literal set searches with once built.
+#[derive(Debug, Clone)]
+enum Searchers {
+    /// Boxed: a set not yet searched should not carry a kilobyte inline.
+    Automata(Box<Automata>),
+    /// The automata could not be built (too large for their state ids): each
+    /// literal is compared on its own. Slow, but never loses a match.
+    OneByOne,
+}
+
+#[derive(Debug, Clone)]
+struct Automata {
     /// Literals that may occur anywhere.
     anywhere: Option<Unanchored>,
     /// Prefix and whole-value literals, walked from the first byte.
@@ -45,9 +69,58 @@ pub(super) struct Literals {
 }
 
 impl Literals {
-    /// Builds the searchers; `None` when an automaton cannot be built
-    /// (too large for its state ids). `literals` must be distinct.
-    pub(super) fn new<S: AsRef<str>>(literals: &[(Anchor, S)], speed: Speed) -> Option<Literals> {
+    /// A literal set over `literals`, which must be distinct and lowercase.
+    pub(super) fn new<S: AsRef<str>>(literals: &[(Anchor, S)], speed: Speed) -> Literals {
+        Literals {
+            literals: literals
+                .iter()
+                .map(|(a, l)| (*a, l.as_ref().into()))
+                .collect(),
+            speed,
+            searchers: OnceLock::new(),
+        }
+    }
+
+    /// Builds the automata now rather than on the first search.
+    #[cfg(test)]
+    fn built(self) -> Literals {
+        self.searchers();
+        self
+    }
+
+    /// Searches literal by literal, as when the automata cannot be built.
+    #[cfg(test)]
+    fn one_by_one(self) -> Literals {
+        let _ = self.searchers.set(Searchers::OneByOne);
+        self
+    }
+
+    fn searchers(&self) -> &Searchers {
+        self.searchers.get_or_init(|| {
+            Automata::build(&self.literals, self.speed)
+                .map_or(Searchers::OneByOne, |a| Searchers::Automata(Box::new(a)))
+        })
+    }
+
+    /// Reports every literal that `text` holds where its anchor says (a
+    /// literal may be reported more than once).
+    pub(super) fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+        match self.searchers() {
+            Searchers::Automata(a) => a.for_each_hit(text, hit),
+            Searchers::OneByOne => {
+                for (i, (anchor, literal)) in self.literals.iter().enumerate() {
+                    if anchor.holds(text, literal) {
+                        hit(i);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Automata {
+    /// `None` when an automaton cannot be built (too large for its state ids).
+    fn build(literals: &[(Anchor, Box<str>)], speed: Speed) -> Option<Automata> {
         let mut anywhere: Vec<&str> = Vec::new();
         let mut anywhere_ids = Vec::new();
         // Trie literal -> (hit id when met, hit id when whole).
@@ -55,7 +128,7 @@ impl Literals {
         let mut start_of: HashMap<&[u8], usize> = HashMap::new();
         let mut ends = Vec::new();
         for (i, (anchor, literal)) in literals.iter().enumerate() {
-            let (hit, literal) = (Some(i as u32), literal.as_ref());
+            let hit = Some(i as u32);
             match anchor {
                 Anchor::Anywhere => {
                     anywhere.push(literal);
@@ -79,16 +152,14 @@ impl Literals {
             true => None,
             false => Some(Unanchored::build(&anywhere, anywhere_ids, speed)?),
         };
-        Some(Literals {
+        Some(Automata {
             anywhere,
             starts: AnchoredTrie::build(starts)?,
             ends: AnchoredTrie::build(ends)?,
         })
     }
 
-    /// Reports every literal that `text` holds where its anchor says (a
-    /// literal may be reported more than once).
-    pub(super) fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
+    fn for_each_hit(&self, text: &str, hit: &mut dyn FnMut(usize)) {
         if let Some(u) = &self.anywhere {
             u.scan(text, hit);
         }
@@ -260,7 +331,7 @@ mod tests {
             ],
             Speed::Compact,
         )
-        .expect("literals");
+        .built();
         assert_eq!(
             hits(&set, "C:\\WINDOWS\\system32\\CMD.EXE"),
             vec![0, 1, 4, 5]
@@ -287,7 +358,7 @@ mod tests {
                 .collect();
             unique.sort();
             unique.dedup();
-            let set = Literals::new(&unique, Speed::Scan).expect("literals");
+            let set = Literals::new(&unique, Speed::Scan);
             let lower = text.to_ascii_lowercase();
             let expected: Vec<usize> = unique
                 .iter()
@@ -300,7 +371,9 @@ mod tests {
                 })
                 .map(|(i, _)| i)
                 .collect();
-            proptest::prop_assert_eq!(hits(&set, &text), expected);
+            proptest::prop_assert_eq!(&hits(&set, &text), &expected);
+            let one_by_one = Literals::new(&unique, Speed::Scan).one_by_one();
+            proptest::prop_assert_eq!(hits(&one_by_one, &text), expected);
         }
     }
 }

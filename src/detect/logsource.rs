@@ -13,7 +13,7 @@ use crate::event::{Event, InputFormat};
 use crate::sigma::rule::{Diagnostic, Logsource};
 use crate::sigma::yaml::{parse_documents, Node, Pos};
 use crate::sigma::{LoadedRule, RuleProblem};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 
@@ -297,34 +297,41 @@ impl LogsourceRouter {
     /// source whose config sets the value, which is rarely what a typo meant.
     pub fn unknown_values(&self, rules: &[LoadedRule], mapping: &str) -> Vec<RuleProblem> {
         let mut warnings: Vec<RuleProblem> = Vec::new();
+        // Thousands of rules share a few dozen values: each is judged once.
+        let mut judged: HashMap<(&str, &str), Option<String>> = HashMap::new();
+        // An anomaly job's two selections share the file and the position.
+        let mut warned = HashSet::new();
         for LoadedRule { rule, file } in rules {
             for (key, value) in rule.logsource.requirements() {
-                let mut known: Vec<&str> = self
-                    .entries
-                    .iter()
-                    .flat_map(|e| &e.tags)
-                    .filter(|(k, _)| *k == key)
-                    .map(|(_, v)| v.as_str())
-                    .collect();
-                if known.contains(&value) {
+                let unknown = judged.entry((key, value)).or_insert_with(|| {
+                    let mut known: Vec<&str> = self
+                        .entries
+                        .iter()
+                        .flat_map(|e| &e.tags)
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, v)| v.as_str())
+                        .collect();
+                    if known.contains(&value) {
+                        return None;
+                    }
+                    known.sort_unstable();
+                    known.dedup();
+                    Some(match crate::sigma::did_you_mean(value, &known) {
+                        Some(v) => format!(" (did you mean `{v}`?)"),
+                        None => String::new(),
+                    })
+                });
+                let Some(hint) = unknown else { continue };
+                if !warned.insert((file, rule.logsource_pos, key, value)) {
                     continue;
                 }
-                known.sort_unstable();
-                known.dedup();
-                let hint = match crate::sigma::did_you_mean(value, &known) {
-                    Some(v) => format!(" (did you mean `{v}`?)"),
-                    None => String::new(),
-                };
-                let warning = RuleProblem::new(
+                warnings.push(RuleProblem::new(
                     file,
                     rule.logsource_pos,
                     format!(
                         "`logsource` `{key}: {value}`: no entry of the logsource mapping ({mapping}) gives events this value{hint}, so the rule only sees sources whose config sets it"
                     ),
-                );
-                if !warnings.contains(&warning) {
-                    warnings.push(warning);
-                }
+                ));
             }
         }
         warnings

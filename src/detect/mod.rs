@@ -213,10 +213,20 @@ impl Engine {
         router: LogsourceRouter,
         options: &CompileOptions,
     ) -> (Engine, Vec<RuleProblem>) {
+        use rayon::prelude::*;
         let mut rules = Vec::with_capacity(loaded.len());
         let mut problems = Vec::new();
-        for LoadedRule { rule, file } in loaded {
-            match compile_detection(&rule.meta.title, &rule.detection, options) {
+        // Each rule compiles on its own (regexes, glob and value programs):
+        // on every core, then kept in load order.
+        let compiled: Vec<_> = loaded
+            .into_par_iter()
+            .map(|LoadedRule { rule, file }| {
+                let detection = compile_detection(&rule.meta.title, &rule.detection, options);
+                (rule, file, detection)
+            })
+            .collect();
+        for (rule, file, detection) in compiled {
+            match detection {
                 Ok(detection) => rules.push(CompiledRule {
                     rule: Arc::new(rule),
                     file,

@@ -82,6 +82,23 @@ pub(crate) enum Anchor {
     Whole,
 }
 
+impl Anchor {
+    /// Whether `literal` (lowercase) occurs in `text` where this anchor says,
+    /// ASCII case-insensitively.
+    pub(crate) fn holds(self, text: &str, literal: &str) -> bool {
+        let (h, n) = (text.as_bytes(), literal.as_bytes());
+        match self {
+            Anchor::Anywhere => contains_ignore_ascii_case(h, n, 0),
+            Anchor::Start => h.get(..n.len()).is_some_and(|p| p.eq_ignore_ascii_case(n)),
+            Anchor::End => h
+                .len()
+                .checked_sub(n.len())
+                .is_some_and(|at| h[at..].eq_ignore_ascii_case(n)),
+            Anchor::Whole => h.eq_ignore_ascii_case(n),
+        }
+    }
+}
+
 /// The literal run of a glob that the index looks for (see `required_literal`).
 fn glob_literal(toks: &[GlobTok]) -> (Anchor, String) {
     let runs = toks.split(|t| !matches!(t, GlobTok::Char(_)));
@@ -114,7 +131,11 @@ enum Shape {
     Exact(Needle),
     Prefix(Needle),
     Suffix(Needle),
-    Contains(Needle, Box<memmem::Finder<'static>>),
+    /// With a vectorised finder when the comparison is exact (cased, or no
+    /// letters to fold); folded needles are searched by their rare byte,
+    /// and a finder (some hundred bytes) for each of the corpus's many
+    /// thousand of them would only take memory.
+    Contains(Needle, Option<Box<memmem::Finder<'static>>>),
     Glob(Vec<GlobTok>),
     /// `*` alone: any string.
     Any,
@@ -161,8 +182,9 @@ impl StrPattern {
             [Piece::Star, Piece::Lit(s)] => Shape::Suffix(fold(s)),
             [Piece::Star, Piece::Lit(s), Piece::Star] => {
                 let needle = fold(s);
-                let finder = memmem::Finder::new(needle.text.as_bytes()).into_owned();
-                Shape::Contains(needle, Box::new(finder))
+                let finder = (cased || !has_ascii_letters(needle.text.as_bytes()))
+                    .then(|| Box::new(memmem::Finder::new(needle.text.as_bytes()).into_owned()));
+                Shape::Contains(needle, finder)
             }
             _ => {
                 let mut toks = Vec::new();
@@ -282,13 +304,8 @@ impl StrPattern {
                 let n = n.text.as_bytes();
                 h.len() >= n.len() && eq(&h[h.len() - n.len()..], n)
             }
-            Shape::Contains(n, finder) => {
-                if self.cased || !has_ascii_letters(n.text.as_bytes()) {
-                    finder.find(h).is_some()
-                } else {
-                    contains_ignore_ascii_case(h, n.text.as_bytes(), n.rare)
-                }
-            }
+            Shape::Contains(_, Some(finder)) => finder.find(h).is_some(),
+            Shape::Contains(n, None) => contains_ignore_ascii_case(h, n.text.as_bytes(), n.rare),
             Shape::Any | Shape::Glob(_) => self.is_match(hay),
         }
     }

@@ -2,7 +2,7 @@
 
 use super::limits::{RuleLimit, RuleLimits};
 use super::rule::{parse_document, Diagnostic, Document, SigmaFilter, SigmaRule};
-use super::yaml::{parse_documents, Node, Pos};
+use super::yaml::{parse_documents, Pos};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -113,20 +113,31 @@ pub struct LoadReport {
 
 /// Loads every `.yml`/`.yaml` file under the given paths. A folder or file
 /// that cannot be read is a problem named by its own path; the rest loads.
+///
+/// Files are read and parsed on every core (YAML scanning is most of the
+/// load), then merged in path order, so ids are claimed and problems listed
+/// exactly as a one-by-one load would.
 pub fn load_paths<P: AsRef<Path>>(paths: &[P], limits: &RuleLimits) -> LoadReport {
+    use rayon::prelude::*;
     let mut report = LoadReport::default();
+    let mut files = Vec::new();
     for path in paths {
-        let mut files = Vec::new();
-        collect_files(path.as_ref(), &mut files, &mut report);
-        files.sort();
-        for file in files {
-            report.files += 1;
-            match read_rule_file(&file, limits) {
-                Ok(text) => load_text(&text, &file, &mut report, limits),
-                Err(problem) => {
-                    report.problems.push(problem);
-                    report.rejected_documents += 1;
-                }
+        let mut found = Vec::new();
+        collect_files(path.as_ref(), &mut found, &mut report);
+        found.sort();
+        files.extend(found);
+    }
+    let parsed: Vec<Result<ParsedFile, RuleProblem>> = files
+        .par_iter()
+        .map(|file| read_rule_file(file, limits).map(|text| parse_file(&text, file, limits)))
+        .collect();
+    for file in parsed {
+        report.files += 1;
+        match file {
+            Ok(parsed) => report.add(parsed),
+            Err(problem) => {
+                report.problems.push(problem);
+                report.rejected_documents += 1;
             }
         }
     }
@@ -155,12 +166,36 @@ fn read_rule_file(file: &Path, limits: &RuleLimits) -> Result<String, RuleProble
     std::fs::read_to_string(file).map_err(cannot_read)
 }
 
+/// One file's documents, parsed but not yet merged into a report.
+struct ParsedFile {
+    file: PathBuf,
+    /// The YAML did not parse: the file's only problem.
+    syntax: Option<RuleProblem>,
+    documents: Vec<ParsedDocument>,
+}
+
+struct ParsedDocument {
+    warnings: Vec<RuleProblem>,
+    document: Result<Document, Vec<Diagnostic>>,
+    /// Where the document's `id` is, and whether it has one, for a duplicate's message.
+    id_site: (Pos, bool),
+}
+
 /// Parses the documents of one file's text into the report.
 pub fn load_text(text: &str, file: &Path, report: &mut LoadReport, limits: &RuleLimits) {
+    report.add(parse_file(text, file, limits));
+}
+
+fn parse_file(text: &str, file: &Path, limits: &RuleLimits) -> ParsedFile {
+    let mut parsed = ParsedFile {
+        file: file.to_path_buf(),
+        syntax: None,
+        documents: Vec::new(),
+    };
     let docs = match parse_documents(text, limits) {
         Ok(docs) => docs,
         Err(e) => {
-            report.problems.push(RuleProblem {
+            parsed.syntax = Some(RuleProblem {
                 limit: e.limit,
                 ..RuleProblem::new(
                     file,
@@ -171,68 +206,100 @@ pub fn load_text(text: &str, file: &Path, report: &mut LoadReport, limits: &Rule
                     },
                 )
             });
-            report.rejected_documents += 1;
-            return;
+            return parsed;
         }
     };
-    for doc in &docs {
-        report.warnings.extend(
-            super::lint::lint(doc)
+    parsed.documents = docs
+        .iter()
+        .map(|doc| ParsedDocument {
+            warnings: super::lint::lint(doc)
                 .into_iter()
-                .map(|d| RuleProblem::from_diagnostic(file, d)),
-        );
-        let document = parse_document(doc, limits).and_then(|d| {
-            let id = match &d {
-                Document::Rule(r) => Some(&r.meta.id),
-                Document::Correlation(c) => Some(&c.meta.id),
-                Document::AnomalyJob(j) => Some(&j.rule.meta.id),
-                Document::Filter(_) => None,
-            };
-            match id {
-                Some(id) => report.claim_id(id, doc, file).map(|()| d),
-                None => Ok(d),
-            }
-        });
-        let file = file.to_path_buf();
-        match document {
-            Ok(Document::Rule(rule)) => report.rules.push(LoadedRule { rule: *rule, file }),
-            Ok(Document::Filter(filter)) => report.filters.push(LoadedFilter {
-                filter: *filter,
-                file,
-            }),
-            Ok(Document::Correlation(correlation)) => report.correlations.push(LoadedCorrelation {
-                correlation: *correlation,
-                file,
-            }),
-            Ok(Document::AnomalyJob(job)) => report
-                .anomaly_jobs
-                .push(LoadedAnomalyJob { job: *job, file }),
-            Err(diags) => {
-                report.rejected_documents += 1;
-                report.problems.extend(
-                    diags
-                        .into_iter()
-                        .map(|d| RuleProblem::from_diagnostic(&file, d)),
-                )
-            }
-        }
-    }
+                .map(|d| RuleProblem::from_diagnostic(file, d))
+                .collect(),
+            document: parse_document(doc, limits),
+            id_site: doc.get("id").map_or((doc.pos, false), |n| (n.pos, true)),
+        })
+        .collect();
+    parsed
 }
 
 impl LoadReport {
+    /// Merges a parsed file: claims its ids and files its documents.
+    fn add(&mut self, parsed: ParsedFile) {
+        let ParsedFile {
+            file,
+            syntax,
+            documents,
+        } = parsed;
+        if let Some(problem) = syntax {
+            self.problems.push(problem);
+            self.rejected_documents += 1;
+            return;
+        }
+        for ParsedDocument {
+            warnings,
+            document,
+            id_site,
+        } in documents
+        {
+            self.warnings.extend(warnings);
+            let document = document.and_then(|d| {
+                let id = match &d {
+                    Document::Rule(r) => Some(&r.meta.id),
+                    Document::Correlation(c) => Some(&c.meta.id),
+                    Document::AnomalyJob(j) => Some(&j.rule.meta.id),
+                    Document::Filter(_) => None,
+                };
+                match id {
+                    Some(id) => self.claim_id(id, id_site, &file).map(|()| d),
+                    None => Ok(d),
+                }
+            });
+            let file = file.clone();
+            match document {
+                Ok(Document::Rule(rule)) => self.rules.push(LoadedRule { rule: *rule, file }),
+                Ok(Document::Filter(filter)) => self.filters.push(LoadedFilter {
+                    filter: *filter,
+                    file,
+                }),
+                Ok(Document::Correlation(correlation)) => {
+                    self.correlations.push(LoadedCorrelation {
+                        correlation: *correlation,
+                        file,
+                    })
+                }
+                Ok(Document::AnomalyJob(job)) => {
+                    self.anomaly_jobs.push(LoadedAnomalyJob { job: *job, file })
+                }
+                Err(diags) => {
+                    self.rejected_documents += 1;
+                    self.problems.extend(
+                        diags
+                            .into_iter()
+                            .map(|d| RuleProblem::from_diagnostic(&file, d)),
+                    )
+                }
+            }
+        }
+    }
+
     /// Records where `id` is defined, or says where it already was.
-    fn claim_id(&mut self, id: &str, doc: &Node, file: &Path) -> Result<(), Vec<Diagnostic>> {
-        let pos = doc.get("id").map_or(doc.pos, |n| n.pos);
+    fn claim_id(
+        &mut self,
+        id: &str,
+        (pos, explicit): (Pos, bool),
+        file: &Path,
+    ) -> Result<(), Vec<Diagnostic>> {
         match self.ids.get(id) {
             Some((first_file, first_pos)) => Err(vec![Diagnostic::new(
                 pos,
                 format!(
                     "duplicate rule id `{id}`, first defined at {}:{first_pos}; alert ids derive from it, so this rule is not loaded{}",
                     first_file.display(),
-                    if doc.get("id").is_none() {
-                        " (a rule without `id` gets one from its title: give it an id)"
-                    } else {
+                    if explicit {
                         ""
+                    } else {
+                        " (a rule without `id` gets one from its title: give it an id)"
                     }
                 ),
             )]),

@@ -83,6 +83,8 @@ pub(super) fn string_preds(
             });
         }
     }
+    // Kept for the rule set's life: no growth slack.
+    out.shrink_to_fit();
     Ok(out)
 }
 

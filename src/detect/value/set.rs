@@ -39,7 +39,7 @@ impl ValueSet {
             return None;
         }
         Some(ValueSet {
-            literals: Literals::new(&distinct, Speed::Compact)?,
+            literals: Literals::new(&distinct, Speed::Compact),
             full: u128::MAX >> (128 - distinct.len().min(128)),
             covered,
         })
