@@ -1,6 +1,7 @@
 //! Alerts: the record SOC tooling consumes, its text line, and its triage SLA.
 
 mod config;
+mod evidence;
 pub(crate) mod line;
 pub(crate) mod sla;
 pub(crate) mod suppress;
@@ -9,11 +10,11 @@ use crate::event::{Event, Origin};
 use crate::sigma::rule::SigmaRuleMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 pub use crate::vocab::{AlertType, Severity};
 pub use config::AlertConfig;
+pub use evidence::Evidence;
 pub use sla::{Sla, SlaConfig, SlaPolicy};
 pub use suppress::{SuppressionConfig, SuppressionPolicy};
 
@@ -62,8 +63,9 @@ pub struct Alert {
     pub event_time: DateTime<Utc>,
     /// When tocsin matched it; the SLA clock starts here.
     pub detected_at: DateTime<Utc>,
-    /// The original event: the JSON object, or `{raw, fields}` for text.
-    pub event: Value,
+    /// The original event as it arrived (a JSON object), `{raw, fields}`
+    /// for text, or what the producer measured.
+    pub event: Evidence,
     /// Where the event was read: file and line, or Kafka topic, partition and offset.
     pub source: Origin,
     /// The group this alert is about: a correlation's group-by values, or,
@@ -133,7 +135,7 @@ pub struct Draft {
     /// When it was detected; the SLA clock starts here.
     pub detected_at: DateTime<Utc>,
     /// The evidence: the original event, or what the producer measured.
-    pub event: Value,
+    pub event: Evidence,
     /// Where the evidence was read; the alert's `source`.
     pub source: Origin,
     /// The group the alert is about (correlation group-by values, suppression `by`
@@ -250,13 +252,11 @@ impl AlertBuilder {
 /// parsed sshd lines and the endpoint of collector-shipped Windows events.
 pub const SUPPRESSION_DEFAULT_FIELDS: &[&str] = &["user", "src_ip", "Hostname"];
 
-/// UUID v5 over rule id and event content.
-pub fn alert_id(rule_id: &str, event: &Event) -> String {
-    let mut key = String::with_capacity(rule_id.len() + 256);
-    key.push_str(rule_id);
-    key.push('\n');
-    key.push_str(&event.fingerprint_text());
-    crate::vocab::id::stable_id(&key)
+/// UUID v5 over rule id and event content (`fingerprint`, from
+/// [`Event::fingerprint_text`], taken once per event however many rules
+/// match it).
+pub fn alert_id(rule_id: &str, fingerprint: &str) -> String {
+    crate::vocab::id::stable_id_of(&[rule_id.as_bytes(), b"\n", fingerprint.as_bytes()])
 }
 
 /// ATT&CK technique ids from Sigma tags (`attack.t1110.001` -> `T1110.001`).

@@ -237,7 +237,7 @@ mod tests {
             },
             event_time: t,
             detected_at: t,
-            event: serde_json::json!({}),
+            event: serde_json::json!({}).into(),
             source: Origin {
                 source: "t".into(),
                 position: Position::Line { line: 1 },

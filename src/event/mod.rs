@@ -152,7 +152,7 @@ impl Event {
             Original::Text(t) => t.clone(),
             // Compact form, so the id does not depend on the sender's spacing.
             Original::JsonText(_) => self.original_json().to_string(),
-            Original::SameAsFields => Value::Object(self.fields.clone()).to_string(),
+            Original::SameAsFields => serde_json::to_string(&self.fields).unwrap_or_default(),
         }
     }
 }

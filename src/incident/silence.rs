@@ -3,7 +3,7 @@
 //! longest expected silence; past it an alert is raised, and when events
 //! come back a recovery record follows.
 
-use crate::alert::{Draft, RuleRef};
+use crate::alert::{Draft, Evidence, RuleRef};
 use crate::event::{Event, Origin, Position};
 use crate::vocab::id::stable_id;
 use crate::vocab::{AlertType, Severity, Span};
@@ -337,14 +337,14 @@ impl Watch {
             text,
             event_time: last_event.unwrap_or(since),
             detected_at,
-            event: serde_json::json!({
+            event: Evidence::from(serde_json::json!({
                 "silence": {
                     "source": self.name,
                     "last_event": last_event,
                     "silent_since": since,
                     "max_silence_seconds": self.max_silence.as_secs(),
                 }
-            }),
+            })),
             source: Origin {
                 source: "tocsin".into(),
                 position: Position::Line { line: 0 },

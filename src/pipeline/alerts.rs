@@ -2,11 +2,11 @@
 //! an anomaly. Each producer tells what it found (its text, evidence and
 //! id); the alert builder adds the link, the SLA and the line.
 
-use crate::alert::{Alert, AlertBuilder, Draft, RuleRef};
+use crate::alert::{Alert, AlertBuilder, Draft, Evidence, RuleRef};
 use crate::anomaly::{Anomaly, AnomalyJob};
 use crate::correlate::{CompiledCorrelation, Firing};
 use crate::detect::CompiledRule;
-use crate::event::Event;
+use crate::event::{Event, Original};
 use crate::sigma::SigmaRuleMeta;
 use crate::vocab::{AlertType, Severity};
 use chrono::{DateTime, Utc};
@@ -25,13 +25,28 @@ fn at_rule_level(
         .then(|| builder.build(draft(severity, RuleRef::from_meta(meta, severity))))
 }
 
-/// The alert for `rule` matching `event` (`id` from [`crate::alert::alert_id`]),
-/// or `None` when the rule's level does not alert.
+/// An event's evidence for its alerts: the JSON text it arrived as where
+/// there is one (`line` is the record the event was parsed from), else
+/// its fields (with the raw line, for text formats).
+pub(crate) fn evidence_of(event: &Event, line: &str) -> Evidence {
+    let as_arrived = match &event.original {
+        Original::SameAsFields => Evidence::from_json_text(line),
+        Original::JsonText(text) => Evidence::from_json_text(text),
+        Original::Text(_) => None,
+    };
+    as_arrived.unwrap_or_else(|| match &event.original {
+        Original::SameAsFields => Evidence::of(&event.fields),
+        _ => Evidence::of(&event.original_json()),
+    })
+}
+
+/// The alert for `rule` matching `event` (`id` from [`crate::alert::alert_id`],
+/// `evidence` from [`evidence_of`]), or `None` when the rule's level does not alert.
 pub(crate) fn rule_match(
     builder: &AlertBuilder,
     rule: &CompiledRule,
     event: &Event,
-    id: String,
+    (id, evidence): (String, Evidence),
     detected_at: DateTime<Utc>,
 ) -> Option<Alert> {
     let meta = &rule.rule.meta;
@@ -50,7 +65,7 @@ pub(crate) fn rule_match(
             },
             event_time: event.time,
             detected_at,
-            event: event.original_json(),
+            event: evidence,
             source: event.origin.clone(),
             group: builder.group_of(meta, event),
             resolves: None,
@@ -75,7 +90,7 @@ pub(crate) fn correlation(
         text: describe::alert_text(corr, firing),
         event_time: firing.last,
         detected_at,
-        event: describe::evidence(corr, firing),
+        event: describe::evidence(corr, firing).into(),
         source: firing.origin.clone(),
         group: Some(firing.group.iter().cloned().collect()),
         resolves: None,
@@ -100,7 +115,7 @@ pub(crate) fn anomaly(
         text: describe::alert_text(job, anomaly),
         event_time: anomaly.bucket_end,
         detected_at,
-        event: describe::evidence(job, anomaly),
+        event: describe::evidence(job, anomaly).into(),
         source: describe::source(job, anomaly),
         group: Some(anomaly.entity.iter().cloned().collect()),
         resolves: None,

@@ -316,6 +316,10 @@ impl Processor {
             return Counted::Event;
         }
         let detected_at = self.clock.detected_at(event.time);
+        // Alert ids hash the event's content, and alerts carry it as it
+        // arrived: both taken once, for all its matches.
+        let mut fingerprint = None;
+        let mut evidence = None;
         for &i in &self.matched {
             // An anomaly job's detection feeds the job, never an alert.
             if self.anomalies.owns(i) {
@@ -336,9 +340,10 @@ impl Processor {
                     ])
                     .inc();
             }
-            let evidence = crate::alert::alert_id(&rule.rule.meta.id, &event);
+            let fingerprint = fingerprint.get_or_insert_with(|| event.fingerprint_text());
+            let id = crate::alert::alert_id(&rule.rule.meta.id, fingerprint);
             self.correlations
-                .observations(i, &event, &evidence, &mut self.observations);
+                .observations(i, &event, &id, &mut self.observations);
             out.extend(
                 self.observations
                     .drain(..)
@@ -348,8 +353,11 @@ impl Processor {
             if self.correlations.is_silenced(i) {
                 continue;
             }
+            let evidence = evidence
+                .get_or_insert_with(|| super::alerts::evidence_of(&event, text))
+                .clone();
             if let Some(alert) =
-                super::alerts::rule_match(&self.alerts, rule, &event, evidence, detected_at)
+                super::alerts::rule_match(&self.alerts, rule, &event, (id, evidence), detected_at)
             {
                 out.push(Output::Alert(Box::new(alert)));
             }

@@ -1,7 +1,7 @@
 //! What a sink needs of a record: its line, its JSON, its Kafka key and
 //! headers. Alerts and escalations are both [`Outgoing`].
 
-use crate::alert::Alert;
+use crate::alert::{Alert, Evidence};
 use crate::incident::escalation::Escalation;
 use crate::pipeline::dead_letter::Whole;
 use crate::vocab::Severity;
@@ -86,14 +86,14 @@ impl Outgoing for Alert {
     fn shrunk_json(&self, whole: &Whole) -> Option<Vec<u8>> {
         let event = self.event.to_string();
         let shrunk = Alert {
-            event: serde_json::json!({
+            event: Evidence::from(serde_json::json!({
                 "cut": {
                     "alert_bytes": whole.bytes,
                     "alert_sha256": whole.sha256,
                     "event_bytes": event.len(),
                     "event_prefix": crate::vocab::text::shorten(&event, EVENT_PREFIX_CHARS),
                 }
-            }),
+            })),
             ..self.clone()
         };
         serde_json::to_vec(&shrunk).ok()
