@@ -47,6 +47,35 @@ const MAX_SETS: usize = 3;
 /// most selective side alone is kept.
 const MAX_CONJUNCTS: usize = 16;
 
+/// Longest literal the index searches for. A longer one is cut to a part
+/// of this length it implies (an index hit only makes its rule a
+/// candidate; the rule's own matcher decides). Command-line literals of
+/// fifty bytes and more made one field's automaton hundreds of kilobytes of
+/// trie, about a third of a second to build on the first event that reads
+/// the field; cut, the trie is a fraction of that and still selective.
+const INDEXED_LITERAL_BYTES: usize = 24;
+
+/// The part of `literal` (anchored as `anchor`) the index searches for:
+/// itself, or for a long one its beginning (for a prefix or a whole value)
+/// or its end (for a suffix, or a literal that may occur anywhere: the end
+/// of a path or a command line tells more than its start).
+fn indexed_part(anchor: Anchor, literal: &str) -> (Anchor, String) {
+    if literal.len() <= INDEXED_LITERAL_BYTES {
+        return (anchor, literal.to_string());
+    }
+    let head = (0..=INDEXED_LITERAL_BYTES)
+        .rev()
+        .find(|&i| literal.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail = (literal.len() - INDEXED_LITERAL_BYTES..literal.len())
+        .find(|&i| literal.is_char_boundary(i))
+        .unwrap_or(literal.len());
+    match anchor {
+        Anchor::Start | Anchor::Whole => (Anchor::Start, literal[..head].to_string()),
+        Anchor::End | Anchor::Anywhere => (anchor, literal[tail..].to_string()),
+    }
+}
+
 /// A hit's meaning: set `bit` of conjunct `conjunct` is satisfied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
@@ -233,7 +262,7 @@ impl RuleIndex {
                                 Anchor::Anywhere,
                             ),
                         };
-                        let key = (anchor, literal.to_ascii_lowercase());
+                        let key = indexed_part(anchor, &literal.to_ascii_lowercase());
                         let slots = needles.entry(key).or_default();
                         if slots.last() != Some(&slot) {
                             slots.push(slot);
@@ -604,6 +633,30 @@ fn program_requirement(p: &Program, rule: &CompiledRule) -> Option<Requirement> 
 mod tests {
     use super::*;
     use Anchor::{Anywhere, End};
+
+    proptest::proptest! {
+        /// The index may search a part of a literal, never something the
+        /// literal does not imply: wherever the literal holds, its part does.
+        #[test]
+        fn an_indexed_part_holds_wherever_its_literal_does(
+            anchor in 0..4usize,
+            literal in "[a-cé\\\\ ]{1,40}",
+            before in "[a-c ]{0,8}",
+            after in "[a-c ]{0,8}",
+        ) {
+            let anchor = [Anchor::Anywhere, Anchor::Start, Anchor::End, Anchor::Whole][anchor];
+            let (part_anchor, part) = indexed_part(anchor, &literal);
+            proptest::prop_assert!(part.len() <= INDEXED_LITERAL_BYTES);
+            let text = match anchor {
+                Anchor::Anywhere => format!("{before}{literal}{after}"),
+                Anchor::Start => format!("{literal}{after}"),
+                Anchor::End => format!("{before}{literal}"),
+                Anchor::Whole => literal.clone(),
+            };
+            proptest::prop_assert!(anchor.holds(&text, &literal));
+            proptest::prop_assert!(part_anchor.holds(&text, &part), "{part:?} ({part_anchor:?}) in {text:?}");
+        }
+    }
 
     /// A literal set whose hits are reported as the needle's position in `needles`.
     fn literal_set(id: u32, needles: &[(Anchor, &str)]) -> LiteralSet {

@@ -189,11 +189,11 @@ fn filters_naming_unknown_rules_or_other_logsources_are_reported() {
 
 #[test]
 fn source_tags_admit_events_no_mapping_entry_covers() {
-    let e = engine("title: zeek\nlogsource: {product: zeek, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
+    let e = engine("title: acme dns\nlogsource: {product: acme, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
     let ev = event(json!({"query": "x.evil"}), InputFormat::Json);
     assert!(fired(&e, &ev).is_empty());
     let tags = vec![
-        ("product".to_string(), "zeek".to_string()),
+        ("product".to_string(), "acme".to_string()),
         ("service".to_string(), "dns".to_string()),
     ];
     let mut out = Vec::new();
@@ -252,9 +252,9 @@ detection:
 /// must follow the source tags, the routing fields and the engine.
 #[test]
 fn remembered_routing_follows_tags_fields_and_engine() {
-    let zeek = engine("title: zeek\nlogsource: {product: zeek, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
+    let acme = engine("title: acme dns\nlogsource: {product: acme, service: dns}\ndetection:\n  sel: {query|endswith: '.evil'}\n  condition: sel\n");
     let tags = vec![
-        ("product".to_string(), "zeek".to_string()),
+        ("product".to_string(), "acme".to_string()),
         ("service".to_string(), "dns".to_string()),
     ];
     let dns = event(json!({"query": "x.evil"}), InputFormat::Json);
@@ -264,9 +264,9 @@ fn remembered_routing_follows_tags_fields_and_engine() {
         e.evaluate(ev, tags, &mut scratch, &mut out);
         out.len()
     };
-    assert_eq!(run(&zeek, &dns, &[]), 0);
-    assert_eq!(run(&zeek, &dns, &tags), 1, "tags are part of the key");
-    assert_eq!(run(&zeek, &dns, &[]), 0);
+    assert_eq!(run(&acme, &dns, &[]), 0);
+    assert_eq!(run(&acme, &dns, &tags), 1, "tags are part of the key");
+    assert_eq!(run(&acme, &dns, &[]), 0);
 
     let win = engine(RULES);
     let proc = |channel: &str, id: u64| {
