@@ -250,6 +250,22 @@ impl StrPattern {
         (!self.cased && n.ascii && !n.text.is_empty()).then_some((anchor, n.text.as_str()))
     }
 
+    /// Whether only a text with a non-ASCII character can match: the
+    /// pattern's literal part has one (a Cyrillic lookalike, an emoji).
+    /// Folding never turns a non-ASCII needle ASCII, since needles are
+    /// stored folded, so an ASCII text is decided without a comparison.
+    pub(crate) fn needs_non_ascii(&self) -> bool {
+        match &self.shape {
+            Shape::Exact(n) | Shape::Prefix(n) | Shape::Suffix(n) | Shape::Contains(n, _) => {
+                !n.ascii
+            }
+            Shape::Glob(toks) => toks
+                .iter()
+                .any(|t| matches!(t, GlobTok::Char(c) if !c.is_ascii())),
+            Shape::Any => false,
+        }
+    }
+
     /// The whole value when this pattern is an exact, case-insensitive string
     /// (the logsource router keys entries by it).
     pub(crate) fn exact_folded(&self) -> Option<&str> {

@@ -62,6 +62,14 @@ pub(super) enum ValuePred {
 
 impl ValuePred {
     /// Matches a field value; arrays match if any element does.
+    /// Whether only a text with a non-ASCII character can match.
+    pub(super) fn needs_non_ascii(&self) -> bool {
+        match self {
+            ValuePred::Str(p) | ValuePred::Number { text: p, .. } => p.needs_non_ascii(),
+            _ => false,
+        }
+    }
+
     pub(super) fn matches_value(&self, value: &Value, view: &EventView<'_>) -> bool {
         match value {
             Value::Array(items) => items.iter().any(|v| self.matches_value(v, view)),

@@ -47,6 +47,11 @@ enum ItemTest {
         negate: bool,
         /// The plain string values searched in one pass, when there are many.
         set: Option<Box<ValueSet>>,
+        /// `preds[..ascii_preds]` may match an ASCII text; the rest need a
+        /// non-ASCII character and are sorted last. Rules against lookalike
+        /// characters and emoji list hundreds of such values, and most
+        /// texts are ASCII: they are not compared one by one.
+        ascii_preds: usize,
     },
 }
 
@@ -225,6 +230,10 @@ impl ItemMatcher {
             string_preds(item, placeholders)?
         };
 
+        let mut preds = preds;
+        // Stable: the values keep their order within each part.
+        preds.sort_by_key(ValuePred::needs_non_ascii);
+        let ascii_preds = preds.iter().take_while(|p| !p.needs_non_ascii()).count();
         // Keyword items search every text of the event: no set for them.
         let set = match field {
             Some(_) => ValueSet::new(&preds, all).map(Box::new),
@@ -237,6 +246,7 @@ impl ItemMatcher {
                 all,
                 negate,
                 set,
+                ascii_preds,
             },
         })
     }
@@ -331,24 +341,31 @@ impl ItemMatcher {
                     all,
                     negate,
                     set,
+                    ascii_preds,
                 },
                 Some(field),
             ) => {
                 let Some(value) = view.get(field) else {
                     return false;
                 };
-                // Values the set decides are not compared one by one.
+                // Values the set decides are not compared one by one, nor
+                // values that need a non-ASCII character in an ASCII text.
                 let covered = |i: usize| set.as_ref().is_some_and(|s| s.covered[i]);
+                let compared = match value {
+                    Value::String(s) if s.is_ascii() => preds.get(..*ascii_preds).unwrap_or(preds),
+                    _ => preds,
+                };
                 let any = || {
                     set.as_ref().is_some_and(|s| s.any(value))
-                        || (preds.iter().enumerate())
+                        || (compared.iter().enumerate())
                             .any(|(i, p)| !covered(i) && p.matches_value(value, view))
                 };
                 if *negate {
                     return !value.is_null() && !any();
                 }
                 if *all {
-                    set.as_ref().is_none_or(|s| s.all(value))
+                    compared.len() == preds.len()
+                        && set.as_ref().is_none_or(|s| s.all(value))
                         && (preds.iter().enumerate())
                             .all(|(i, p)| covered(i) || p.matches_value(value, view))
                 } else {

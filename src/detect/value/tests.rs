@@ -56,8 +56,8 @@ fn long_value_lists_match_through_one_literal_set() {
     };
     assert_eq!(
         set.covered,
-        [true, true, true, false, false, true],
-        "globs and non-ASCII are compared alone"
+        [true, true, true, false, true, false],
+        "globs and non-ASCII (sorted last) are compared alone"
     );
     let img = |v: &str| check("ImageLoaded|endswith", dlls(), json!({ "ImageLoaded": v }));
     assert!(img("C:\\Temp\\VERSION.DLL"));
@@ -81,14 +81,58 @@ fn long_value_lists_match_through_one_literal_set() {
     assert!(!ctx("powershell -nop -w hidden -c x"));
 }
 
+#[test]
+fn values_that_need_a_non_ascii_character_are_not_compared_with_ascii_text() {
+    let lookalikes = || {
+        ["\u{0410}", "\u{0412}", "\u{0415}", "\u{041a}", "cmd"]
+            .map(s)
+            .to_vec()
+    };
+    let m = ItemMatcher::compile(
+        &item("CommandLine|contains", lookalikes()),
+        &Placeholders::new(),
+    )
+    .unwrap();
+    let ItemTest::Values {
+        preds, ascii_preds, ..
+    } = &m.test
+    else {
+        panic!("string values")
+    };
+    assert_eq!((preds.len(), *ascii_preds), (5, 1), "the ASCII value first");
+    let cmd = |v: &str| {
+        check(
+            "CommandLine|contains",
+            lookalikes(),
+            json!({ "CommandLine": v }),
+        )
+    };
+    assert!(cmd("CMD /c whoami"));
+    assert!(!cmd("powershell -c whoami"));
+    assert!(
+        cmd("p\u{0430}ypal.exe"),
+        "lower-case Cyrillic a, case-insensitively"
+    );
+    assert!(cmd("\u{041a}ey"));
+    let all = |v: &str| {
+        check(
+            "CommandLine|contains|all",
+            vec![s("\u{0410}"), s("x")],
+            json!({ "CommandLine": v }),
+        )
+    };
+    assert!(!all("x only"));
+    assert!(all("x and \u{0410}"));
+}
+
 proptest::proptest! {
     /// An item with many values decides exactly as its values one by one.
     #[test]
     fn value_lists_decide_as_their_values_one_by_one(
-        values in proptest::collection::vec("[ab*]{0,3}", 4..8),
+        values in proptest::collection::vec("[abä*]{0,3}", 4..8),
         modifier in 0..5usize,
         all in proptest::bool::ANY,
-        texts in proptest::collection::vec("[aAbB]{0,5}", 1..3),
+        texts in proptest::collection::vec("[aAbBäÄ]{0,5}", 1..3),
         number in proptest::bool::ANY,
     ) {
         let modifier = ["", "|contains", "|startswith", "|endswith", "|neq"][modifier];
@@ -102,9 +146,17 @@ proptest::proptest! {
         let fields = json!({ "f": field });
         let values: Vec<RuleValue> = values.iter().map(|v| s(v)).collect();
         let together = check(&key, values.clone(), fields.clone());
+        // Each value compared on its own, past every shortcut of the item
+        // (the literal set, the ASCII pre-check).
+        let e = event(fields.clone());
+        let view = EventView::new(&e, &[]);
         let single = |v: &RuleValue| {
             let plain = format!("f{}", if modifier == "|neq" { "" } else { modifier });
-            check(&plain, vec![v.clone()], fields.clone())
+            let m = ItemMatcher::compile(&item(&plain, vec![v.clone()]), &Placeholders::new()).unwrap();
+            let ItemTest::Values { preds, .. } = &m.test else {
+                unreachable!("string values")
+            };
+            e.get("f").is_some_and(|value| preds.iter().any(|p| p.matches_value(value, &view)))
         };
         let expected = if modifier == "|neq" {
             !values.iter().any(single)
