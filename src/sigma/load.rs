@@ -115,8 +115,9 @@ pub struct LoadReport {
 /// that cannot be read is a problem named by its own path; the rest loads.
 ///
 /// Files are read and parsed on every core (YAML scanning is most of the
-/// load), then merged in path order, so ids are claimed and problems listed
-/// exactly as a one-by-one load would.
+/// load), then merged in path order, so ids are claimed and the files'
+/// problems listed as a one-by-one load would (folders that cannot be read
+/// are listed first).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P], limits: &RuleLimits) -> LoadReport {
     use rayon::prelude::*;
     let mut report = LoadReport::default();
