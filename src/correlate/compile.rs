@@ -183,6 +183,26 @@ impl CorrelationSet {
         self.correlations.get(i)
     }
 
+    /// The id a correlation's matches are routed by between instances: the
+    /// outermost correlation of its chain, so that every link of a chain
+    /// (grouped by the same fields) sees a group on one owner.
+    pub fn route(&self, correlation: usize) -> Option<&str> {
+        let mut at = correlation;
+        // A chain is at most as long as the set; chains are acyclic (checked
+        // at build), the bound only keeps a bug from looping.
+        for _ in 0..self.correlations.len() {
+            match self
+                .by_correlation
+                .get(at)
+                .and_then(|c| c.iter().map(|(c, _)| *c).min())
+            {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        self.correlations.get(at).map(|c| c.rule.meta.id.as_str())
+    }
+
     /// Whether a detection rule's own matches are kept from alerting.
     pub fn is_silenced(&self, rule: usize) -> bool {
         self.silenced.contains(&rule)

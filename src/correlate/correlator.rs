@@ -46,7 +46,14 @@ pub struct Correlator {
     idle_timeout: std::time::Duration,
     /// The watermark windows were last closed at.
     closed_until: Option<DateTime<Utc>>,
+    /// Groups changed since the last [`Correlator::take_changes`], by
+    /// correlation id (ids survive a reload): kept only for a changelog.
+    changed: Option<std::collections::HashSet<(String, Vec<String>)>>,
 }
+
+/// A group as a changelog records it: its entries and the origin of its
+/// newest event, or `None` once the group is gone (fired, expired, evicted).
+pub(crate) type GroupChange = (String, Vec<String>, Option<(Vec<Entry>, Origin)>);
 
 impl Correlator {
     /// A correlator with no open windows, capped at [`DEFAULT_MAX_GROUPS`] groups.
@@ -71,7 +78,71 @@ impl Correlator {
             last_seen: HashMap::new(),
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             closed_until: None,
+            changed: None,
         }
+    }
+
+    /// Keeps track of which groups change, for [`Correlator::take_changes`].
+    pub(crate) fn tracking_changes(mut self) -> Self {
+        self.changed = Some(Default::default());
+        self
+    }
+
+    fn note_change(&mut self, c: usize, key: &[String]) {
+        if let Some(changed) = &mut self.changed {
+            if let Some(corr) = self.set.correlations.get(c) {
+                changed.insert((corr.rule.meta.id.clone(), key.to_vec()));
+            }
+        }
+    }
+
+    /// The groups changed since the last call, each with its state now.
+    pub(crate) fn take_changes(&mut self) -> Vec<GroupChange> {
+        let Some(changed) = self.changed.as_mut() else {
+            return Vec::new();
+        };
+        let changed = std::mem::take(changed);
+        let mut out: Vec<GroupChange> = changed
+            .into_iter()
+            .map(|(id, key)| {
+                let state = self
+                    .set
+                    .correlations
+                    .iter()
+                    .position(|c| c.rule.meta.id == id)
+                    .and_then(|c| self.groups.get(&(c, key.clone())))
+                    .map(|(window, origin)| (window.entries().cloned().collect(), origin.clone()));
+                (id, key, state)
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// Takes over one group's entries (from a changelog); false when its
+    /// correlation is no longer loaded or it has no entries.
+    pub(crate) fn restore_group(
+        &mut self,
+        correlation: &str,
+        key: Vec<String>,
+        entries: Vec<Entry>,
+        origin: Origin,
+    ) -> bool {
+        let Some(c) = self
+            .set
+            .correlations
+            .iter()
+            .position(|corr| corr.rule.meta.id == correlation)
+        else {
+            return false;
+        };
+        let window = Window::from_entries(entries);
+        let Some(expiry) = self.expiry_of(c, &window) else {
+            return false;
+        };
+        self.expiries.push(Reverse((expiry, c, key.clone())));
+        self.groups.insert((c, key), (window, origin));
+        true
     }
 
     /// How long (wall time) a source may be silent before the watermark stops
@@ -191,7 +262,10 @@ impl Correlator {
                     self.groups.insert((new, key), value);
                     kept += 1;
                 }
-                None => dropped += 1,
+                None => {
+                    self.note_change(c, &key);
+                    dropped += 1;
+                }
             }
         }
         self.set = set;
@@ -329,6 +403,7 @@ impl Correlator {
             return;
         };
         let key = (obs.correlation, obs.group);
+        self.note_change(key.0, &key.1);
         let latest_value = obs.entry.value.clone();
         let is_new = !self.groups.contains_key(&key);
         let (window, origin) = self
@@ -369,6 +444,7 @@ impl Correlator {
         let Some((window, origin)) = self.groups.remove(&key) else {
             return;
         };
+        self.note_change(key.0, &key.1);
         let corr = &self.set.correlations[key.0];
         let (Some(first), Some(last)) = (window.first_time(), window.last_time()) else {
             return;
@@ -433,6 +509,7 @@ impl Correlator {
                 continue;
             }
             if self.groups.remove(&key).is_some() {
+                self.note_change(key.0, &key.1);
                 self.evictions += 1;
                 if self.evictions % 10_000 == 1 {
                     tracing::warn!(
@@ -456,6 +533,10 @@ impl Correlator {
             }
             self.expiries.pop();
             let key = (c, group);
+            if !self.groups.contains_key(&key) {
+                continue;
+            }
+            self.note_change(c, &key.1);
             let Some((window, _)) = self.groups.get(&key) else {
                 continue;
             };

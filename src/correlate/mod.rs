@@ -27,6 +27,7 @@ mod compile;
 pub(crate) mod config;
 mod correlator;
 pub(crate) mod describe;
+pub mod exchange;
 mod reorder;
 pub(crate) mod snapshot;
 mod source_times;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Two base rules on a generic JSON source: `a` (action: a) and `b` (action: b).
 const BASE: &str = "title: A\nid: rule-a\nname: rule_a\nlogsource: {product: test}\ndetection:\n  s: {action: a}\n  condition: s\n---\ntitle: B\nid: rule-b\nname: rule_b\nlogsource: {product: test}\ndetection:\n  s: {action: b}\n  condition: s\n";
 
-fn setup(correlations: &str) -> (Engine, Arc<CorrelationSet>, Vec<RuleProblem>) {
+pub(super) fn setup(correlations: &str) -> (Engine, Arc<CorrelationSet>, Vec<RuleProblem>) {
     let (engine, problems, report) = compile_text(&format!("{BASE}---\n{correlations}"));
     assert!(problems.is_empty(), "{problems:?}");
     let (set, problems) = CorrelationSet::build(report.correlations, &engine);
