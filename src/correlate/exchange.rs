@@ -6,8 +6,8 @@
 //! changelog, from which the next owner of the partition restores it.
 //!
 //! This file is the part without Kafka: the records, and the state of one
-//! repartition partition ([`PartitionOwner`]). The pipeline moves the
-//! records (pipeline/exchange.rs).
+//! repartition partition ([`PartitionOwner`]). The pipeline side that moves
+//! the records is not built yet (docs/correlation.md, "Scaling out").
 //!
 //! Why event-time order: `gt`/`gte` correlations fire as soon as they hold
 //! and start over, so which matches make one firing depends on the order
