@@ -127,6 +127,9 @@ pub enum ConfigError {
     /// `delivery.mode = "exactly-once"` without a Kafka source.
     #[error("configuration: delivery.mode = \"exactly-once\" needs Kafka sources")]
     ExactlyOnceWithoutKafka,
+    /// Only one of the two scale-out topics, or scale-out without Kafka sources.
+    #[error("configuration: correlation.repartition_topic and correlation.changelog_topic go together, with Kafka sources")]
+    Repartition,
 }
 
 // The inner errors' messages are the variants' own: not also their
@@ -384,6 +387,12 @@ impl Config {
         }
         if self.delivery.mode == DeliveryMode::ExactlyOnce && !self.reads_kafka() {
             return Err(ConfigError::ExactlyOnceWithoutKafka);
+        }
+        let c = &self.correlation;
+        match (&c.repartition_topic, &c.changelog_topic) {
+            (None, None) => {}
+            (Some(_), Some(_)) if self.reads_kafka() => {}
+            _ => return Err(ConfigError::Repartition),
         }
         Ok(())
     }

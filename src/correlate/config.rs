@@ -28,6 +28,14 @@ pub struct CorrelationConfig {
     /// A source silent this long (wall time) stops holding back the
     /// watermark that decides when windows are final.
     pub idle_source_timeout: Span,
+    /// Scale-out across instances (Kafka sources only): matches feeding a
+    /// correlation go to this topic keyed by (correlation, group), and the
+    /// instance that owns a partition of it runs those groups. Set together
+    /// with `changelog_topic`; both need the same number of partitions.
+    pub repartition_topic: Option<String>,
+    /// The compacted topic the owners keep their groups in, one record per
+    /// key, partition for partition with `repartition_topic`.
+    pub changelog_topic: Option<String>,
 }
 
 impl Default for CorrelationConfig {
@@ -39,6 +47,8 @@ impl Default for CorrelationConfig {
             state_topic: None,
             state_key: None,
             idle_source_timeout: Span::from_std(super::DEFAULT_IDLE_TIMEOUT),
+            repartition_topic: None,
+            changelog_topic: None,
         }
     }
 }

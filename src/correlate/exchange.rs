@@ -22,8 +22,9 @@
 //! sent to every repartition partition after the matches it covers). The
 //! owner releases matches up to the slowest input's time minus the allowed
 //! lateness; an input silent for the idle timeout stops holding it back,
-//! and an input never heard from holds it back only for the idle timeout
-//! after the owner started.
+//! and an input never heard from holds it back for the idle timeout after
+//! records began to arrive (as Kafka Streams' `max.task.idle.ms`: an empty
+//! partition must not block the others for ever).
 //!
 //! Replays: after a crash, matches are produced again (detection restarts
 //! from its last committed offset) and read again (the owner's offsets
@@ -139,7 +140,9 @@ pub struct PartitionOwner {
     released: Option<DateTime<Utc>>,
     /// Per group restored from the changelog: applied up to this time.
     applied: HashMap<(String, Vec<String>), DateTime<Utc>>,
-    started: Instant,
+    /// When records began to arrive (after start or restore): inputs not
+    /// heard from hold the watermark back for the idle timeout from then.
+    started: Option<Instant>,
     lateness: Span,
     idle_timeout: Duration,
     /// Changelog bookkeeping since the last flush.
@@ -163,7 +166,7 @@ impl PartitionOwner {
             expected_inputs: 0,
             released: None,
             applied: HashMap::new(),
-            started: Instant::now(),
+            started: None,
             lateness,
             idle_timeout,
             pending_added: HashSet::new(),
@@ -191,6 +194,7 @@ impl PartitionOwner {
 
     /// Takes one record; returns what fired.
     pub fn offer(&mut self, record: Exchanged, now: Instant) -> Vec<Firing> {
+        self.started.get_or_insert(now);
         match record {
             Exchanged::Match(m) => self.add(m),
             Exchanged::Progress {
@@ -277,7 +281,9 @@ impl PartitionOwner {
     /// minus the allowed lateness. `None` while an input may still be
     /// unheard of. When every input is idle, all of it.
     fn watermark(&self, now: Instant) -> Option<DateTime<Utc>> {
-        let young = now.duration_since(self.started) <= self.idle_timeout;
+        let young = self
+            .started
+            .is_none_or(|started| now.duration_since(started) <= self.idle_timeout);
         if young && (self.inputs.len() as u64) < u64::from(self.expected_inputs) {
             return None;
         }
@@ -387,7 +393,7 @@ impl PartitionOwner {
         for (key, payload) in records {
             latest.insert(key, payload);
         }
-        self.started = now;
+        self.started = Some(now);
         for (key, payload) in latest {
             let Some(payload) = payload else { continue };
             if !self.restore_one(key, payload, now) {

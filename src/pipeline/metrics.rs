@@ -57,6 +57,9 @@ pub struct Metrics {
     /// `tocsin_kafka_commit_latency_seconds`: time to commit offsets, or the transaction in
     /// exactly-once mode.
     pub kafka_commit_latency: Histogram,
+    /// `tocsin_correlation_restore_seconds`: time to restore a repartition
+    /// partition's correlation state from its changelog (scale-out).
+    pub correlation_restore_seconds: Histogram,
     /// `tocsin_kafka_commits_total`: offset or transaction commits, per result (`ok`, `error`).
     pub kafka_commits: IntCounterVec,
     /// `tocsin_kafka_produce_errors_total`: records the broker did not acknowledge, per topic.
@@ -234,6 +237,16 @@ impl Metrics {
             ]),
         )?;
         registry.register(Box::new(kafka_commit_latency.clone()))?;
+        let correlation_restore_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "correlation_restore_seconds",
+                "Time to restore a repartition partition's correlation state from its changelog.",
+            )
+            .buckets(vec![
+                0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        registry.register(Box::new(correlation_restore_seconds.clone()))?;
         let kafka_commits = counter(
             "kafka_commits_total",
             "Offset (or transaction) commits, by result (ok, error).",
@@ -415,6 +428,7 @@ impl Metrics {
             in_flight_events,
             kafka_consumer_lag,
             kafka_commit_latency,
+            correlation_restore_seconds,
             kafka_commits,
             kafka_produce_errors,
         })

@@ -24,6 +24,7 @@ pub(crate) mod anomaly_stage;
 mod bearer;
 pub mod config;
 pub mod dead_letter;
+mod exchange;
 pub mod health;
 pub mod http;
 pub(crate) mod incident_stage;
@@ -311,6 +312,15 @@ impl Pipeline {
                 )?)
             }
         };
+        let exchange = match self.exchange_stage(&inputs, &producer, &consumer).await {
+            Ok(exchange) => exchange,
+            Err(e) => {
+                if let Some(consumer) = consumer {
+                    let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
+                }
+                return Err(e);
+            }
+        };
         let source_tasks = self.start_sources(&mut inputs, consumer.as_ref(), &feed_tx, &shutdown);
         drop(feed_tx);
         let rules = self.rules.load();
@@ -356,6 +366,7 @@ impl Pipeline {
                 crate::correlate::Reorder::new(limit, self.correlation.allowed_lateness.as_std())
             }),
             late_logged: (0, None),
+            exchange,
             #[cfg(debug_assertions)]
             panic_marker: std::env::var("TOCSIN_TEST_WRITER_PANIC_ON")
                 .ok()
@@ -521,7 +532,89 @@ impl Pipeline {
                 watches,
             });
         }
+        // Scale-out: the repartition topic is read like an input, in the
+        // same group, so its offsets move with the same checkpoints.
+        if let Some(topic) = self.exchange_topic(&inputs) {
+            inputs.topics.insert(topic.clone(), inputs.contexts.len());
+            inputs.contexts.push(SourceContext {
+                name: topic,
+                parser: Parser::new(
+                    crate::event::InputFormat::Json,
+                    crate::event::TimeOptions::default(),
+                ),
+                tags: Vec::new(),
+                records: sources::RecordKind::Matches,
+                watches: Default::default(),
+            });
+        }
         Ok(inputs)
+    }
+
+    /// The repartition topic, when scale-out is configured and the
+    /// pipeline reads Kafka topics.
+    fn exchange_topic(&self, inputs: &Inputs) -> Option<String> {
+        let c = &self.correlation;
+        c.changelog_topic.as_ref()?;
+        c.repartition_topic
+            .clone()
+            .filter(|_| !inputs.topics.is_empty())
+    }
+
+    /// Scale-out's writer side, after checking its topics.
+    async fn exchange_stage(
+        &self,
+        inputs: &Inputs,
+        producer: &Option<Arc<KafkaProducer>>,
+        consumer: &Option<Arc<KafkaConsumer>>,
+    ) -> Result<Option<exchange::ExchangeStage>, PipelineError> {
+        let (Some(repartition), Some(changelog), Some(producer), Some(consumer)) = (
+            self.exchange_topic(inputs),
+            self.correlation.changelog_topic.clone(),
+            producer,
+            consumer,
+        ) else {
+            return Ok(None);
+        };
+        let input_topics: Vec<String> = inputs
+            .topics
+            .keys()
+            .filter(|t| **t != repartition)
+            .cloned()
+            .collect();
+        let properties = self.kafka.properties.clone();
+        let topics = tokio::task::spawn_blocking(move || {
+            exchange::check_topics(&properties, &repartition, &changelog, &input_topics)
+        })
+        .await
+        .map_err(|e| PipelineError::Stage(format!("checking the scale-out topics: {e}")))??;
+        tracing::info!(
+            repartition = %topics.repartition,
+            changelog = %topics.changelog,
+            partitions = topics.partitions,
+            inputs = topics.inputs,
+            "correlation scales out over the repartition topic"
+        );
+        let c = &self.correlation;
+        Ok(Some(exchange::ExchangeStage {
+            topics,
+            producer: producer.clone(),
+            consumer: consumer.clone(),
+            properties: self.kafka.properties.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            metrics: self.metrics.clone(),
+            template: Correlator::with_max_groups(
+                self.rules.load().correlations.clone(),
+                c.max_groups,
+            )
+            .with_lateness(c.allowed_lateness.as_std())
+            .with_idle_timeout(c.idle_source_timeout.as_std()),
+            lateness: c.allowed_lateness,
+            idle_timeout: c.idle_source_timeout.as_std(),
+            owners: HashMap::new(),
+            input_times: HashMap::new(),
+            dropped_behind: 0,
+            warned_at: None,
+        }))
     }
 
     /// Every Kafka topic the pipeline reads or writes, sorted.
@@ -551,6 +644,8 @@ impl Pipeline {
             topics.push(topic.clone());
         }
         topics.extend(self.correlation.state_topic.clone());
+        topics.extend(self.correlation.repartition_topic.clone());
+        topics.extend(self.correlation.changelog_topic.clone());
         topics.extend(self.incident.as_ref().and_then(|i| i.state_topic.clone()));
         topics.sort();
         topics.dedup();
@@ -574,6 +669,7 @@ impl Pipeline {
         let needed = kafka.exactly_once
             || incident_kafka
             || self.correlation.state_topic.is_some()
+            || self.correlation.repartition_topic.is_some() && reads_kafka
             || self.sinks.iter().any(|s| s.kafka_topic().is_some())
             || matches!(self.dead_letter, DeadLetterConfig::Kafka { .. });
         if !needed {
@@ -799,6 +895,8 @@ impl Pipeline {
             key: c.state_key.clone().unwrap_or_default(),
         });
         let state = match (topic, &c.state_file, consumer, producer) {
+            // Scale-out keeps correlation state in the changelog instead.
+            _ if c.repartition_topic.is_some() && consumer.is_some() => StateStore::None,
             (Some(topic), _, Some(_), Some(p)) => StateStore::Topic(topic, p.clone()),
             (None, Some(path), Some(_), _) => StateStore::File(path.clone()),
             (None, None, Some(_), _) if !correlations.is_empty() => {

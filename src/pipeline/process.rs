@@ -38,6 +38,17 @@ pub struct SourceContext {
 /// The latest event time per silence watch index.
 pub(crate) type SeenTimes = Vec<(usize, chrono::DateTime<Utc>)>;
 
+/// What a batch's records said about event time.
+#[derive(Debug, Default)]
+pub struct TimeNotes {
+    /// The latest event time per silence watch.
+    pub(crate) seen: SeenTimes,
+    /// The latest event time of all.
+    pub latest: Option<chrono::DateTime<Utc>>,
+    /// The latest event time per input: (source, partition or -1, time).
+    pub by_input: Vec<(String, i32, chrono::DateTime<Utc>)>,
+}
+
 /// What processing a record produced.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -53,6 +64,8 @@ pub enum Output {
     Triage(Box<super::TriageInput>),
     /// An alert record read from a source, for the incident desk to track.
     Track(Box<Alert>),
+    /// A record of the repartition topic for the owner of its partition.
+    Exchanged(Box<(i32, crate::correlate::exchange::Exchanged)>),
 }
 
 /// Counts kept by the processor. Every record is exactly one of an
@@ -104,6 +117,10 @@ pub struct Processor {
     /// silence watch, and overall.
     seen: SeenTimes,
     latest: Option<chrono::DateTime<Utc>>,
+    /// Since the last [`Processor::take_notes`]: the newest event time per
+    /// input (topic and partition, or file), which scale-out sends on as
+    /// progress (`correlate::exchange`).
+    latest_by_input: Vec<(String, i32, chrono::DateTime<Utc>)>,
     /// The counts over all inputs.
     pub stats: ProcessStats,
     /// The same counts per input.
@@ -138,6 +155,7 @@ impl Processor {
             clock,
             seen: Vec::new(),
             latest: None,
+            latest_by_input: Vec::new(),
             stats: ProcessStats::default(),
             by_input: StatsByInput::new(),
             #[cfg(debug_assertions)]
@@ -275,6 +293,22 @@ impl Processor {
                     }
                 };
             }
+            super::sources::RecordKind::Matches => {
+                let partition = match record.origin.position {
+                    crate::event::Position::Offset { partition, .. } => partition,
+                    crate::event::Position::Line { .. } => 0,
+                };
+                return match serde_json::from_str(text) {
+                    Ok(exchanged) => {
+                        out.push(Output::Exchanged(Box::new((partition, exchanged))));
+                        Counted::Event
+                    }
+                    Err(e) => {
+                        self.dead_letter(format!("repartition record: {e}"), record, out);
+                        Counted::DeadLetter
+                    }
+                };
+            }
             super::sources::RecordKind::Alerts => {
                 return match serde_json::from_str::<Alert>(text) {
                     Ok(alert) => {
@@ -310,6 +344,7 @@ impl Processor {
             ctx.watches.observe(&event, &mut self.seen);
         }
         self.latest = Some(self.latest.map_or(event.time, |t| t.max(event.time)));
+        note_input_time(&mut self.latest_by_input, &event.origin, event.time);
         self.engine
             .evaluate(&event, &ctx.tags, &mut self.scratch, &mut self.matched);
         if self.matched.is_empty() {
@@ -375,9 +410,13 @@ impl Processor {
     }
 
     /// What the records since the last call said about time: the latest
-    /// event time per silence watch, and overall.
-    pub fn take_notes(&mut self) -> (SeenTimes, Option<chrono::DateTime<Utc>>) {
-        (std::mem::take(&mut self.seen), self.latest.take())
+    /// event time per silence watch, overall, and per input.
+    pub fn take_notes(&mut self) -> TimeNotes {
+        TimeNotes {
+            seen: std::mem::take(&mut self.seen),
+            latest: self.latest.take(),
+            by_input: std::mem::take(&mut self.latest_by_input),
+        }
     }
 
     fn dead_letter(&mut self, reason: String, record: &Record, out: &mut Vec<Output>) {
@@ -397,6 +436,26 @@ impl Processor {
             letter.whole = Some(super::dead_letter::Whole::of(*bytes, sha256));
         }
         out.push(Output::DeadLetter(Box::new(letter)));
+    }
+}
+
+/// Notes an event time for its input (topic and partition, or -1 for a file).
+fn note_input_time(
+    by_input: &mut Vec<(String, i32, chrono::DateTime<Utc>)>,
+    origin: &crate::event::Origin,
+    t: chrono::DateTime<Utc>,
+) {
+    let partition = match origin.position {
+        crate::event::Position::Offset { partition, .. } => partition,
+        crate::event::Position::Line { .. } => -1,
+    };
+    // A batch comes from one or a few inputs: a short list beats a map.
+    match by_input
+        .iter_mut()
+        .find(|(source, p, _)| *p == partition && *source == origin.source)
+    {
+        Some((_, _, latest)) => *latest = (*latest).max(t),
+        None => by_input.push((origin.source.clone(), partition, t)),
     }
 }
 
@@ -442,7 +501,6 @@ pub(super) fn detect(
                     }
                     processor.process(record, &mut outputs);
                 }
-                let (seen, latest) = processor.take_notes();
                 Processed {
                     rules,
                     outputs,
@@ -450,8 +508,7 @@ pub(super) fn detect(
                     files,
                     records,
                     barrier: None,
-                    seen,
-                    latest,
+                    times: processor.take_notes(),
                 }
             }
             Feed::Barrier(b) => Processed {
@@ -461,8 +518,7 @@ pub(super) fn detect(
                 files: FileProgress::default(),
                 records: 0,
                 barrier: Some(b),
-                seen: Vec::new(),
-                latest: None,
+                times: TimeNotes::default(),
             },
         };
         if output.blocking_send((seq, processed)).is_err() {

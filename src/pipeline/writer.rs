@@ -39,10 +39,9 @@ pub(super) struct Processed {
     pub(super) files: FileProgress,
     pub(super) records: usize,
     pub(super) barrier: Option<sources::Barrier>,
-    /// The latest event time per silence watch the batch had events for.
-    pub(super) seen: Vec<(usize, chrono::DateTime<chrono::Utc>)>,
-    /// The latest event time in the batch (moves an event-time clock).
-    pub(super) latest: Option<chrono::DateTime<chrono::Utc>>,
+    /// The latest event time per silence watch the batch had events for,
+    /// overall (moves an event-time clock) and per input.
+    pub(super) times: super::process::TimeNotes,
 }
 
 /// The writer stage: restores input order, feeds correlation and
@@ -73,6 +72,9 @@ pub(super) struct Writer {
     pub(super) state_changed: bool,
     /// A scan: matches kept to run late ones again in event-time order.
     pub(super) reorder: Option<crate::correlate::Reorder>,
+    /// Scale-out: matches go to the repartition topic, and the partitions
+    /// of it this instance owns are correlated here.
+    pub(super) exchange: Option<super::exchange::ExchangeStage>,
     /// Late matches last logged, and when (a warning at most once a minute).
     pub(super) late_logged: (u64, Option<Instant>),
     /// Test builds only: an alert whose line contains this text panics the
@@ -137,6 +139,12 @@ impl Writer {
                 }
                 Ok(None) => break,
                 Err(_elapsed) => {
+                    if let Some(exchange) = &mut self.exchange {
+                        let firings = exchange.tick()?;
+                        unsaved |= !firings.is_empty();
+                        self.alert_out
+                            .send_firings(firings, &self.builder, &self.correlations)?;
+                    }
                     if self.alert_out.incident.is_some() {
                         self.alert_out.tick_incidents(&self.builder)?;
                         unsaved = true;
@@ -208,6 +216,14 @@ impl Writer {
                     self.alert_out.send(*alert)?
                 }
                 Output::Observation(obs) => {
+                    if let Some(exchange) = &mut self.exchange {
+                        exchange.send_match(
+                            &self.correlations,
+                            *obs,
+                            &mut self.alert_out.pending,
+                        )?;
+                        continue;
+                    }
                     if self.restored.covers(&obs.origin) {
                         continue;
                     }
@@ -216,6 +232,15 @@ impl Writer {
                         Some(reorder) => reorder.observe(&mut self.correlator, *obs),
                         None => self.correlator.observe(*obs),
                     };
+                    self.alert_out
+                        .send_firings(firings, &self.builder, &self.correlations)?;
+                }
+                Output::Exchanged(exchanged) => {
+                    let (partition, record) = *exchanged;
+                    let Some(exchange) = &mut self.exchange else {
+                        continue;
+                    };
+                    let firings = exchange.receive(partition, record)?;
                     self.alert_out
                         .send_firings(firings, &self.builder, &self.correlations)?;
                 }
@@ -253,11 +278,15 @@ impl Writer {
                 }
             }
         }
-        if let Some(t) = batch.latest {
+        if let Some(exchange) = &mut self.exchange {
+            exchange.note_inputs(&batch.times.by_input);
+        }
+        if let Some(t) = batch.times.latest {
             self.alert_out.clock.observe(t);
         }
-        if !batch.seen.is_empty() {
-            self.alert_out.silence_seen(&batch.seen, &self.builder)?;
+        if !batch.times.seen.is_empty() {
+            self.alert_out
+                .silence_seen(&batch.times.seen, &self.builder)?;
         }
         self.alert_out.tick_incidents(&self.builder)?;
         self.progress.merge(&batch.progress);
@@ -280,6 +309,9 @@ impl Writer {
     /// windows and anomaly baselines move over to it where the rule's id and
     /// logic did not change.
     fn switch_rules(&mut self, rules: Arc<super::Rules>) {
+        if let Some(exchange) = &mut self.exchange {
+            exchange.replace_rules(rules.correlations.clone());
+        }
         let (kept, dropped) = self.correlator.replace_rules(rules.correlations.clone());
         let started = self.anomaly.replace_jobs(rules.anomalies.clone());
         tracing::info!(
@@ -367,6 +399,21 @@ impl Writer {
                 path: path.clone(),
                 bytes: self.files.handled.encode(),
             });
+        }
+        if let Some(exchange) = &mut self.exchange {
+            // Progress after the matches it covers; the owners' changelog
+            // only once the alerts before it are acknowledged, so that a
+            // changelog record never gets ahead of an alert it implies.
+            let pending = &mut self.alert_out.pending;
+            exchange.send_progress(pending)?;
+            exchange.await_all(pending)?;
+            exchange.write_changelog(pending)?;
+            if barrier.is_some() {
+                // A revoke: the next owner reads the changelog as soon as
+                // the barrier is released; it is complete by then.
+                exchange.await_all(pending)?;
+                exchange.let_go();
+            }
         }
         self.checkpointer.checkpoint(Checkpoint {
             deliveries: std::mem::take(&mut self.alert_out.pending),

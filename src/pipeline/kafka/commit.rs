@@ -149,6 +149,32 @@ fn observe_commit(metrics: Option<&Metrics>, started: Instant, ok: bool) {
     }
 }
 
+/// Waits until every delivery is acknowledged; the first failure is the
+/// error (counted per topic).
+pub(crate) fn await_deliveries(
+    runtime: &tokio::runtime::Handle,
+    deliveries: Pending,
+    metrics: Option<&Metrics>,
+) -> Result<(), KafkaError> {
+    for delivery in deliveries {
+        let failure = match runtime.block_on(delivery) {
+            Ok(Ok(_)) => None,
+            Ok(Err((source, msg))) => Some(KafkaError::Delivery {
+                topic: rdkafka::message::Message::topic(&msg).to_string(),
+                source,
+            }),
+            Err(_) => Some(KafkaError::Other("the producer dropped a delivery".into())),
+        };
+        if let Some(e) = failure {
+            if let (Some(m), KafkaError::Delivery { topic, .. }) = (metrics, &e) {
+                m.kafka_produce_errors.with_label_values(&[topic]).inc();
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// The at-least-once commit thread: acknowledgements first, offsets after.
 pub(crate) struct Committer {
     pub consumer: Option<Arc<KafkaConsumer>>,
@@ -161,23 +187,7 @@ impl Committer {
     pub(crate) fn run(self, mut checkpoints: mpsc::Receiver<Checkpoint>) -> Result<(), KafkaError> {
         let mut committed = Progress::default();
         while let Some(cp) = checkpoints.blocking_recv() {
-            for delivery in cp.deliveries {
-                let outcome = self.runtime.block_on(delivery);
-                let failure = match outcome {
-                    Ok(Ok(_)) => None,
-                    Ok(Err((source, msg))) => Some(KafkaError::Delivery {
-                        topic: rdkafka::message::Message::topic(&msg).to_string(),
-                        source,
-                    }),
-                    Err(_) => Some(KafkaError::Other("the producer dropped a delivery".into())),
-                };
-                if let Some(e) = failure {
-                    if let (Some(m), KafkaError::Delivery { topic, .. }) = (&self.metrics, &e) {
-                        m.kafka_produce_errors.with_label_values(&[topic]).inc();
-                    }
-                    return Err(e);
-                }
-            }
+            await_deliveries(&self.runtime, cp.deliveries, self.metrics.as_deref())?;
             save_state(cp.saves);
             if let Some(consumer) = &self.consumer {
                 let moved = cp.progress.ahead_of(&committed);

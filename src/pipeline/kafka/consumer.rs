@@ -92,7 +92,16 @@ impl ConsumerContext for ConsumerHooks {
                 }
             }
             Rebalance::Assign(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                let list: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                tracing::info!(
+                    partitions = partitions.count(),
+                    assigned = %list.join(" "),
+                    "partitions assigned"
+                );
                 self.link.assigned(partitions.count());
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),

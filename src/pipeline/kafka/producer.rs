@@ -298,6 +298,27 @@ pub(crate) fn send_keyed(
     Ok(())
 }
 
+/// Queues a keyed record for one partition (a changelog's partition is its
+/// repartition partition's; progress goes to every partition); no payload
+/// is a tombstone.
+pub(crate) fn send_to_partition(
+    producer: &KafkaProducer,
+    topic: &str,
+    partition: i32,
+    key: &[u8],
+    payload: Option<&[u8]>,
+    pending: &mut Pending,
+) -> Result<(), KafkaError> {
+    let mut record = FutureRecord::<[u8], [u8]>::to(topic)
+        .partition(partition)
+        .key(key);
+    if let Some(p) = payload {
+        record = record.payload(p);
+    }
+    pending.push(enqueue(producer, record)?);
+    Ok(())
+}
+
 /// Deliveries not yet known to be acknowledged.
 pub(crate) type Pending = Vec<DeliveryFuture>;
 

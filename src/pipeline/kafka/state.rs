@@ -66,6 +66,35 @@ pub fn read_alert_state(
 pub fn read_topic(
     properties: &[(String, String)],
     topic: &str,
+    each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+) -> Result<(), KafkaError> {
+    read_from_start(properties, topic, None, each)
+}
+
+/// How many partitions `topic` has; 0 when it does not exist.
+pub fn partition_count(properties: &[(String, String)], topic: &str) -> Result<i32, KafkaError> {
+    let cfg = client_config(properties, Role::Consumer, &[], &[]);
+    let reader: BaseConsumer = cfg
+        .create()
+        .map_err(KafkaError::client("creating a metadata client"))?;
+    let metadata = reader
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .map_err(KafkaError::client(format!(
+            "reading the metadata of `{topic}`"
+        )))?;
+    Ok(metadata
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .map_or(0, |t| t.partitions().len()) as i32)
+}
+
+/// Reads `topic` (only partition `only`, if given) from the beginning to its
+/// current end, calling `each` with every record's key and payload.
+pub fn read_from_start(
+    properties: &[(String, String)],
+    topic: &str,
+    only: Option<i32>,
     mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
 ) -> Result<(), KafkaError> {
     let cfg = client_config(
@@ -94,12 +123,22 @@ pub fn read_topic(
             "state topic `{topic}` does not exist (create it compacted: cleanup.policy=compact)"
         )));
     }
+    let read: Vec<i32> = match only {
+        Some(p) if p < partitions => vec![p],
+        Some(p) => {
+            return Err(KafkaError::Other(format!(
+                "state topic `{topic}` has no partition {p} ({partitions} partitions)"
+            )))
+        }
+        None => (0..partitions).collect(),
+    };
     let mut assignment = TopicPartitionList::new();
-    for p in 0..partitions {
+    for &p in &read {
         assignment
             .add_partition_offset(topic, p, Offset::Beginning)
             .map_err(KafkaError::client(what.clone()))?;
     }
+    let partitions = read.len() as i32;
     reader
         .assign(&assignment)
         .map_err(KafkaError::client(what.clone()))?;

@@ -92,6 +92,10 @@ pub enum RecordKind {
     Triage,
     /// Alert records (as tocsin writes them) for the incident desk to track.
     Alerts,
+    /// The repartition topic's matches and progress records
+    /// (`correlate::exchange`): internal, not a setting.
+    #[serde(skip)]
+    Matches,
 }
 
 impl SourceConfig {
