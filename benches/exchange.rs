@@ -1,0 +1,157 @@
+//! Scale-out costs, in process (no broker): what repartitioning adds per
+//! correlated match, the changelog's bytes per active key, and how long a
+//! partition takes to restore from it, with 100k and 1M active keys.
+//! `cargo bench --bench exchange`.
+//!
+//! The rule is the correlation benchmark's: one `event_count` grouped by
+//! user with a one-hour window and a threshold never reached, one new user
+//! per event, so every key stays open. "direct" feeds a correlator as a
+//! single instance does; "exchanged" does what scale-out adds per match:
+//! the repartition key and record encoded (the detecting instance), decoded
+//! (the owner's worker), held for the watermark and released in event-time
+//! order (a progress record every 1,000 matches).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tocsin::correlate::exchange::{Exchanged, Match, PartitionOwner};
+use tocsin::correlate::{CorrelationSet, Correlator, Observation};
+use tocsin::detect::LogsourceRouter;
+use tocsin::detect::{CompileOptions, Engine};
+use tocsin::event::{Event, InputFormat, Origin, Original, Position};
+use tocsin::sigma::{load_text, LoadReport};
+use tocsin::vocab::Span;
+
+const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
+
+fn observations(set: &CorrelationSet, n: usize) -> Vec<Observation> {
+    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut fields = serde_json::Map::new();
+        fields.insert("action".into(), "login".into());
+        fields.insert("user".into(), format!("user{i:07}").into());
+        let event = Event {
+            fields,
+            format: InputFormat::Json,
+            time: start + chrono::Duration::milliseconds(i as i64),
+            time_from_event: true,
+            original: Original::SameAsFields,
+            origin: Origin {
+                source: "bench".into(),
+                position: Position::Offset {
+                    partition: 0,
+                    offset: i as i64,
+                },
+            },
+        };
+        set.observations(0, &event, &format!("{i:032x}"), &mut out);
+    }
+    out
+}
+
+fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let sizes: &[usize] = if smoke {
+        &[1_000]
+    } else {
+        &[100_000, 1_000_000]
+    };
+    let mut report = LoadReport::default();
+    load_text(
+        RULES,
+        std::path::Path::new("bench.yml"),
+        &mut report,
+        &Default::default(),
+    );
+    let router = LogsourceRouter::builtin().expect("built-in mapping");
+    let (engine, _) = Engine::compile(
+        report.rules,
+        report.filters,
+        router,
+        &CompileOptions::default(),
+    );
+    let (set, problems) = CorrelationSet::build(report.correlations, &engine);
+    assert!(problems.is_empty(), "{problems:?}");
+    let set = Arc::new(set);
+    println!(
+        "{:>9} {:>11} {:>13} {:>13} {:>15} {:>12} {:>12}",
+        "keys",
+        "direct/s",
+        "exchanged/s",
+        "added ns/match",
+        "changelog B/key",
+        "records",
+        "restore s"
+    );
+    for &n in sizes {
+        let obs = observations(&set, n);
+
+        let mut direct = Correlator::with_max_groups(set.clone(), n);
+        let t = Instant::now();
+        for o in obs.iter().cloned() {
+            direct.observe(o);
+        }
+        let direct_secs = t.elapsed().as_secs_f64();
+        assert_eq!(direct.active_groups(), n);
+        drop(direct);
+
+        let owner_of = || {
+            PartitionOwner::new(
+                Correlator::with_max_groups(set.clone(), n),
+                Span::from_secs(0),
+                Duration::from_secs(300),
+            )
+        };
+        let mut owner = owner_of();
+        let now = Instant::now();
+        let t = Instant::now();
+        for (i, o) in obs.iter().cloned().enumerate() {
+            let time = o.entry.time;
+            let key = Match::route_key(&set, &o).expect("routed");
+            let m = Match::of(&set, o).expect("known correlation");
+            let bytes = serde_json::to_vec(&Exchanged::Match(m)).expect("encoded");
+            std::hint::black_box(key);
+            let record: Exchanged = serde_json::from_slice(&bytes).expect("decoded");
+            owner.offer(record, now);
+            if (i + 1) % 1000 == 0 || i + 1 == n {
+                owner.offer(
+                    Exchanged::Progress {
+                        input: "bench[0]".into(),
+                        time,
+                        inputs: 1,
+                    },
+                    now,
+                );
+            }
+        }
+        let exchanged_secs = t.elapsed().as_secs_f64();
+        assert_eq!(owner.pending(), 0, "every match released");
+        assert_eq!(owner.correlator().active_groups(), n);
+
+        let changelog = owner.changelog();
+        let bytes: usize = changelog
+            .iter()
+            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        drop(owner);
+        let mut restored = owner_of();
+        let t = Instant::now();
+        restored.restore(
+            changelog.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
+            Instant::now(),
+        );
+        let restore_secs = t.elapsed().as_secs_f64();
+        assert_eq!(restored.correlator().active_groups(), n);
+        println!(
+            "{n:>9} {:>11.0} {:>13.0} {:>13.0} {:>15.0} {:>12} {:>12.2}",
+            n as f64 / direct_secs,
+            n as f64 / exchanged_secs,
+            (exchanged_secs - direct_secs) * 1e9 / n as f64,
+            bytes as f64 / n as f64,
+            changelog.len(),
+            restore_secs
+        );
+    }
+}
