@@ -126,6 +126,10 @@ pub struct ExchangeCounts {
     pub duplicates: u64,
     /// Changelog records that could not be read at restore.
     pub unreadable: u64,
+    /// Matches released before the watermark passed them because the
+    /// pending set was full: an input held the watermark back (a stalled
+    /// reader, a host with its clock behind).
+    pub forced: u64,
 }
 
 /// The correlation state of one repartition partition.
@@ -145,6 +149,8 @@ pub struct PartitionOwner {
     started: Option<Instant>,
     lateness: Span,
     idle_timeout: Duration,
+    /// Most matches held for the watermark; past it the oldest are released.
+    max_pending: usize,
     /// Changelog bookkeeping since the last flush.
     pending_added: HashSet<PendingKey>,
     pending_removed: HashSet<PendingKey>,
@@ -169,12 +175,20 @@ impl PartitionOwner {
             started: None,
             lateness,
             idle_timeout,
+            max_pending: super::DEFAULT_MAX_GROUPS,
             pending_added: HashSet::new(),
             pending_removed: HashSet::new(),
             emptied: Vec::new(),
             meta_changed: false,
             counts: ExchangeCounts::default(),
         }
+    }
+
+    /// Holds at most `max` matches (at least 1) for the watermark: memory
+    /// stays bounded when one input holds it back.
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
     }
 
     /// The correlator (its rules, late counts, groups).
@@ -243,7 +257,15 @@ impl PartitionOwner {
     /// holding it back); returns what fired. Called on every record and
     /// periodically while the input is quiet.
     pub fn release(&mut self, now: Instant) -> Vec<Firing> {
-        let Some(upto) = self.watermark(now) else {
+        let over = self.pending.len().saturating_sub(self.max_pending);
+        let forced = match over {
+            0 => None,
+            n => self.pending.keys().nth(n - 1).map(|k| k.0),
+        };
+        if forced.is_some() {
+            self.counts.forced += over as u64;
+        }
+        let Some(upto) = self.watermark(now).max(forced) else {
             return Vec::new();
         };
         let mut fired = Vec::new();

@@ -83,12 +83,16 @@ pub(super) struct ExchangeStage {
     pub(super) template: Correlator,
     pub(super) lateness: Span,
     pub(super) idle_timeout: Duration,
+    /// Most matches an owner holds for the watermark (`correlation.max_groups`).
+    pub(super) max_pending: usize,
     pub(super) owners: HashMap<i32, PartitionOwner>,
     /// Newest event time per input this instance read, and whether it moved
     /// since progress was last sent.
     pub(super) input_times: HashMap<String, (DateTime<Utc>, bool)>,
     /// Matches left out as behind the watermark, and when that was last said.
     pub(super) dropped_behind: u64,
+    /// Matches released early because a pending set was full.
+    pub(super) forced: u64,
     pub(super) warned_at: Option<Instant>,
 }
 
@@ -167,23 +171,23 @@ impl ExchangeStage {
         record: Exchanged,
     ) -> Result<Vec<Firing>, KafkaError> {
         let owner = self.owner(partition)?;
-        let behind = owner.counts.behind;
+        let before = owner.counts;
         let fired = owner.offer(record, Instant::now());
-        if owner.counts.behind > behind {
-            let total = owner.counts.behind;
-            self.dropped_behind += 1;
-            if self
+        let after = owner.counts;
+        self.dropped_behind += after.behind - before.behind;
+        self.forced += after.forced - before.forced;
+        if (after.behind > before.behind || after.forced > before.forced)
+            && self
                 .warned_at
                 .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
-            {
-                self.warned_at = Some(Instant::now());
-                tracing::warn!(
-                    partition,
-                    dropped_in_partition = total,
-                    dropped_since_start = self.dropped_behind,
-                    "correlation matches arrived behind the released watermark and were left out: replays of what was applied, or an input more than correlation.idle_source_timeout late (raise it, or allowed_lateness)"
-                );
-            }
+        {
+            self.warned_at = Some(Instant::now());
+            tracing::warn!(
+                partition,
+                behind_the_watermark = self.dropped_behind,
+                released_early = self.forced,
+                "correlation is not seeing every match in event-time order: matches behind the released watermark were left out (replays of what was applied, or an input more than correlation.idle_source_timeout late), or the pending set was full and its oldest were released before every input passed them (an input holds the watermark back)"
+            );
         }
         Ok(fired)
     }
@@ -194,7 +198,8 @@ impl ExchangeStage {
         if !self.owners.contains_key(&partition) {
             let started = Instant::now();
             let mut owner =
-                PartitionOwner::new(self.template.fresh(), self.lateness, self.idle_timeout);
+                PartitionOwner::new(self.template.fresh(), self.lateness, self.idle_timeout)
+                    .with_max_pending(self.max_pending);
             let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
             kafka::state::read_from_start(
                 &self.properties,

@@ -610,9 +610,11 @@ impl Pipeline {
             .with_idle_timeout(c.idle_source_timeout.as_std()),
             lateness: c.allowed_lateness,
             idle_timeout: c.idle_source_timeout.as_std(),
+            max_pending: c.max_groups,
             owners: HashMap::new(),
             input_times: HashMap::new(),
             dropped_behind: 0,
+            forced: 0,
             warned_at: None,
         }))
     }

@@ -314,3 +314,32 @@ fn unreadable_changelog_records_are_counted_and_skipped() {
     assert_eq!(o.counts.unreadable, 2);
     assert_eq!(o.expected_inputs, 2);
 }
+
+#[test]
+fn an_input_holding_the_watermark_back_cannot_grow_the_pending_set_past_its_cap() {
+    let (_, set, _) = setup(RULES);
+    let start = Instant::now();
+    let mut o = owner(&set).with_max_pending(4);
+    // Input 1 reports once, at t=0, and keeps reporting (a stalled reader
+    // or a clock behind); input 0 runs ahead with matches.
+    let mut fired = Vec::new();
+    fired.extend(o.offer(
+        Exchanged::Progress {
+            input: "logs[1]".into(),
+            time: time(0),
+            inputs: 2,
+        },
+        start,
+    ));
+    for i in 0..12 {
+        for r in records(&set, i, &(10 + i as i64, 0, 0, 0, false)) {
+            fired.extend(o.offer(r, start));
+        }
+    }
+    assert!(o.pending() <= 4 + 1, "pending {}", o.pending());
+    assert!(o.counts.forced > 0);
+    assert!(
+        !fired.is_empty(),
+        "the oldest were released in order and fired"
+    );
+}
