@@ -1672,9 +1672,13 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     third.wait_for_log("partitions assigned", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(2));
     first.kill_9();
-    // A replacement joins (as a Deployment restarts a killed pod); the
-    // group settles over the three.
-    std::thread::sleep(Duration::from_secs(2));
+    // A replacement joins (as a Deployment restarts a killed pod) once the
+    // killed member's session (6 s) has expired, and the group settles over
+    // the three. tansu does not rebalance the survivors when a session
+    // expires, and a member joining before it does can get nothing while
+    // the dead member's partitions stay unowned (seen here; not a tocsin
+    // property, see docs/correlation.md).
+    std::thread::sleep(Duration::from_secs(8));
     let fourth = Engine::start(&config);
     let _ = feeder.join();
     let distinct = |got: &[Received]| {
