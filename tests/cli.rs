@@ -470,6 +470,39 @@ fn the_example_sigma_filter_silences_only_its_account() {
 }
 
 #[test]
+fn scale_out_settings_leave_a_scan_of_files_correlating_in_one_instance_with_the_same_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("scale-out.toml");
+    std::fs::write(
+        &config,
+        "[correlation]\nrepartition_topic = \"r\"\nchangelog_topic = \"c\"\n",
+    )
+    .unwrap();
+    let run = |config: Option<&Path>| {
+        let mut cmd = tocsin();
+        cmd.args(["scan", "--rules", "rules/"]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd.args(["samples/auth.log"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (alone, _) = run(None);
+    assert!(alone.contains("Password Spraying"), "{alone}");
+    let (with, log) = run(Some(&config));
+    assert_eq!(with, alone);
+    assert!(log.contains("Kafka sources only"), "{log}");
+}
+
+#[test]
 fn several_workers_give_the_same_alerts_in_the_same_order_as_one() {
     let run = |workers: &str| {
         let out = tocsin()

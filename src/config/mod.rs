@@ -127,8 +127,10 @@ pub enum ConfigError {
     /// `delivery.mode = "exactly-once"` without a Kafka source.
     #[error("configuration: delivery.mode = \"exactly-once\" needs Kafka sources")]
     ExactlyOnceWithoutKafka,
-    /// Only one of the two scale-out topics, or scale-out without Kafka sources.
-    #[error("configuration: correlation.repartition_topic and correlation.changelog_topic go together, with Kafka sources")]
+    /// Only one of the two scale-out topics.
+    #[error(
+        "configuration: correlation.repartition_topic and correlation.changelog_topic go together"
+    )]
     Repartition,
 }
 
@@ -389,10 +391,8 @@ impl Config {
             return Err(ConfigError::ExactlyOnceWithoutKafka);
         }
         let c = &self.correlation;
-        match (&c.repartition_topic, &c.changelog_topic) {
-            (None, None) => {}
-            (Some(_), Some(_)) if self.reads_kafka() => {}
-            _ => return Err(ConfigError::Repartition),
+        if c.repartition_topic.is_some() != c.changelog_topic.is_some() {
+            return Err(ConfigError::Repartition);
         }
         Ok(())
     }
@@ -492,6 +492,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains(&missing.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn the_two_scale_out_topics_go_together() {
+        let one = from_toml("[correlation]\nrepartition_topic = \"r\"\n").unwrap_err();
+        assert!(matches!(one, ConfigError::Repartition), "{one}");
+        let both = "[correlation]\nrepartition_topic = \"r\"\nchangelog_topic = \"c\"\n";
+        // Without Kafka sources they are not an error: files are correlated locally.
+        let cfg = from_toml(both).unwrap();
+        assert_eq!(cfg.correlation.changelog_topic.as_deref(), Some("c"));
     }
 
     #[test]

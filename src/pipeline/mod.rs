@@ -546,6 +546,12 @@ impl Pipeline {
                 records: sources::RecordKind::Matches,
                 watches: Default::default(),
             });
+        } else if self.correlation.repartition_topic.is_some() {
+            // Files and stdin are read whole by one instance: correlated
+            // here, with the same firings.
+            tracing::warn!(
+                "correlation.repartition_topic applies to Kafka sources only; correlating in this instance"
+            );
         }
         Ok(inputs)
     }
