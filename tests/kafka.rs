@@ -1725,3 +1725,44 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
         "scale-out churn: {total} correlation alerts expected, all there, {repeated} repeated"
     );
 }
+
+#[test]
+fn exactly_once_scale_out_puts_matches_changelog_alerts_and_offsets_in_one_transaction() {
+    let (mock, mut s) = mock_topics("eos-exchange");
+    let repartition = unique("eos-exchange-repartition");
+    let changelog = unique("eos-exchange-changelog");
+    for topic in [&repartition, &changelog] {
+        mock.create_topic(topic, PARTITIONS, 1).expect("mock topic");
+    }
+    s.sections = format!(
+        "[correlation]\nrepartition_topic = \"{repartition}\"\nchangelog_topic = \"{changelog}\"\nallowed_lateness = \"0s\"\nidle_source_timeout = \"5s\"\n"
+    );
+    let config = s.config_with(
+        "engine",
+        "",
+        &format!(
+            "mode = \"exactly-once\"\ntransactional_id = \"{}\"",
+            unique("eos-exchange")
+        ),
+    );
+    let lines = attacks(30, "eosx");
+    let expected = scanned_correlations(s.dir.path(), &lines);
+    let total: usize = expected.values().sum();
+    let engine = Engine::start(&config);
+    engine.wait_for_log("partitions assigned", Duration::from_secs(30));
+    produce(&s.brokers, &s.auth, &lines);
+    let got = read_topic(
+        &s.brokers,
+        &s.alerts,
+        true,
+        Duration::from_secs(90),
+        |got| got.iter().filter(|r| !r.json()["group"].is_null()).count() >= total,
+    );
+    let log = engine.log_text();
+    assert!(engine.terminate(Duration::from_secs(25)).success(), "{log}");
+    let json: Vec<serde_json::Value> = got.iter().map(Received::json).collect();
+    assert_eq!(correlation_alerts(json.iter()), expected, "{log}");
+    // The owner's state went through the transactions too.
+    let state = read_all(&s.brokers, &changelog, true, Duration::from_secs(2));
+    assert!(!state.is_empty(), "changelog records were committed\n{log}");
+}
