@@ -7,13 +7,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Instant;
-use tocsin::correlate::{CorrelationSet, Correlator};
-use tocsin::detect::LogsourceRouter;
-use tocsin::detect::{CompileOptions, Engine};
+use tocsin::correlate::Correlator;
 use tocsin::event::{Event, InputFormat, Origin, Original, Position};
-use tocsin::sigma::{load_text, LoadReport};
 
 const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
 
@@ -24,23 +20,7 @@ fn main() {
     } else {
         &[100_000, 1_000_000]
     };
-    let mut report = LoadReport::default();
-    load_text(
-        RULES,
-        std::path::Path::new("bench.yml"),
-        &mut report,
-        &Default::default(),
-    );
-    let router = LogsourceRouter::builtin().expect("built-in mapping");
-    let (engine, _) = Engine::compile(
-        report.rules,
-        report.filters,
-        router,
-        &CompileOptions::default(),
-    );
-    let (set, problems) = CorrelationSet::build(report.correlations, &engine);
-    assert!(problems.is_empty(), "{problems:?}");
-    let set = Arc::new(set);
+    let set = common::correlation_set(RULES);
     let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
     println!(
         "{:>10} {:>14} {:>14} {:>14}",

@@ -13,14 +13,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tocsin::correlate::exchange::{Exchanged, Match, PartitionOwner};
 use tocsin::correlate::{CorrelationSet, Correlator, Observation};
-use tocsin::detect::LogsourceRouter;
-use tocsin::detect::{CompileOptions, Engine};
 use tocsin::event::{Event, InputFormat, Origin, Original, Position};
-use tocsin::sigma::{load_text, LoadReport};
 use tocsin::vocab::Span;
 
 const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
@@ -58,23 +54,7 @@ fn main() {
     } else {
         &[100_000, 1_000_000]
     };
-    let mut report = LoadReport::default();
-    load_text(
-        RULES,
-        std::path::Path::new("bench.yml"),
-        &mut report,
-        &Default::default(),
-    );
-    let router = LogsourceRouter::builtin().expect("built-in mapping");
-    let (engine, _) = Engine::compile(
-        report.rules,
-        report.filters,
-        router,
-        &CompileOptions::default(),
-    );
-    let (set, problems) = CorrelationSet::build(report.correlations, &engine);
-    assert!(problems.is_empty(), "{problems:?}");
-    let set = Arc::new(set);
+    let set = common::correlation_set(RULES);
     println!(
         "{:>9} {:>11} {:>13} {:>13} {:>15} {:>12} {:>12}",
         "keys",

@@ -98,6 +98,24 @@ fn produce(brokers: &str, topic: &str, records: &[(String, String)]) {
         .expect("test records delivered");
 }
 
+/// Produces `lines` in chunks of `chunk`, pausing between them, on a
+/// thread: records keep arriving while a test starts, kills or adds engines.
+fn feed_in_background(
+    brokers: &str,
+    topic: &str,
+    lines: &[(String, String)],
+    chunk: usize,
+    pause: Duration,
+) -> std::thread::JoinHandle<()> {
+    let (brokers, topic, lines) = (brokers.to_string(), topic.to_string(), lines.to_vec());
+    std::thread::spawn(move || {
+        for part in lines.chunks(chunk) {
+            produce(&brokers, &topic, part);
+            std::thread::sleep(pause);
+        }
+    })
+}
+
 /// A record read back from a topic.
 #[derive(Debug, Clone)]
 struct Received {
@@ -732,15 +750,7 @@ fn an_engine_killed_mid_stream_loses_no_alert_after_restart() {
     let total: usize = expected.values().sum();
 
     // Records keep arriving while the engine runs, is killed and restarts.
-    let feeder = {
-        let (brokers, topic, lines) = (brokers.clone(), s.auth.clone(), lines.clone());
-        std::thread::spawn(move || {
-            for chunk in lines.chunks(500) {
-                produce(&brokers, &topic, chunk);
-                std::thread::sleep(Duration::from_millis(150));
-            }
-        })
-    };
+    let feeder = feed_in_background(&brokers, &s.auth, &lines, 500, Duration::from_millis(150));
     let first = Engine::start(&config);
     let mut distinct = distinct_per_event();
     let before = read_topic(&brokers, &s.alerts, false, Duration::from_secs(60), |got| {
@@ -1658,15 +1668,7 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     let total: usize = expected.values().sum();
     // Events keep arriving while a third engine joins and the first is
     // killed: windows are open on every partition when that happens.
-    let feeder = {
-        let (brokers, topic, lines) = (brokers.clone(), s.auth.clone(), lines.clone());
-        std::thread::spawn(move || {
-            for chunk in lines.chunks(24) {
-                produce(&brokers, &topic, chunk);
-                std::thread::sleep(Duration::from_millis(400));
-            }
-        })
-    };
+    let feeder = feed_in_background(&brokers, &s.auth, &lines, 24, Duration::from_millis(400));
     std::thread::sleep(Duration::from_secs(2));
     let third = Engine::start(&config);
     third.wait_for_log("partitions assigned", Duration::from_secs(30));

@@ -101,3 +101,25 @@ pub fn rss_mib() -> Option<f64> {
         .ok()?;
     Some(kb / 1024.0)
 }
+
+/// The correlations of a rule text (detection rules and correlations), with
+/// the built-in logsource mapping.
+pub fn correlation_set(rules: &str) -> std::sync::Arc<tocsin::correlate::CorrelationSet> {
+    let mut report = tocsin::sigma::LoadReport::default();
+    tocsin::sigma::load_text(
+        rules,
+        Path::new("bench.yml"),
+        &mut report,
+        &Default::default(),
+    );
+    let router = LogsourceRouter::builtin().expect("built-in mapping");
+    let (engine, _) = Engine::compile(
+        report.rules,
+        report.filters,
+        router,
+        &CompileOptions::default(),
+    );
+    let (set, problems) = tocsin::correlate::CorrelationSet::build(report.correlations, &engine);
+    assert!(problems.is_empty(), "{problems:?}");
+    std::sync::Arc::new(set)
+}
