@@ -12,8 +12,15 @@
 //! 2. latency: a steady rate for some seconds; per event, the time from
 //!    handing it to the producer to reading its alert (ingest to alert).
 //!
+//! Both phases run with one engine as configured by default, then with 1, 2
+//! and 3 engines in one group correlating across instances (the repartition
+//! and changelog topics, docs/correlation.md "Scaling out"): every failed
+//! login also feeds the two sshd correlations, so each event makes two
+//! matches that go through the repartition topic.
+//!
 //! `TOCSIN_BENCH_EVENTS` (default 200000), `TOCSIN_BENCH_RATE` (events/s,
-//! default 2000) and `TOCSIN_BENCH_SECONDS` (default 20) tune it. Under
+//! default 2000), `TOCSIN_BENCH_SECONDS` (default 20) and
+//! `TOCSIN_BENCH_INSTANCES` (default `1,2,3`) tune it. Under
 //! `cargo test --all-targets` it runs a small smoke version.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -46,26 +53,50 @@ fn line(i: u64) -> String {
     )
 }
 
+/// How the engines of a run are set up.
+#[derive(Clone, Copy)]
+struct Shape {
+    engines: usize,
+    /// Correlation across instances through the repartition topic.
+    scale_out: bool,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.scale_out {
+            false => write!(f, "{} engine, local correlation", self.engines),
+            true => write!(f, "{} engine(s), scale-out", self.engines),
+        }
+    }
+}
+
 struct Run {
     brokers: String,
     input: String,
     alerts: String,
-    engine: std::process::Child,
+    engines: Vec<std::process::Child>,
     _dir: tempfile::TempDir,
 }
 
 impl Run {
-    fn start(brokers: &str, name: &str) -> Run {
-        let input = format!("bench-{name}-in-{}", std::process::id());
-        let alerts = format!("bench-{name}-alerts-{}", std::process::id());
+    fn start(brokers: &str, name: &str, shape: Shape) -> Run {
+        let id = format!("{name}-{}-{}", shape.engines, std::process::id());
+        let input = format!("bench-{id}-in");
+        let alerts = format!("bench-{id}-alerts");
+        let repartition = format!("bench-{id}-repartition");
+        let changelog = format!("bench-{id}-changelog");
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .create()
             .expect("admin");
-        let topics = [
+        let mut topics = vec![
             NewTopic::new(&input, 3, TopicReplication::Fixed(1)),
             NewTopic::new(&alerts, 3, TopicReplication::Fixed(1)),
         ];
+        if shape.scale_out {
+            topics.push(NewTopic::new(&repartition, 3, TopicReplication::Fixed(1)));
+            topics.push(NewTopic::new(&changelog, 3, TopicReplication::Fixed(1)));
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -99,41 +130,60 @@ topic = "{alerts}"
 enabled = false
 [log]
 level = "warn"
+{correlation}
 "#,
-                rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules")
+                rules = concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+                correlation = match shape.scale_out {
+                    true => format!(
+                        "[correlation]\nrepartition_topic = \"{repartition}\"\nchangelog_topic = \"{changelog}\"\nallowed_lateness = \"0s\"\nidle_source_timeout = \"5s\""
+                    ),
+                    false => String::new(),
+                },
             ),
         )
         .expect("config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tocsin"));
-        command
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null());
-        // This harness's own TOCSIN_BENCH_* settings are not engine configuration.
-        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOCSIN_BENCH_")) {
-            command.env_remove(key);
-        }
-        let engine = command.spawn().expect("engine");
+        let engines = (0..shape.engines)
+            .map(|_| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_tocsin"));
+                command
+                    .args(["run", "--config"])
+                    .arg(&config)
+                    .stdout(Stdio::null());
+                // This harness's own TOCSIN_BENCH_* settings are not engine configuration.
+                for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("TOCSIN_BENCH_")) {
+                    command.env_remove(key);
+                }
+                command.spawn().expect("engine")
+            })
+            .collect();
         Run {
             brokers: brokers.to_string(),
             input,
             alerts,
-            engine,
+            engines,
             _dir: dir,
         }
     }
 
-    /// Whether the engine is still running (a harness waiting on a dead
+    /// Whether every engine is still running (a harness waiting on a dead
     /// engine would only time out).
     fn alive(&mut self) -> bool {
-        match self.engine.try_wait() {
-            Ok(None) => true,
-            Ok(Some(status)) => {
-                eprintln!("the engine exited: {status}");
-                false
-            }
-            Err(_) => false,
-        }
+        self.engines
+            .iter_mut()
+            .all(|engine| match engine.try_wait() {
+                Ok(None) => true,
+                Ok(Some(status)) => {
+                    eprintln!("an engine exited: {status}");
+                    false
+                }
+                Err(_) => false,
+            })
+    }
+
+    /// Lets the engines join their group (and, with several, settle)
+    /// before the clock starts.
+    fn settle(&self) {
+        std::thread::sleep(Duration::from_secs(3 * self.engines.len() as u64));
     }
 
     fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
@@ -164,10 +214,14 @@ level = "warn"
 
 impl Drop for Run {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.engine.id().to_string()])
-            .status();
-        let _ = self.engine.wait();
+        for engine in &mut self.engines {
+            let _ = Command::new("kill")
+                .args(["-TERM", &engine.id().to_string()])
+                .status();
+        }
+        for engine in &mut self.engines {
+            let _ = engine.wait();
+        }
     }
 }
 
@@ -196,11 +250,10 @@ fn send(producer: &ThreadedProducer<DefaultProducerContext>, topic: &str, i: u64
     }
 }
 
-fn throughput(brokers: &str, events: u64) -> u64 {
-    let mut run = Run::start(brokers, "throughput");
+fn throughput(brokers: &str, events: u64, shape: Shape) -> u64 {
+    let mut run = Run::start(brokers, "throughput", shape);
     let reader = run.reader();
-    // Let the engine join its group before the clock starts.
-    std::thread::sleep(Duration::from_secs(3));
+    run.settle();
     let producer = run.producer();
     let started = Instant::now();
     let topic = run.input.clone();
@@ -220,16 +273,16 @@ fn throughput(brokers: &str, events: u64) -> u64 {
     let elapsed = started.elapsed().as_secs_f64();
     let _ = feeder.join();
     println!(
-        "throughput: {seen}/{events} alerts in {elapsed:.2}s = {:.0} events/s end to end",
+        "{shape}: throughput {seen}/{events} alerts in {elapsed:.2}s = {:.0} events/s end to end",
         seen as f64 / elapsed
     );
     seen
 }
 
-fn latency(brokers: &str, rate: u64, seconds: u64) -> usize {
-    let mut run = Run::start(brokers, "latency");
+fn latency(brokers: &str, rate: u64, seconds: u64, shape: Shape) -> usize {
+    let mut run = Run::start(brokers, "latency", shape);
     let reader = run.reader();
-    std::thread::sleep(Duration::from_secs(3));
+    run.settle();
     let producer = run.producer();
     let total = rate * seconds;
     let topic = run.input.clone();
@@ -271,7 +324,7 @@ fn latency(brokers: &str, rate: u64, seconds: u64) -> usize {
             .unwrap_or(f64::NAN)
     };
     println!(
-        "latency at {rate} events/s for {seconds}s: {}/{total} alerts; ingest to alert p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{shape}: latency at {rate} events/s for {seconds}s: {}/{total} alerts; ingest to alert p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         lat.len(),
         pct(0.5),
         pct(0.99),
@@ -289,17 +342,42 @@ fn main() {
         eprintln!("SKIPPED: TEST_KAFKA_BROKERS unset; start a broker with scripts/kafka-broker.sh");
         return;
     };
+    let local = Shape {
+        engines: 1,
+        scale_out: false,
+    };
     if smoke {
         println!("smoke run: `cargo bench --bench kafka_pipeline` for numbers");
         // The harness must work end to end: every alert arrives.
-        assert_eq!(throughput(&brokers, 500), 500, "smoke throughput run");
-        assert_eq!(latency(&brokers, 200, 1), 200, "smoke latency run");
-    } else {
-        throughput(&brokers, env("TOCSIN_BENCH_EVENTS", 200_000));
+        let two = Shape {
+            engines: 2,
+            scale_out: true,
+        };
+        assert_eq!(
+            throughput(&brokers, 500, local),
+            500,
+            "smoke throughput run"
+        );
+        assert_eq!(latency(&brokers, 200, 1, local), 200, "smoke latency run");
+        assert_eq!(throughput(&brokers, 300, two), 300, "smoke scale-out run");
+        return;
+    }
+    let instances: Vec<usize> = std::env::var("TOCSIN_BENCH_INSTANCES")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let shapes = std::iter::once(local).chain(instances.into_iter().map(|engines| Shape {
+        engines,
+        scale_out: true,
+    }));
+    for shape in shapes {
+        throughput(&brokers, env("TOCSIN_BENCH_EVENTS", 200_000), shape);
         latency(
             &brokers,
             env("TOCSIN_BENCH_RATE", 2_000),
             env("TOCSIN_BENCH_SECONDS", 20),
+            shape,
         );
     }
 }

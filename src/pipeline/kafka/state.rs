@@ -71,6 +71,26 @@ pub fn read_topic(
     read_from_start(properties, topic, None, each)
 }
 
+/// The state reader asks to be told when it reaches a partition's end;
+/// librdkafka also reports that as a global error, which the default
+/// context logs as one. Reaching the end is the point, not a fault.
+struct EndIsNotAnError;
+
+impl rdkafka::ClientContext for EndIsNotAnError {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let at_end = matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        );
+        if !at_end {
+            tracing::warn!(error = %error, reason, "state topic reader");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EndIsNotAnError {}
+
 /// How many partitions `topic` has; 0 when it does not exist.
 pub fn partition_count(properties: &[(String, String)], topic: &str) -> Result<i32, KafkaError> {
     let cfg = client_config(properties, Role::Consumer, &[], &[]);
@@ -107,8 +127,8 @@ pub fn read_from_start(
             ("enable.partition.eof", "true"),
         ],
     );
-    let reader: BaseConsumer = cfg
-        .create()
+    let reader: BaseConsumer<EndIsNotAnError> = cfg
+        .create_with_context(EndIsNotAnError)
         .map_err(KafkaError::client("creating the state reader"))?;
     let what = format!("reading state topic `{topic}`");
     let metadata = reader
