@@ -248,15 +248,15 @@ impl ExchangeStage {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        for partition in assigned {
-            self.owner(partition)?;
-        }
         let now = Instant::now();
-        Ok(self
-            .owners
-            .values_mut()
-            .flat_map(|o| o.release(now))
-            .collect())
+        let mut fired = Vec::new();
+        // Only owners of what is assigned now: one restored in the moment a
+        // revoke went through belongs to another instance until the next
+        // revoke clears it (every rebalance revokes everything first).
+        for partition in assigned {
+            fired.extend(self.owner(partition)?.release(now));
+        }
+        Ok(fired)
     }
 
     /// The changelog records of every owner, each to its partition.

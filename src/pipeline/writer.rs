@@ -408,11 +408,25 @@ impl Writer {
             exchange.send_progress(pending)?;
             exchange.await_all(pending)?;
             exchange.write_changelog(pending)?;
-            if barrier.is_some() {
-                // A revoke: the next owner reads the changelog as soon as
-                // the barrier is released; it is complete by then.
-                exchange.await_all(pending)?;
+            if let Some(revoke) = barrier {
+                // A revoke. Local state is dropped only once this checkpoint
+                // is committed (in exactly-once mode: its transaction, which
+                // a read_committed restore cannot see before), so that no
+                // owner, this one included, restores from a changelog
+                // missing it; then the revoke may go on.
+                let (own, committed) = sources::Barrier::new();
+                self.checkpointer.checkpoint(Checkpoint {
+                    deliveries: std::mem::take(&mut self.alert_out.pending),
+                    progress: self.progress.clone(),
+                    barrier: Some(own),
+                    saves,
+                })?;
+                // Bounded like the consumer's wait: a failed commit fails
+                // the pipeline through the checkpointer anyway.
+                let _ = committed.recv_timeout(Duration::from_secs(30));
                 exchange.let_go();
+                revoke.release();
+                return Ok(());
             }
         }
         self.checkpointer.checkpoint(Checkpoint {
