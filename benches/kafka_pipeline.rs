@@ -80,7 +80,8 @@ struct Run {
 
 impl Run {
     fn start(brokers: &str, name: &str, shape: Shape) -> Run {
-        let id = format!("{name}-{}-{}", shape.engines, std::process::id());
+        let mode = if shape.scale_out { "out" } else { "local" };
+        let id = format!("{name}-{mode}{}-{}", shape.engines, std::process::id());
         let input = format!("bench-{id}-in");
         let alerts = format!("bench-{id}-alerts");
         let repartition = format!("bench-{id}-repartition");
