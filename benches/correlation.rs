@@ -9,9 +9,6 @@ mod common;
 
 use std::time::Instant;
 use tocsin::correlate::Correlator;
-use tocsin::event::{Event, InputFormat, Origin, Original, Position};
-
-const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
 
 fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -20,8 +17,7 @@ fn main() {
     } else {
         &[100_000, 1_000_000]
     };
-    let set = common::correlation_set(RULES);
-    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+    let set = common::correlation_set(common::LOGIN_RULES);
     println!(
         "{:>10} {:>14} {:>14} {:>14}",
         "keys", "observations/s", "RSS delta MiB", "bytes/key"
@@ -32,21 +28,7 @@ fn main() {
         let rss_before = common::rss_mib().unwrap_or(0.0);
         let t = Instant::now();
         for i in 0..n {
-            let mut fields = serde_json::Map::new();
-            fields.insert("action".into(), "login".into());
-            fields.insert("user".into(), format!("user{i:07}").into());
-            let event = Event {
-                fields,
-                format: InputFormat::Json,
-                // 1 ms apart: a million events span 17 minutes, inside the window.
-                time: start + chrono::Duration::milliseconds(i as i64),
-                time_from_event: true,
-                original: Original::SameAsFields,
-                origin: Origin {
-                    source: "bench".into(),
-                    position: Position::Line { line: i as u64 },
-                },
-            };
+            let event = common::login_event(i);
             set.observations(0, &event, "evidence-id", &mut obs);
             for o in obs.drain(..) {
                 correlator.observe(o);

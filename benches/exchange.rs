@@ -16,33 +16,12 @@ mod common;
 use std::time::{Duration, Instant};
 use tocsin::correlate::exchange::{Exchanged, Match, PartitionOwner};
 use tocsin::correlate::{CorrelationSet, Correlator, Observation};
-use tocsin::event::{Event, InputFormat, Origin, Original, Position};
 use tocsin::vocab::Span;
 
-const RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
-
 fn observations(set: &CorrelationSet, n: usize) -> Vec<Observation> {
-    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let mut fields = serde_json::Map::new();
-        fields.insert("action".into(), "login".into());
-        fields.insert("user".into(), format!("user{i:07}").into());
-        let event = Event {
-            fields,
-            format: InputFormat::Json,
-            time: start + chrono::Duration::milliseconds(i as i64),
-            time_from_event: true,
-            original: Original::SameAsFields,
-            origin: Origin {
-                source: "bench".into(),
-                position: Position::Offset {
-                    partition: 0,
-                    offset: i as i64,
-                },
-            },
-        };
-        set.observations(0, &event, &format!("{i:032x}"), &mut out);
+        set.observations(0, &common::login_event(i), &format!("{i:032x}"), &mut out);
     }
     out
 }
@@ -54,7 +33,7 @@ fn main() {
     } else {
         &[100_000, 1_000_000]
     };
-    let set = common::correlation_set(RULES);
+    let set = common::correlation_set(common::LOGIN_RULES);
     println!(
         "{:>9} {:>11} {:>13} {:>13} {:>15} {:>12} {:>12}",
         "keys",

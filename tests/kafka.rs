@@ -494,8 +494,8 @@ enum Alerts {
     PerEvent,
 }
 
-/// What `tocsin scan` gives for a file: alert ids with their count.
-fn scan_ids(path: &Path, format: &str, which: Alerts) -> BTreeMap<String, usize> {
+/// The alert records `tocsin scan --format json` gives for a file.
+fn scan_json(path: &Path, format: &str) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
         .args([
             "scan",
@@ -512,9 +512,16 @@ fn scan_ids(path: &Path, format: &str, which: Alerts) -> BTreeMap<String, usize>
         .output()
         .expect("scan runs");
     assert!(out.status.success(), "scan of {} failed", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("scan JSON line"))
+        .collect()
+}
+
+/// What `tocsin scan` gives for a file: alert ids with their count.
+fn scan_ids(path: &Path, format: &str, which: Alerts) -> BTreeMap<String, usize> {
     let mut ids = BTreeMap::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let alert: serde_json::Value = serde_json::from_str(line).expect("scan JSON line");
+    for alert in scan_json(path, format) {
         if which == Alerts::All || alert["group"].is_null() {
             *ids.entry(alert["id"].as_str().unwrap_or_default().to_string())
                 .or_default() += 1;
@@ -1551,27 +1558,7 @@ fn scanned_correlations(dir: &Path, lines: &[(String, String)]) -> BTreeMap<Stri
     let path = dir.join("attacks.log");
     let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
     std::fs::write(&path, text).expect("lines written");
-    let out = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args([
-            "scan",
-            "--rules",
-            "rules/",
-            "--format",
-            "json",
-            "--input-format",
-            "syslog",
-        ])
-        .arg(&path)
-        .current_dir(root())
-        .stderr(Stdio::null())
-        .output()
-        .expect("scan runs");
-    assert!(out.status.success(), "scan failed");
-    let alerts: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("scan JSON line"))
-        .collect();
-    correlation_alerts(alerts.iter())
+    correlation_alerts(scan_json(&path, "syslog").iter())
 }
 
 fn correlation_alerts<'a>(

@@ -123,3 +123,31 @@ pub fn correlation_set(rules: &str) -> std::sync::Arc<tocsin::correlate::Correla
     assert!(problems.is_empty(), "{problems:?}");
     std::sync::Arc::new(set)
 }
+
+/// One `event_count` rule grouped by user with a one-hour window and a
+/// threshold never reached: every key stays open (correlation benches).
+pub const LOGIN_RULES: &str = "title: login\nid: login\nname: login\nlogsource: {product: test}\ndetection:\n  s: {action: login}\n  condition: s\n---\ntitle: many logins\ncorrelation:\n  type: event_count\n  rules: [login]\n  group-by: [user]\n  timespan: 1h\n  condition: {gte: 1000000}\n";
+
+/// Login `i` of the correlation benches: a new user each time, 1 ms apart
+/// (a million events span 17 minutes, inside the window), read from
+/// partition 0 at offset `i`.
+pub fn login_event(i: usize) -> tocsin::event::Event {
+    let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("valid time");
+    let mut fields = serde_json::Map::new();
+    fields.insert("action".into(), "login".into());
+    fields.insert("user".into(), format!("user{i:07}").into());
+    tocsin::event::Event {
+        fields,
+        format: InputFormat::Json,
+        time: start + chrono::Duration::milliseconds(i as i64),
+        time_from_event: true,
+        original: tocsin::event::Original::SameAsFields,
+        origin: Origin {
+            source: "bench".into(),
+            position: Position::Offset {
+                partition: 0,
+                offset: i as i64,
+            },
+        },
+    }
+}
