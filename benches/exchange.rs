@@ -14,8 +14,9 @@
 mod common;
 
 use std::time::{Duration, Instant};
-use tocsin::correlate::exchange::{Exchanged, Match, PartitionOwner};
+use tocsin::correlate::exchange::{Match, PartitionOwner};
 use tocsin::correlate::{CorrelationSet, Correlator, Observation};
+use tocsin::vocab::watermark::Progress;
 use tocsin::vocab::Span;
 
 fn observations(set: &CorrelationSet, n: usize) -> Vec<Observation> {
@@ -70,13 +71,13 @@ fn main() {
             let time = o.entry.time;
             let key = Match::route_key(&set, &o).expect("routed");
             let m = Match::of(&set, o).expect("known correlation");
-            let bytes = serde_json::to_vec(&Exchanged::Match(m)).expect("encoded");
+            let bytes = serde_json::to_vec(&m).expect("encoded");
             std::hint::black_box(key);
-            let record: Exchanged = serde_json::from_slice(&bytes).expect("decoded");
-            owner.offer(record, now);
+            let record: Match = serde_json::from_slice(&bytes).expect("decoded");
+            owner.offer_match(record, now);
             if (i + 1) % 1000 == 0 || i + 1 == n {
-                owner.offer(
-                    Exchanged::Progress {
+                owner.offer_progress(
+                    &Progress {
                         input: "bench[0]".into(),
                         time,
                         inputs: 1,

@@ -1553,7 +1553,49 @@ fn attacks(per_address: usize, tag: &str) -> Vec<(String, String)> {
     lines
 }
 
-/// The correlation alerts (id and message) a scan of `lines` gives.
+/// Three hours of failed logins of six users, two to four per user and
+/// ten minutes, after [`attacks`] in time; in the 16th ten minutes one
+/// user fails fifty-odd times: the anomaly job of failed logins per user
+/// scores it against the user's history (which needs 12 buckets). Keyed
+/// by line number like the attacks: a job's samples come from every
+/// partition.
+fn logins_with_a_burst(tag: &str, first: usize) -> Vec<(String, String)> {
+    let mut timed = Vec::new();
+    for b in 0..19usize {
+        for u in 0..6usize {
+            let n = if b == 15 && u == 2 {
+                60
+            } else {
+                2 + (b + u) % 3
+            };
+            for k in 0..n {
+                let secs = b * 600 + u * 90 + k * 480 / n;
+                timed.push((secs, u));
+            }
+        }
+    }
+    timed.sort();
+    timed
+        .into_iter()
+        .enumerate()
+        .map(|(j, (secs, u))| {
+            let i = first + j;
+            (
+                format!("line{i}"),
+                format!(
+                    "Mar  3 {:02}:{:02}:{:02} bastion sshd[{}]: Failed password for {tag}{u} from 10.77.0.{u} port {} ssh2",
+                    12 + secs / 3600,
+                    (secs / 60) % 60,
+                    secs % 60,
+                    3000 + i,
+                    40000 + i
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The correlation and anomaly alerts (id and message) a scan of `lines` gives.
 fn scanned_correlations(dir: &Path, lines: &[(String, String)]) -> BTreeMap<String, usize> {
     let path = dir.join("attacks.log");
     let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
@@ -1561,6 +1603,8 @@ fn scanned_correlations(dir: &Path, lines: &[(String, String)]) -> BTreeMap<Stri
     correlation_alerts(scan_json(&path, "syslog").iter())
 }
 
+/// Alerts about a group or an entity: correlations and anomalies (an
+/// anomaly's `group` is its entity), by id and message.
 fn correlation_alerts<'a>(
     alerts: impl Iterator<Item = &'a serde_json::Value>,
 ) -> BTreeMap<String, usize> {
@@ -1589,8 +1633,9 @@ fn scale_out(brokers: &str, name: &str) -> Setup {
     s
 }
 
-/// Runs `instances` engines in one group over an attack spread across the
-/// partitions; their correlation alerts must be a scan's, each once.
+/// Runs `instances` engines in one group over attacks and a burst of
+/// failed logins spread across the partitions; their correlation and
+/// anomaly alerts must be a scan's, each once.
 fn correlations_as_a_scan_gives_them(instances: usize, name: &str) {
     let Some(brokers) = broker() else { return };
     let s = scale_out(&brokers, name);
@@ -1600,12 +1645,17 @@ fn correlations_as_a_scan_gives_them(instances: usize, name: &str) {
         e.wait_for_log("partitions assigned", Duration::from_secs(30));
     }
     std::thread::sleep(Duration::from_secs(3));
-    let lines = attacks(30, name);
+    let mut lines = attacks(30, name);
+    lines.extend(logins_with_a_burst(name, lines.len()));
     let expected = scanned_correlations(s.dir.path(), &lines);
     let total: usize = expected.values().sum();
     assert!(
         total >= 16,
         "the attack makes correlation alerts: {expected:?}"
+    );
+    assert!(
+        expected.keys().any(|k| k.contains("high_count was")),
+        "the burst makes an anomaly alert: {expected:?}"
     );
     produce(&brokers, &s.auth, &lines);
     let got = read_topic(&brokers, &s.alerts, false, Duration::from_secs(90), |got| {
@@ -1631,17 +1681,17 @@ fn correlations_as_a_scan_gives_them(instances: usize, name: &str) {
 }
 
 #[test]
-fn one_instance_correlates_over_the_repartition_topic_as_a_scan_does() {
+fn one_instance_correlates_and_scores_over_the_repartition_topic_as_a_scan_does() {
     correlations_as_a_scan_gives_them(1, "exchange1");
 }
 
 #[test]
-fn three_instances_correlate_attacks_spread_over_all_partitions_as_a_scan_does() {
+fn three_instances_correlate_and_score_attacks_spread_over_all_partitions_as_a_scan_does() {
     correlations_as_a_scan_gives_them(3, "exchange3");
 }
 
 #[test]
-fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
+fn correlations_and_anomalies_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     let Some(brokers) = broker() else { return };
     let s = scale_out(&brokers, "exchange-churn");
     let config = s.config("engine", "");
@@ -1650,7 +1700,8 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     first.wait_for_log("partitions assigned", Duration::from_secs(30));
     second.wait_for_log("partitions assigned", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(3));
-    let lines = attacks(60, "churn");
+    let mut lines = attacks(60, "churn");
+    lines.extend(logins_with_a_burst("churn", lines.len()));
     let expected = scanned_correlations(s.dir.path(), &lines);
     let total: usize = expected.values().sum();
     // Events keep arriving while a third engine joins and the first is
@@ -1696,7 +1747,7 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     let extra: Vec<&String> = seen.keys().filter(|k| !expected.contains_key(*k)).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "{} of {} correlation alerts missing, {} not a scan's (a match counted twice or lost makes another firing)\nmissing e.g. {:?}\nextra e.g. {:?}\nengine logs: {}",
+        "{} of {} correlation and anomaly alerts missing, {} not a scan's (a match counted twice or lost makes another firing)\nmissing e.g. {:?}\nextra e.g. {:?}\nengine logs: {}",
         missing.len(),
         expected.len(),
         extra.len(),
@@ -1711,7 +1762,7 @@ fn correlations_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
     // the same alert with the same id.
     let repeated: usize = seen.values().map(|n| n - 1).sum();
     eprintln!(
-        "scale-out churn: {total} correlation alerts expected, all there, {repeated} repeated"
+        "scale-out churn: {total} correlation and anomaly alerts expected, all there, {repeated} repeated"
     );
 }
 
@@ -1734,7 +1785,8 @@ fn exactly_once_scale_out_puts_matches_changelog_alerts_and_offsets_in_one_trans
             unique("eos-exchange")
         ),
     );
-    let lines = attacks(30, "eosx");
+    let mut lines = attacks(30, "eosx");
+    lines.extend(logins_with_a_burst("eosx", lines.len()));
     let expected = scanned_correlations(s.dir.path(), &lines);
     let total: usize = expected.values().sum();
     let engine = Engine::start(&config);

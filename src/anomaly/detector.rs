@@ -73,7 +73,7 @@ pub struct DetectorStats {
 }
 
 /// Per-entity accumulator of an open bucket.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Acc {
     events: u64,
     numerator: u64,
@@ -188,6 +188,9 @@ struct JobState {
     /// The newest event time of the job's samples (epoch seconds).
     newest: Option<i64>,
     changed: bool,
+    /// What changed since the changelog was last written, when tracked
+    /// (scale-out: [`Detector::tracking_changes`]).
+    changes: Option<changes::JobChanges>,
 }
 
 /// Runs every job of an [`AnomalySet`].
@@ -196,6 +199,8 @@ pub struct Detector {
     set: Arc<AnomalySet>,
     jobs: Vec<JobState>,
     stats: DetectorStats,
+    /// Changes are recorded for the changelog (scale-out).
+    tracking: bool,
 }
 
 impl Detector {
@@ -215,12 +220,14 @@ impl Detector {
                 recent: HashMap::new(),
                 newest: None,
                 changed: false,
+                changes: None,
             })
             .collect();
         Detector {
             set,
             jobs,
             stats: DetectorStats::default(),
+            tracking: false,
         }
     }
 
@@ -250,6 +257,10 @@ impl Detector {
                     }
                     None => {
                         started.push(i);
+                        let mut new = new;
+                        if self.tracking {
+                            new.changes = Some(Default::default());
+                        }
                         new
                     }
                 }
@@ -314,6 +325,9 @@ impl Detector {
         if start < state.closed_before {
             self.stats.late_samples += 1;
             return out;
+        }
+        if let Some(changes) = &mut state.changes {
+            changes.bucket_touched(start, &sample.entity);
         }
         let acc = state
             .open
@@ -385,6 +399,9 @@ impl JobState {
             return;
         }
         self.newest = Some(now);
+        if let Some(changes) = &mut self.changes {
+            changes.job = true;
+        }
         let latency = self.job.spec.latency.as_secs() as i64;
         while let Some((&start, _)) = self.open.first_key_value() {
             if start + self.span_secs > now - latency {
@@ -421,6 +438,9 @@ impl JobState {
         // Sorted, so that scoring (and a reservoir's choices) do not depend on hash order.
         let mut entities: Vec<(Box<str>, Acc)> = bucket.into_iter().collect();
         entities.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(changes) = &mut self.changes {
+            changes.bucket_closed(start, entities.iter().map(|(key, _)| key));
+        }
         let trained = std::time::Instant::now();
         let slot = self.seasons.map(|s| s.slot_of(start));
         // Decided before any entity of the bucket joins the population.
@@ -861,6 +881,8 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+pub(crate) mod changes;
+
 fn epoch(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
 }
@@ -878,30 +900,11 @@ fn round_measure(v: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sigma::anomaly::{AnomalyRule, JobSpec, Seasonality};
-    use crate::sigma::rule::{parse_document, Document};
-    use crate::sigma::yaml::parse_documents;
+    use crate::sigma::anomaly::{JobSpec, Seasonality};
     use crate::vocab::Span;
 
     fn job(spec: impl FnOnce(&mut JobSpec)) -> Arc<AnomalySet> {
-        let text = "title: J\nid: j\nlogsource: {product: test}\ndetection:\n  s: {a: 1}\n  condition: s\nanomaly:\n  function: high_count\n  by: user\n  bucket_span: 10m\n";
-        let docs = parse_documents(text, &Default::default()).unwrap();
-        let Ok(Document::AnomalyJob(mut j)) = parse_document(&docs[0], &Default::default()) else {
-            panic!()
-        };
-        j.spec.min_history = 8;
-        // Hours of streams shorter than a day: seasons have their own tests.
-        j.spec.seasonality = Seasonality::None;
-        j.spec.alert = AnomalyRule {
-            min_score: 80.0,
-            count: 1,
-            within: Span::from_secs(3600),
-        };
-        spec(&mut j.spec);
-        Arc::new(AnomalySet {
-            jobs: vec![Arc::new(*j)],
-            by_rule: HashMap::new(),
-        })
+        crate::anomaly::test_job(spec)
     }
 
     fn sample(user: &str, secs: i64, value: Option<&str>) -> Sample {

@@ -16,6 +16,7 @@
 pub(crate) mod config;
 pub(crate) mod describe;
 pub(crate) mod detector;
+pub mod exchange;
 pub(crate) mod model;
 pub(crate) mod normalize;
 pub(crate) mod season;
@@ -209,6 +210,34 @@ impl AnomalySet {
             origin: event.origin.clone(),
         })
     }
+}
+
+/// A set of one `high_count by user every 10m` job (job `j`), with a short
+/// history, no seasons and a rule that alerts from a score of 80; `spec`
+/// changes it further.
+#[cfg(test)]
+pub(crate) fn test_job(spec: impl FnOnce(&mut crate::sigma::anomaly::JobSpec)) -> Arc<AnomalySet> {
+    use crate::sigma::anomaly::Seasonality;
+    use crate::sigma::rule::{parse_document, Document};
+    use crate::sigma::yaml::parse_documents;
+    let text = "title: J\nid: j\nlogsource: {product: test}\ndetection:\n  s: {a: 1}\n  condition: s\nanomaly:\n  function: high_count\n  by: user\n  bucket_span: 10m\n";
+    let docs = parse_documents(text, &Default::default()).unwrap();
+    let Ok(Document::AnomalyJob(mut j)) = parse_document(&docs[0], &Default::default()) else {
+        panic!()
+    };
+    j.spec.min_history = 8;
+    // Hours of streams shorter than a day: seasons have their own tests.
+    j.spec.seasonality = Seasonality::None;
+    j.spec.alert = AnomalyRule {
+        min_score: 80.0,
+        count: 1,
+        within: crate::vocab::Span::from_secs(3600),
+    };
+    spec(&mut j.spec);
+    Arc::new(AnomalySet {
+        jobs: vec![Arc::new(*j)],
+        by_rule: HashMap::new(),
+    })
 }
 
 /// `user=alice, host=web1` from an entity key; `all` for a job without entity fields.

@@ -5,9 +5,10 @@
 //! that every upstream input advances; its state is kept per key in a
 //! changelog, from which the next owner of the partition restores it.
 //!
-//! This file is the part without Kafka: the records, and the state of one
-//! repartition partition ([`PartitionOwner`]). The pipeline side that moves
-//! the records is not built yet (docs/correlation.md, "Scaling out").
+//! This file is the part without Kafka: the match as it travels, and the
+//! state of one repartition partition ([`PartitionOwner`]). The pipeline
+//! moves the records (`pipeline::exchange`, docs/correlation.md "Scaling
+//! out"); anomaly samples travel the same way (`anomaly::exchange`).
 //!
 //! Why event-time order: `gt`/`gte` correlations fire as soon as they hold
 //! and start over, so which matches make one firing depends on the order
@@ -17,14 +18,8 @@
 //! sees, and fires the same alerts with the same ids.
 //!
 //! Why a watermark per input: a match may be released only when no earlier
-//! one can still come. Each detection instance reports, per input partition
-//! it reads, the newest event time it has processed (a `progress` record,
-//! sent to every repartition partition after the matches it covers). The
-//! owner releases matches up to the slowest input's time minus the allowed
-//! lateness; an input silent for the idle timeout stops holding it back,
-//! and an input never heard from holds it back for the idle timeout after
-//! records began to arrive (as Kafka Streams' `max.task.idle.ms`: an empty
-//! partition must not block the others for ever).
+//! one can still come ([`Watermark`]: the slowest input's progress minus
+//! the allowed lateness, with idle inputs left out).
 //!
 //! Replays: after a crash, matches are produced again (detection restarts
 //! from its last committed offset) and read again (the owner's offsets
@@ -36,29 +31,12 @@ use super::correlator::Correlator;
 use super::window::Entry;
 use super::{Firing, Observation};
 use crate::event::Origin;
+use crate::vocab::watermark::{Progress, ReleaseCounts, Watermark, WatermarkRecord};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
-
-/// A record on the repartition topic.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Exchanged {
-    /// A rule match offered to a correlation.
-    Match(Match),
-    /// An upstream input has been processed up to this event time.
-    Progress {
-        /// The input: `topic[partition]`, or a file or stdin.
-        input: String,
-        /// Its newest event time processed so far.
-        time: DateTime<Utc>,
-        /// How many inputs the sender reads from in all (every partition of
-        /// every input topic): the owner waits to hear from that many.
-        inputs: u32,
-    },
-}
 
 /// A rule match for one correlation, as it travels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,50 +83,19 @@ struct GroupRecord {
     applied_until: DateTime<Utc>,
 }
 
-/// The changelog's record of the owner's clock.
-#[derive(Debug, Serialize, Deserialize)]
-struct MetaRecord {
-    released: Option<DateTime<Utc>>,
-    inputs: Vec<(String, DateTime<Utc>)>,
-    expected_inputs: u32,
-}
-
 const GROUP: &str = "g";
 const PENDING: &str = "p";
 const META: &str = "m";
-
-/// What happened to the records offered, for metrics and the log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ExchangeCounts {
-    /// Matches dropped as already applied (replays) or behind the released watermark.
-    pub behind: u64,
-    /// Matches recognised as duplicates of pending ones.
-    pub duplicates: u64,
-    /// Changelog records that could not be read at restore.
-    pub unreadable: u64,
-    /// Matches released before the watermark passed them because the
-    /// pending set was full: an input held the watermark back (a stalled
-    /// reader, a host with its clock behind).
-    pub forced: u64,
-}
 
 /// The correlation state of one repartition partition.
 #[derive(Debug)]
 pub struct PartitionOwner {
     correlator: Correlator,
     pending: BTreeMap<PendingKey, Match>,
-    /// Newest event time per upstream input, and when it last reported.
-    inputs: HashMap<String, (DateTime<Utc>, Instant)>,
-    expected_inputs: u32,
-    /// Every pending match up to here has been applied.
-    released: Option<DateTime<Utc>>,
+    /// Every pending match up to its released point has been applied.
+    watermark: Watermark,
     /// Per group restored from the changelog: applied up to this time.
     applied: HashMap<(String, Vec<String>), DateTime<Utc>>,
-    /// When records began to arrive (after start or restore): inputs not
-    /// heard from hold the watermark back for the idle timeout from then.
-    started: Option<Instant>,
-    lateness: Span,
-    idle_timeout: Duration,
     /// Most matches held for the watermark; past it the oldest are released.
     max_pending: usize,
     /// Changelog bookkeeping since the last flush.
@@ -157,9 +104,8 @@ pub struct PartitionOwner {
     /// Groups written empty at the last flush: deleted at the next one,
     /// once the meta record after them covers their replays.
     emptied: Vec<String>,
-    meta_changed: bool,
     /// What was dropped and why.
-    pub counts: ExchangeCounts,
+    pub counts: ReleaseCounts,
 }
 
 impl PartitionOwner {
@@ -168,19 +114,13 @@ impl PartitionOwner {
         PartitionOwner {
             correlator: correlator.tracking_changes(),
             pending: BTreeMap::new(),
-            inputs: HashMap::new(),
-            expected_inputs: 0,
-            released: None,
+            watermark: Watermark::new(lateness, idle_timeout),
             applied: HashMap::new(),
-            started: None,
-            lateness,
-            idle_timeout,
             max_pending: super::DEFAULT_MAX_GROUPS,
             pending_added: HashSet::new(),
             pending_removed: HashSet::new(),
             emptied: Vec::new(),
-            meta_changed: false,
-            counts: ExchangeCounts::default(),
+            counts: ReleaseCounts::default(),
         }
     }
 
@@ -206,30 +146,28 @@ impl PartitionOwner {
         self.pending.len()
     }
 
-    /// Takes one record; returns what fired.
-    pub fn offer(&mut self, record: Exchanged, now: Instant) -> Vec<Firing> {
-        self.started.get_or_insert(now);
-        match record {
-            Exchanged::Match(m) => self.add(m),
-            Exchanged::Progress {
-                input,
-                time,
-                inputs,
-            } => {
-                self.expected_inputs = self.expected_inputs.max(inputs);
-                let newest = self.inputs.entry(input).or_insert((time, now));
-                newest.0 = newest.0.max(time);
-                newest.1 = now;
-                self.meta_changed = true;
-            }
-        }
+    /// How many inputs the owner waits to hear from.
+    pub fn expected_inputs(&self) -> u32 {
+        self.watermark.expected_inputs()
+    }
+
+    /// Takes one match; returns what fired.
+    pub fn offer_match(&mut self, m: Match, now: Instant) -> Vec<Firing> {
+        self.watermark.record_arrived(now);
+        self.add(m);
+        self.release(now)
+    }
+
+    /// Takes an input's progress; returns what fired.
+    pub fn offer_progress(&mut self, progress: &Progress, now: Instant) -> Vec<Firing> {
+        self.watermark.note(progress, now);
         self.release(now)
     }
 
     /// Whether a match at `time` is behind what was applied already: the
     /// released watermark, or the point its group's saved state covers.
     fn is_applied(&self, m: &Match, time: DateTime<Utc>) -> bool {
-        self.released.is_some_and(|r| time <= r)
+        self.watermark.is_released(time)
             || !self.applied.is_empty()
                 && self
                     .applied
@@ -257,15 +195,10 @@ impl PartitionOwner {
     /// holding it back); returns what fired. Called on every record and
     /// periodically while the input is quiet.
     pub fn release(&mut self, now: Instant) -> Vec<Firing> {
-        let over = self.pending.len().saturating_sub(self.max_pending);
-        let forced = match over {
-            0 => None,
-            n => self.pending.keys().nth(n - 1).map(|k| k.0),
-        };
-        if forced.is_some() {
-            self.counts.forced += over as u64;
-        }
-        let Some(upto) = self.watermark(now).max(forced) else {
+        let point =
+            self.watermark
+                .release_point(now, &self.pending, self.max_pending, &mut self.counts);
+        let Some(upto) = point else {
             return Vec::new();
         };
         let mut fired = Vec::new();
@@ -290,40 +223,11 @@ impl PartitionOwner {
                 origin: m.origin,
             }));
         }
-        if self.released.is_none_or(|r| upto > r) {
-            self.released = Some(upto);
-            self.meta_changed = true;
+        if self.watermark.advance(upto) {
             // Groups saved up to the released point need no mark of their own.
             self.applied.retain(|_, a| *a > upto);
         }
         fired
-    }
-
-    /// Up to when every match has arrived: the slowest input's newest time
-    /// minus the allowed lateness. `None` while an input may still be
-    /// unheard of. When every input is idle, all of it.
-    fn watermark(&self, now: Instant) -> Option<DateTime<Utc>> {
-        let young = self
-            .started
-            .is_none_or(|started| now.duration_since(started) <= self.idle_timeout);
-        if young && (self.inputs.len() as u64) < u64::from(self.expected_inputs) {
-            return None;
-        }
-        let active = self
-            .inputs
-            .values()
-            .filter(|(_, seen)| now.duration_since(*seen) <= self.idle_timeout)
-            .map(|(t, _)| *t)
-            .min();
-        match active {
-            Some(t) => Some(self.lateness.before(t)),
-            None if young => None,
-            None => {
-                let newest = self.inputs.values().map(|(t, _)| *t).max();
-                let last_pending = self.pending.keys().next_back().map(|k| k.0);
-                newest.max(last_pending).or(self.released)
-            }
-        }
     }
 
     /// The changelog records since the last call, in the order they must be
@@ -332,7 +236,10 @@ impl PartitionOwner {
     /// `None` is a tombstone.
     pub fn changelog(&mut self) -> Vec<(String, Option<Vec<u8>>)> {
         let mut out = Vec::new();
-        let applied_until = self.released.unwrap_or(DateTime::<Utc>::MIN_UTC);
+        let applied_until = self
+            .watermark
+            .released()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut emptied = Vec::new();
         let stale = std::mem::take(&mut self.emptied);
         let mut written = HashSet::new();
@@ -381,18 +288,7 @@ impl PartitionOwner {
                 out.push((name, None));
             }
         }
-        if std::mem::take(&mut self.meta_changed) {
-            let mut inputs: Vec<(String, DateTime<Utc>)> = self
-                .inputs
-                .iter()
-                .map(|(k, (t, _))| (k.clone(), *t))
-                .collect();
-            inputs.sort();
-            let meta = MetaRecord {
-                released: self.released,
-                inputs,
-                expected_inputs: self.expected_inputs,
-            };
+        if let Some(meta) = self.watermark.take_record() {
             if let (Ok(name), Ok(bytes)) =
                 (serde_json::to_string(&(META,)), serde_json::to_vec(&meta))
             {
@@ -415,7 +311,6 @@ impl PartitionOwner {
         for (key, payload) in records {
             latest.insert(key, payload);
         }
-        self.started = Some(now);
         for (key, payload) in latest {
             let Some(payload) = payload else { continue };
             if !self.restore_one(key, payload, now) {
@@ -425,7 +320,7 @@ impl PartitionOwner {
         // What was restored is in the changelog already.
         let _ = self.correlator.take_changes();
         self.pending_added.clear();
-        self.meta_changed = false;
+        self.watermark.restarted(now);
         // A flush cut short may have saved a group with a match applied but
         // not yet the tombstone of that match's pending record.
         let applied: Vec<PendingKey> = self
@@ -472,16 +367,10 @@ impl PartitionOwner {
                 true
             }
             Some(META) => {
-                let Ok(meta) = serde_json::from_slice::<MetaRecord>(payload) else {
+                let Ok(meta) = serde_json::from_slice::<WatermarkRecord>(payload) else {
                     return false;
                 };
-                self.released = meta.released;
-                self.expected_inputs = meta.expected_inputs;
-                self.inputs = meta
-                    .inputs
-                    .into_iter()
-                    .map(|(input, t)| (input, (t, now)))
-                    .collect();
+                self.watermark.restore(meta, now);
                 true
             }
             _ => false,

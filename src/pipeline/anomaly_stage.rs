@@ -91,26 +91,32 @@ impl AnomalyStage {
     }
 
     fn record(&mut self) {
-        let Some(m) = &self.metrics else { return };
-        let stats = self.detector.take_stats();
-        if stats.scores.is_empty() && stats.late_samples == 0 {
-            return;
-        }
-        let set = self.detector.set().clone();
-        let name = |j: usize| set.get(j).map_or("?", |job| job.name());
-        for (j, score) in stats.scores {
-            m.anomaly_scores
-                .with_label_values(&[name(j)])
-                .observe(score);
-        }
-        for (j, secs) in stats.training_seconds {
-            m.anomaly_training_seconds
-                .with_label_values(&[name(j)])
-                .observe(secs);
-        }
-        m.anomaly_late_samples.inc_by(stats.late_samples);
-        m.anomaly_entities.set(self.detector.entities() as i64);
+        record_stats(self.metrics.as_deref(), &mut self.detector);
     }
+}
+
+/// Moves what a detector did since the last call into the metrics (and
+/// out of the detector, where it would pile up).
+pub(super) fn record_stats(metrics: Option<&Metrics>, detector: &mut Detector) {
+    let stats = detector.take_stats();
+    let Some(m) = metrics else { return };
+    if stats.scores.is_empty() && stats.late_samples == 0 {
+        return;
+    }
+    let set = detector.set().clone();
+    let name = |j: usize| set.get(j).map_or("?", |job| job.name());
+    for (j, score) in stats.scores {
+        m.anomaly_scores
+            .with_label_values(&[name(j)])
+            .observe(score);
+    }
+    for (j, secs) in stats.training_seconds {
+        m.anomaly_training_seconds
+            .with_label_values(&[name(j)])
+            .observe(secs);
+    }
+    m.anomaly_late_samples.inc_by(stats.late_samples);
+    m.anomaly_entities.set(detector.entities() as i64);
 }
 
 /// Loads each job's model from `dir`; problems are logged, never fatal.

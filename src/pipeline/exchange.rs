@@ -1,7 +1,8 @@
-//! Scale-out on the writer stage: correlation matches leave through the
-//! repartition topic, and the partitions of it this instance is assigned
-//! are run here, each by a [`PartitionOwner`] restored from its changelog
-//! partition (design and guarantees: `correlate::exchange`,
+//! Scale-out on the writer stage: correlation matches and anomaly samples
+//! leave through the repartition topic, and the partitions of it this
+//! instance is assigned are run here, each by a [`PartitionOwner`] and a
+//! [`SampleOwner`] restored from its changelog partition (design and
+//! guarantees: `correlate::exchange`, `anomaly::exchange`,
 //! docs/correlation.md "Scaling out").
 //!
 //! The repartition topic is read by the same consumer, in the same group,
@@ -12,15 +13,100 @@
 use super::kafka::consumer::KafkaConsumer;
 use super::kafka::producer::{KafkaProducer, Pending};
 use super::kafka::{self, KafkaError};
-use crate::correlate::exchange::{Exchanged, Match, PartitionOwner};
+use crate::anomaly::exchange::{is_anomaly_key, SampleOwner, SampleRecord};
+use crate::anomaly::{Anomaly, AnomalySet, Sample};
+use crate::correlate::exchange::{Match, PartitionOwner};
 use crate::correlate::{CorrelationSet, Correlator, Firing, Observation};
+use crate::vocab::watermark::{Progress, ReleaseCounts};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedHeaders;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A record on the repartition topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Exchanged {
+    /// A rule match offered to a correlation.
+    Match(Match),
+    /// A match of an anomaly job's detection.
+    Sample(SampleRecord),
+    /// An upstream input has been processed up to this event time.
+    Progress(Progress),
+}
+
+/// What the owners of a partition released: correlation firings and the
+/// anomalies of closed buckets.
+#[derive(Debug, Default)]
+pub(super) struct Released {
+    pub(super) firings: Vec<Firing>,
+    pub(super) anomalies: Vec<Anomaly>,
+}
+
+impl Released {
+    fn extend(&mut self, other: Released) {
+        self.firings.extend(other.firings);
+        self.anomalies.extend(other.anomalies);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.firings.is_empty() && self.anomalies.is_empty()
+    }
+}
+
+/// The state of one repartition partition: its correlation windows and
+/// its anomaly jobs, each with its own watermark over the same progress.
+#[derive(Debug)]
+pub(super) struct Owners {
+    correlation: PartitionOwner,
+    anomaly: SampleOwner,
+}
+
+impl Owners {
+    fn offer(&mut self, record: Exchanged, now: Instant) -> Released {
+        match record {
+            Exchanged::Match(m) => Released {
+                firings: self.correlation.offer_match(m, now),
+                anomalies: Vec::new(),
+            },
+            Exchanged::Sample(s) => Released {
+                firings: Vec::new(),
+                anomalies: self.anomaly.offer_sample(s, now),
+            },
+            Exchanged::Progress(p) => Released {
+                firings: self.correlation.offer_progress(&p, now),
+                anomalies: self.anomaly.offer_progress(&p, now),
+            },
+        }
+    }
+
+    /// What the anomaly jobs did, into the metrics.
+    fn record(&mut self, metrics: Option<&super::metrics::Metrics>) {
+        super::anomaly_stage::record_stats(metrics, self.anomaly.detector_mut());
+    }
+
+    fn release(&mut self, now: Instant) -> Released {
+        Released {
+            firings: self.correlation.release(now),
+            anomalies: self.anomaly.release(now),
+        }
+    }
+
+    fn counts(&self) -> ReleaseCounts {
+        let (c, a) = (self.correlation.counts, self.anomaly.counts);
+        ReleaseCounts {
+            behind: c.behind + a.behind,
+            duplicates: c.duplicates + a.duplicates,
+            unreadable: c.unreadable + a.unreadable,
+            forced: c.forced + a.forced,
+        }
+    }
+}
 
 /// Where the exchange goes and how its owners are bounded.
 #[derive(Debug, Clone)]
@@ -81,17 +167,22 @@ pub(super) struct ExchangeStage {
     pub(super) metrics: Option<Arc<super::metrics::Metrics>>,
     /// Builds the correlator of a newly owned partition.
     pub(super) template: Correlator,
+    /// The anomaly jobs a newly owned partition runs.
+    pub(super) anomalies: Arc<AnomalySet>,
+    /// Saved models a job starts from when its partition's changelog has
+    /// nothing of it yet (`anomaly.model_dir`).
+    pub(super) models: Option<PathBuf>,
     pub(super) lateness: Span,
     pub(super) idle_timeout: Duration,
     /// Most matches an owner holds for the watermark (`correlation.max_groups`).
     pub(super) max_pending: usize,
-    pub(super) owners: HashMap<i32, PartitionOwner>,
+    pub(super) owners: HashMap<i32, Owners>,
     /// Newest event time per input this instance read, and whether it moved
     /// since progress was last sent.
     pub(super) input_times: HashMap<String, (DateTime<Utc>, bool)>,
-    /// Matches left out as behind the watermark, and when that was last said.
+    /// Records left out as behind the watermark, and when that was last said.
     pub(super) dropped_behind: u64,
-    /// Matches released early because a pending set was full.
+    /// Records released early because a pending set was full.
     pub(super) forced: u64,
     pub(super) warned_at: Option<Instant>,
 }
@@ -110,7 +201,27 @@ impl ExchangeStage {
         let Some(m) = Match::of(set, obs) else {
             return Ok(());
         };
-        let value = serde_json::to_vec(&Exchanged::Match(m))
+        self.send(&key, &Exchanged::Match(m), pending)
+    }
+
+    /// Sends an anomaly job's sample to the owner of its job.
+    pub(super) fn send_sample(
+        &mut self,
+        set: &AnomalySet,
+        sample: Sample,
+        pending: &mut Pending,
+    ) -> Result<(), KafkaError> {
+        let Some(key) = SampleRecord::route_key(set, &sample) else {
+            return Ok(());
+        };
+        let Some(s) = SampleRecord::of(set, sample) else {
+            return Ok(());
+        };
+        self.send(&key, &Exchanged::Sample(s), pending)
+    }
+
+    fn send(&self, key: &str, record: &Exchanged, pending: &mut Pending) -> Result<(), KafkaError> {
+        let value = serde_json::to_vec(record)
             .map_err(|e| KafkaError::Other(format!("encoding a repartition record: {e}")))?;
         kafka::producer::send(
             &self.producer,
@@ -143,11 +254,11 @@ impl ExchangeStage {
             if !std::mem::take(moved) {
                 continue;
             }
-            let record = Exchanged::Progress {
+            let record = Exchanged::Progress(Progress {
                 input: input.clone(),
                 time: *time,
                 inputs: self.topics.inputs,
-            };
+            });
             let value = serde_json::to_vec(&record)
                 .map_err(|e| KafkaError::Other(format!("encoding a progress record: {e}")))?;
             for partition in 0..self.topics.partitions {
@@ -169,11 +280,13 @@ impl ExchangeStage {
         &mut self,
         partition: i32,
         record: Exchanged,
-    ) -> Result<Vec<Firing>, KafkaError> {
+    ) -> Result<Released, KafkaError> {
+        let metrics = self.metrics.clone();
         let owner = self.owner(partition)?;
-        let before = owner.counts;
+        let before = owner.counts();
         let fired = owner.offer(record, Instant::now());
-        let after = owner.counts;
+        let after = owner.counts();
+        owner.record(metrics.as_deref());
         self.dropped_behind += after.behind - before.behind;
         self.forced += after.forced - before.forced;
         if (after.behind > before.behind || after.forced > before.forced)
@@ -186,7 +299,7 @@ impl ExchangeStage {
                 partition,
                 behind_the_watermark = self.dropped_behind,
                 released_early = self.forced,
-                "correlation is not seeing every match in event-time order: matches behind the released watermark were left out (replays of what was applied, or an input more than correlation.idle_source_timeout late), or the pending set was full and its oldest were released before every input passed them (an input holds the watermark back)"
+                "correlation and anomaly jobs are not seeing every match in event-time order: matches behind the released watermark were left out (replays of what was applied, or an input more than correlation.idle_source_timeout late), or the pending set was full and its oldest were released before every input passed them (an input holds the watermark back)"
             );
         }
         Ok(fired)
@@ -194,12 +307,18 @@ impl ExchangeStage {
 
     /// The owner of `partition`, restored from its changelog partition the
     /// first time it is needed.
-    fn owner(&mut self, partition: i32) -> Result<&mut PartitionOwner, KafkaError> {
+    fn owner(&mut self, partition: i32) -> Result<&mut Owners, KafkaError> {
         if !self.owners.contains_key(&partition) {
             let started = Instant::now();
             let mut owner =
                 PartitionOwner::new(self.template.fresh(), self.lateness, self.idle_timeout)
                     .with_max_pending(self.max_pending);
+            let mut anomaly =
+                SampleOwner::new(self.anomalies.clone(), self.lateness, self.idle_timeout)
+                    .with_max_pending(self.max_pending);
+            if let Some(dir) = &self.models {
+                super::anomaly_stage::load_models(anomaly.detector_mut(), dir);
+            }
             let mut records: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
             kafka::state::read_from_start(
                 &self.properties,
@@ -211,16 +330,19 @@ impl ExchangeStage {
                     }
                 },
             )?;
-            owner.restore(
-                records.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
-                Instant::now(),
-            );
+            let now = Instant::now();
+            let (samples, matches): (Vec<_>, Vec<_>) = records
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .partition(|(k, _)| is_anomaly_key(k));
+            owner.restore(matches, now);
+            anomaly.restore(samples, now);
             tracing::info!(
                 partition,
                 records = records.len(),
                 groups = owner.correlator().active_groups(),
-                pending = owner.pending(),
-                unreadable = owner.counts.unreadable,
+                pending = owner.pending() + anomaly.pending(),
+                unreadable = owner.counts.unreadable + anomaly.counts.unreadable,
                 took_ms = started.elapsed().as_millis() as u64,
                 "correlation partition restored from its changelog"
             );
@@ -228,7 +350,13 @@ impl ExchangeStage {
                 m.correlation_restore_seconds
                     .observe(started.elapsed().as_secs_f64());
             }
-            self.owners.insert(partition, owner);
+            self.owners.insert(
+                partition,
+                Owners {
+                    correlation: owner,
+                    anomaly,
+                },
+            );
         }
         self.owners
             .get_mut(&partition)
@@ -238,7 +366,7 @@ impl ExchangeStage {
     /// While the input is quiet: takes up newly assigned partitions (their
     /// pending matches must not wait for a new record), and releases what
     /// idle inputs no longer hold back.
-    pub(super) fn tick(&mut self) -> Result<Vec<Firing>, KafkaError> {
+    pub(super) fn tick(&mut self) -> Result<Released, KafkaError> {
         let assigned: Vec<i32> = match self.consumer.assignment() {
             Ok(list) => list
                 .elements()
@@ -249,12 +377,15 @@ impl ExchangeStage {
             Err(_) => Vec::new(),
         };
         let now = Instant::now();
-        let mut fired = Vec::new();
+        let mut fired = Released::default();
         // Only owners of what is assigned now: one restored in the moment a
         // revoke went through belongs to another instance until the next
         // revoke clears it (every rebalance revokes everything first).
+        let metrics = self.metrics.clone();
         for partition in assigned {
-            fired.extend(self.owner(partition)?.release(now));
+            let owner = self.owner(partition)?;
+            fired.extend(owner.release(now));
+            owner.record(metrics.as_deref());
         }
         Ok(fired)
     }
@@ -262,7 +393,9 @@ impl ExchangeStage {
     /// The changelog records of every owner, each to its partition.
     pub(super) fn write_changelog(&mut self, pending: &mut Pending) -> Result<(), KafkaError> {
         for (&partition, owner) in &mut self.owners {
-            for (key, value) in owner.changelog() {
+            let mut records = owner.correlation.changelog();
+            records.extend(owner.anomaly.changelog());
+            for (key, value) in records {
                 kafka::producer::send_to_partition(
                     &self.producer,
                     &self.topics.changelog,
@@ -283,11 +416,13 @@ impl ExchangeStage {
         self.owners.clear();
     }
 
-    /// Runs the correlations of `set` from now on.
-    pub(super) fn replace_rules(&mut self, set: Arc<CorrelationSet>) {
+    /// Runs the correlations of `set` and the jobs of `anomalies` from now on.
+    pub(super) fn replace_rules(&mut self, set: Arc<CorrelationSet>, anomalies: Arc<AnomalySet>) {
         self.template.replace_rules(set.clone());
+        self.anomalies = anomalies.clone();
         for owner in self.owners.values_mut() {
-            owner.replace_rules(set.clone());
+            owner.correlation.replace_rules(set.clone());
+            owner.anomaly.replace_jobs(anomalies.clone());
         }
     }
 

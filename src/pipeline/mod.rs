@@ -614,6 +614,8 @@ impl Pipeline {
             )
             .with_lateness(c.allowed_lateness.as_std())
             .with_idle_timeout(c.idle_source_timeout.as_std()),
+            anomalies: self.rules.load().anomalies.clone(),
+            models: self.models.load_from.clone(),
             lateness: c.allowed_lateness,
             idle_timeout: c.idle_source_timeout.as_std(),
             max_pending: c.max_groups,

@@ -65,7 +65,7 @@ pub enum Output {
     /// An alert record read from a source, for the incident desk to track.
     Track(Box<Alert>),
     /// A record of the repartition topic for the owner of its partition.
-    Exchanged(Box<(i32, crate::correlate::exchange::Exchanged)>),
+    Exchanged(Box<(i32, super::exchange::Exchanged)>),
 }
 
 /// Counts kept by the processor. Every record is exactly one of an

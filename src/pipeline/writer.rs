@@ -140,10 +140,9 @@ impl Writer {
                 Ok(None) => break,
                 Err(_elapsed) => {
                     if let Some(exchange) = &mut self.exchange {
-                        let firings = exchange.tick()?;
-                        unsaved |= !firings.is_empty();
-                        self.alert_out
-                            .send_firings(firings, &self.builder, &self.correlations)?;
+                        let released = exchange.tick()?;
+                        unsaved |= !released.is_empty();
+                        self.send_released(released)?;
                     }
                     if self.alert_out.incident.is_some() {
                         self.alert_out.tick_incidents(&self.builder)?;
@@ -240,11 +239,18 @@ impl Writer {
                     let Some(exchange) = &mut self.exchange else {
                         continue;
                     };
-                    let firings = exchange.receive(partition, record)?;
-                    self.alert_out
-                        .send_firings(firings, &self.builder, &self.correlations)?;
+                    let released = exchange.receive(partition, record)?;
+                    self.send_released(released)?;
                 }
                 Output::Sample(sample) => {
+                    if let Some(exchange) = &mut self.exchange {
+                        exchange.send_sample(
+                            self.anomaly.set(),
+                            *sample,
+                            &mut self.alert_out.pending,
+                        )?;
+                        continue;
+                    }
                     let anomalies = self.anomaly.observe(*sample);
                     self.alert_out
                         .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
@@ -305,12 +311,21 @@ impl Writer {
         Ok(())
     }
 
+    /// What the owners of repartition partitions released, to the sinks.
+    fn send_released(&mut self, released: super::exchange::Released) -> Result<(), PipelineError> {
+        self.alert_out
+            .send_firings(released.firings, &self.builder, &self.correlations)?;
+        self.alert_out
+            .send_anomalies(released.anomalies, &self.builder, self.anomaly.set())?;
+        Ok(())
+    }
+
     /// The first batch detected with a reloaded rule set: correlation
     /// windows and anomaly baselines move over to it where the rule's id and
     /// logic did not change.
     fn switch_rules(&mut self, rules: Arc<super::Rules>) {
         if let Some(exchange) = &mut self.exchange {
-            exchange.replace_rules(rules.correlations.clone());
+            exchange.replace_rules(rules.correlations.clone(), rules.anomalies.clone());
         }
         let (kept, dropped) = self.correlator.replace_rules(rules.correlations.clone());
         let started = self.anomaly.replace_jobs(rules.anomalies.clone());

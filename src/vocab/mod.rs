@@ -6,7 +6,8 @@
 //! - [`Clock`]: the engine's now (system, event time or simulated);
 //! - [`LogsourceTags`]: the logsource a source declares for its events;
 //! - [`text`]: escaping and shortening text shown to people;
-//! - `atomic`: replacing a state file whole or not at all.
+//! - `atomic`: replacing a state file whole or not at all;
+//! - [`watermark`]: how far every upstream input has been read (scale-out).
 
 pub(crate) mod atomic;
 pub(crate) mod clock;
@@ -15,6 +16,7 @@ pub(crate) mod logsource;
 pub(crate) mod severity;
 pub(crate) mod span;
 pub(crate) mod text;
+pub mod watermark;
 
 pub use clock::{Clock, ClockConfig, ClockMode};
 pub use logsource::LogsourceTags;

@@ -11,6 +11,22 @@ use std::sync::Arc;
 
 const RULES: &str = "title: three a\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 3}\n---\ntitle: spray\ncorrelation:\n  type: value_count\n  rules: [rule_a]\n  group-by: [src]\n  timespan: 5m\n  condition: {field: user, gte: 3}\n---\ntitle: quiet\ncorrelation:\n  type: event_count\n  rules: [rule_b]\n  group-by: [user]\n  timespan: 60s\n  condition: {lt: 2}\n";
 
+/// A record on the repartition topic, as far as correlation reads it.
+#[derive(Debug, Clone)]
+enum Exchanged {
+    Match(Match),
+    Progress(Progress),
+}
+
+impl PartitionOwner {
+    fn offer(&mut self, record: Exchanged, now: Instant) -> Vec<Firing> {
+        match record {
+            Exchanged::Match(m) => self.offer_match(m, now),
+            Exchanged::Progress(p) => self.offer_progress(&p, now),
+        }
+    }
+}
+
 /// One event: (seconds, input, user, src, is rule b).
 type Ev = (i64, usize, usize, usize, bool);
 
@@ -80,14 +96,20 @@ fn comparable(f: &Firing) -> Fired {
 }
 
 /// The reference: one correlator, every match in event-time order (what a
-/// scan of the events in time order does before its input ends).
+/// scan of the events in time order does before its input ends). Matches
+/// of one second go by evidence id: the owner's tie-break, which no
+/// interleaving changes.
 fn in_order(set: &Arc<CorrelationSet>, events: &[Ev]) -> Vec<Fired> {
     let mut c = Correlator::new(set.clone());
+    let mut all: Vec<Observation> = events
+        .iter()
+        .enumerate()
+        .flat_map(|(i, ev)| observations(set, i, ev))
+        .collect();
+    all.sort_by(|a, b| (a.entry.time, &a.entry.evidence).cmp(&(b.entry.time, &b.entry.evidence)));
     let mut fired = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
-        for obs in observations(set, i, ev) {
-            fired.extend(c.observe(obs));
-        }
+    for obs in all {
+        fired.extend(c.observe(obs));
     }
     sorted(&fired)
 }
@@ -107,19 +129,19 @@ fn records(set: &CorrelationSet, i: usize, ev: &Ev) -> Vec<Exchanged> {
         .into_iter()
         .filter_map(|o| Match::of(set, o).map(Exchanged::Match))
         .collect();
-    out.push(Exchanged::Progress {
+    out.push(Exchanged::Progress(Progress {
         input: format!("logs[{}]", ev.1),
         time: time(ev.0),
         inputs: 3,
-    });
+    }));
     out
 }
 
-/// Events with strictly increasing times, each on one of three inputs.
+/// Events in time order (several in one second), each on one of three inputs.
 fn events() -> impl Strategy<Value = Vec<Ev>> {
     prop::collection::vec(
         (
-            1i64..40,
+            0i64..40,
             0usize..3,
             0usize..3,
             0usize..2,
@@ -312,7 +334,7 @@ fn unreadable_changelog_records_are_counted_and_skipped() {
     ];
     o.restore(records, Instant::now());
     assert_eq!(o.counts.unreadable, 2);
-    assert_eq!(o.expected_inputs, 2);
+    assert_eq!(o.expected_inputs(), 2);
 }
 
 #[test]
@@ -324,11 +346,11 @@ fn an_input_holding_the_watermark_back_cannot_grow_the_pending_set_past_its_cap(
     // or a clock behind); input 0 runs ahead with matches.
     let mut fired = Vec::new();
     fired.extend(o.offer(
-        Exchanged::Progress {
+        Exchanged::Progress(Progress {
             input: "logs[1]".into(),
             time: time(0),
             inputs: 2,
-        },
+        }),
         start,
     ));
     for i in 0..12 {
