@@ -8,6 +8,7 @@ use crate::detect::Engine;
 use crate::event::Event;
 use crate::sigma::correlation::SigmaCorrelation;
 use crate::sigma::{LoadedCorrelation, RuleProblem};
+use std::collections::HashMap;
 
 impl CorrelationSet {
     /// Resolves references (rule or correlation, by id or name). Correlations
@@ -153,6 +154,7 @@ impl CorrelationSet {
                 }
             }
         }
+        set.routes = set.chain_routes();
         // Whatever is referenced with generate: true alerts on its own after all.
         for c in &set.correlations {
             if c.rule.generate {
@@ -183,24 +185,59 @@ impl CorrelationSet {
         self.correlations.get(i)
     }
 
-    /// The id a correlation's matches are routed by between instances: the
-    /// outermost correlation of its chain, so that every link of a chain
-    /// (grouped by the same fields) sees a group on one owner.
-    pub fn route(&self, correlation: usize) -> Option<&str> {
-        let mut at = correlation;
-        // A chain is at most as long as the set; chains are acyclic (checked
-        // at build), the bound only keeps a bug from looping.
-        for _ in 0..self.correlations.len() {
-            match self
-                .by_correlation
-                .get(at)
-                .and_then(|c| c.iter().map(|(c, _)| *c).min())
-            {
-                Some(next) => at = next,
-                None => break,
+    /// How a correlation's matches are routed between instances: the id of
+    /// the correlation heading its chain, and whether the group is part of
+    /// the key. Every link of a chain must see a group on one owner: when
+    /// all links group by the same fields, a group's matches of every link
+    /// go to one owner; when they do not (an inner link by user and host,
+    /// the outer by user), one owner takes the whole chain.
+    pub fn route(&self, correlation: usize) -> Option<(&str, bool)> {
+        let &(head, by_group) = self.routes.get(correlation)?;
+        let head = self.correlations.get(head)?;
+        Some((head.rule.meta.id.as_str(), by_group))
+    }
+
+    /// [`CorrelationSet::route`] for every correlation: correlations joined
+    /// by references (in either direction) form a chain, headed by its
+    /// first outermost correlation (one nothing else references).
+    fn chain_routes(&self) -> Vec<(usize, bool)> {
+        let n = self.correlations.len();
+        // Union-find over the references; tiny (one entry per correlation).
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(parent: &mut [usize], mut x: usize) -> usize {
+            while parent[x] != x {
+                parent[x] = parent[parent[x]];
+                x = parent[x];
+            }
+            x
+        }
+        for (inner, outers) in self.by_correlation.iter().enumerate() {
+            for &(outer, _) in outers {
+                let (a, b) = (find(&mut parent, inner), find(&mut parent, outer));
+                parent[a.max(b)] = a.min(b);
             }
         }
-        self.correlations.get(at).map(|c| c.rule.meta.id.as_str())
+        let component: Vec<usize> = (0..n).map(|c| find(&mut parent, c)).collect();
+        let mut head: HashMap<usize, usize> = HashMap::new();
+        let mut by_group: HashMap<usize, bool> = HashMap::new();
+        for c in 0..n {
+            let outermost = self.by_correlation.get(c).is_none_or(Vec::is_empty);
+            if outermost {
+                head.entry(component[c]).or_insert(c);
+            }
+            let same =
+                self.correlations[c].rule.group_by == self.correlations[component[c]].rule.group_by;
+            *by_group.entry(component[c]).or_insert(true) &= same;
+        }
+        component
+            .iter()
+            .map(|k| {
+                (
+                    head.get(k).copied().unwrap_or(*k),
+                    by_group.get(k).copied().unwrap_or(true),
+                )
+            })
+            .collect()
     }
 
     /// Whether a detection rule's own matches are kept from alerting.

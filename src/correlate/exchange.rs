@@ -64,9 +64,12 @@ impl Match {
     }
 
     /// The repartition key: the chain's routing id and the group, so that
-    /// every match of one group of one chain lands in one partition.
+    /// every match of one group of one chain lands in one partition (the
+    /// chain's id alone when its links group by different fields).
     pub fn route_key(set: &super::CorrelationSet, obs: &Observation) -> Option<String> {
-        serde_json::to_string(&(set.route(obs.correlation)?, &obs.group)).ok()
+        let (chain, by_group) = set.route(obs.correlation)?;
+        let group: &[String] = if by_group { &obs.group } else { &[] };
+        serde_json::to_string(&(chain, group)).ok()
     }
 }
 

@@ -76,6 +76,9 @@ pub struct CorrelationSet {
     by_rule: HashMap<usize, Vec<(usize, usize)>>,
     /// Correlation -> correlations that consume its firings.
     by_correlation: Vec<Vec<(usize, usize)>>,
+    /// Correlation -> how its matches are routed between instances: by the
+    /// correlation heading its chain, and whether by group too.
+    routes: Vec<(usize, bool)>,
     /// Detection rules whose matches do not alert on their own (`generate: false`).
     silenced: HashSet<usize>,
     /// Correlations whose firings only feed the correlations that reference

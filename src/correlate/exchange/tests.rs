@@ -365,3 +365,47 @@ fn an_input_holding_the_watermark_back_cannot_grow_the_pending_set_past_its_cap(
         "the oldest were released in order and fired"
     );
 }
+
+#[test]
+fn a_chain_whose_links_group_alike_routes_by_group_and_one_that_does_not_routes_whole() {
+    let alike = "title: fails\nname: fails\ncorrelation:\n  type: event_count\n  rules: [rule_a]\n  group-by: [user]\n  timespan: 60s\n  condition: {gte: 2}\n---\ntitle: fails again\ncorrelation:\n  type: event_count\n  rules: [fails]\n  group-by: [user]\n  timespan: 5m\n  condition: {gte: 2}\n";
+    let unlike = alike.replace(
+        "group-by: [user]\n  timespan: 60s",
+        "group-by: [user, src]\n  timespan: 60s",
+    );
+    let key = |set: &CorrelationSet, c: usize, group: &[&str]| {
+        let obs = Observation {
+            correlation: c,
+            group: group.iter().map(|g| g.to_string()).collect(),
+            entry: Entry {
+                time: time(0),
+                input: 0,
+                value: None,
+                evidence: "ev0".into(),
+            },
+            origin: Origin {
+                source: "logs".into(),
+                position: Position::Line { line: 1 },
+            },
+        };
+        Match::route_key(set, &obs).unwrap_or_default()
+    };
+    let (_, set, _) = setup(alike);
+    let (inner, outer) = (0, 1);
+    assert_eq!(set.route(inner), set.route(outer), "one chain, one head");
+    assert_eq!(key(&set, inner, &["u1"]), key(&set, outer, &["u1"]));
+    assert_ne!(key(&set, inner, &["u1"]), key(&set, inner, &["u2"]));
+
+    // The outer link counts a user's firings of every (user, src) group:
+    // they must all reach its owner, so the chain goes whole to one.
+    let (_, set, _) = setup(&unlike);
+    assert_eq!(
+        key(&set, inner, &["u1", "10.0.0.1"]),
+        key(&set, inner, &["u2", "10.0.0.2"])
+    );
+    assert_eq!(
+        key(&set, inner, &["u1", "10.0.0.1"]),
+        key(&set, outer, &["u1"])
+    );
+    assert_eq!(set.route(outer).map(|(_, by_group)| by_group), Some(false));
+}
