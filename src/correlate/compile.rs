@@ -220,14 +220,13 @@ impl CorrelationSet {
         let component: Vec<usize> = (0..n).map(|c| find(&mut parent, c)).collect();
         let mut head: HashMap<usize, usize> = HashMap::new();
         let mut by_group: HashMap<usize, bool> = HashMap::new();
-        for c in 0..n {
+        for (c, &k) in component.iter().enumerate() {
             let outermost = self.by_correlation.get(c).is_none_or(Vec::is_empty);
             if outermost {
-                head.entry(component[c]).or_insert(c);
+                head.entry(k).or_insert(c);
             }
-            let same =
-                self.correlations[c].rule.group_by == self.correlations[component[c]].rule.group_by;
-            *by_group.entry(component[c]).or_insert(true) &= same;
+            let same = self.correlations[c].rule.group_by == self.correlations[k].rule.group_by;
+            *by_group.entry(k).or_insert(true) &= same;
         }
         component
             .iter()
