@@ -1,6 +1,9 @@
 //! Anomaly scoring benchmark: samples per second through a `high_count`
 //! job and a `rare` job, bucket-close (score + retrain) time, and memory
-//! per 10,000 entities, measured with a counting allocator.
+//! per 10,000 entities, measured with a counting allocator. Then scale-out's
+//! costs (`exchanged`): what the repartition record, holding for the
+//! watermark and the changelog add per sample, the changelog's bytes per
+//! entity, and the time to restore a partition of 100k and 1M entities.
 //!
 //! ```sh
 //! cargo bench --bench anomaly            # 10k and 100k entities, 48 buckets
@@ -12,7 +15,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use tocsin::anomaly::exchange::{SampleOwner, SampleRecord};
 use tocsin::anomaly::{AnomalySet, Detector, Sample};
+use tocsin::vocab::watermark::Progress;
+use tocsin::vocab::Span;
 
 /// Live heap bytes, to report memory per entity.
 struct Counting;
@@ -108,6 +114,100 @@ fn run(function: &str, entities: usize, buckets: i64, per_bucket: u64) {
     );
 }
 
+/// Three buckets of one sample per entity, fed to a detector directly and
+/// through an owner of a repartition partition (encoded, decoded, held,
+/// released in event-time order; a progress record every 1,000 samples);
+/// then the owner's changelog is written and restored into a new owner.
+fn exchanged(entities: usize) {
+    let set = job_set("high_count");
+    let origin = |i: usize| tocsin::event::Origin {
+        source: "bench".into(),
+        position: tocsin::event::Position::Offset {
+            partition: 0,
+            offset: i as i64,
+        },
+    };
+    let samples: Vec<Sample> = (0..3i64)
+        .flat_map(|b| (0..entities).map(move |i| (b, i)))
+        .enumerate()
+        .map(|(n, (b, i))| Sample {
+            job: 0,
+            numerator: false,
+            entity: format!("user{i}").into(),
+            value: None,
+            time: chrono::DateTime::from_timestamp(b * 600 + (i * 600 / entities) as i64, 0)
+                .unwrap_or_default(),
+            origin: origin(n),
+        })
+        .collect();
+    let mut direct = Detector::new(set.clone());
+    let t = Instant::now();
+    for s in samples.iter().cloned() {
+        direct.observe(s);
+    }
+    let direct_secs = t.elapsed().as_secs_f64();
+    drop(direct);
+
+    let owner_of = || {
+        SampleOwner::new(
+            set.clone(),
+            Span::from_secs(0),
+            std::time::Duration::from_secs(300),
+        )
+    };
+    let mut owner = owner_of();
+    let now = Instant::now();
+    let t = Instant::now();
+    let n = samples.len();
+    for (k, s) in samples.into_iter().enumerate() {
+        let time = s.time;
+        let key = SampleRecord::route_key(&set, &s).expect("routed");
+        let record = SampleRecord::of(&set, s).expect("known job");
+        let bytes = serde_json::to_vec(&record).expect("encoded");
+        std::hint::black_box(key);
+        let record: SampleRecord = serde_json::from_slice(&bytes).expect("decoded");
+        owner.offer_sample(record, now);
+        if (k + 1) % 1000 == 0 || k + 1 == n {
+            owner.offer_progress(
+                &Progress {
+                    input: "bench[0]".into(),
+                    time,
+                    inputs: 1,
+                },
+                now,
+            );
+        }
+    }
+    let exchanged_secs = t.elapsed().as_secs_f64();
+    let entities_known = owner.detector_mut().entities();
+    assert_eq!(
+        entities_known, entities,
+        "two buckets closed, every entity learned"
+    );
+    let changelog = owner.changelog();
+    let bytes: usize = changelog
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    drop(owner);
+    let mut restored = owner_of();
+    let t = Instant::now();
+    restored.restore(
+        changelog.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
+        Instant::now(),
+    );
+    let restore_secs = t.elapsed().as_secs_f64();
+    assert_eq!(restored.detector_mut().entities(), entities);
+    println!(
+        "exchanged {entities:>8} entities: direct {:.0} samples/s, exchanged {:.0} samples/s, {:.0} ns added per sample; changelog {:.0} B/entity ({} records, open bucket included); restore {restore_secs:.2} s",
+        n as f64 / direct_secs,
+        n as f64 / exchanged_secs,
+        (exchanged_secs - direct_secs) * 1e9 / n as f64,
+        bytes as f64 / entities as f64,
+        changelog.len(),
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if full {
@@ -115,8 +215,11 @@ fn main() {
             run(function, 10_000, 48, 3);
             run(function, 100_000, 24, 2);
         }
+        exchanged(100_000);
+        exchanged(1_000_000);
     } else {
         run("high_count", 200, 14, 2);
         run("rare", 200, 14, 2);
+        exchanged(1_000);
     }
 }

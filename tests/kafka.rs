@@ -258,7 +258,12 @@ impl Engine {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
+        Engine::log_text_of(&self.log)
+    }
+
+    /// The log of an engine that has exited.
+    fn log_text_of(log: &std::sync::Mutex<Vec<String>>) -> String {
+        log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// SIGTERM, then the exit status, which must come within `within`.
@@ -1691,7 +1696,7 @@ fn three_instances_correlate_and_score_attacks_spread_over_all_partitions_as_a_s
 }
 
 #[test]
-fn correlations_and_anomalies_survive_scaling_up_a_kill_9_and_a_replacement_mid_window() {
+fn correlations_and_anomalies_survive_scaling_up_a_kill_9_a_replacement_and_scaling_down_mid_window() {
     let Some(brokers) = broker() else { return };
     let s = scale_out(&brokers, "exchange-churn");
     let config = s.config("engine", "");
@@ -1706,7 +1711,7 @@ fn correlations_and_anomalies_survive_scaling_up_a_kill_9_and_a_replacement_mid_
     let total: usize = expected.values().sum();
     // Events keep arriving while a third engine joins and the first is
     // killed: windows are open on every partition when that happens.
-    let feeder = feed_in_background(&brokers, &s.auth, &lines, 24, Duration::from_millis(400));
+    let feeder = feed_in_background(&brokers, &s.auth, &lines, 24, Duration::from_millis(800));
     std::thread::sleep(Duration::from_secs(2));
     let third = Engine::start(&config);
     third.wait_for_log("partitions assigned", Duration::from_secs(30));
@@ -1720,6 +1725,13 @@ fn correlations_and_anomalies_survive_scaling_up_a_kill_9_and_a_replacement_mid_
     // property, see docs/correlation.md).
     std::thread::sleep(Duration::from_secs(8));
     let fourth = Engine::start(&config);
+    fourth.wait_for_log("partitions assigned", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(2));
+    // Scaled down while events still arrive (SIGTERM, as a Deployment
+    // scaling down does): its partitions move, with their open windows and
+    // buckets, to the two left.
+    let second_log = second.log.clone();
+    assert!(second.terminate(Duration::from_secs(25)).success());
     let _ = feeder.join();
     let distinct = |got: &[Received]| {
         let json: Vec<serde_json::Value> = got.iter().map(Received::json).collect();
@@ -1732,13 +1744,9 @@ fn correlations_and_anomalies_survive_scaling_up_a_kill_9_and_a_replacement_mid_
         Duration::from_secs(150),
         |got| distinct(got) >= expected.len(),
     );
-    let logs = [&second, &third, &fourth]
-        .iter()
-        .map(|e| e.log_text())
-        .collect::<Vec<_>>()
-        .join("\n---\n");
+    let logs = [Engine::log_text_of(&second_log), third.log_text(), fourth.log_text()].join("\n---\n");
     std::fs::write(s.dir.path().join("engines.log"), &logs).expect("log saved");
-    for e in [second, third, fourth] {
+    for e in [third, fourth] {
         assert!(e.terminate(Duration::from_secs(25)).success());
     }
     let json: Vec<serde_json::Value> = got.iter().map(Received::json).collect();
