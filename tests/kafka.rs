@@ -1696,7 +1696,8 @@ fn three_instances_correlate_and_score_attacks_spread_over_all_partitions_as_a_s
 }
 
 #[test]
-fn correlations_and_anomalies_survive_scaling_up_a_kill_9_a_replacement_and_scaling_down_mid_window() {
+fn correlations_and_anomalies_survive_scaling_up_a_kill_9_a_replacement_and_scaling_down_mid_window(
+) {
     let Some(brokers) = broker() else { return };
     let s = scale_out(&brokers, "exchange-churn");
     let config = s.config("engine", "");
@@ -1731,7 +1732,18 @@ fn correlations_and_anomalies_survive_scaling_up_a_kill_9_a_replacement_and_scal
     // scaling down does): its partitions move, with their open windows and
     // buckets, to the two left.
     let second_log = second.log.clone();
+    let assigned_before = third.log_contains("partitions assigned");
     assert!(second.terminate(Duration::from_secs(25)).success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while third.log_contains("partitions assigned") <= assigned_before && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        third.log_contains("partitions assigned") > assigned_before,
+        "the group rebalanced over the two left\n{}",
+        third.log_text()
+    );
     let _ = feeder.join();
     let distinct = |got: &[Received]| {
         let json: Vec<serde_json::Value> = got.iter().map(Received::json).collect();
@@ -1744,7 +1756,12 @@ fn correlations_and_anomalies_survive_scaling_up_a_kill_9_a_replacement_and_scal
         Duration::from_secs(150),
         |got| distinct(got) >= expected.len(),
     );
-    let logs = [Engine::log_text_of(&second_log), third.log_text(), fourth.log_text()].join("\n---\n");
+    let logs = [
+        Engine::log_text_of(&second_log),
+        third.log_text(),
+        fourth.log_text(),
+    ]
+    .join("\n---\n");
     std::fs::write(s.dir.path().join("engines.log"), &logs).expect("log saved");
     for e in [third, fourth] {
         assert!(e.terminate(Duration::from_secs(25)).success());
