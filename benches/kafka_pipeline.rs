@@ -346,6 +346,14 @@ fn latency(brokers: &str, rate: u64, seconds: u64, shape: Shape) -> usize {
         }
     }
     let sent_at = feeder.join().unwrap_or_default();
+    let missing: Vec<u64> = (0..brute_forces)
+        .map(|g| g * PER_ADDRESS + PER_ADDRESS - 1)
+        .filter(|i| !fired.contains_key(i))
+        .take(10)
+        .collect();
+    if !missing.is_empty() {
+        println!("{shape}: brute forces that did not fire, completed by events {missing:?}");
+    }
     let per_event = latencies(&arrived, &sent_at);
     let correlated = latencies(&fired, &sent_at);
     println!(

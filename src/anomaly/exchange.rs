@@ -288,7 +288,7 @@ impl SampleOwner {
         }
         self.detector.restored();
         self.pending_added.clear();
-        self.watermark.restarted(now);
+        self.watermark.restarted();
         // A flush cut short may have saved an accumulator with a sample
         // applied but not yet the tombstone of that sample's record.
         let applied: Vec<SampleKey> = self

@@ -323,7 +323,7 @@ impl PartitionOwner {
         // What was restored is in the changelog already.
         let _ = self.correlator.take_changes();
         self.pending_added.clear();
-        self.watermark.restarted(now);
+        self.watermark.restarted();
         // A flush cut short may have saved a group with a match applied but
         // not yet the tombstone of that match's pending record.
         let applied: Vec<PendingKey> = self

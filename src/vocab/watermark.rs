@@ -84,6 +84,10 @@ pub struct Watermark {
     released: Option<DateTime<Utc>>,
     /// When records began to arrive (after start or restore).
     started: Option<Instant>,
+    /// When a saved watermark was restored: its inputs, and the records
+    /// held with it, must not wait for new records to start the clock (the
+    /// stream may have ended).
+    restored_at: Option<Instant>,
     lateness: Span,
     idle_timeout: Duration,
     changed: bool,
@@ -97,6 +101,7 @@ impl Watermark {
             expected_inputs: 0,
             released: None,
             started: None,
+            restored_at: None,
             lateness,
             idle_timeout,
             changed: false,
@@ -142,9 +147,14 @@ impl Watermark {
     /// still be unheard of. When every input is idle, all of it: up to the
     /// newest input time or `last_pending`, the newest record held.
     pub fn upto(&self, now: Instant, last_pending: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        // The idle clock of unheard inputs starts with the first record, or
+        // with a restored watermark: not when a partition is merely
+        // assigned, which may be long before its first record (an owner
+        // assigned at start must not have timed out every input by then).
         let young = self
             .started
-            .is_none_or(|started| now.duration_since(started) <= self.idle_timeout);
+            .or(self.restored_at)
+            .is_none_or(|since| now.duration_since(since) <= self.idle_timeout);
         if young && (self.inputs.len() as u64) < u64::from(self.expected_inputs) {
             return None;
         }
@@ -228,13 +238,13 @@ impl Watermark {
             .into_iter()
             .map(|(input, t)| (input, (t, now)))
             .collect();
-        self.started = Some(now);
+        self.restored_at = Some(now);
         self.changed = false;
     }
 
-    /// A restore began at `now` (with or without a saved form).
-    pub fn restarted(&mut self, now: Instant) {
-        self.started = Some(now);
+    /// A restore ended (with or without a saved form): records begin anew.
+    pub fn restarted(&mut self) {
+        self.started = None;
         self.changed = false;
     }
 }
@@ -274,6 +284,39 @@ mod tests {
             w.upto(now + Duration::from_secs(200), Some(at(300))),
             Some(at(300)),
             "every input idle: all of it"
+        );
+    }
+
+    #[test]
+    fn an_owner_assigned_long_before_its_first_record_still_waits_for_unheard_inputs() {
+        let assigned = Instant::now();
+        let mut w = Watermark::new(Span::from_secs(0), Duration::from_secs(60));
+        // Restored from an empty changelog when the partition was assigned.
+        w.restarted();
+        let first = assigned + Duration::from_secs(600);
+        w.note(&progress("t[0]", 100), first);
+        assert_eq!(w.upto(first, None), None, "t[1] is not heard from yet");
+        assert_eq!(
+            w.upto(first + Duration::from_secs(61), Some(at(100))),
+            Some(at(100)),
+            "a minute after the first record, every input is idle: all of it"
+        );
+    }
+
+    #[test]
+    fn a_restored_watermark_releases_what_it_holds_once_its_inputs_stay_idle() {
+        let now = Instant::now();
+        let mut w = Watermark::new(Span::from_secs(0), Duration::from_secs(60));
+        w.note(&progress("t[0]", 10), now);
+        let record = w.take_record().unwrap_or_else(|| panic!("changed"));
+        let mut back = Watermark::new(Span::from_secs(0), Duration::from_secs(60));
+        back.restore(record, now);
+        back.restarted();
+        assert_eq!(back.upto(now, Some(at(30))), None, "t[1] may still come");
+        assert_eq!(
+            back.upto(now + Duration::from_secs(61), Some(at(30))),
+            Some(at(30)),
+            "no record came after the restore: everything held goes"
         );
     }
 
