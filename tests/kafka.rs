@@ -1835,3 +1835,53 @@ fn exactly_once_scale_out_puts_matches_changelog_alerts_and_offsets_in_one_trans
     let state = read_all(&s.brokers, &changelog, true, Duration::from_secs(2));
     assert!(!state.is_empty(), "changelog records were committed\n{log}");
 }
+
+/// A member killed with nobody joining after it: a broker that does not
+/// rebalance on session expiry (tansu) leaves its partitions assigned to
+/// it. The survivor finds them unread with records waiting, says so, and
+/// rejoins the group, which hands them over: every event is alerted on.
+#[test]
+fn a_member_killed_with_no_replacement_leaves_no_partition_unread() {
+    let Some(brokers) = broker() else { return };
+    let s = Setup::new(&brokers, "orphans");
+    let config = s.config("engine", "");
+    let first = Engine::start(&config);
+    let second = Engine::start(&config);
+    first.wait_for_log("partitions assigned", Duration::from_secs(30));
+    second.wait_for_log("partitions assigned", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(3));
+    first.kill_9();
+    // Keyed by line number: every partition gets some, the dead member's too.
+    let lines = attacks(10, "orphan");
+    let path = s.dir.path().join("orphans.log");
+    let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(&path, text).expect("lines written");
+    let expected = scan_json(&path, "syslog")
+        .iter()
+        .filter(|a| a["group"].is_null())
+        .count();
+    assert!(
+        expected >= lines.len(),
+        "one alert per failed login at least"
+    );
+    produce(&brokers, &s.auth, &lines);
+    let per_event = |got: &[Received]| got.iter().filter(|r| r.json()["group"].is_null()).count();
+    let got = read_topic(
+        &brokers,
+        &s.alerts,
+        false,
+        Duration::from_secs(150),
+        |got| per_event(got) >= expected,
+    );
+    let log = second.log_text();
+    assert!(second.terminate(Duration::from_secs(25)).success(), "{log}");
+    assert_eq!(
+        per_event(&got),
+        expected,
+        "every event alerted on, the dead member's partitions included\n{log}"
+    );
+    eprintln!(
+        "orphaned partitions: the survivor rejoined {} time(s)",
+        log.matches("no reader for three session timeouts").count()
+    );
+}

@@ -764,11 +764,15 @@ impl Pipeline {
                 self.metrics.clone(),
             );
             let topics = std::mem::take(&mut inputs.topics);
+            let watch = kafka::orphans::OrphanWatch::new(
+                &self.kafka.properties,
+                topics.keys().cloned().collect(),
+            );
             self.health.running("source:kafka");
             tasks.push((
                 "source:kafka".to_string(),
                 tokio::task::spawn_blocking(move || {
-                    kafka::consumer::consume(consumer, topics, tx, sd, m, max)
+                    kafka::consumer::consume(consumer, topics, tx, sd, m, max, watch)
                         .map(|()| Vec::new())
                         .map_err(SourceError::from)
                 }),

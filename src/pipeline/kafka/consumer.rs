@@ -199,6 +199,7 @@ pub(crate) fn consume(
     shutdown: Shutdown,
     metrics: Option<Arc<Metrics>>,
     max_record_bytes: usize,
+    mut orphans: super::orphans::OrphanWatch,
 ) -> Result<(), KafkaError> {
     /// Detaches the hooks from the pipeline however this thread ends (a
     /// panic included): a hook still holding the input would keep the
@@ -217,6 +218,7 @@ pub(crate) fn consume(
         &shutdown,
         metrics.as_deref(),
         max_record_bytes,
+        &mut orphans,
     )
 }
 
@@ -227,9 +229,25 @@ fn poll_loop(
     shutdown: &Shutdown,
     metrics: Option<&Metrics>,
     max_record_bytes: usize,
+    orphans: &mut super::orphans::OrphanWatch,
 ) -> Result<(), KafkaError> {
     let mut batch = Vec::with_capacity(BATCH_SIZE);
     while !shutdown.is_triggered() {
+        let orphaned = orphans.check(consumer, Instant::now());
+        if !orphaned.is_empty() {
+            tracing::warn!(
+                partitions = %orphaned.join(" "),
+                "partitions of the group have had records and no reader for three session timeouts: a member is gone and the broker did not rebalance; leaving and rejoining the group"
+            );
+            let names: Vec<&str> = topics.keys().map(String::as_str).collect();
+            consumer.unsubscribe();
+            consumer
+                .subscribe(&names)
+                .map_err(KafkaError::client(format!(
+                    "subscribing again to {names:?}"
+                )))?;
+            orphans.rejoined(Instant::now());
+        }
         // Wait briefly for the first record, then take what is already
         // fetched, so a busy stream travels in full batches and a quiet one
         // is not held back.

@@ -17,6 +17,7 @@ pub(crate) mod commit;
 pub mod config;
 pub(crate) mod consumer;
 pub(crate) mod link;
+pub(crate) mod orphans;
 pub(crate) mod producer;
 pub(crate) mod progress;
 pub mod state;
