@@ -11,6 +11,8 @@
 //!
 //! Under `cargo test --all-targets` it runs a small smoke version.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
@@ -185,17 +187,11 @@ fn exchanged(entities: usize) {
         "two buckets closed, every entity learned"
     );
     let changelog = owner.changelog();
-    let bytes: usize = changelog
-        .iter()
-        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
-        .sum();
+    let bytes = common::changelog_bytes(&changelog);
     drop(owner);
     let mut restored = owner_of();
     let t = Instant::now();
-    restored.restore(
-        changelog.iter().map(|(k, v)| (k.as_bytes(), v.as_deref())),
-        Instant::now(),
-    );
+    restored.restore(common::changelog_records(&changelog), Instant::now());
     let restore_secs = t.elapsed().as_secs_f64();
     assert_eq!(restored.detector_mut().entities(), entities);
     println!(

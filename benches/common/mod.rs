@@ -151,3 +151,19 @@ pub fn login_event(i: usize) -> tocsin::event::Event {
         },
     }
 }
+
+/// A changelog as an owner writes it: key, and payload or tombstone.
+pub type Changelog = Vec<(String, Option<Vec<u8>>)>;
+
+/// Its bytes, keys and payloads.
+pub fn changelog_bytes(changelog: &Changelog) -> usize {
+    changelog
+        .iter()
+        .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+        .sum()
+}
+
+/// Its records as an owner's `restore` reads them.
+pub fn changelog_records(changelog: &Changelog) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    changelog.iter().map(|(k, v)| (k.as_bytes(), v.as_deref()))
+}

@@ -26,11 +26,12 @@
 use super::detector::changes::{Restored, StateKey};
 use super::{Anomaly, AnomalySet, Detector, Sample};
 use crate::event::Origin;
+use crate::vocab::held::Held;
 use crate::vocab::watermark::{Progress, ReleaseCounts, Watermark, WatermarkRecord};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,14 +93,12 @@ const META: &str = "am";
 #[derive(Debug)]
 pub struct SampleOwner {
     detector: Detector,
-    pending: BTreeMap<SampleKey, SampleRecord>,
+    pending: Held<SampleKey, SampleRecord>,
     watermark: Watermark,
     /// Per open bucket restored from the changelog: (job, start, entity)
     /// holds every sample up to this time.
     applied: HashMap<(String, i64, String), DateTime<Utc>>,
     max_pending: usize,
-    pending_added: HashSet<SampleKey>,
-    pending_removed: HashSet<SampleKey>,
     /// What was dropped and why.
     pub counts: ReleaseCounts,
 }
@@ -109,12 +108,10 @@ impl SampleOwner {
     pub fn new(set: Arc<AnomalySet>, lateness: Span, idle_timeout: Duration) -> Self {
         SampleOwner {
             detector: Detector::new(set).tracking_changes(),
-            pending: BTreeMap::new(),
+            pending: Held::default(),
             watermark: Watermark::new(lateness, idle_timeout),
             applied: HashMap::new(),
             max_pending: DEFAULT_MAX_PENDING,
-            pending_added: HashSet::new(),
-            pending_removed: HashSet::new(),
             counts: ReleaseCounts::default(),
         }
     }
@@ -176,35 +173,26 @@ impl SampleOwner {
             self.counts.behind += 1;
             return;
         }
-        let key = key_of(&s);
-        if self.pending.contains_key(&key) {
+        if !self.pending.hold(key_of(&s), s) {
             self.counts.duplicates += 1;
-            return;
         }
-        self.pending_removed.remove(&key);
-        self.pending_added.insert(key.clone());
-        self.pending.insert(key, s);
     }
 
     /// Releases what the watermark allows into the detector; returns the
     /// anomalies of buckets that closed. Called on every record and
     /// periodically while the input is quiet.
     pub fn release(&mut self, now: Instant) -> Vec<Anomaly> {
-        let point =
-            self.watermark
-                .release_point(now, &self.pending, self.max_pending, &mut self.counts);
+        let point = self.watermark.release_point(
+            now,
+            self.pending.records(),
+            self.max_pending,
+            &mut self.counts,
+        );
         let Some(upto) = point else {
             return Vec::new();
         };
         let mut out = Vec::new();
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > upto {
-                break;
-            }
-            let (key, s) = entry.remove_entry();
-            if !self.pending_added.remove(&key) {
-                self.pending_removed.insert(key);
-            }
+        while let Some((_, s)) = self.pending.release_next(upto) {
             let Some(job) = self.detector.set().find(&s.job) else {
                 continue;
             };
@@ -237,26 +225,7 @@ impl SampleOwner {
             .into_iter()
             .filter_map(|(key, value)| Some((key.encode()?, value)))
             .collect();
-        let mut added: Vec<SampleKey> = self.pending_added.drain().collect();
-        added.sort();
-        for key in added {
-            let (Some(s), Ok(name)) = (
-                self.pending.get(&key),
-                serde_json::to_string(&(PENDING, &key)),
-            ) else {
-                continue;
-            };
-            if let Ok(bytes) = serde_json::to_vec(s) {
-                out.push((name, Some(bytes)));
-            }
-        }
-        let mut removed: Vec<SampleKey> = self.pending_removed.drain().collect();
-        removed.sort();
-        for key in removed {
-            if let Ok(name) = serde_json::to_string(&(PENDING, &key)) {
-                out.push((name, None));
-            }
-        }
+        self.pending.changelog(PENDING, &mut out);
         if let Some(meta) = self.watermark.take_record() {
             if let (Ok(name), Ok(bytes)) =
                 (serde_json::to_string(&(META,)), serde_json::to_vec(&meta))
@@ -287,20 +256,17 @@ impl SampleOwner {
             }
         }
         self.detector.restored();
-        self.pending_added.clear();
         self.watermark.restarted();
         // A flush cut short may have saved an accumulator with a sample
         // applied but not yet the tombstone of that sample's record.
         let applied: Vec<SampleKey> = self
             .pending
+            .records()
             .iter()
             .filter(|(_, s)| self.is_applied(s))
             .map(|(key, _)| key.clone())
             .collect();
-        for key in applied {
-            self.pending.remove(&key);
-            self.pending_removed.insert(key);
-        }
+        self.pending.restored(applied);
     }
 
     fn restore_one(&mut self, key: &[u8], payload: &[u8], now: Instant) -> bool {
@@ -320,14 +286,7 @@ impl SampleOwner {
             return false;
         };
         match name.get(0).and_then(|k| k.as_str()) {
-            Some(PENDING) => {
-                let Ok(s) = serde_json::from_slice::<SampleRecord>(payload) else {
-                    return false;
-                };
-                let key = key_of(&s);
-                self.pending.insert(key, s);
-                true
-            }
+            Some(PENDING) => self.pending.restore(name, payload),
             Some(META) => {
                 let Ok(meta) = serde_json::from_slice::<WatermarkRecord>(payload) else {
                     return false;

@@ -31,11 +31,12 @@ use super::correlator::Correlator;
 use super::window::Entry;
 use super::{Firing, Observation};
 use crate::event::Origin;
+use crate::vocab::held::Held;
 use crate::vocab::watermark::{Progress, ReleaseCounts, Watermark, WatermarkRecord};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 /// A rule match for one correlation, as it travels.
@@ -94,16 +95,13 @@ const META: &str = "m";
 #[derive(Debug)]
 pub struct PartitionOwner {
     correlator: Correlator,
-    pending: BTreeMap<PendingKey, Match>,
+    pending: Held<PendingKey, Match>,
     /// Every pending match up to its released point has been applied.
     watermark: Watermark,
     /// Per group restored from the changelog: applied up to this time.
     applied: HashMap<(String, Vec<String>), DateTime<Utc>>,
     /// Most matches held for the watermark; past it the oldest are released.
     max_pending: usize,
-    /// Changelog bookkeeping since the last flush.
-    pending_added: HashSet<PendingKey>,
-    pending_removed: HashSet<PendingKey>,
     /// Groups written empty at the last flush: deleted at the next one,
     /// once the meta record after them covers their replays.
     emptied: Vec<String>,
@@ -116,12 +114,10 @@ impl PartitionOwner {
     pub fn new(correlator: Correlator, lateness: Span, idle_timeout: Duration) -> Self {
         PartitionOwner {
             correlator: correlator.tracking_changes(),
-            pending: BTreeMap::new(),
+            pending: Held::default(),
             watermark: Watermark::new(lateness, idle_timeout),
             applied: HashMap::new(),
             max_pending: super::DEFAULT_MAX_GROUPS,
-            pending_added: HashSet::new(),
-            pending_removed: HashSet::new(),
             emptied: Vec::new(),
             counts: ReleaseCounts::default(),
         }
@@ -185,34 +181,26 @@ impl PartitionOwner {
             return;
         }
         let key = (time, m.entry.evidence.clone(), m.correlation.clone());
-        if self.pending.contains_key(&key) {
+        if !self.pending.hold(key, m) {
             self.counts.duplicates += 1;
-            return;
         }
-        self.pending_removed.remove(&key);
-        self.pending_added.insert(key.clone());
-        self.pending.insert(key, m);
     }
 
     /// Releases what the watermark allows (an idle input may have stopped
     /// holding it back); returns what fired. Called on every record and
     /// periodically while the input is quiet.
     pub fn release(&mut self, now: Instant) -> Vec<Firing> {
-        let point =
-            self.watermark
-                .release_point(now, &self.pending, self.max_pending, &mut self.counts);
+        let point = self.watermark.release_point(
+            now,
+            self.pending.records(),
+            self.max_pending,
+            &mut self.counts,
+        );
         let Some(upto) = point else {
             return Vec::new();
         };
         let mut fired = Vec::new();
-        while let Some(entry) = self.pending.first_entry() {
-            if entry.key().0 > upto {
-                break;
-            }
-            let (key, m) = entry.remove_entry();
-            if !self.pending_added.remove(&key) {
-                self.pending_removed.insert(key);
-            }
+        while let Some((_, m)) = self.pending.release_next(upto) {
             let set = self.correlator.correlations();
             let Some(correlation) = (0..set.len())
                 .find(|&c| set.get(c).is_some_and(|c| c.rule.meta.id == m.correlation))
@@ -271,26 +259,7 @@ impl PartitionOwner {
             out.push((key, None));
         }
         self.emptied = emptied;
-        let mut added: Vec<PendingKey> = self.pending_added.drain().collect();
-        added.sort();
-        for key in added {
-            let (Some(m), Ok(name)) = (
-                self.pending.get(&key),
-                serde_json::to_string(&(PENDING, &key)),
-            ) else {
-                continue;
-            };
-            if let Ok(bytes) = serde_json::to_vec(m) {
-                out.push((name, Some(bytes)));
-            }
-        }
-        let mut removed: Vec<PendingKey> = self.pending_removed.drain().collect();
-        removed.sort();
-        for key in removed {
-            if let Ok(name) = serde_json::to_string(&(PENDING, &key)) {
-                out.push((name, None));
-            }
-        }
+        self.pending.changelog(PENDING, &mut out);
         if let Some(meta) = self.watermark.take_record() {
             if let (Ok(name), Ok(bytes)) =
                 (serde_json::to_string(&(META,)), serde_json::to_vec(&meta))
@@ -322,20 +291,17 @@ impl PartitionOwner {
         }
         // What was restored is in the changelog already.
         let _ = self.correlator.take_changes();
-        self.pending_added.clear();
         self.watermark.restarted();
         // A flush cut short may have saved a group with a match applied but
         // not yet the tombstone of that match's pending record.
         let applied: Vec<PendingKey> = self
             .pending
+            .records()
             .iter()
             .filter(|(key, m)| self.is_applied(m, key.0))
             .map(|(key, _)| key.clone())
             .collect();
-        for key in applied {
-            self.pending.remove(&key);
-            self.pending_removed.insert(key);
-        }
+        self.pending.restored(applied);
     }
 
     fn restore_one(&mut self, key: &[u8], payload: &[u8], now: Instant) -> bool {
@@ -359,16 +325,7 @@ impl PartitionOwner {
                 self.applied.insert((id, group), record.applied_until);
                 true
             }
-            Some(PENDING) => {
-                let Ok((_, key)) = serde_json::from_value::<(String, PendingKey)>(name) else {
-                    return false;
-                };
-                let Ok(m) = serde_json::from_slice::<Match>(payload) else {
-                    return false;
-                };
-                self.pending.insert(key, m);
-                true
-            }
+            Some(PENDING) => self.pending.restore(name, payload),
             Some(META) => {
                 let Ok(meta) = serde_json::from_slice::<WatermarkRecord>(payload) else {
                     return false;

@@ -7,10 +7,12 @@
 //! - [`LogsourceTags`]: the logsource a source declares for its events;
 //! - [`text`]: escaping and shortening text shown to people;
 //! - `atomic`: replacing a state file whole or not at all;
-//! - [`watermark`]: how far every upstream input has been read (scale-out).
+//! - [`watermark`]: how far every upstream input has been read, and
+//!   [`held`]: what an owner holds until it has (scale-out).
 
 pub(crate) mod atomic;
 pub(crate) mod clock;
+pub mod held;
 pub(crate) mod id;
 pub(crate) mod logsource;
 pub(crate) mod severity;
