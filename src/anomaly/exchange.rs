@@ -26,7 +26,7 @@
 use super::detector::changes::{Restored, StateKey};
 use super::{Anomaly, AnomalySet, Detector, Sample};
 use crate::event::Origin;
-use crate::vocab::held::Held;
+use crate::vocab::held::{compacted, Held};
 use crate::vocab::watermark::{Progress, ReleaseCounts, Watermark, WatermarkRecord};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
@@ -226,13 +226,7 @@ impl SampleOwner {
             .filter_map(|(key, value)| Some((key.encode()?, value)))
             .collect();
         self.pending.changelog(PENDING, &mut out);
-        if let Some(meta) = self.watermark.take_record() {
-            if let (Ok(name), Ok(bytes)) =
-                (serde_json::to_string(&(META,)), serde_json::to_vec(&meta))
-            {
-                out.push((name, Some(bytes)));
-            }
-        }
+        self.watermark.changelog(META, &mut out);
         out
     }
 
@@ -245,11 +239,7 @@ impl SampleOwner {
         records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
         now: Instant,
     ) {
-        let mut latest: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
-        for (key, payload) in records {
-            latest.insert(key, payload);
-        }
-        for (key, payload) in latest {
+        for (key, payload) in compacted(records) {
             let Some(payload) = payload else { continue };
             if !self.restore_one(key, payload, now) {
                 self.counts.unreadable += 1;

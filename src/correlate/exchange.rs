@@ -31,7 +31,7 @@ use super::correlator::Correlator;
 use super::window::Entry;
 use super::{Firing, Observation};
 use crate::event::Origin;
-use crate::vocab::held::Held;
+use crate::vocab::held::{compacted, Held};
 use crate::vocab::watermark::{Progress, ReleaseCounts, Watermark, WatermarkRecord};
 use crate::vocab::Span;
 use chrono::{DateTime, Utc};
@@ -260,13 +260,7 @@ impl PartitionOwner {
         }
         self.emptied = emptied;
         self.pending.changelog(PENDING, &mut out);
-        if let Some(meta) = self.watermark.take_record() {
-            if let (Ok(name), Ok(bytes)) =
-                (serde_json::to_string(&(META,)), serde_json::to_vec(&meta))
-            {
-                out.push((name, Some(bytes)));
-            }
-        }
+        self.watermark.changelog(META, &mut out);
         out
     }
 
@@ -279,11 +273,7 @@ impl PartitionOwner {
         records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
         now: Instant,
     ) {
-        let mut latest: HashMap<&[u8], Option<&[u8]>> = HashMap::new();
-        for (key, payload) in records {
-            latest.insert(key, payload);
-        }
-        for (key, payload) in latest {
+        for (key, payload) in compacted(records) {
             let Some(payload) = payload else { continue };
             if !self.restore_one(key, payload, now) {
                 self.counts.unreadable += 1;

@@ -10,8 +10,20 @@ use super::watermark::Timed;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
+
+/// A changelog as compaction leaves it: the last payload of each key
+/// (`None`: deleted), from `records` in the order they were written.
+pub fn compacted<'a>(
+    records: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> HashMap<&'a [u8], Option<&'a [u8]>> {
+    let mut latest = HashMap::new();
+    for (key, payload) in records {
+        latest.insert(key, payload);
+    }
+    latest
+}
 
 /// Records held for the watermark, keyed (and released) by event time first.
 #[derive(Debug)]

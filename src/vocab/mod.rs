@@ -17,6 +17,8 @@ pub(crate) mod id;
 pub(crate) mod logsource;
 pub(crate) mod severity;
 pub(crate) mod span;
+#[cfg(test)]
+pub(crate) mod streams;
 pub(crate) mod text;
 pub mod watermark;
 

@@ -211,7 +211,7 @@ impl Watermark {
     }
 
     /// The saved form, when it changed since the last call.
-    pub fn take_record(&mut self) -> Option<WatermarkRecord> {
+    fn take_record(&mut self) -> Option<WatermarkRecord> {
         if !std::mem::take(&mut self.changed) {
             return None;
         }
@@ -226,6 +226,18 @@ impl Watermark {
             inputs,
             expected_inputs: self.expected_inputs,
         })
+    }
+
+    /// Its changelog record under the key `[name]`, into `out`, when it
+    /// changed since the last call.
+    pub fn changelog(&mut self, name: &str, out: &mut Vec<(String, Option<Vec<u8>>)>) {
+        let Some(record) = self.take_record() else {
+            return;
+        };
+        if let (Ok(key), Ok(bytes)) = (serde_json::to_string(&(name,)), serde_json::to_vec(&record))
+        {
+            out.push((key, Some(bytes)));
+        }
     }
 
     /// Back to a saved form. Restored inputs' clocks start at `now`: they

@@ -5,6 +5,7 @@
 use super::*;
 use crate::anomaly::test_job;
 use crate::event::Position;
+use crate::vocab::streams;
 use proptest::prelude::*;
 
 /// One sample: (seconds, input, user).
@@ -143,19 +144,7 @@ fn interleave(set: &AnomalySet, events: &[Ev], picks: &[usize]) -> Vec<Exchanged
             inputs: 3,
         }));
     }
-    let mut out = Vec::new();
-    let mut picks = picks.iter().cycle();
-    while queues.iter().any(|q| !q.is_empty()) {
-        let pick = picks.next().copied().unwrap_or(0);
-        let Some(q) = (0..3)
-            .map(|k| (pick + k) % 3)
-            .find(|&k| !queues[k].is_empty())
-        else {
-            break;
-        };
-        out.extend(queues[q].pop_front());
-    }
-    out
+    streams::interleave(queues, picks)
 }
 
 fn owner(set: &Arc<AnomalySet>) -> SampleOwner {
@@ -179,16 +168,7 @@ proptest! {
         let expected = in_order(&set, &events);
         prop_assert!(!expected.is_empty(), "the burst alerts");
         let stream = interleave(&set, &events, &picks);
-        // A replay repeats a stretch of what came before.
-        let mut replayed = Vec::new();
-        for (i, r) in stream.iter().enumerate() {
-            replayed.push(r.clone());
-            for &(at, len) in &replays {
-                if at % stream.len() == i {
-                    replayed.extend(stream[i.saturating_sub(len)..=i].iter().cloned());
-                }
-            }
-        }
+        let replayed = streams::with_replays(&stream, &replays);
         let start = Instant::now();
         let mut o = owner(&set);
         let mut out = Vec::new();

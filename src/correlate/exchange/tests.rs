@@ -6,6 +6,7 @@ use super::*;
 use crate::correlate::tests::setup;
 use crate::correlate::CorrelationSet;
 use crate::event::Position;
+use crate::vocab::streams;
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -167,17 +168,7 @@ fn interleave(set: &CorrelationSet, events: &[Ev], picks: &[usize]) -> Vec<Excha
     for (i, ev) in events.iter().enumerate() {
         queues[ev.1].extend(records(set, i, ev));
     }
-    let mut out = Vec::new();
-    let mut picks = picks.iter().cycle();
-    while queues.iter().any(|q| !q.is_empty()) {
-        let pick = picks.next().copied().unwrap_or(0);
-        let q = (0..3)
-            .map(|k| (pick + k) % 3)
-            .find(|&k| !queues[k].is_empty())
-            .unwrap();
-        out.extend(queues[q].pop_front());
-    }
-    out
+    streams::interleave(queues, picks)
 }
 
 fn owner(set: &Arc<CorrelationSet>) -> PartitionOwner {
@@ -222,17 +213,7 @@ proptest! {
         let (_, set, _) = setup(RULES);
         let expected = in_order(&set, &events);
         let stream = interleave(&set, &events, &picks);
-        // A replay repeats a stretch of what came before (a producer retry,
-        // a detection instance restarting from its last commit).
-        let mut replayed = Vec::new();
-        for (i, r) in stream.iter().enumerate() {
-            replayed.push(r.clone());
-            for &(at, len) in &replays {
-                if at % stream.len() == i {
-                    replayed.extend(stream[i.saturating_sub(len)..=i].iter().cloned());
-                }
-            }
-        }
+        let replayed = streams::with_replays(&stream, &replays);
         let start = Instant::now();
         let mut o = owner(&set);
         let mut fired = Vec::new();
