@@ -91,17 +91,21 @@ impl AnomalyStage {
     }
 
     fn record(&mut self) {
-        record_stats(self.metrics.as_deref(), &mut self.detector);
+        let recorded = record_stats(self.metrics.as_deref(), &mut self.detector);
+        if let Some(m) = self.metrics.as_deref().filter(|_| recorded) {
+            m.anomaly_entities.set(self.detector.entities() as i64);
+        }
     }
 }
 
 /// Moves what a detector did since the last call into the metrics (and
-/// out of the detector, where it would pile up).
-pub(super) fn record_stats(metrics: Option<&Metrics>, detector: &mut Detector) {
+/// out of the detector, where it would pile up); true when buckets closed
+/// or samples came late (the caller updates `tocsin_anomaly_entities`).
+pub(super) fn record_stats(metrics: Option<&Metrics>, detector: &mut Detector) -> bool {
     let stats = detector.take_stats();
-    let Some(m) = metrics else { return };
+    let Some(m) = metrics else { return false };
     if stats.scores.is_empty() && stats.late_samples == 0 {
-        return;
+        return false;
     }
     let set = detector.set().clone();
     let name = |j: usize| set.get(j).map_or("?", |job| job.name());
@@ -116,7 +120,7 @@ pub(super) fn record_stats(metrics: Option<&Metrics>, detector: &mut Detector) {
             .observe(secs);
     }
     m.anomaly_late_samples.inc_by(stats.late_samples);
-    m.anomaly_entities.set(detector.entities() as i64);
+    true
 }
 
 /// Loads each job's model from `dir`; problems are logged, never fatal.

@@ -85,9 +85,9 @@ impl Owners {
         }
     }
 
-    /// What the anomaly jobs did, into the metrics.
-    fn record(&mut self, metrics: Option<&super::metrics::Metrics>) {
-        super::anomaly_stage::record_stats(metrics, self.anomaly.detector_mut());
+    /// What the anomaly jobs did, into the metrics; true when buckets closed.
+    fn record(&mut self, metrics: Option<&super::metrics::Metrics>) -> bool {
+        super::anomaly_stage::record_stats(metrics, self.anomaly.detector_mut())
     }
 
     fn release(&mut self, now: Instant) -> Released {
@@ -286,7 +286,9 @@ impl ExchangeStage {
         let before = owner.counts();
         let fired = owner.offer(record, Instant::now());
         let after = owner.counts();
-        owner.record(metrics.as_deref());
+        if owner.record(metrics.as_deref()) {
+            self.count_entities();
+        }
         self.dropped_behind += after.behind - before.behind;
         self.forced += after.forced - before.forced;
         if (after.behind > before.behind || after.forced > before.forced)
@@ -337,10 +339,12 @@ impl ExchangeStage {
                 .partition(|(k, _)| is_anomaly_key(k));
             owner.restore(matches, now);
             anomaly.restore(samples, now);
+            let entities = anomaly.detector_mut().entities();
             tracing::info!(
                 partition,
                 records = records.len(),
                 groups = owner.correlator().active_groups(),
+                anomaly_entities = entities,
                 pending = owner.pending() + anomaly.pending(),
                 unreadable = owner.counts.unreadable + anomaly.counts.unreadable,
                 took_ms = started.elapsed().as_millis() as u64,
@@ -385,9 +389,22 @@ impl ExchangeStage {
         for partition in assigned {
             let owner = self.owner(partition)?;
             fired.extend(owner.release(now));
-            owner.record(metrics.as_deref());
+            if owner.record(metrics.as_deref()) {
+                self.count_entities();
+            }
         }
         Ok(fired)
+    }
+
+    /// `tocsin_anomaly_entities`: entities with a baseline over every owner here.
+    fn count_entities(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        let entities: usize = self
+            .owners
+            .values_mut()
+            .map(|o| o.anomaly.detector_mut().entities())
+            .sum();
+        m.anomaly_entities.set(entities as i64);
     }
 
     /// The changelog records of every owner, each to its partition.
