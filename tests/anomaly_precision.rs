@@ -339,16 +339,32 @@ struct Alert {
     line: String,
 }
 
+/// The generator's seeds: 2026 and 99 (the hardest of ten measured), or
+/// `ANOMALY_SEED` to try another stream.
+fn seeds() -> Vec<u64> {
+    match std::env::var("ANOMALY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => vec![2026, 99],
+    }
+}
+
 #[test]
 fn shipped_jobs_find_injected_anomalies_in_nine_days_of_rhythmic_web_traffic() {
-    let (lines, injections) = web_days(&mut Rng(2026));
-    assert_precision_and_recall("web_days.log", lines, &injections);
+    for seed in seeds() {
+        let (lines, injections) = web_days(&mut Rng(seed));
+        assert_precision_and_recall(&format!("web_days_{seed}.log"), lines, &injections);
+    }
 }
 
 #[test]
 fn shipped_jobs_find_injected_failed_login_bursts_in_nine_days_of_sshd_logs() {
-    let (lines, injections) = auth_days(&mut Rng(2026));
-    assert_precision_and_recall("auth_days.log", lines, &injections);
+    for seed in seeds() {
+        let (lines, injections) = auth_days(&mut Rng(seed));
+        assert_precision_and_recall(&format!("auth_days_{seed}.log"), lines, &injections);
+    }
 }
 
 /// Scans `lines` with every job in rules/anomaly/ at the shipped thresholds,
@@ -411,7 +427,7 @@ fn assert_precision_and_recall(name: &str, lines: Vec<(i64, String)>, injections
         r.1 += 1;
     }
     println!(
-        "{} alerts, {true_positives} on injections: precision {precision:.2}",
+        "{name}: {} alerts, {true_positives} on injections: precision {precision:.2}",
         alerts.len()
     );
     for (kind, (found, all)) in &recall {

@@ -17,7 +17,7 @@
 
 use super::model::{Mixture, Scale, ValueCounts, MAX_SURPRISE};
 use super::normalize::Normalizer;
-use super::season::{Seasons, SlotMeans, MIN_EXPLAINED, UNSEEN_HOUR_VARIANCE};
+use super::season::{HoursSeen, Seasons, SlotMeans, MIN_EXPLAINED, UNSEEN_HOUR_VARIANCE};
 use super::{describe_entity, stable_hash, AnomalySet, Measure, Sample};
 use crate::sigma::anomaly::{AnomalyJob, Function, Side};
 use chrono::{DateTime, TimeZone, Utc};
@@ -134,6 +134,9 @@ pub struct Population {
     /// rhythm until it has its own.
     #[serde(default, skip_serializing_if = "SlotMeans::is_empty")]
     season: SlotMeans,
+    /// Buckets closed per hour of the period.
+    #[serde(default, skip_serializing_if = "HoursSeen::is_empty")]
+    hours: HoursSeen,
 }
 
 /// Values whose users the population counts; past it new values are not
@@ -199,6 +202,9 @@ pub struct Detector {
     set: Arc<AnomalySet>,
     jobs: Vec<JobState>,
     stats: DetectorStats,
+    /// Samples dropped because their bucket had closed, per job name, since
+    /// the detector was made (reloads included): what a scan's summary says.
+    late_by_job: BTreeMap<String, u64>,
     /// Changes are recorded for the changelog (scale-out).
     tracking: bool,
 }
@@ -227,8 +233,23 @@ impl Detector {
             set,
             jobs,
             stats: DetectorStats::default(),
+            late_by_job: BTreeMap::new(),
             tracking: false,
         }
+    }
+
+    /// Whether the sample's bucket has closed: [`Detector::observe`] would
+    /// drop it.
+    pub fn is_late(&self, sample: &Sample) -> bool {
+        self.jobs.get(sample.job).is_some_and(|state| {
+            let start = sample.time.timestamp().div_euclid(state.span_secs) * state.span_secs;
+            start < state.closed_before
+        })
+    }
+
+    /// Samples dropped because their bucket had closed, per job, most first.
+    pub fn late_by_job(&self) -> Vec<(String, u64)> {
+        crate::vocab::tally::most_first(&self.late_by_job)
     }
 
     /// Runs the jobs of `set` from now on (a rule reload). A job whose id
@@ -324,6 +345,13 @@ impl Detector {
         let start = sample.time.timestamp().div_euclid(state.span_secs) * state.span_secs;
         if start < state.closed_before {
             self.stats.late_samples += 1;
+            let name = state.job.name();
+            match self.late_by_job.get_mut(name) {
+                Some(n) => *n += 1,
+                None => {
+                    self.late_by_job.insert(name.to_string(), 1);
+                }
+            }
             return out;
         }
         if let Some(changes) = &mut state.changes {
@@ -444,10 +472,10 @@ impl JobState {
         let trained = std::time::Instant::now();
         let slot = self.seasons.map(|s| s.slot_of(start));
         // Decided before any entity of the bucket joins the population.
-        let unseen_hour = self
-            .seasons
-            .zip(slot)
-            .is_some_and(|(s, slot)| !self.model.population.season.knows_hour(&s, slot));
+        let population = &self.model.population;
+        let unseen_hour = self.seasons.zip(slot).map_or(0.0, |(s, slot)| {
+            population.hours.unknown(&s, slot, &population.season)
+        });
         for (key, acc) in entities {
             if acc.events == 0 {
                 continue;
@@ -492,6 +520,7 @@ impl JobState {
             for x in self.season_pending.drain(..) {
                 self.model.population.season.add(&seasons, slot, x, members);
             }
+            self.model.population.hours.add(&seasons, slot);
         }
         self.refit_population();
         stats
@@ -501,7 +530,8 @@ impl JobState {
 
     /// Scores a numeric function's bucket value, then adds it to the
     /// baselines. `slot` is the bucket's season slot, when the job has
-    /// seasons; `unseen_hour` says the job never saw that hour of the day.
+    /// seasons; `unseen_hour` says how much of that hour of the day the job
+    /// has not seen yet (0..1).
     fn numeric(
         &mut self,
         key: &str,
@@ -509,7 +539,7 @@ impl JobState {
         scale: Scale,
         side: Option<Side>,
         slot: Option<u16>,
-        unseen_hour: bool,
+        unseen_hour: f64,
     ) -> Option<Scored> {
         let job = self.job.clone();
         let spec = &job.spec;
@@ -546,8 +576,7 @@ impl JobState {
         // Log-scale allowances; a share (ratio) has its own binomial noise.
         let extra = match scale {
             Scale::Ratio => 0.0,
-            Scale::Count | Scale::Magnitude if unseen_hour => borrowed + UNSEEN_HOUR_VARIANCE,
-            Scale::Count | Scale::Magnitude => borrowed,
+            Scale::Count | Scale::Magnitude => borrowed + unseen_hour * UNSEEN_HOUR_VARIANCE,
         };
         let pop_fit = pop
             .fit
@@ -1003,7 +1032,7 @@ mod tests {
         }));
         // 2026-11-16, a Monday.
         let monday = 1_794_787_200;
-        let users = ["steady", "quiet", "busy"];
+        let users = ["steady", "quiet", "busy", "sparse"];
         let mut rng = 1u64;
         let mut noise = |n: u64| {
             rng = splitmix(rng);
@@ -1020,9 +1049,17 @@ mod tests {
             let hour = (b % 144) / 6;
             let day = (8..18).contains(&hour);
             for u in users {
+                // A sparse user is active in every third bucket of the day,
+                // with one or two events: its history is all ln 2 and ln 3.
+                let active = day && b % 3 == 0;
+                let bursting = b >= 5 * 144 && burst(b - 5 * 144, u).is_some();
+                if u == "sparse" && !active && !bursting {
+                    continue;
+                }
                 let peak = match u {
                     "steady" => 100,
                     "quiet" => 6,
+                    "sparse" => 1,
                     _ => 40,
                 };
                 let usual = noise(if day { peak } else { peak / 10 + 1 });
@@ -1052,6 +1089,7 @@ mod tests {
             (60, "steady") => Some(300),
             (18, "busy") => Some(50),
             (61, "quiet") => Some(70),
+            (63, "sparse") => Some(14),
             _ => None,
         });
         let score = |u: &str, b: i64| {
@@ -1065,6 +1103,10 @@ mod tests {
         assert!(score("busy", 18) >= 80.0, "{}", score("busy", 18));
         // Ten times a quiet entity's usual for the hour: Critical.
         assert!(score("quiet", 61) >= 80.0, "{}", score("quiet", 61));
+        // Fourteen events where a sparse user has one or two: Critical.
+        // Counting noise this small is discrete: a normal tail on the log
+        // scale calls it one in a few thousand.
+        assert!(score("sparse", 63) >= 80.0, "{}", score("sparse", 63));
         // The rhythm itself is ordinary: the morning ramp and the evening
         // drop of the last day score Low for everyone.
         for u in ["steady", "quiet", "busy"] {
@@ -1212,6 +1254,10 @@ mod tests {
         d.observe(sample("a", 1300, None));
         d.observe(sample("a", 10, None));
         assert_eq!(d.take_stats().late_samples, 1);
+        assert_eq!(
+            d.late_by_job(),
+            vec![(d.set().jobs()[0].name().to_string(), 1)]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub(crate) mod detector;
 pub mod exchange;
 pub(crate) mod model;
 pub(crate) mod normalize;
+pub(crate) mod poisson;
+pub mod reorder;
 pub(crate) mod season;
 pub mod store;
 
@@ -33,6 +35,7 @@ use std::sync::Arc;
 pub use crate::sigma::anomaly::{AnomalyJob, AnomalyRule, Function};
 pub use config::AnomalyConfig;
 pub use detector::{Anomaly, Detector};
+pub use reorder::{SampleLateReport, SampleReorder};
 
 /// Separates entity field values in an entity key.
 const KEY_SEPARATOR: char = '\u{1f}';

@@ -23,6 +23,7 @@
 //! all entities, so a process new to one host but common on all others is
 //! less surprising than one nobody has run.
 
+use super::poisson;
 use crate::sigma::anomaly::{Function, Side};
 use linfa::prelude::*;
 use linfa_clustering::{GaussianMixtureModel, GmmInitMethod};
@@ -208,6 +209,9 @@ impl Mixture {
     ) -> f64 {
         // Estimating from n buckets leaves the variance uncertain; widen it.
         let inflation = 1.0 + 2.0 / self.samples.max(1) as f64;
+        if let Some(count) = exact_count(scale, x + level) {
+            return self.count_surprise(count, level, extra, inflation, side);
+        }
         // Per component: the one-sided tail, or for both sides the two-sided
         // tail (a value between two modes is far from both, which the tails
         // of the whole mixture would not show).
@@ -238,6 +242,53 @@ impl Mixture {
         let ln_p = log_sum_exp(&terms);
         (-ln_p / std::f64::consts::LN_10).clamp(0.0, MAX_SURPRISE)
     }
+}
+
+impl Mixture {
+    /// [`Mixture::surprise`] of a count, as a Poisson draw whose rate varies
+    /// around each component's level (see [`poisson`]): the component's
+    /// variance is the rate's, its counting noise already taken out when the
+    /// baseline was fitted.
+    fn count_surprise(
+        &self,
+        count: u64,
+        level: f64,
+        extra: f64,
+        inflation: f64,
+        side: Side,
+    ) -> f64 {
+        let terms: Vec<f64> = self
+            .components
+            .iter()
+            .map(|c| {
+                // The level is ln(1 + rate); an active bucket's rate is at least one.
+                let rate = (c.mean + level).exp_m1().max(1.0);
+                let variance = (c.variance + RATE_VARIATION) * inflation + extra;
+                let upper = || poisson::ln_upper(count, rate, variance);
+                let lower = || poisson::ln_lower(count, rate, variance);
+                let tail = match side {
+                    Side::High => upper(),
+                    Side::Low => lower(),
+                    Side::Both => (std::f64::consts::LN_2 + upper().min(lower())).min(0.0),
+                };
+                c.weight.max(1e-12).ln() + tail
+            })
+            .collect();
+        let ln_p = log_sum_exp(&terms);
+        (-ln_p / std::f64::consts::LN_10).clamp(0.0, MAX_SURPRISE)
+    }
+}
+
+/// The variance of the log rate that real activity always has (5%
+/// relative), as [`Scale::noise`] adds for counts.
+const RATE_VARIATION: f64 = 0.02;
+
+/// The count a value on the modelled scale stands for, when it is judged
+/// as a count: counts and distinct counts up to [`poisson::MAX_EXACT`].
+fn exact_count(scale: Scale, x: f64) -> Option<u64> {
+    let count = scale.inverse(x).round();
+    (scale == Scale::Count && (0.0..=poisson::MAX_EXACT as f64).contains(&count))
+        .then_some(count as u64)
 }
 
 /// Surprise is capped: past this the tail probability is numerically zero.

@@ -43,7 +43,8 @@ const MEMORY_PERIODS: u32 = 8;
 /// Periods whose worth of values a slot needs to count as much as its prior.
 const PRIOR_PERIODS: f64 = 2.0;
 /// Variance added while a job has never seen the hour of the day a bucket
-/// falls in (its first day), on the log scale of counts and magnitudes: the
+/// falls in (its first day), on the log scale of counts and magnitudes, in
+/// proportion to how little of the hour it has seen ([`HoursSeen`]): the
 /// rhythm is unknown, and a morning several times busier than the night
 /// must not look like a burst. A standard deviation of a third of a factor
 /// of ten: twentyfold stays below an alert, a hundredfold burst still
@@ -324,6 +325,41 @@ impl SlotMeans {
     }
 }
 
+/// How many buckets of each hour of the period a job has closed: an hour
+/// seen for one bucket is barely known (the first morning's ramp).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct HoursSeen(Vec<u32>);
+
+impl HoursSeen {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Counts a closed bucket of `slot`.
+    pub(crate) fn add(&mut self, seasons: &Seasons, slot: u16) {
+        if self.0.len() != seasons.per_period {
+            self.0.resize(seasons.per_period, 0);
+        }
+        if let Some(n) = self.0.get_mut(seasons.hour(slot)) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// How much of the slot's hour is still unknown, 0..1: all of it before
+    /// `population` has any value of it, none once a whole hour's buckets
+    /// closed. A model saved before buckets were counted knows what its
+    /// population knows.
+    pub(crate) fn unknown(&self, seasons: &Seasons, slot: u16, population: &SlotMeans) -> f64 {
+        if !population.knows_hour(seasons, slot) {
+            return 1.0;
+        }
+        match self.0.get(seasons.hour(slot)) {
+            None if self.0.is_empty() => 0.0,
+            n => 1.0 - (f64::from(n.copied().unwrap_or(0)) / seasons.buckets_per_slot).min(1.0),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,5 +455,26 @@ mod tests {
         let own_gap = level(&poller, ten) - level(&poller, three);
         assert!(own_gap.abs() < 0.8, "{own_gap}");
         assert!(SlotMeans::default().expectation(&s, &population).is_none());
+    }
+
+    #[test]
+    fn an_hour_is_unknown_until_its_buckets_have_closed_once() {
+        let s = seasons(600, daily());
+        let ten = s.slot_of(1_794_996_000); // a Wednesday, 10:00
+        let mut population = SlotMeans::default();
+        let mut hours = HoursSeen::default();
+        assert_eq!(hours.unknown(&s, ten, &population), 1.0);
+        population.add(&s, ten, 2.0, 1);
+        // A model saved before buckets were counted trusts its population.
+        assert_eq!(hours.unknown(&s, ten, &population), 0.0);
+        hours.add(&s, s.slot_of(1_794_996_000 - 3600));
+        hours.add(&s, ten);
+        assert!((hours.unknown(&s, ten, &population) - 5.0 / 6.0).abs() < 1e-9);
+        for _ in 0..6 {
+            hours.add(&s, ten);
+        }
+        assert_eq!(hours.unknown(&s, ten, &population), 0.0);
+        // The weekend copy of the hour is the same hour.
+        assert_eq!(hours.unknown(&s, ten + 24, &population), 0.0);
     }
 }
