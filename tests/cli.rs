@@ -880,6 +880,70 @@ fn a_scan_correlates_the_same_whatever_the_order_of_its_input() {
 }
 
 #[test]
+fn anomaly_jobs_score_an_input_written_newest_first_as_when_in_order() {
+    // Three hours of six users' failed logins, one user bursting once.
+    let mut lines: Vec<(u32, String)> = Vec::new();
+    for b in 0..19u32 {
+        for u in 0..6u32 {
+            let n = if (b, u) == (15, 2) {
+                60
+            } else {
+                1 + (b * 7 + u) % 3
+            };
+            for k in 0..n {
+                let secs = b * 600 + u * 70 + k * 500 / n;
+                lines.push((
+                    secs,
+                    format!(
+                        "Mar  3 {:02}:{:02}:{:02} bastion sshd[{}]: Failed password for user{u} from 10.9.0.{u} port {} ssh2",
+                        8 + secs / 3600,
+                        secs / 60 % 60,
+                        secs % 60,
+                        100 + k,
+                        50_000 + k
+                    ),
+                ));
+            }
+        }
+    }
+    lines.sort();
+    let text = |lines: &[(u32, String)]| -> String {
+        lines.iter().map(|(_, l)| format!("{l}\n")).collect()
+    };
+    let scan = |input: String| -> (Vec<String>, String) {
+        let out = with_stdin(
+            tocsin().args(["scan", "--rules", "rules/anomaly", "-"]),
+            input.as_bytes(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let alerts = sorted_lines_with(&out.stdout, "ANOMALY DETECTED");
+        (alerts, String::from_utf8(out.stderr).unwrap())
+    };
+    let (in_order, stderr) = scan(text(&lines));
+    assert!(
+        in_order
+            .iter()
+            .any(|a| a.contains("user=user2 high_count was")),
+        "{in_order:?}"
+    );
+    assert!(!stderr.contains("out of time order"), "{stderr}");
+    let reversed: Vec<(u32, String)> = lines.iter().rev().cloned().collect();
+    let (newest_first, stderr) = scan(text(&reversed));
+    assert_eq!(
+        newest_first, in_order,
+        "zcat auth.log* feeds the newest file first"
+    );
+    assert!(
+        stderr.contains("job samples were out of time order, their bucket already scored (ssh_failed_logins_per_user: ")
+            && stderr.contains(&format!(
+                "ran every sample again in event-time order and found {} more",
+                in_order.len()
+            )),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_real_log_written_newest_first_correlates_as_when_reversed_or_shuffled() {
     // apache_access_scanners.log is newest first; its content discovery
     // scans must not depend on that.

@@ -8,6 +8,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tocsin::anomaly::SampleLateReport;
 use tocsin::config::RuleSet;
 use tocsin::correlate::{LateReport, Reordered};
 use tocsin::event::InputFormat;
@@ -181,6 +182,9 @@ fn print_scan_summary((counts, rejected): (RuleCounts, usize), stats: &RunStats)
     if let Some(line) = late_line(&stats.late) {
         eprintln!("tocsin scan: {line}");
     }
+    if let Some(line) = anomaly_late_line(&stats.anomaly_late) {
+        eprintln!("tocsin scan: {line}");
+    }
 }
 
 /// What happened to rule matches that arrived out of time order, if any did.
@@ -188,11 +192,7 @@ fn late_line(late: &LateReport) -> Option<String> {
     if late.late == 0 {
         return None;
     }
-    let rules: Vec<String> = late
-        .by_rule
-        .iter()
-        .map(|(title, n)| format!("{title}: {n}"))
-        .collect();
+    let rules = tocsin::vocab::tally::describe(&late.by_rule);
     let outcome = match late.reordered {
         Reordered::Replayed { added } => format!(
             "correlation ran them again in event-time order and found {added} more firing{}",
@@ -204,8 +204,29 @@ fn late_line(late: &LateReport) -> Option<String> {
         Reordered::NotNeeded => "they were left out".to_string(),
     };
     Some(format!(
-        "correlation: {} rule matches were out of time order by more than correlation.allowed_lateness ({}); {outcome}",
+        "correlation: {} rule matches were out of time order by more than correlation.allowed_lateness ({rules}); {outcome}",
         late.late,
-        rules.join(", ")
     ))
+}
+
+/// What happened to anomaly samples that arrived after their bucket had
+/// closed, if any did.
+fn anomaly_late_line(late: &SampleLateReport) -> Option<String> {
+    let total: u64 = late.by_job.iter().map(|(_, n)| n).sum();
+    let outcome = match late.replayed {
+        Some(added) => format!(
+            "the jobs ran every sample again in event-time order and found {added} more anomal{}",
+            if added == 1 { "y" } else { "ies" }
+        ),
+        None => format!(
+            "more than {} samples to reorder, so they were left out; sort the input by time or raise the job's latency",
+            tocsin::correlate::REORDER_LIMIT
+        ),
+    };
+    (total > 0).then(|| {
+        format!(
+            "anomaly: {total} job samples were out of time order, their bucket already scored ({}); {outcome}",
+            tocsin::vocab::tally::describe(&late.by_job)
+        )
+    })
 }

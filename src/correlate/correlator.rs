@@ -168,13 +168,7 @@ impl Correlator {
 
     /// The late events per correlation rule (title), most first.
     pub fn late_by_rule(&self) -> Vec<(String, u64)> {
-        let mut by_rule: Vec<(String, u64)> = self
-            .late_by_rule
-            .iter()
-            .map(|(title, n)| (title.clone(), *n))
-            .collect();
-        by_rule.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        by_rule
+        crate::vocab::tally::most_first(&self.late_by_rule)
     }
 
     /// The correlations it runs.

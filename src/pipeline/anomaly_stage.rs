@@ -1,7 +1,9 @@
 //! The writer's anomaly side: the detector, its model directory, its metrics.
 
 use super::metrics::Metrics;
-use crate::anomaly::{store, Anomaly, AnomalySet, Detector, Sample};
+use crate::anomaly::{
+    store, Anomaly, AnomalySet, Detector, Sample, SampleLateReport, SampleReorder,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,27 +26,32 @@ pub(super) struct AnomalyStage {
     save_every: Duration,
     last_save: Instant,
     metrics: Option<Arc<Metrics>>,
+    /// A scan: samples kept to run late ones again in event-time order.
+    reorder: Option<SampleReorder>,
+    /// Set at the end by a scan's reorder.
+    reorder_report: Option<SampleLateReport>,
 }
 
 impl AnomalyStage {
     /// The detector with every job's saved model that is usable; a model
     /// that is not is logged and its job learns from the stream instead.
+    /// `reorder_limit`: a scan, which keeps up to this many samples to run
+    /// late ones again in event-time order (see [`SampleReorder`]).
     pub(super) fn new(
         set: Arc<AnomalySet>,
         files: &ModelFiles,
         metrics: Option<Arc<Metrics>>,
+        reorder_limit: Option<usize>,
     ) -> Self {
-        let mut detector = Detector::new(set);
-        if let Some(dir) = &files.load_from {
-            load_models(&mut detector, dir);
-        }
         AnomalyStage {
-            detector,
+            detector: starting_detector(set, files.load_from.as_deref()),
             load_from: files.load_from.clone(),
             save_to: files.save_to.clone(),
             save_every: files.save_interval,
             last_save: Instant::now(),
             metrics,
+            reorder: reorder_limit.map(SampleReorder::new),
+            reorder_report: None,
         }
     }
 
@@ -65,13 +72,39 @@ impl AnomalyStage {
     }
 
     pub(super) fn observe(&mut self, sample: Sample) -> Vec<Anomaly> {
-        let out = self.detector.observe(sample);
+        let load_from = self.load_from.as_deref();
+        let out = match &mut self.reorder {
+            Some(reorder) => reorder.observe(&mut self.detector, sample, |set| {
+                starting_detector(set, load_from)
+            }),
+            None => self.detector.observe(sample),
+        };
         self.record();
         out
     }
 
+    /// Samples that arrived after their bucket closed, per job, and whether
+    /// a scan ran them again in order.
+    pub(super) fn late_report(&self) -> SampleLateReport {
+        self.reorder_report
+            .clone()
+            .unwrap_or_else(|| SampleLateReport {
+                by_job: self.detector.late_by_job(),
+                replayed: None,
+            })
+    }
+
     pub(super) fn finish(&mut self) -> Vec<Anomaly> {
-        let out = self.detector.finish();
+        let load_from = self.load_from.as_deref();
+        let out = match self.reorder.take() {
+            Some(reorder) => {
+                let (out, report) =
+                    reorder.finish(&mut self.detector, |set| starting_detector(set, load_from));
+                self.reorder_report = Some(report);
+                out
+            }
+            None => self.detector.finish(),
+        };
         self.record();
         self.save();
         out
@@ -121,6 +154,15 @@ pub(super) fn record_stats(metrics: Option<&Metrics>, detector: &mut Detector) -
     }
     m.anomaly_late_samples.inc_by(stats.late_samples);
     true
+}
+
+/// A detector of `set` with every usable saved model of `load_from`.
+fn starting_detector(set: Arc<AnomalySet>, load_from: Option<&std::path::Path>) -> Detector {
+    let mut detector = Detector::new(set);
+    if let Some(dir) = load_from {
+        load_models(&mut detector, dir);
+    }
+    detector
 }
 
 /// Loads each job's model from `dir`; problems are logged, never fatal.

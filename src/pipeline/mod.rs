@@ -115,6 +115,9 @@ pub struct RunStats {
     pub dead_letters: u64,
     /// Rule matches correlation left out for arriving late, per rule.
     pub late: crate::correlate::LateReport,
+    /// Anomaly samples that arrived after their bucket had closed, per job,
+    /// and whether a scan ran them again in event-time order.
+    pub anomaly_late: crate::anomaly::SampleLateReport,
     /// Wall-clock time of the whole run, draining and flushing included.
     pub elapsed: Duration,
 }
@@ -344,6 +347,7 @@ impl Pipeline {
                 rules.anomalies.clone(),
                 &self.models,
                 self.metrics.clone(),
+                self.reorder_limit,
             ),
             builder: self.alerts.clone(),
             checkpointer,
@@ -455,6 +459,7 @@ impl Pipeline {
             alerts_by_severity: written.by_severity,
             dead_letters: written.dead_letters,
             late: written.late,
+            anomaly_late: written.anomaly_late,
             elapsed: started.elapsed(),
         })
     }

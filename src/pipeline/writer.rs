@@ -26,6 +26,8 @@ pub(super) struct Written {
     pub(super) dead_letters: u64,
     /// Matches correlation left out for arriving late.
     pub(super) late: crate::correlate::LateReport,
+    /// Anomaly samples that arrived after their bucket closed, per job.
+    pub(super) anomaly_late: crate::anomaly::SampleLateReport,
 }
 
 /// What a worker hands the writer for one batch.
@@ -189,6 +191,15 @@ impl Writer {
         let anomalies = self.anomaly.finish();
         self.alert_out
             .send_anomalies(anomalies, &self.builder, self.anomaly.set())?;
+        let anomaly_late = self.anomaly.late_report();
+        if !anomaly_late.by_job.is_empty() && anomaly_late.replayed.is_none() {
+            let total: u64 = anomaly_late.by_job.iter().map(|(_, n)| n).sum();
+            tracing::warn!(
+                samples = total,
+                jobs = %crate::vocab::tally::describe(&anomaly_late.by_job),
+                "anomaly samples arrived after their bucket had closed (more than the job's latency behind the newest event) and were left out"
+            );
+        }
         self.alert_out.finish()?;
         self.alert_out.tick_incidents(&self.builder)?;
         self.checkpoint(None)?;
@@ -196,6 +207,7 @@ impl Writer {
             by_severity: std::mem::take(&mut self.alert_out.by_severity),
             dead_letters: self.dead_letters,
             late,
+            anomaly_late,
         })
     }
 
@@ -464,17 +476,11 @@ impl Writer {
             return;
         }
         self.late_logged = (late, Some(Instant::now()));
-        let rules: Vec<String> = self
-            .correlator
-            .late_by_rule()
-            .into_iter()
-            .map(|(title, n)| format!("{title}: {n}"))
-            .collect();
+        let rules = crate::vocab::tally::describe(&self.correlator.late_by_rule());
         tracing::warn!(
             late_since_last = late - logged,
             late_total = late,
-            "rule matches arrived more than correlation.allowed_lateness behind their source's newest event and were left out of correlation ({}); raise allowed_lateness or feed the input in time order",
-            rules.join(", ")
+            "rule matches arrived more than correlation.allowed_lateness behind their source's newest event and were left out of correlation ({rules}); raise allowed_lateness or feed the input in time order",
         );
     }
 
