@@ -241,10 +241,9 @@ impl Detector {
     /// Whether the sample's bucket has closed: [`Detector::observe`] would
     /// drop it.
     pub fn is_late(&self, sample: &Sample) -> bool {
-        self.jobs.get(sample.job).is_some_and(|state| {
-            let start = sample.time.timestamp().div_euclid(state.span_secs) * state.span_secs;
-            start < state.closed_before
-        })
+        self.jobs
+            .get(sample.job)
+            .is_some_and(|state| state.bucket_start(sample.time) < state.closed_before)
     }
 
     /// Samples dropped because their bucket had closed, per job, most first.
@@ -342,7 +341,7 @@ impl Detector {
             return out;
         };
         state.advance(j, sample.time, &mut out, &mut self.stats);
-        let start = sample.time.timestamp().div_euclid(state.span_secs) * state.span_secs;
+        let start = state.bucket_start(sample.time);
         if start < state.closed_before {
             self.stats.late_samples += 1;
             let name = state.job.name();
@@ -411,6 +410,11 @@ impl Detector {
 }
 
 impl JobState {
+    /// The start of the bucket `time` falls in (epoch seconds).
+    fn bucket_start(&self, time: DateTime<Utc>) -> i64 {
+        time.timestamp().div_euclid(self.span_secs) * self.span_secs
+    }
+
     /// Moves the job's clock to `time`: buckets that ended before it minus
     /// the job's latency are final. Each job keeps its own clock, from its
     /// own events: sources read side by side (a day of Windows logs next to
@@ -573,10 +577,20 @@ impl JobState {
         };
         let level = offset.map_or(0.0, |(o, ..)| o);
         let borrowed = offset.map_or(0.0, |(_, variance, ..)| variance);
+        // An hour not seen yet: a seasonal expectation takes the hour's
+        // level from the population's slot once a bucket of it closed, so
+        // only a wholly unseen hour widens it. A flat baseline (the
+        // population's, or an entity's without seasons yet) is one mixture
+        // over all hours: an hour's first buckets say little to it (the
+        // first morning's ramp), so its allowance shrinks as they close.
+        let unseen = match offset {
+            Some(_) if unseen_hour < 1.0 => 0.0,
+            _ => unseen_hour,
+        };
         // Log-scale allowances; a share (ratio) has its own binomial noise.
         let extra = match scale {
             Scale::Ratio => 0.0,
-            Scale::Count | Scale::Magnitude => borrowed + unseen_hour * UNSEEN_HOUR_VARIANCE,
+            Scale::Count | Scale::Magnitude => borrowed + unseen * UNSEEN_HOUR_VARIANCE,
         };
         let pop_fit = pop
             .fit

@@ -296,6 +296,6 @@ impl Detector {
     /// The bucket a sample of `job` at `time` falls in (epoch seconds).
     pub fn bucket_of(&self, job: usize, time: DateTime<Utc>) -> Option<i64> {
         let state: &JobState = self.jobs.get(job)?;
-        Some(time.timestamp().div_euclid(state.span_secs) * state.span_secs)
+        Some(state.bucket_start(time))
     }
 }
