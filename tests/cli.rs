@@ -237,6 +237,18 @@ fn rules_test_runs_the_rule_pack_cases() {
 }
 
 /// The lines of `output` that contain `text`, sorted.
+/// Scans `input` from stdin with `rules`: the sorted alert lines holding
+/// `text`, and the summary (stderr).
+fn scan_stdin(rules: &str, input: &str, text: &str) -> (Vec<String>, String) {
+    let out = with_stdin(
+        tocsin().args(["scan", "--rules", rules, "-"]),
+        input.as_bytes(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let lines = sorted_lines_with(&out.stdout, text);
+    (lines, String::from_utf8(out.stderr).unwrap())
+}
+
 fn sorted_lines_with(output: &[u8], text: &str) -> Vec<String> {
     let mut lines: Vec<String> = String::from_utf8_lossy(output)
         .lines()
@@ -853,15 +865,7 @@ fn a_scan_correlates_the_same_whatever_the_order_of_its_input() {
             .collect()
     };
     let (older, newer) = (burst(19, "203.0.113.7"), burst(20, "198.51.100.9"));
-    let scan = |input: String| -> (Vec<String>, String) {
-        let out = with_stdin(
-            tocsin().args(["scan", "--rules", "rules/", "-"]),
-            input.as_bytes(),
-        );
-        assert!(out.status.success(), "{out:?}");
-        let brute = sorted_lines_with(&out.stdout, "SSH Brute Force From One Address");
-        (brute, String::from_utf8(out.stderr).unwrap())
-    };
+    let scan = |input: String| scan_stdin("rules/", &input, "SSH Brute Force From One Address");
     let (in_order, stderr) = scan(format!("{older}{newer}"));
     assert_eq!(in_order.len(), 2, "{in_order:?}");
     assert!(!stderr.contains("out of time order"), "{stderr}");
@@ -910,15 +914,7 @@ fn anomaly_jobs_score_an_input_written_newest_first_as_when_in_order() {
     let text = |lines: &[(u32, String)]| -> String {
         lines.iter().map(|(_, l)| format!("{l}\n")).collect()
     };
-    let scan = |input: String| -> (Vec<String>, String) {
-        let out = with_stdin(
-            tocsin().args(["scan", "--rules", "rules/anomaly", "-"]),
-            input.as_bytes(),
-        );
-        assert!(out.status.success(), "{out:?}");
-        let alerts = sorted_lines_with(&out.stdout, "ANOMALY DETECTED");
-        (alerts, String::from_utf8(out.stderr).unwrap())
-    };
+    let scan = |input: String| scan_stdin("rules/anomaly", &input, "ANOMALY DETECTED");
     let (in_order, stderr) = scan(text(&lines));
     assert!(
         in_order
