@@ -1,5 +1,6 @@
 //! The JSON parse floor: what parsing each line into a tree costs with
-//! serde_json and with sonic-rs, single thread, lines in memory. tocsin's
+//! serde_json and with sonic-rs, single thread, lines in memory, beside
+//! what tocsin's parser takes to make an event of it. tocsin's
 //! per-event cost is judged against it (`scripts/compare.sh` prints it
 //! beside whole-process timings of tocsin and rsigma).
 //!
@@ -66,8 +67,10 @@ fn main() {
             common::mordor_lines(&shared, limit),
         ));
     }
-    println!("| data | lines | MiB | serde_json Value | sonic-rs Value |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| data | lines | MiB | serde_json Value | sonic-rs Value | tocsin `Parser::parse` |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let parser = common::parser();
+    let now = chrono::Utc::now();
     for (name, lines) in &files {
         let bytes: usize = lines.iter().map(String::len).sum();
         let (serde, ok_serde) = time(lines, rounds, |l| {
@@ -76,19 +79,26 @@ fn main() {
         let (sonic, ok_sonic) = time(lines, rounds, |l| {
             sonic_rs::from_str::<sonic_rs::Value>(l).is_ok()
         });
-        assert_eq!(
-            ok_serde, ok_sonic,
+        // tocsin's own parse into an event: a flat object is validated and
+        // indexed, its values decoded when read (none are, here).
+        let (tocsin, ok_tocsin) = time(lines, rounds, |l| {
+            parser.parse(l, common::origin(), now).is_ok()
+        });
+        assert!(
+            ok_serde == ok_sonic && ok_serde == ok_tocsin,
             "{name}: the parsers disagree on which lines are JSON"
         );
         let per_line = |secs: f64| secs * 1e9 / lines.len().max(1) as f64;
         println!(
-            "| {name} | {} | {:.1} | {:.3} s ({:.0} ns/line) | {:.3} s ({:.0} ns/line) |",
+            "| {name} | {} | {:.1} | {:.3} s ({:.0} ns/line) | {:.3} s ({:.0} ns/line) | {:.3} s ({:.0} ns/line) |",
             lines.len(),
             bytes as f64 / 1048576.0,
             serde,
             per_line(serde),
             sonic,
             per_line(sonic),
+            tocsin,
+            per_line(tocsin),
         );
     }
 }

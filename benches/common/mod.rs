@@ -137,7 +137,7 @@ pub fn login_event(i: usize) -> tocsin::event::Event {
     fields.insert("action".into(), "login".into());
     fields.insert("user".into(), format!("user{i:07}").into());
     tocsin::event::Event {
-        fields,
+        fields: fields.into(),
         format: InputFormat::Json,
         time: start + chrono::Duration::milliseconds(i as i64),
         time_from_event: true,

@@ -15,6 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let mut fields = serde_json::Map::new();
     fields.insert("t".into(), value.clone());
     fields.insert("@timestamp".into(), value);
+    let fields = tocsin::event::Fields::from(fields);
     let configured = TimeOptions {
         field: Some("t".into()),
         format: (!format.is_empty()).then(|| format.to_string()),

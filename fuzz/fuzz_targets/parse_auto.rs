@@ -3,6 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value};
 use tocsin::event::{Origin, Parser, Position};
 
 fuzz_target!(|data: &[u8]| {
@@ -14,8 +15,24 @@ fuzz_target!(|data: &[u8]| {
         position: Position::Line { line: 1 },
     };
     let now = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap_or_default();
-    if let Ok(event) = Parser::default().parse(line, origin, now) {
+    let parsed = Parser::default().parse(line, origin, now);
+    if let Ok(event) = &parsed {
         std::hint::black_box(event.fingerprint_text());
         std::hint::black_box(event.original_json());
+    }
+    // Flat JSON objects are read lazily: the fields must be the tree's.
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if !line.trim_start().starts_with('{') {
+        return;
+    }
+    let reshaped = |m: &Map<String, Value>| ["Event", "winlog", "event_id"].iter().any(|k| m.contains_key(*k));
+    match serde_json::from_str::<Map<String, Value>>(line) {
+        Ok(tree) if !reshaped(&tree) => {
+            let event = parsed.expect("a valid flat object parses");
+            assert_eq!(event.fields.to_map(), tree);
+        }
+        Ok(_) => {}
+        Err(_) => assert!(parsed.is_err(), "an invalid object was accepted"),
     }
 });

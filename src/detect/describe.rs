@@ -7,7 +7,7 @@ use super::CompiledRule;
 use crate::event::{scalar_text, Event, ENTITY_FIELDS};
 use crate::sigma::RuleValue;
 use crate::vocab::text::{shorten, MAX_SUMMARY_FIELDS, MAX_VALUE_CHARS};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The summary of `rule` matching `event`.
 pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
@@ -93,7 +93,7 @@ fn keyword_hit(rule: &CompiledRule, event: &Event) -> Option<(String, String)> {
         };
         let needle = piece.replace('\\', "").to_lowercase();
         let mut path = String::new();
-        if let Some(field) = field_containing(&event.fields, &needle, &mut path) {
+        if let Some(field) = field_containing(event.fields.iter(), &needle, &mut path) {
             return Some((text.clone(), field));
         }
     }
@@ -101,8 +101,13 @@ fn keyword_hit(rule: &CompiledRule, event: &Event) -> Option<(String, String)> {
 }
 
 /// The first field under `map` whose text contains `needle` (lower case).
-fn field_containing(map: &Map<String, Value>, needle: &str, path: &mut String) -> Option<String> {
-    for (name, value) in map {
+fn field_containing<'a, K: AsRef<str>>(
+    members: impl IntoIterator<Item = (K, &'a Value)>,
+    needle: &str,
+    path: &mut String,
+) -> Option<String> {
+    for (name, value) in members {
+        let name = name.as_ref();
         let len = path.len();
         if !path.is_empty() {
             path.push('.');

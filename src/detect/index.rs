@@ -18,6 +18,7 @@ use super::literals::{Literals, Speed};
 use super::pattern::Anchor;
 use super::value::ItemMatcher;
 use super::{CompiledRule, EventView, Program};
+use crate::event::{FieldText, JsonString};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -162,7 +163,8 @@ pub(crate) struct IndexScratch {
     /// Per conjunct, the bits of its sets hit so far, and which are non-zero.
     progress: Vec<u8>,
     touched: Vec<u32>,
-    number_text: String,
+    /// A number's text, or a JSON string's decoded text, being scanned.
+    decoded_text: String,
     /// Every text of the event, for keyword automata (see `join_texts`).
     joined: String,
     memo: ScanMemo,
@@ -349,13 +351,13 @@ impl RuleIndex {
             candidates,
             progress,
             touched,
-            number_text,
+            decoded_text,
             joined,
             memo,
         } = scratch;
         let (group_of, conjuncts) = (&self.group_of, &self.conjuncts);
         let mut mark = |set: &LiteralSet, value: Scan<'_>| {
-            scan(set, value, number_text, memo, &mut |pattern| {
+            scan(set, value, decoded_text, memo, &mut |pattern| {
                 for slot in &set.slots[pattern] {
                     let c = slot.conjunct as usize;
                     let (r, full) = conjuncts[c];
@@ -375,13 +377,19 @@ impl RuleIndex {
             })
         };
         let event = view.event;
-        for (name, value) in &event.fields {
-            if let Some(f) = self.fields.get(name.as_str()) {
-                if f.groups.intersects(admitted) {
-                    mark(&f.literals, Scan::Value(value));
-                }
-            }
-        }
+        // Only the values of fields the index reads are looked at (and,
+        // for a lazily read JSON object, decoded).
+        event.fields.for_each_picked(
+            |name| {
+                self.fields
+                    .get(name)
+                    .filter(|f| f.groups.intersects(admitted))
+            },
+            |f, text| match text {
+                FieldText::Json(s) => mark(&f.literals, Scan::Json(s)),
+                FieldText::Value(v) => mark(&f.literals, Scan::Value(v)),
+            },
+        );
         // Mapped names (Image -> NewProcessName): scan the actual field under the Sigma name.
         for (sigma, actual) in aliases {
             if let (Some(f), Some(value)) = (self.fields.get(*sigma), event.get(actual)) {
@@ -430,22 +438,30 @@ impl LiteralSet {
     }
 }
 
-/// What to scan: a JSON value, or raw text.
-#[derive(Clone, Copy)]
+/// What to scan: a JSON value, a string in its JSON form, or raw text.
 enum Scan<'a> {
     Value(&'a Value),
+    Json(JsonString<'a>),
     Text(&'a str),
 }
 
 fn scan(
     a: &LiteralSet,
     what: Scan<'_>,
-    number_text: &mut String,
+    decoded_text: &mut String,
     memo: &mut ScanMemo,
     hit: &mut dyn FnMut(usize),
 ) {
     match what {
-        Scan::Value(v) => scan_value(a, v, number_text, memo, hit),
+        Scan::Value(v) => scan_value(a, v, decoded_text, memo, hit),
+        Scan::Json(s) => match s.plain() {
+            Some(text) => memo.scan(a, text, hit),
+            None => {
+                decoded_text.clear();
+                s.push_to(decoded_text);
+                memo.scan(a, decoded_text, hit);
+            }
+        },
         Scan::Text(t) => a.literals.for_each_hit(t, hit),
     }
 }
@@ -477,14 +493,20 @@ fn join_texts(view: &EventView<'_>, out: &mut String) {
         out.push_str(raw);
         out.push('\0');
     }
-    view.event.fields.values().for_each(|v| push(v, out));
+    view.event.fields.for_each_text(|text| match text {
+        FieldText::Json(s) => {
+            s.push_to(out);
+            out.push('\0');
+        }
+        FieldText::Value(v) => push(v, out),
+    });
 }
 
 /// Reports every pattern occurring in the value's text (strings, numbers, array elements, nested values).
 fn scan_value(
     a: &LiteralSet,
     value: &Value,
-    number_text: &mut String,
+    decoded_text: &mut String,
     memo: &mut ScanMemo,
     hit: &mut dyn FnMut(usize),
 ) {
@@ -492,19 +514,19 @@ fn scan_value(
         Value::String(s) => memo.scan(a, s, hit),
         Value::Number(n) => {
             use std::fmt::Write;
-            number_text.clear();
-            let _ = write!(number_text, "{n}");
-            a.literals.for_each_hit(number_text, hit);
+            decoded_text.clear();
+            let _ = write!(decoded_text, "{n}");
+            a.literals.for_each_hit(decoded_text, hit);
         }
         Value::Bool(b) => a
             .literals
             .for_each_hit(if *b { "true" } else { "false" }, hit),
         Value::Array(items) => items
             .iter()
-            .for_each(|v| scan_value(a, v, number_text, memo, hit)),
+            .for_each(|v| scan_value(a, v, decoded_text, memo, hit)),
         Value::Object(map) => map
             .values()
-            .for_each(|v| scan_value(a, v, number_text, memo, hit)),
+            .for_each(|v| scan_value(a, v, decoded_text, memo, hit)),
         Value::Null => {}
     }
 }

@@ -1,6 +1,170 @@
 //! JSON lines: one object per line.
 
+use super::fields::{key_hash, Fields, Key, RawMember, MAX_LAZY_MEMBERS};
+use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// Keys that may make an object a Windows event to reshape (evtx_dump's
+/// `Event`, Winlogbeat's `winlog` and `event_id`): such objects are parsed
+/// as a tree, whose shape `windows.rs` judges.
+const RESHAPED_KEYS: &[&str] = &["Event", "winlog", "event_id"];
+
+/// A container value with this many opening brackets could reach
+/// serde_json's nesting limit (128) when read on its own; such objects are
+/// parsed as a tree, which applies the limit as it always has.
+const MAX_LAZY_BRACKETS: usize = 64;
+
+/// A flat JSON object's fields in the lazy form (see `fields.rs`), when
+/// the line is one that form reads exactly as a tree would: an object, not
+/// a Windows shape to reshape, at most [`MAX_LAZY_MEMBERS`] members, no
+/// duplicate keys, no deep containers. `None` means: parse it as a tree
+/// ([`parse_object`]), which also gives the reason a line is invalid.
+pub(crate) fn index_object(line: &str) -> Option<Fields> {
+    let Members(found) = serde_json::from_str::<Members<'_>>(line).ok()?;
+    let position = |part: &str| -> Option<Range<usize>> {
+        let start = (part.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+        let range = start..start.checked_add(part.len())?;
+        line.get(range.clone())?;
+        Some(range)
+    };
+    // Most lines have no `\u` escape at all: one search spares one per value.
+    let has_unicode_escapes = line.contains("\\u");
+    let mut members = Vec::with_capacity(found.len());
+    for (key, raw) in &found {
+        // Equal hashes are taken for duplicate keys: rare either way, and
+        // the tree is right for both.
+        let hash = key_hash(key);
+        if members.iter().any(|m: &RawMember| m.hash == hash) {
+            return None;
+        }
+        let text = raw.get();
+        if text.starts_with(['{', '['])
+            && text.bytes().filter(|b| matches!(b, b'{' | b'[')).count() >= MAX_LAZY_BRACKETS
+        {
+            return None;
+        }
+        // Validation skips `\u` escapes without judging them (a lone
+        // surrogate passes); decoding now refuses what a tree parse refuses.
+        let decoded = match has_unicode_escapes && text.contains("\\u") {
+            true => Some(serde_json::from_str::<Value>(text).ok()?),
+            false => None,
+        };
+        let key = match key {
+            Cow::Borrowed(k) => Key::At(position(k)?),
+            Cow::Owned(k) => Key::Decoded(k.as_str().into()),
+        };
+        members.push(RawMember {
+            hash,
+            key,
+            raw: position(text)?,
+            decoded,
+        });
+    }
+    Some(Fields::lazy(line, members))
+}
+
+/// Valid JSON text without the whitespace between its tokens: what alert
+/// ids hash, so they do not depend on how a sender spaced its JSON. For
+/// text a serde_json encoder wrote, this is exactly serde_json's compact
+/// form, at a fraction of a parse and a serialisation.
+pub(crate) fn compact(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while let Some(&b) = bytes.get(at) {
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => at += 1,
+            b'"' => {
+                // Copy the string whole, up to its closing quote.
+                let mut end = at + 1;
+                while let Some(found) = bytes
+                    .get(end..)
+                    .and_then(|r| memchr::memchr2(b'"', b'\\', r))
+                {
+                    end += found;
+                    match bytes.get(end) {
+                        Some(b'\\') => end += 2,
+                        _ => break,
+                    }
+                }
+                let end = (end + 1).min(bytes.len());
+                out.extend_from_slice(bytes.get(at..end).unwrap_or_default());
+                at = end;
+            }
+            _ => {
+                out.push(b);
+                at += 1;
+            }
+        }
+    }
+    // Whole strings and ASCII bytes outside them were copied: still UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A JSON object's members as keys (borrowed unless escaped) and value texts.
+struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MembersVisitor)
+    }
+}
+
+struct MembersVisitor;
+
+impl<'de> Visitor<'de> for MembersVisitor {
+    type Value = Members<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+        let mut members = Vec::new();
+        while let Some(KeyText(key)) = map.next_key()? {
+            if members.len() == MAX_LAZY_MEMBERS {
+                return Err(A::Error::custom("more members than the lazy form keeps"));
+            }
+            // Stop at once: the tree parse that follows validates the rest.
+            if RESHAPED_KEYS.contains(&key.as_ref()) {
+                return Err(A::Error::custom("a Windows shape to reshape"));
+            }
+            members.push((key, map.next_value()?));
+        }
+        Ok(Members(members))
+    }
+}
+
+/// An object key: borrowed from the line unless it had escapes.
+struct KeyText<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for KeyText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = KeyText<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<KeyText<'de>, E> {
+        Ok(KeyText(Cow::Borrowed(key)))
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<KeyText<'de>, E> {
+        Ok(KeyText(Cow::Owned(key.to_string())))
+    }
+}
 
 /// Parses one JSON object. Anything else is an error with a reason.
 pub(crate) fn parse_object(line: &str) -> Result<Map<String, Value>, String> {
@@ -29,5 +193,145 @@ mod tests {
         assert!(parse_object(r#"{"a": {"b": [1]}}"#).is_ok());
         assert!(parse_object("[1]").unwrap_err().contains("array"));
         assert!(parse_object("{oops").unwrap_err().contains("invalid JSON"));
+    }
+
+    use crate::event::FieldText;
+    use proptest::prelude::*;
+
+    /// The lazy form of `line` reads exactly as the tree of it: the same
+    /// fields in the same order, each value (decoded or scanned as text),
+    /// the same serialisation (alert ids hash it).
+    fn assert_lazy_reads_as_tree(line: &str) {
+        let tree = parse_object(line).expect("a valid object");
+        let lazy = index_object(line).expect("the lazy form");
+        // Texts first, while nothing is decoded: strings go through `push_to`.
+        let mut texts = Vec::new();
+        lazy.for_each_text(|t| {
+            texts.push(match t {
+                FieldText::Json(s) => {
+                    let mut out = String::new();
+                    s.push_to(&mut out);
+                    Value::String(out)
+                }
+                FieldText::Value(v) => v.clone(),
+            })
+        });
+        assert_eq!(texts, tree.values().cloned().collect::<Vec<_>>(), "{line}");
+        for (key, value) in &tree {
+            assert_eq!(lazy.get(key), Some(value), "{key} in {line}");
+        }
+        assert_eq!(lazy, Fields::from(tree.clone()), "{line}");
+        assert_eq!(
+            serde_json::to_string(&lazy).unwrap(),
+            serde_json::to_string(&tree).unwrap()
+        );
+    }
+
+    #[test]
+    fn flat_objects_read_lazily_as_their_tree_reads() {
+        for line in [
+            r#"{}"#,
+            r#"  {"EventID": 4688, "Image": "C:\\Windows\\cmd.exe", "x": null}  "#,
+            r#"{"esc": "q\"b\\s\/n\nt\tr\rb\bf\f", "t": true, "f": false}"#,
+            r#"{"n": -0, "f": 1.50, "e": 1E2, "big": 12345678901234567890123, "u": 18446744073709551615}"#,
+            r#"{"pair": "\ud83d\ude00", "bmp": "\u00e9\u0001", "raw": "é😀"}"#,
+            r#"{"a\"b": 1, "\u0041": 2, "nested": {"k": [1, "two", {"three": 3}]}, "arr": []}"#,
+        ] {
+            assert_lazy_reads_as_tree(line);
+        }
+    }
+
+    #[test]
+    fn lines_a_tree_reads_differently_are_left_to_the_tree() {
+        let wide = |n: usize| {
+            let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+            format!("{{{}}}", members.join(","))
+        };
+        assert!(index_object(&wide(MAX_LAZY_MEMBERS)).is_some());
+        let deep = |n: usize| format!("{{\"a\": {}1{}}}", "[".repeat(n), "]".repeat(n));
+        assert!(index_object(&deep(MAX_LAZY_BRACKETS - 1)).is_some());
+        for line in [
+            // The tree keeps the last value at the first key's position.
+            r#"{"a": 1, "b": 2, "a": 3}"#.to_string(),
+            wide(MAX_LAZY_MEMBERS + 1),
+            deep(MAX_LAZY_BRACKETS),
+            // Windows shapes are reshaped from the tree.
+            r#"{"Event": {"System": {}}}"#.to_string(),
+            r#"{"winlog": {"channel": "Security", "event_id": 1}}"#.to_string(),
+            r#"{"channel": "Security", "event_id": 1}"#.to_string(),
+        ] {
+            assert!(index_object(&line).is_none(), "{line}");
+            assert!(parse_object(&line).is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn what_a_tree_refuses_has_no_lazy_form() {
+        for line in [
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": ["\udc00 lone trailing"]}"#,
+            r#"{"a": 1} trailing"#,
+            r#"{"a": 01}"#,
+            r#"{"a": "tab	inside"}"#,
+            r#"{"a": "\x"}"#,
+            r#"[1, 2]"#,
+            r#"{"a": 1,}"#,
+            &format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200)),
+        ] {
+            assert!(index_object(line).is_none(), "{line}");
+            assert!(parse_object(line).is_err(), "{line}");
+        }
+    }
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let text = "[a-z\\\\\"/\n\t\r\u{8}\u{c}\u{1}\u{7f}é😀 ]{0,12}";
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            text.prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(text, inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn compact_text_is_serde_json_compact_form_of_its_encoding() {
+        let spaced = "{ \"a\" : [ 1 , \"x \\\" y\\\\\" ] ,\n\t\"b\":{ } }\r\n";
+        assert_eq!(compact(spaced), r#"{"a":[1,"x \" y\\"],"b":{}}"#);
+        assert_eq!(compact(r#""unterminated \"#), r#""unterminated \"#);
+    }
+
+    proptest! {
+        #[test]
+        fn compact_text_of_any_encoded_value_is_its_compact_encoding(value in json_value()) {
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            prop_assert_eq!(compact(&pretty), serde_json::to_string(&value).unwrap());
+        }
+
+        #[test]
+        fn any_flat_object_reads_lazily_as_its_tree_reads(
+            members in prop::collection::btree_map("[A-Za-z_\\\\\"é\u{1}]{1,8}", json_value(), 0..12),
+            spaced in any::<bool>(),
+        ) {
+            let object: Map<String, Value> = members
+                .into_iter()
+                .filter(|(k, _)| !RESHAPED_KEYS.contains(&k.as_str()))
+                .collect();
+            let line = match spaced {
+                true => serde_json::to_string_pretty(&object).unwrap().replace('\n', " "),
+                false => serde_json::to_string(&object).unwrap(),
+            };
+            assert_lazy_reads_as_tree(&line);
+        }
     }
 }

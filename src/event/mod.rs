@@ -6,6 +6,7 @@
 
 pub(crate) mod access_log;
 pub mod evtx;
+mod fields;
 pub(crate) mod json;
 pub(crate) mod parse;
 pub(crate) mod sshd;
@@ -15,9 +16,10 @@ pub(crate) mod windows;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::fmt;
 
+pub use fields::{FieldText, Fields, Iter as FieldsIter, JsonString};
 pub use parse::{InputFormat, ParseError, Parser};
 
 /// Fields that name who or what an event is about: alert lines show them
@@ -88,7 +90,7 @@ pub enum Original {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// The fields, under Sigma names; [`Event::get`] also reaches nested ones.
-    pub fields: Map<String, Value>,
+    pub fields: Fields,
     /// The input format the record was parsed as.
     pub format: InputFormat,
     /// When it happened: from the event if it says, else when it was read.
@@ -107,21 +109,7 @@ impl Event {
     /// Exact names win because real field names contain dots (`cs-uri.query`
     /// does not occur, but `winlog.event_data.x` flattened keys do).
     pub fn get(&self, name: &str) -> Option<&Value> {
-        if let Some(v) = self.fields.get(name) {
-            return Some(v);
-        }
-        if !name.contains('.') {
-            return None;
-        }
-        let mut parts = name.split('.');
-        let mut current = self.fields.get(parts.next()?)?;
-        for part in parts {
-            current = match current {
-                Value::Object(map) => map.get(part)?,
-                _ => return None,
-            };
-        }
-        Some(current)
+        self.fields.get_path(name)
     }
 
     /// The raw text line, for raw-text events.
@@ -135,24 +123,28 @@ impl Event {
     /// The original event as JSON: the object itself, or `{raw, fields}` for text.
     pub fn original_json(&self) -> Value {
         match &self.original {
-            Original::SameAsFields => Value::Object(self.fields.clone()),
+            Original::SameAsFields => Value::Object(self.fields.to_map()),
             Original::JsonText(t) => {
                 serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone()))
             }
             Original::Text(t) => serde_json::json!({
                 "raw": t,
-                "fields": Value::Object(self.fields.clone()),
+                "fields": Value::Object(self.fields.to_map()),
             }),
         }
     }
 
-    /// The bytes that identify this event's content, for stable alert ids.
+    /// The bytes that identify this event's content, for stable alert ids:
+    /// a text line as it is, JSON without the whitespace between tokens (so
+    /// the id does not depend on the sender's spacing).
     pub fn fingerprint_text(&self) -> String {
         match &self.original {
             Original::Text(t) => t.clone(),
-            // Compact form, so the id does not depend on the sender's spacing.
-            Original::JsonText(_) => self.original_json().to_string(),
-            Original::SameAsFields => serde_json::to_string(&self.fields).unwrap_or_default(),
+            Original::JsonText(t) => json::compact(t),
+            Original::SameAsFields => match self.fields.json_text() {
+                Some(t) => json::compact(t),
+                None => serde_json::to_string(&self.fields).unwrap_or_default(),
+            },
         }
     }
 }
@@ -164,7 +156,7 @@ pub(crate) fn test_event(fields: Value, format: InputFormat) -> Event {
         panic!("test events are JSON objects")
     };
     Event {
-        fields,
+        fields: fields.into(),
         format,
         time: chrono::Utc::now(),
         time_from_event: false,

@@ -1,7 +1,7 @@
 //! Choosing a parser per source and turning one record into an [`Event`].
 
 use super::time::TimeOptions;
-use super::{access_log, json, sshd, syslog, windows, Event, Origin, Original};
+use super::{access_log, json, sshd, syslog, windows, Event, Fields, Origin, Original};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -147,9 +147,19 @@ impl Parser {
             format: name,
             reason,
         };
+        // Most JSON lines are flat objects: read lazily (see `fields.rs`).
+        if let Some(fields) = (!require_evtx).then(|| json::index_object(line)).flatten() {
+            return Ok(self.json_event(
+                fields,
+                InputFormat::Json,
+                Original::SameAsFields,
+                origin,
+                ingest,
+            ));
+        }
         let object = json::parse_object(line).map_err(err)?;
         let (fields, format, original) = if windows::is_evtx_shape(&object) {
-            let flat = windows::flatten(&object).map_err(|r| err(r.to_string()))?;
+            let flat = windows::flatten(object).map_err(|r| err(r.to_string()))?;
             (
                 flat,
                 InputFormat::EvtxJson,
@@ -169,15 +179,26 @@ impl Parser {
         } else {
             (object, InputFormat::Json, Original::SameAsFields)
         };
+        Ok(self.json_event(fields.into(), format, original, origin, ingest))
+    }
+
+    fn json_event(
+        &self,
+        fields: Fields,
+        format: InputFormat,
+        original: Original,
+        origin: Origin,
+        ingest: DateTime<Utc>,
+    ) -> Event {
         let event_time = self.time.extract(&fields);
-        Ok(Event {
+        Event {
             time: event_time.unwrap_or(ingest),
             time_from_event: event_time.is_some(),
             fields,
             format,
             original,
             origin,
-        })
+        }
     }
 
     fn syslog(
@@ -191,11 +212,12 @@ impl Parser {
             reason,
         })?;
         sshd::enrich(&mut parsed.fields);
-        let time = self.configured_time(&parsed.fields).or(parsed.time);
+        let fields = Fields::from(parsed.fields);
+        let time = self.configured_time(&fields).or(parsed.time);
         Ok(Event {
             time: time.unwrap_or(ingest),
             time_from_event: time.is_some(),
-            fields: parsed.fields,
+            fields,
             format: InputFormat::Syslog,
             original: Original::Text(line.to_string()),
             origin,
@@ -207,11 +229,12 @@ impl Parser {
             format: "access-log",
             reason,
         })?;
-        let time = self.configured_time(&parsed.fields).unwrap_or(parsed.time);
+        let fields = Fields::from(parsed.fields);
+        let time = self.configured_time(&fields).unwrap_or(parsed.time);
         Ok(Event {
             time,
             time_from_event: true,
-            fields: parsed.fields,
+            fields,
             format: InputFormat::AccessLog,
             original: Original::Text(line.to_string()),
             origin,
@@ -219,10 +242,7 @@ impl Parser {
     }
 
     /// A configured time field overrides what a text parser found.
-    fn configured_time(
-        &self,
-        fields: &serde_json::Map<String, serde_json::Value>,
-    ) -> Option<DateTime<Utc>> {
+    fn configured_time(&self, fields: &Fields) -> Option<DateTime<Utc>> {
         self.time.field.as_ref()?;
         self.time.extract(fields)
     }
@@ -306,7 +326,7 @@ mod tests {
     fn evtx_events_keep_their_original_shape_for_evidence() {
         let e =
             auto(r#"{"Event": {"System": {"EventID": "4688", "Channel": "Security"}}}"#).unwrap();
-        assert_eq!(e.fields["EventID"], 4688);
+        assert_eq!(e.fields.get("EventID"), Some(&4688.into()));
         assert_eq!(e.original_json()["Event"]["System"]["EventID"], "4688");
         assert_eq!(
             e.raw_text(),
@@ -319,7 +339,7 @@ mod tests {
     fn winlogbeat_events_keep_their_original_shape_and_a_compact_fingerprint() {
         let line = r#"{"winlog": {"channel": "Security", "event_id": 4624}, "message": "m"}"#;
         let e = auto(line).unwrap();
-        assert_eq!(e.fields["Channel"], "Security");
+        assert_eq!(e.fields.get("Channel"), Some(&"Security".into()));
         assert_eq!(e.original_json()["winlog"]["event_id"], 4624);
         assert_eq!(
             e.fingerprint_text(),

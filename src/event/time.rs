@@ -1,8 +1,9 @@
 //! Event time: which field holds it and how to read it.
 
+use super::Fields;
 use chrono::{DateTime, Datelike, NaiveDateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Fields tried, in order, when no time field is configured.
 pub(crate) const DEFAULT_TIME_FIELDS: &[&str] = &[
@@ -31,12 +32,12 @@ pub struct TimeOptions {
 
 impl TimeOptions {
     /// The event time from fields, if a candidate field holds a readable time.
-    pub fn extract(&self, fields: &Map<String, Value>) -> Option<DateTime<Utc>> {
+    pub fn extract(&self, fields: &Fields) -> Option<DateTime<Utc>> {
         match &self.field {
-            Some(name) => lookup(fields, name).and_then(|v| self.read(v)),
+            Some(name) => fields.get_path(name).and_then(|v| self.read(v)),
             None => DEFAULT_TIME_FIELDS
                 .iter()
-                .find_map(|name| fields.get(*name).and_then(|v| self.read(v))),
+                .find_map(|name| fields.get(name).and_then(|v| self.read(v))),
         }
     }
 
@@ -71,18 +72,6 @@ impl TimeOptions {
 /// from the ends of chrono's range.
 pub(crate) fn plausible(time: DateTime<Utc>) -> bool {
     (0..=9999).contains(&time.year())
-}
-
-fn lookup<'a>(fields: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    if let Some(v) = fields.get(name) {
-        return Some(v);
-    }
-    let mut parts = name.split('.');
-    let mut cur = fields.get(parts.next()?)?;
-    for p in parts {
-        cur = cur.as_object()?.get(p)?;
-    }
-    Some(cur)
 }
 
 fn number(value: &Value) -> Option<f64> {
@@ -153,8 +142,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
+    fn fields(v: Value) -> Fields {
+        v.as_object().cloned().unwrap().into()
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Val
     for (from, to) in WINLOGBEAT_FIELDS {
         if let Some(v) = winlog.get(*from) {
             if !out.contains_key(*to) {
-                out.insert((*to).to_string(), normalize_scalar(to, v));
+                out.insert((*to).to_string(), normalize_scalar(to, v.clone()));
             }
         }
     }
@@ -80,32 +80,34 @@ pub(crate) fn is_evtx_shape(obj: &Map<String, Value>) -> bool {
         .is_some_and(|e| e.get("System").is_some_and(Value::is_object))
 }
 
-/// Flattens an evtx_dump event into Sigma-named fields.
-pub(crate) fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, String> {
-    let event = obj
-        .get("Event")
-        .and_then(Value::as_object)
-        .ok_or("no `Event` object")?;
-    let system = event
-        .get("System")
-        .and_then(Value::as_object)
-        .ok_or("no `Event.System` object")?;
+/// Flattens an evtx_dump event into Sigma-named fields. Values move into
+/// the flat object, as in [`flatten_winlogbeat`]: copying them cost a
+/// tenth of a scan of evtx_dump events.
+pub(crate) fn flatten(mut obj: Map<String, Value>) -> Result<Map<String, Value>, String> {
+    let Some(Value::Object(mut event)) = obj.shift_remove("Event") else {
+        return Err("no `Event` object".into());
+    };
+    let Some(Value::Object(system)) = event.shift_remove("System") else {
+        return Err("no `Event.System` object".into());
+    };
     let mut out = Map::new();
     for (name, value) in system {
         match value {
-            Value::Object(inner) => {
-                if let Some(text) = inner.get("#text") {
-                    out.insert(name.clone(), normalize_scalar(name, text));
+            Value::Object(mut inner) => {
+                if let Some(text) = inner.shift_remove("#text") {
+                    let text = normalize_scalar(&name, text);
+                    out.insert(name.clone(), text);
                 }
-                if let Some(Value::Object(attrs)) = inner.get("#attributes") {
+                if let Some(Value::Object(attrs)) = inner.shift_remove("#attributes") {
                     for (attr, v) in attrs {
-                        out.insert(format!("{name}_{attr}"), v.clone());
+                        out.insert(format!("{name}_{attr}"), v);
                     }
                 }
             }
             Value::Null => {}
             other => {
-                out.insert(name.clone(), normalize_scalar(name, other));
+                let value = normalize_scalar(&name, other);
+                out.insert(name, value);
             }
         }
     }
@@ -113,7 +115,7 @@ pub(crate) fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, St
     // `Channel` (the log that was cleared) that is not the event's channel.
     // A clashing data field is kept as `<Section>_<name>`.
     for section in ["EventData", "UserData"] {
-        if let Some(data) = event.get(section) {
+        if let Some(data) = event.shift_remove(section) {
             let mut fields = Map::new();
             flatten_data(section, data, &mut fields);
             for (k, v) in fields {
@@ -127,16 +129,14 @@ pub(crate) fn flatten(obj: &Map<String, Value>) -> Result<Map<String, Value>, St
     }
     // Other top-level keys (e.g. `_meta` added by shippers) are kept as they are.
     for (k, v) in obj {
-        if k != "Event" {
-            out.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+        out.entry(k).or_insert(v);
     }
     Ok(out)
 }
 
 /// `EventID` and friends may be strings; Sigma compares them as numbers or text,
 /// so a numeric string becomes a number to keep one canonical form.
-fn normalize_scalar(name: &str, v: &Value) -> Value {
+fn normalize_scalar(name: &str, v: Value) -> Value {
     if name == "EventID" {
         if let Some(s) = v.as_str() {
             if let Ok(n) = s.trim().parse::<u64>() {
@@ -144,13 +144,13 @@ fn normalize_scalar(name: &str, v: &Value) -> Value {
             }
         }
     }
-    v.clone()
+    v
 }
 
-fn flatten_data(section: &str, data: &Value, out: &mut Map<String, Value>) {
+fn flatten_data(section: &str, data: Value, out: &mut Map<String, Value>) {
     let Value::Object(map) = data else {
         if !data.is_null() {
-            out.insert(section.to_string(), data.clone());
+            out.insert(section.to_string(), data);
         }
         return;
     };
@@ -167,12 +167,12 @@ fn flatten_data(section: &str, data: &Value, out: &mut Map<String, Value>) {
             ("UserData", Value::Object(inner)) => {
                 for (k, v) in inner {
                     if k != "#attributes" {
-                        out.insert(sigma_name(k), text_of(v));
+                        out.insert(sigma_name(&k), text_of(v));
                     }
                 }
             }
-            _ => {
-                out.insert(sigma_name(key), text_of(value));
+            (_, value) => {
+                out.insert(sigma_name(&key), text_of(value));
             }
         }
     }
@@ -189,9 +189,9 @@ fn sigma_name(name: &str) -> String {
 }
 
 /// `<Data Name="x">v</Data>` elements, or unnamed `<Data>` text.
-fn flatten_data_elements(value: &Value, out: &mut Map<String, Value>) {
-    let items: Vec<&Value> = match value {
-        Value::Array(items) => items.iter().collect(),
+fn flatten_data_elements(value: Value, out: &mut Map<String, Value>) {
+    let items = match value {
+        Value::Array(items) => items,
         other => vec![other],
     };
     let mut unnamed = Vec::new();
@@ -199,10 +199,11 @@ fn flatten_data_elements(value: &Value, out: &mut Map<String, Value>) {
         let name = item
             .get("#attributes")
             .and_then(|a| a.get("Name"))
-            .and_then(Value::as_str);
+            .and_then(Value::as_str)
+            .map(sigma_name);
         match name {
             Some(name) => {
-                out.insert(sigma_name(name), text_of(item));
+                out.insert(name, text_of(item));
             }
             None => unnamed.push(text_of(item)),
         }
@@ -218,12 +219,12 @@ fn flatten_data_elements(value: &Value, out: &mut Map<String, Value>) {
     }
 }
 
-fn text_of(v: &Value) -> Value {
+fn text_of(v: Value) -> Value {
     match v {
-        Value::Object(inner) if inner.contains_key("#text") => {
-            inner.get("#text").cloned().unwrap_or(Value::Null)
+        Value::Object(mut inner) if inner.contains_key("#text") => {
+            inner.shift_remove("#text").unwrap_or(Value::Null)
         }
-        other => other.clone(),
+        other => other,
     }
 }
 
@@ -233,7 +234,7 @@ mod tests {
     use serde_json::json;
 
     fn flat(v: Value) -> Value {
-        Value::Object(flatten(v.as_object().unwrap()).unwrap())
+        Value::Object(flatten(v.as_object().unwrap().clone()).unwrap())
     }
 
     #[test]
