@@ -1,14 +1,15 @@
 //! An event's fields: a JSON object under Sigma names, read lazily when the
-//! event arrived as a flat JSON object.
+//! event arrived as JSON (flat, evtx_dump or Winlogbeat).
 //!
 //! Why lazy: building a serde_json tree of every record (a `String` per key
 //! and value, an index map per object, all freed again) was 40% of a scan
 //! of Mordor's Windows events, more than detection itself, while the rules
 //! of an event's logsource read a handful of its fields. So a JSON line is
 //! validated in full (serde_json, every value, as strictly as a tree parse)
-//! and indexed as its members' key and value positions; a value becomes a
-//! [`Value`] the first time something reads it, once. What is never read
-//! never allocates.
+//! and indexed as its fields' names and value positions (for Windows
+//! shapes, the positions of the nested values the flattening takes, under
+//! their Sigma names); a value becomes a [`Value`] the first time
+//! something reads it, once. What is never read never allocates.
 //!
 //! The lazy form holds only what a tree parse gives exactly the same
 //! answers for: no duplicate keys (a tree keeps the last value at the
@@ -16,7 +17,8 @@
 //! linear), strings with `\u` escapes decoded at once (validation accepts a
 //! lone surrogate a tree parse refuses), containers shallow enough that
 //! serde_json's nesting limit cannot bite. Anything else is parsed as a
-//! tree (`json.rs` decides).
+//! tree (`json.rs` and `windows.rs` decide; unit tests, property tests and
+//! the `parse_auto` fuzz target hold the lazy form to the tree's fields).
 
 use serde::ser::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -55,10 +57,12 @@ struct Member {
     value: OnceLock<Value>,
 }
 
-/// A key as it is in the text, or decoded when it had escapes.
+/// A key as it is in the text, a Sigma name, or made (decoded escapes,
+/// joined names).
 #[derive(Clone)]
 pub(crate) enum Key {
     At(Range<usize>),
+    Sigma(&'static str),
     Decoded(Box<str>),
 }
 
@@ -223,6 +227,7 @@ impl LazyObject {
     fn key<'a>(&'a self, member: &'a Member) -> &'a str {
         match &member.key {
             Key::At(range) => self.text.get(range.clone()).unwrap_or_default(),
+            Key::Sigma(key) => key,
             Key::Decoded(key) => key,
         }
     }

@@ -1,16 +1,17 @@
 //! JSON lines: one object per line.
 
 use super::fields::{key_hash, Fields, Key, RawMember, MAX_LAZY_MEMBERS};
-use serde::de::{Deserialize, Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::ops::Range;
 
 /// Keys that may make an object a Windows event to reshape (evtx_dump's
-/// `Event`, Winlogbeat's `winlog` and `event_id`): such objects are parsed
-/// as a tree, whose shape `windows.rs` judges.
+/// `Event`, Winlogbeat's `winlog` and `event_id`): `windows.rs` judges
+/// the shape.
 const RESHAPED_KEYS: &[&str] = &["Event", "winlog", "event_id"];
 
 /// A container value with this many opening brackets could reach
@@ -18,53 +19,170 @@ const RESHAPED_KEYS: &[&str] = &["Event", "winlog", "event_id"];
 /// parsed as a tree, which applies the limit as it always has.
 const MAX_LAZY_BRACKETS: usize = 64;
 
+/// Whether a validated value's text is not a container deep enough to
+/// reach serde_json's nesting limit (see [`MAX_LAZY_BRACKETS`]). Parts of
+/// a line the lazy form neither holds nor reads must be shallow too: a
+/// tree parse would refuse the line for them.
+pub(crate) fn is_shallow(text: &str) -> bool {
+    !text.starts_with(['{', '['])
+        || text.bytes().filter(|b| matches!(b, b'{' | b'[')).count() < MAX_LAZY_BRACKETS
+}
+
+/// What [`index_object`] made of a line.
+pub(crate) enum Indexed {
+    /// A flat object, in the lazy form.
+    Flat(Fields),
+    /// An object with this key of a Windows shape (it was not read further).
+    Reshape(&'static str),
+    /// Anything else: parse it as a tree ([`parse_object`]), which also
+    /// gives the reason a line is invalid.
+    Tree,
+}
+
 /// A flat JSON object's fields in the lazy form (see `fields.rs`), when
 /// the line is one that form reads exactly as a tree would: an object, not
 /// a Windows shape to reshape, at most [`MAX_LAZY_MEMBERS`] members, no
-/// duplicate keys, no deep containers. `None` means: parse it as a tree
-/// ([`parse_object`]), which also gives the reason a line is invalid.
-pub(crate) fn index_object(line: &str) -> Option<Fields> {
-    let Members(found) = serde_json::from_str::<Members<'_>>(line).ok()?;
-    let position = |part: &str| -> Option<Range<usize>> {
-        let start = (part.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
-        let range = start..start.checked_add(part.len())?;
-        line.get(range.clone())?;
-        Some(range)
+/// duplicate keys, no deep containers.
+pub(crate) fn index_object(line: &str) -> Indexed {
+    let found = match members(line, RESHAPED_KEYS) {
+        Ok(found) => found,
+        Err(Some(key)) => return Indexed::Reshape(key),
+        Err(None) => return Indexed::Tree,
     };
-    // Most lines have no `\u` escape at all: one search spares one per value.
-    let has_unicode_escapes = line.contains("\\u");
-    let mut members = Vec::with_capacity(found.len());
-    for (key, raw) in &found {
+    let mut fields = LazyBuilder::new(line);
+    for (key, raw) in found {
+        if fields.push(key, raw, None).is_none() {
+            return Indexed::Tree;
+        }
+    }
+    Indexed::Flat(fields.finish())
+}
+
+/// An object's members: keys (borrowed from the text unless escaped) and
+/// value texts.
+pub(crate) type FoundMembers<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+/// An object's members, validated. Err(Some(key)) when a key in `stop`
+/// came (read no further); Err(None) when the text is not a valid object
+/// or has more than [`MAX_LAZY_MEMBERS`] members.
+pub(crate) fn members<'a>(
+    text: &'a str,
+    stop: &'static [&'static str],
+) -> Result<FoundMembers<'a>, Option<&'static str>> {
+    let stopped = Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = MembersSeed {
+        stop,
+        stopped: &stopped,
+    }
+    .deserialize(&mut de)
+    .and_then(|found| de.end().map(|()| found));
+    found.map_err(|_| stopped.get())
+}
+
+/// Builds the lazy form of fields found in `line`, member by member.
+pub(crate) struct LazyBuilder<'a> {
+    line: &'a str,
+    /// Most lines have no `\u` escape at all: one search spares one per value.
+    has_unicode_escapes: bool,
+    members: Vec<RawMember>,
+}
+
+impl<'a> LazyBuilder<'a> {
+    pub(crate) fn new(line: &'a str) -> Self {
+        LazyBuilder {
+            line,
+            has_unicode_escapes: line.contains("\\u"),
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds a field: its name (text of `line`, or made) and its value's
+    /// text in `line`, or the value itself when it had to be made
+    /// (`decoded`). None when the lazy form cannot hold it exactly (a
+    /// duplicate name, a deep container): the caller takes the tree.
+    pub(crate) fn push(
+        &mut self,
+        key: Cow<'_, str>,
+        raw: &RawValue,
+        decoded: Option<Value>,
+    ) -> Option<()> {
+        let at = match self.position(&key) {
+            Some(range) => Key::At(range),
+            None => Key::Decoded(key.as_ref().into()),
+        };
+        self.push_key(&key, at, raw, decoded)
+    }
+
+    /// [`LazyBuilder::push`] under a Sigma name, which needs no copy.
+    pub(crate) fn push_sigma(
+        &mut self,
+        name: &'static str,
+        raw: &RawValue,
+        decoded: Option<Value>,
+    ) -> Option<()> {
+        self.push_key(name, Key::Sigma(name), raw, decoded)
+    }
+
+    fn push_key(
+        &mut self,
+        name: &str,
+        key: Key,
+        raw: &RawValue,
+        decoded: Option<Value>,
+    ) -> Option<()> {
         // Equal hashes are taken for duplicate keys: rare either way, and
         // the tree is right for both.
-        let hash = key_hash(key);
-        if members.iter().any(|m: &RawMember| m.hash == hash) {
+        let hash = key_hash(name);
+        if self.members.iter().any(|m| m.hash == hash) {
             return None;
         }
         let text = raw.get();
-        if text.starts_with(['{', '['])
-            && text.bytes().filter(|b| matches!(b, b'{' | b'[')).count() >= MAX_LAZY_BRACKETS
-        {
+        if !is_shallow(text) {
             return None;
         }
         // Validation skips `\u` escapes without judging them (a lone
         // surrogate passes); decoding now refuses what a tree parse refuses.
-        let decoded = match has_unicode_escapes && text.contains("\\u") {
-            true => Some(serde_json::from_str::<Value>(text).ok()?),
-            false => None,
+        let decoded = match decoded {
+            Some(value) => Some(value),
+            None if self.has_unicode_escapes && text.contains("\\u") => {
+                Some(serde_json::from_str::<Value>(text).ok()?)
+            }
+            None => None,
         };
-        let key = match key {
-            Cow::Borrowed(k) => Key::At(position(k)?),
-            Cow::Owned(k) => Key::Decoded(k.as_str().into()),
-        };
-        members.push(RawMember {
+        self.members.push(RawMember {
             hash,
             key,
-            raw: position(text)?,
+            raw: self.position(text)?,
             decoded,
         });
+        Some(())
     }
-    Some(Fields::lazy(line, members))
+
+    /// Whether a field is named `key` already.
+    pub(crate) fn contains(&self, key: &str) -> bool {
+        let hash = key_hash(key);
+        self.members.iter().any(|m| {
+            m.hash == hash
+                && match &m.key {
+                    Key::At(range) => self.line.get(range.clone()) == Some(key),
+                    Key::Sigma(k) => *k == key,
+                    Key::Decoded(k) => &**k == key,
+                }
+        })
+    }
+
+    pub(crate) fn finish(self) -> Fields {
+        Fields::lazy(self.line, self.members)
+    }
+
+    /// Where `part` is in the line, if it is a slice of it.
+    fn position(&self, part: &str) -> Option<Range<usize>> {
+        let start = (part.as_ptr() as usize).checked_sub(self.line.as_ptr() as usize)?;
+        let range = start..start.checked_add(part.len())?;
+        self.line.get(range.clone())?;
+        Some(range)
+    }
 }
 
 /// Valid JSON text without the whitespace between its tokens: what alert
@@ -105,37 +223,41 @@ pub(crate) fn compact(text: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// A JSON object's members as keys (borrowed unless escaped) and value texts.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Reads an object's members; see [`members`].
+struct MembersSeed<'s> {
+    stop: &'static [&'static str],
+    stopped: &'s Cell<Option<&'static str>>,
+}
 
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MembersVisitor)
+impl<'de> DeserializeSeed<'de> for MembersSeed<'_> {
+    type Value = FoundMembers<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-struct MembersVisitor;
-
-impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Members<'de>;
+impl<'de> Visitor<'de> for MembersSeed<'_> {
+    type Value = FoundMembers<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members = Vec::new();
         while let Some(KeyText(key)) = map.next_key()? {
             if members.len() == MAX_LAZY_MEMBERS {
                 return Err(A::Error::custom("more members than the lazy form keeps"));
             }
-            // Stop at once: the tree parse that follows validates the rest.
-            if RESHAPED_KEYS.contains(&key.as_ref()) {
-                return Err(A::Error::custom("a Windows shape to reshape"));
+            if let Some(stop) = self.stop.iter().find(|s| **s == key) {
+                // Stop at once: whatever reads the line next validates the rest.
+                self.stopped.set(Some(stop));
+                return Err(A::Error::custom("a key to stop at"));
             }
             members.push((key, map.next_value()?));
         }
-        Ok(Members(members))
+        Ok(members)
     }
 }
 
@@ -198,12 +320,19 @@ mod tests {
     use crate::event::FieldText;
     use proptest::prelude::*;
 
+    fn index_flat(line: &str) -> Option<Fields> {
+        match index_object(line) {
+            Indexed::Flat(fields) => Some(fields),
+            Indexed::Reshape(_) | Indexed::Tree => None,
+        }
+    }
+
     /// The lazy form of `line` reads exactly as the tree of it: the same
     /// fields in the same order, each value (decoded or scanned as text),
     /// the same serialisation (alert ids hash it).
     fn assert_lazy_reads_as_tree(line: &str) {
         let tree = parse_object(line).expect("a valid object");
-        let lazy = index_object(line).expect("the lazy form");
+        let lazy = index_flat(line).expect("the lazy form");
         // Texts first, while nothing is decoded: strings go through `push_to`.
         let mut texts = Vec::new();
         lazy.for_each_text(|t| {
@@ -247,9 +376,9 @@ mod tests {
             let members: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
             format!("{{{}}}", members.join(","))
         };
-        assert!(index_object(&wide(MAX_LAZY_MEMBERS)).is_some());
+        assert!(index_flat(&wide(MAX_LAZY_MEMBERS)).is_some());
         let deep = |n: usize| format!("{{\"a\": {}1{}}}", "[".repeat(n), "]".repeat(n));
-        assert!(index_object(&deep(MAX_LAZY_BRACKETS - 1)).is_some());
+        assert!(index_flat(&deep(MAX_LAZY_BRACKETS - 1)).is_some());
         for line in [
             // The tree keeps the last value at the first key's position.
             r#"{"a": 1, "b": 2, "a": 3}"#.to_string(),
@@ -260,7 +389,7 @@ mod tests {
             r#"{"winlog": {"channel": "Security", "event_id": 1}}"#.to_string(),
             r#"{"channel": "Security", "event_id": 1}"#.to_string(),
         ] {
-            assert!(index_object(&line).is_none(), "{line}");
+            assert!(index_flat(&line).is_none(), "{line}");
             assert!(parse_object(&line).is_ok(), "{line}");
         }
     }
@@ -278,7 +407,7 @@ mod tests {
             r#"{"a": 1,}"#,
             &format!("{{\"a\": {}1{}}}", "[".repeat(200), "]".repeat(200)),
         ] {
-            assert!(index_object(line).is_none(), "{line}");
+            assert!(index_flat(line).is_none(), "{line}");
             assert!(parse_object(line).is_err(), "{line}");
         }
     }

@@ -147,15 +147,42 @@ impl Parser {
             format: name,
             reason,
         };
-        // Most JSON lines are flat objects: read lazily (see `fields.rs`).
-        if let Some(fields) = (!require_evtx).then(|| json::index_object(line)).flatten() {
-            return Ok(self.json_event(
-                fields,
-                InputFormat::Json,
-                Original::SameAsFields,
-                origin,
-                ingest,
-            ));
+        // Most JSON lines are flat objects, read lazily (see `fields.rs`);
+        // evtx_dump's are flattened from the same index when they can be.
+        let indexed = match require_evtx {
+            true => json::Indexed::Reshape("Event"),
+            false => json::index_object(line),
+        };
+        match indexed {
+            json::Indexed::Flat(fields) => {
+                let original = Original::SameAsFields;
+                return Ok(self.json_event(fields, InputFormat::Json, original, origin, ingest));
+            }
+            json::Indexed::Reshape("Event") => {
+                if let Some(fields) = windows::flatten_lazy(line) {
+                    let original = Original::JsonText(line.to_string());
+                    return Ok(self.json_event(
+                        fields,
+                        InputFormat::EvtxJson,
+                        original,
+                        origin,
+                        ingest,
+                    ));
+                }
+            }
+            json::Indexed::Reshape(_) => {
+                if let Some(fields) = windows::flatten_winlogbeat_lazy(line) {
+                    let original = Original::JsonText(line.to_string());
+                    return Ok(self.json_event(
+                        fields,
+                        InputFormat::Json,
+                        original,
+                        origin,
+                        ingest,
+                    ));
+                }
+            }
+            json::Indexed::Tree => {}
         }
         let object = json::parse_object(line).map_err(err)?;
         let (fields, format, original) = if windows::is_evtx_shape(&object) {

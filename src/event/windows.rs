@@ -6,7 +6,11 @@
 //! and every EventData/UserData field at top level, as the Sigma
 //! specification names Windows fields.
 
+use super::fields::Fields;
+use super::json::{self, LazyBuilder};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Winlogbeat's names for Windows event fields (6.x top level, 7.x+ under `winlog`),
 /// and the Sigma names they become.
@@ -73,6 +77,63 @@ pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Val
     out
 }
 
+/// [`flatten_winlogbeat`] without a tree, as [`flatten_lazy`] is for
+/// evtx_dump: None when the line is not a Winlogbeat event (or is an
+/// evtx_dump one), or has a part the lazy form cannot hold.
+pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
+    let top = object(line)?;
+    let is_object = |v: &RawValue| v.get().starts_with('{');
+    if member(&top, "Event").is_some_and(is_object) {
+        return None;
+    }
+    let nested = match member(&top, "winlog").filter(|w| is_object(w)) {
+        Some(winlog) => Some(object(winlog.get())?),
+        None => None,
+    };
+    let winlog = nested.as_ref().unwrap_or(&top);
+    let has = |k: &str| member(winlog, k).is_some();
+    if !((has("log_name") || has("channel")) && has("event_id")) {
+        return None;
+    }
+    let mut out = LazyBuilder::new(line);
+    for (from, to) in WINLOGBEAT_FIELDS {
+        if let Some(v) = member(winlog, from) {
+            if !out.contains(to) {
+                out.push_sigma(to, v, event_id_number(to, v))?;
+            }
+        }
+    }
+    for section in ["event_data", "user_data"] {
+        let Some(data) = member(winlog, section).filter(|d| is_object(d)) else {
+            continue;
+        };
+        for (key, value) in object(data.get())? {
+            match out.contains(&key) {
+                true => json::is_shallow(value.get()).then_some(())?,
+                false => out.push(key, value, None)?,
+            }
+        }
+    }
+    if let Some(winlog) = &nested {
+        let read = |k: &str, v: &RawValue| {
+            WINLOGBEAT_FIELDS.iter().any(|(from, _)| *from == k)
+                || ((k == "event_data" || k == "user_data") && is_object(v))
+        };
+        unread_are_shallow(winlog, read)?;
+    }
+    for (key, value) in top {
+        let data = key == "event_data" || key == "user_data";
+        match key == "winlog" || data || out.contains(&key) {
+            true => {
+                let descended = (data && nested.is_none()) || key == "winlog";
+                (descended && is_object(value) || json::is_shallow(value.get())).then_some(())?
+            }
+            false => out.push(key, value, None)?,
+        }
+    }
+    Some(out.finish())
+}
+
 /// Whether a JSON object has the evtx_dump shape.
 pub(crate) fn is_evtx_shape(obj: &Map<String, Value>) -> bool {
     obj.get("Event")
@@ -132,6 +193,125 @@ pub(crate) fn flatten(mut obj: Map<String, Value>) -> Result<Map<String, Value>,
         out.entry(k).or_insert(v);
     }
     Ok(out)
+}
+
+/// [`flatten`] without a tree: the same fields, as positions in the line's
+/// text (see `fields.rs`), for a line [`json::index_object`] found to
+/// start an `Event`. None when the event has a part this does not read
+/// (`UserData`, `Data` elements, `EventData` that is not an object, a
+/// data field named twice) or that the lazy form cannot hold: [`flatten`]
+/// reads those from a tree.
+pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
+    let top = object(line)?;
+    let event = object(member(&top, "Event")?.get())?;
+    let mut out = LazyBuilder::new(line);
+    for (name, value) in object(member(&event, "System")?.get())? {
+        let text = value.get();
+        if text == "null" {
+            continue;
+        }
+        if !text.starts_with('{') {
+            let number = event_id_number(&name, value);
+            out.push(name, value, number)?;
+            continue;
+        }
+        let inner = object(text)?;
+        if let Some(text) = member(&inner, "#text") {
+            out.push(name.clone(), text, event_id_number(&name, text))?;
+        }
+        let attributes = member(&inner, "#attributes").filter(|a| a.get().starts_with('{'));
+        if let Some(attributes) = attributes {
+            for (attribute, v) in object(attributes.get())? {
+                out.push(Cow::Owned(format!("{name}_{attribute}")), v, None)?;
+            }
+        }
+        unread_are_shallow(&inner, |k, _| k == "#text")?;
+    }
+    if member(&event, "UserData").is_some_and(|d| d.get() != "null") {
+        return None;
+    }
+    if let Some(data) = member(&event, "EventData").filter(|d| d.get() != "null") {
+        let data = object(data.get())?;
+        for (key, value) in &data {
+            if key == "Data" {
+                return None;
+            }
+            if key == "#attributes" {
+                continue;
+            }
+            let name = match key.contains(' ') {
+                true => Cow::Owned(key.replace(' ', "")),
+                false => Cow::Borrowed(key.as_ref()),
+            };
+            // Two names for one field once spaces are stripped: the tree's.
+            if name != *key && data.iter().any(|(k, _)| *k == name) {
+                return None;
+            }
+            let text = match value.get().starts_with('{') {
+                true => {
+                    let inner = object(value.get())?;
+                    let text = member(&inner, "#text");
+                    unread_are_shallow(&inner, |k, _| text.is_some() && k == "#text")?;
+                    text.unwrap_or(value)
+                }
+                false => value,
+            };
+            // Data fields must not replace System ones (see `flatten`).
+            match out.contains(&name) {
+                true => out.push(Cow::Owned(format!("EventData_{name}")), text, None)?,
+                false => out.push(name, text, None)?,
+            }
+        }
+        unread_are_shallow(&data, |k, _| k != "#attributes")?;
+    }
+    unread_are_shallow(&event, |k, _| k == "System" || k == "EventData")?;
+    for (key, value) in top {
+        if key == "Event" {
+            continue;
+        }
+        match out.contains(&key) {
+            true => json::is_shallow(value.get()).then_some(())?,
+            false => out.push(key, value, None)?,
+        }
+    }
+    Some(out.finish())
+}
+
+/// An object's members, when it is one with no key twice (a tree keeps
+/// the last of two; the lazy flattening leaves such objects to it).
+fn object(text: &str) -> Option<json::FoundMembers<'_>> {
+    let members = json::members(text, &[]).ok()?;
+    let twice = members
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| members.iter().take(i).any(|(other, _)| other == k));
+    (!twice).then_some(members)
+}
+
+/// The value of member `key`.
+fn member<'a>(members: &json::FoundMembers<'a>, key: &str) -> Option<&'a RawValue> {
+    members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+/// Some when every member `read` does not take is shallow (see
+/// [`json::is_shallow`]): a tree parse would refuse the line for a deep one.
+fn unread_are_shallow(
+    members: &json::FoundMembers<'_>,
+    read: impl Fn(&str, &RawValue) -> bool,
+) -> Option<()> {
+    members
+        .iter()
+        .all(|(k, v)| read(k, v) || json::is_shallow(v.get()))
+        .then_some(())
+}
+
+/// An `EventID` given as a numeric string, as the number
+/// [`normalize_scalar`] makes of it.
+fn event_id_number(name: &str, raw: &RawValue) -> Option<Value> {
+    let text: String = (name == "EventID")
+        .then(|| serde_json::from_str(raw.get()).ok())
+        .flatten()?;
+    text.trim().parse::<u64>().ok().map(Value::from)
 }
 
 /// `EventID` and friends may be strings; Sigma compares them as numbers or text,
@@ -233,8 +413,170 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The tree flattening of `v`; the lazy one must give the same fields
+    /// when it takes the event.
     fn flat(v: Value) -> Value {
-        Value::Object(flatten(v.as_object().unwrap().clone()).unwrap())
+        let tree = flatten(v.as_object().unwrap().clone()).unwrap();
+        let line = v.to_string();
+        if let Some(lazy) = flatten_lazy(&line) {
+            assert_eq!(lazy, Fields::from(tree.clone()), "{line}");
+        }
+        Value::Object(tree)
+    }
+
+    fn lazy_is_tree(line: &str) -> bool {
+        let tree = flatten(crate::event::json::parse_object(line).unwrap()).unwrap();
+        match flatten_lazy(line) {
+            Some(lazy) => {
+                assert_eq!(lazy, Fields::from(tree), "{line}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    #[test]
+    fn the_lazy_flattening_gives_the_trees_fields_or_leaves_the_event_to_it() {
+        let taken = [
+            r##"{"Event": {"#attributes": {"xmlns": "x"}, "System": {"Provider": {"#attributes": {"Name": "P", "Guid": "{1}"}}, "EventID": "4688", "Channel": "Security", "Correlation": null, "TimeCreated": {"#attributes": {"SystemTime": "2025-01-01T00:00:00Z"}}, "Level": {"#text": 4, "#attributes": {"x": 1}}}, "EventData": {"Image": "C:\\x.exe", "Source Name": "s", "Channel": "clash", "Wrapped": {"#text": "w", "#attributes": {"a": 1}}, "Obj": {"a": [1]}, "#attributes": {"b": 2}}}, "_meta": {"k": 1}, "Channel": "top loses"}"##,
+            r##"{"Event": {"System": {"EventID": {"#attributes": {"Qualifiers": 0}, "#text": 7045}}, "EventData": null, "UserData": null}}"##,
+            r##"{"Event": {"System": {}}}"##,
+        ];
+        for line in taken {
+            assert!(lazy_is_tree(line), "{line}");
+        }
+        let left_to_the_tree = [
+            r##"{"Event": {"System": {"EventID": 1}, "UserData": {"LogFileCleared": {"Channel": "x"}}}}"##,
+            r##"{"Event": {"System": {"EventID": 1}, "EventData": {"Data": [{"#attributes": {"Name": "a"}, "#text": "1"}]}}}"##,
+            r##"{"Event": {"System": {"EventID": 1}, "EventData": "text"}}"##,
+            r##"{"Event": {"System": {"EventID": 1}, "EventData": {"A B": 1, "AB": 2}}}"##,
+            r##"{"Event": {"System": {"EventID": 1, "EventID": 2}}}"##,
+            r##"{"Event": {"System": {}}, "Event": {"System": {"EventID": 2}}}"##,
+            r##"{"Event": {"System": {"Level": {"#text": 1, "#text": 2}}}}"##,
+        ];
+        for line in left_to_the_tree {
+            assert!(!lazy_is_tree(line), "{line}");
+        }
+        let deep = format!(
+            r##"{{"Event": {{"System": {{}}, "#attributes": {{"a": {}1{}}}}}}}"##,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(flatten_lazy(&deep).is_none(), "a tree parse refuses it");
+    }
+
+    use proptest::prelude::*;
+
+    /// Values as Windows events hold them, `#text`/`#attributes` wrappers
+    /// and awkward names included.
+    fn windows_value() -> impl Strategy<Value = Value> {
+        let name = prop::sample::select(vec![
+            "EventID",
+            "Channel",
+            "#text",
+            "#attributes",
+            "Data",
+            "A B",
+            "AB",
+            "x",
+            "event_id",
+            "channel",
+            "log_name",
+            "event_data",
+            "user_data",
+            "Name",
+        ]);
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<u16>().prop_map(Value::from),
+            "[0-9 a-z\\\\\"]{0,6}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 32, 5, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
+                prop::collection::vec((name.clone(), inner), 0..5).prop_map(|members| {
+                    Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_windows_shaped_event_flattens_lazily_as_from_a_tree_or_is_left_to_it(
+            system in windows_value(),
+            data in windows_value(),
+            meta in windows_value(),
+            winlogbeat in any::<bool>(),
+        ) {
+            let event = match winlogbeat {
+                false => json!({"Event": {"System": system, "EventData": data}, "_meta": meta}),
+                true => json!({"winlog": {"channel": "c", "event_id": system, "event_data": data}, "event_data": meta}),
+            };
+            let line = event.to_string();
+            let object = event.as_object().unwrap().clone();
+            if is_evtx_shape(&object) {
+                if let Some(lazy) = flatten_lazy(&line) {
+                    prop_assert_eq!(lazy, Fields::from(flatten(object).unwrap()));
+                }
+            } else if is_winlogbeat_shape(&object) {
+                if let Some(lazy) = flatten_winlogbeat_lazy(&line) {
+                    prop_assert_eq!(lazy, Fields::from(flatten_winlogbeat(object)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mordors_winlogbeat_events_flatten_lazily_as_from_a_tree() {
+        use std::io::BufRead;
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/datasets/mordor_windows.jsonl.gz"
+        );
+        let Ok(file) = std::fs::File::open(path) else {
+            eprintln!("SKIPPED: needs ../shared (the Mordor events)");
+            return;
+        };
+        let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines();
+        let mut winlogbeat = 0;
+        for line in lines.take(20_000).map_while(Result::ok) {
+            let object = crate::event::json::parse_object(&line).unwrap();
+            if !is_winlogbeat_shape(&object) {
+                continue;
+            }
+            winlogbeat += 1;
+            let lazy = flatten_winlogbeat_lazy(&line).expect("the lazy form");
+            assert_eq!(lazy, Fields::from(flatten_winlogbeat(object)), "{line}");
+        }
+        assert!(
+            winlogbeat > 1000,
+            "{winlogbeat} Winlogbeat events in the first 20,000"
+        );
+    }
+
+    #[test]
+    fn the_sigma_regression_events_flatten_lazily_as_from_a_tree() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/sigma/regression_events.jsonl"
+        );
+        let Ok(text) = std::fs::read_to_string(path) else {
+            eprintln!("SKIPPED: needs ../shared (the SigmaHQ regression events)");
+            return;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let taken = lines.iter().filter(|l| lazy_is_tree(l)).count();
+        assert!(
+            taken * 10 >= lines.len() * 9,
+            "{taken} of {} taken lazily",
+            lines.len()
+        );
     }
 
     #[test]
@@ -300,10 +642,44 @@ mod tests {
     }
 
     /// A winlogbeat event, recognised and flattened to Sigma names.
+    /// The tree flattening of a Winlogbeat event; the lazy one must give
+    /// the same fields.
     fn flattened(event: &Value) -> Value {
         let fields = event.as_object().expect("an object");
         assert!(is_winlogbeat_shape(fields), "{event}");
-        Value::Object(flatten_winlogbeat(fields.clone()))
+        let tree = flatten_winlogbeat(fields.clone());
+        let lazy = flatten_winlogbeat_lazy(&event.to_string()).expect("the lazy form");
+        assert_eq!(lazy, Fields::from(tree.clone()), "{event}");
+        Value::Object(tree)
+    }
+
+    #[test]
+    fn the_lazy_winlogbeat_flattening_gives_the_trees_fields_or_leaves_the_event_to_it() {
+        for line in [
+            r#"{"winlog": "not an object", "log_name": "Security", "event_id": "4624", "event_data": {"A": 1, "Channel": "data loses"}, "user_data": [1]}"#,
+            r#"{"winlog": {"channel": "Security", "event_id": 4624, "api": {"x": [1]}, "event_data": null, "user_data": {"U": "u"}}, "event_data": {"ignored": 1}, "message": "m"}"#,
+        ] {
+            let tree = flatten_winlogbeat(crate::event::json::parse_object(line).unwrap());
+            let lazy = flatten_winlogbeat_lazy(line).expect("the lazy form");
+            assert_eq!(lazy, Fields::from(tree), "{line}");
+        }
+        for line in [
+            r#"{"log_name": "Security", "event_id": 1, "winlog": {"api": "wineventlog"}}"#,
+            r#"{"log_name": "Security", "event_id": 1, "Event": {"System": {}}}"#,
+            r#"{"log_name": "Security", "event_id": 1, "event_id": 2}"#,
+            r#"{"log_name": "Security"}"#,
+        ] {
+            assert!(flatten_winlogbeat_lazy(line).is_none(), "{line}");
+        }
+        let deep = format!(
+            r#"{{"winlog": {{"channel": "S", "event_id": 1, "process": {}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        assert!(
+            flatten_winlogbeat_lazy(&deep).is_none(),
+            "a tree parse refuses it"
+        );
     }
 
     #[test]
