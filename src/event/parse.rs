@@ -148,41 +148,27 @@ impl Parser {
             reason,
         };
         // Most JSON lines are flat objects, read lazily (see `fields.rs`);
-        // evtx_dump's are flattened from the same index when they can be.
+        // evtx_dump and Winlogbeat events are flattened from the index when
+        // they can be.
         let indexed = match require_evtx {
             true => json::Indexed::Reshape("Event"),
             false => json::index_object(line),
         };
-        match indexed {
+        let text = || Original::JsonText(line.to_string());
+        let lazy = match indexed {
             json::Indexed::Flat(fields) => {
-                let original = Original::SameAsFields;
-                return Ok(self.json_event(fields, InputFormat::Json, original, origin, ingest));
+                Some((fields, InputFormat::Json, Original::SameAsFields))
             }
             json::Indexed::Reshape("Event") => {
-                if let Some(fields) = windows::flatten_lazy(line) {
-                    let original = Original::JsonText(line.to_string());
-                    return Ok(self.json_event(
-                        fields,
-                        InputFormat::EvtxJson,
-                        original,
-                        origin,
-                        ingest,
-                    ));
-                }
+                windows::flatten_lazy(line).map(|f| (f, InputFormat::EvtxJson, text()))
             }
             json::Indexed::Reshape(_) => {
-                if let Some(fields) = windows::flatten_winlogbeat_lazy(line) {
-                    let original = Original::JsonText(line.to_string());
-                    return Ok(self.json_event(
-                        fields,
-                        InputFormat::Json,
-                        original,
-                        origin,
-                        ingest,
-                    ));
-                }
+                windows::flatten_winlogbeat_lazy(line).map(|f| (f, InputFormat::Json, text()))
             }
-            json::Indexed::Tree => {}
+            json::Indexed::Tree => None,
+        };
+        if let Some((fields, format, original)) = lazy {
+            return Ok(self.json_event(fields, format, original, origin, ingest));
         }
         let object = json::parse_object(line).map_err(err)?;
         let (fields, format, original) = if windows::is_evtx_shape(&object) {
