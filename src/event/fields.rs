@@ -35,7 +35,7 @@ pub struct Fields(Repr);
 
 #[derive(Clone)]
 enum Repr {
-    /// Parsed in full (text formats, reshaped Windows events, tests).
+    /// Parsed in full (text formats, JSON the lazy form does not hold, tests).
     Tree(Map<String, Value>),
     /// A JSON object's text and its members' positions.
     Lazy(LazyObject),
@@ -47,14 +47,28 @@ struct LazyObject {
     members: Vec<Member>,
 }
 
+/// One field of the lazy form, as `json::LazyBuilder` finds it.
 #[derive(Clone)]
-struct Member {
+pub(crate) struct Member {
     /// [`key_hash`] of the key: lookups compare it before any text.
-    hash: u64,
-    key: Key,
-    /// The value's JSON text within `text`.
+    pub(crate) hash: u64,
+    pub(crate) key: Key,
+    /// The value's JSON text within the line.
     raw: Range<usize>,
     value: OnceLock<Value>,
+}
+
+impl Member {
+    /// A field whose value is the JSON text at `raw`, or `decoded` when it
+    /// had to be decoded at once.
+    pub(crate) fn new(hash: u64, key: Key, raw: Range<usize>, decoded: Option<Value>) -> Member {
+        Member {
+            hash,
+            key,
+            raw,
+            value: decoded.map(OnceLock::from).unwrap_or_default(),
+        }
+    }
 }
 
 /// A key as it is in the text, a Sigma name, or made (decoded escapes,
@@ -66,28 +80,10 @@ pub(crate) enum Key {
     Decoded(Box<str>),
 }
 
-/// One member found by `json::index_object`: its key, and its value's text
-/// and the value itself when it had to be decoded at once.
-pub(crate) struct RawMember {
-    pub(crate) hash: u64,
-    pub(crate) key: Key,
-    pub(crate) raw: Range<usize>,
-    pub(crate) decoded: Option<Value>,
-}
-
 impl Fields {
-    /// The lazy form of a JSON object's `text`, whose members `json.rs`
+    /// The lazy form of a JSON line `text`, whose fields `json.rs`
     /// validated and found (positions are into `text`).
-    pub(crate) fn lazy(text: &str, members: Vec<RawMember>) -> Fields {
-        let members = members
-            .into_iter()
-            .map(|m| Member {
-                hash: m.hash,
-                key: m.key,
-                raw: m.raw,
-                value: m.decoded.map(OnceLock::from).unwrap_or_default(),
-            })
-            .collect();
+    pub(crate) fn lazy(text: &str, members: Vec<Member>) -> Fields {
         Fields(Repr::Lazy(LazyObject {
             text: text.into(),
             members,

@@ -1,6 +1,6 @@
 //! JSON lines: one object per line.
 
-use super::fields::{key_hash, Fields, Key, RawMember, MAX_LAZY_MEMBERS};
+use super::fields::{key_hash, Fields, Key, Member, MAX_LAZY_MEMBERS};
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -85,7 +85,7 @@ pub(crate) struct LazyBuilder<'a> {
     line: &'a str,
     /// Most lines have no `\u` escape at all: one search spares one per value.
     has_unicode_escapes: bool,
-    members: Vec<RawMember>,
+    members: Vec<Member>,
 }
 
 impl<'a> LazyBuilder<'a> {
@@ -150,12 +150,8 @@ impl<'a> LazyBuilder<'a> {
             }
             None => None,
         };
-        self.members.push(RawMember {
-            hash,
-            key,
-            raw: self.position(text)?,
-            decoded,
-        });
+        let raw = self.position(text)?;
+        self.members.push(Member::new(hash, key, raw, decoded));
         Some(())
     }
 
