@@ -311,20 +311,23 @@ fn event_id_number(name: &str, raw: &RawValue) -> Option<Value> {
     let text: String = (name == "EventID")
         .then(|| serde_json::from_str(raw.get()).ok())
         .flatten()?;
-    text.trim().parse::<u64>().ok().map(Value::from)
+    numeric_event_id(name, &text)
+}
+
+/// The number a numeric `EventID` string stands for.
+fn numeric_event_id(name: &str, text: &str) -> Option<Value> {
+    (name == "EventID")
+        .then(|| text.trim().parse::<u64>().ok())
+        .flatten()
+        .map(Value::from)
 }
 
 /// `EventID` and friends may be strings; Sigma compares them as numbers or text,
 /// so a numeric string becomes a number to keep one canonical form.
 fn normalize_scalar(name: &str, v: Value) -> Value {
-    if name == "EventID" {
-        if let Some(s) = v.as_str() {
-            if let Ok(n) = s.trim().parse::<u64>() {
-                return Value::from(n);
-            }
-        }
-    }
-    v
+    v.as_str()
+        .and_then(|s| numeric_event_id(name, s))
+        .unwrap_or(v)
 }
 
 fn flatten_data(section: &str, data: Value, out: &mut Map<String, Value>) {
