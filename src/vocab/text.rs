@@ -15,16 +15,34 @@ pub(crate) const MAX_SUMMARY_FIELDS: usize = 5;
 /// zero-width space in event data could otherwise make a line display
 /// differently from its bytes (as in "Trojan Source" attacks).
 pub(crate) fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_invisible(c) => {
-                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
-            }
-            c => out.push(c),
+    // Alert lines are mostly printable ASCII: such runs are copied whole,
+    // and only the rest is judged character by character.
+    let mut rest = text;
+    while let Some(at) = rest.bytes().position(|b| !(b' '..=b'~').contains(&b)) {
+        // `at` is a char boundary: every byte before it is ASCII.
+        let Some((plain, tail)) = rest.split_at_checked(at) else {
+            rest.chars().for_each(|c| escape_char_into(out, c));
+            return;
+        };
+        out.push_str(plain);
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            escape_char_into(out, c);
         }
+        rest = chars.as_str();
+    }
+    out.push_str(rest);
+}
+
+fn escape_char_into(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() || is_invisible(c) => {
+            let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+        }
+        c => out.push(c),
     }
 }
 
@@ -91,5 +109,28 @@ mod tests {
         assert_eq!(shorten("abcdefghijkl", 8), "abcde...");
         assert_eq!(shorten("ééééééééé", 5), "éé...");
         assert_eq!(shorten("abc", 0), "...");
+    }
+
+    /// Each character on its own, as the escaping is defined.
+    fn escaped_char_by_char(text: &str) -> String {
+        let mut out = String::new();
+        text.chars().for_each(|c| escape_char_into(&mut out, c));
+        out
+    }
+
+    #[test]
+    fn printable_runs_are_copied_and_everything_else_escaped() {
+        let mut out = String::from("> ");
+        escape_into(&mut out, "a\tb\r\nc\u{7f}d\u{85}é\u{202e}x\u{1F600}~");
+        assert_eq!(out, "> a\\tb\\r\\nc\\u{007f}d\\u{0085}é\\u{202e}x\u{1F600}~");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_runs_gives_what_escaping_each_character_gives(text in "(?s).{0,40}") {
+            let mut out = String::new();
+            escape_into(&mut out, &text);
+            proptest::prop_assert_eq!(out, escaped_char_by_char(&text));
+        }
     }
 }
