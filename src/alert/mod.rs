@@ -11,6 +11,7 @@ use crate::sigma::rule::SigmaRuleMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use crate::vocab::{AlertType, Severity};
 pub use config::AlertConfig;
@@ -50,8 +51,8 @@ pub struct Alert {
     /// Anomaly score 0-100; absent for static rules.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub score: Option<f64>,
-    /// The rule or anomaly job that raised it.
-    pub rule: RuleRef,
+    /// The rule or anomaly job that raised it, shared by all its alerts.
+    pub rule: Arc<RuleRef>,
     /// The alert text line.
     pub message: String,
     /// The link in the line, from `alert.link_template`.
@@ -125,7 +126,7 @@ pub struct Draft {
     /// The anomaly score (anomalies only).
     pub score: Option<f64>,
     /// The rule or anomaly job it comes from.
-    pub rule: RuleRef,
+    pub rule: Arc<RuleRef>,
     /// Stable: the same draft from a replay has the same id.
     pub id: String,
     /// The message of the line, before the link.

@@ -218,14 +218,14 @@ mod tests {
             alert_type: AlertType::StaticRule,
             severity: Severity::High,
             score: None,
-            rule: RuleRef {
+            rule: std::sync::Arc::new(RuleRef {
                 id: rule.into(),
                 title: format!("title {rule}"),
                 level: "high".into(),
                 tags: vec![],
                 attack: vec![],
                 references: vec![],
-            },
+            }),
             message: format!(
                 "SIEM ALERT -- STATIC RULE - [High] title {rule}: x. Check https://l/{secs}"
             ),

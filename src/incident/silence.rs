@@ -326,13 +326,13 @@ impl Watch {
             alert_type: AlertType::StaticRule,
             severity,
             score: None,
-            rule: RuleRef {
+            rule: std::sync::Arc::new(RuleRef {
                 id: SILENCE_RULE_ID.into(),
                 title: "Log source silent".into(),
                 level: severity.key().to_string(),
                 tags: vec!["tocsin.source-health".into()],
                 ..RuleRef::default()
-            },
+            }),
             id,
             text,
             event_time: last_event.unwrap_or(since),

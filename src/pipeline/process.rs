@@ -110,6 +110,7 @@ pub struct Processor {
     sources: Vec<SourceContext>,
     metrics: Option<Arc<Metrics>>,
     scratch: Scratch,
+    rule_refs: super::alerts::RuleRefs,
     matched: Vec<usize>,
     observations: Vec<Observation>,
     clock: crate::vocab::clock::Clock,
@@ -150,6 +151,7 @@ impl Processor {
             sources,
             metrics,
             scratch: Scratch::default(),
+            rule_refs: Default::default(),
             matched: Vec::new(),
             observations: Vec::new(),
             clock,
@@ -171,6 +173,7 @@ impl Processor {
         if !Arc::ptr_eq(&self.engine, &rules.engine) {
             self.engine = rules.engine.clone();
             self.scratch = Scratch::default();
+            self.rule_refs.clear();
         }
         self.correlations = rules.correlations.clone();
         self.anomalies = rules.anomalies.clone();
@@ -391,9 +394,13 @@ impl Processor {
             let evidence = evidence
                 .get_or_insert_with(|| super::alerts::evidence_of(&event, text))
                 .clone();
-            if let Some(alert) =
-                super::alerts::rule_match(&self.alerts, rule, &event, (id, evidence), detected_at)
-            {
+            if let Some(alert) = super::alerts::rule_match(
+                (&self.alerts, &mut self.rule_refs),
+                (i, rule),
+                &event,
+                (id, evidence),
+                detected_at,
+            ) {
                 out.push(Output::Alert(Box::new(alert)));
             }
         }

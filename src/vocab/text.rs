@@ -122,7 +122,10 @@ mod tests {
     fn printable_runs_are_copied_and_everything_else_escaped() {
         let mut out = String::from("> ");
         escape_into(&mut out, "a\tb\r\nc\u{7f}d\u{85}é\u{202e}x\u{1F600}~");
-        assert_eq!(out, "> a\\tb\\r\\nc\\u{007f}d\\u{0085}é\\u{202e}x\u{1F600}~");
+        assert_eq!(
+            out,
+            "> a\\tb\\r\\nc\\u{007f}d\\u{0085}é\\u{202e}x\u{1F600}~"
+        );
     }
 
     proptest::proptest! {
