@@ -158,3 +158,39 @@ pub(crate) fn anomaly(
         resolves: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(title: &str, level: Option<Severity>) -> SigmaRuleMeta {
+        SigmaRuleMeta {
+            id: "r".into(),
+            title: title.into(),
+            level,
+            tags: vec!["attack.t1110.001".into()],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_rules_alerts_share_one_reference_until_the_rules_are_replaced() {
+        let mut refs = RuleRefs::default();
+        let first = refs.of(3, &meta("Old", Some(Severity::High)));
+        assert_eq!(
+            (first.title.as_str(), first.level.as_str()),
+            ("Old", "high")
+        );
+        assert_eq!(first.attack, ["T1110.001"]);
+        assert!(Arc::ptr_eq(
+            &first,
+            &refs.of(3, &meta("Old", Some(Severity::High)))
+        ));
+        refs.clear();
+        let replaced = refs.of(3, &meta("New", None));
+        assert_eq!(
+            (replaced.title.as_str(), replaced.level.as_str()),
+            ("New", "medium")
+        );
+    }
+}
