@@ -8,7 +8,6 @@
 
 use super::fields::Fields;
 use super::json::{self, LazyBuilder};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -81,13 +80,13 @@ pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Val
 /// evtx_dump: None when the line is not a Winlogbeat event (or is an
 /// evtx_dump one), or has a part the lazy form cannot hold.
 pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
-    let top = object(line)?;
-    let is_object = |v: &RawValue| v.get().starts_with('{');
+    let top = line_object(line)?;
+    let is_object = |v: &str| v.starts_with('{');
     if member(&top, "Event").is_some_and(is_object) {
         return None;
     }
     let nested = match member(&top, "winlog").filter(|w| is_object(w)) {
-        Some(winlog) => Some(object(winlog.get())?),
+        Some(winlog) => Some(object(winlog)?),
         None => None,
     };
     let winlog = nested.as_ref().unwrap_or(&top);
@@ -107,15 +106,15 @@ pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
         let Some(data) = member(winlog, section).filter(|d| is_object(d)) else {
             continue;
         };
-        for (key, value) in object(data.get())? {
+        for (key, value) in object(data)? {
             match out.contains(&key) {
-                true => json::is_shallow(value.get()).then_some(())?,
+                true => json::is_shallow(value).then_some(())?,
                 false => out.push(key, value, None)?,
             }
         }
     }
     if let Some(winlog) = &nested {
-        let read = |k: &str, v: &RawValue| {
+        let read = |k: &str, v: &str| {
             WINLOGBEAT_FIELDS.iter().any(|(from, _)| *from == k)
                 || ((k == "event_data" || k == "user_data") && is_object(v))
         };
@@ -126,7 +125,7 @@ pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
         match key == "winlog" || data || out.contains(&key) {
             true => {
                 let descended = (data && nested.is_none()) || key == "winlog";
-                (descended && is_object(value) || json::is_shallow(value.get())).then_some(())?
+                (descended && is_object(value) || json::is_shallow(value)).then_some(())?
             }
             false => out.push(key, value, None)?,
         }
@@ -202,36 +201,35 @@ pub(crate) fn flatten(mut obj: Map<String, Value>) -> Result<Map<String, Value>,
 /// data field named twice) or that the lazy form cannot hold: [`flatten`]
 /// reads those from a tree.
 pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
-    let top = object(line)?;
-    let event = object(member(&top, "Event")?.get())?;
+    let top = line_object(line)?;
+    let event = object(member(&top, "Event")?)?;
     let mut out = LazyBuilder::new(line);
-    for (name, value) in object(member(&event, "System")?.get())? {
-        let text = value.get();
-        if text == "null" {
+    for (name, value) in object(member(&event, "System")?)? {
+        if value == "null" {
             continue;
         }
-        if !text.starts_with('{') {
+        if !value.starts_with('{') {
             let number = event_id_number(&name, value);
             out.push(name, value, number)?;
             continue;
         }
-        let inner = object(text)?;
+        let inner = object(value)?;
         if let Some(text) = member(&inner, "#text") {
             out.push(name.clone(), text, event_id_number(&name, text))?;
         }
-        let attributes = member(&inner, "#attributes").filter(|a| a.get().starts_with('{'));
+        let attributes = member(&inner, "#attributes").filter(|a| a.starts_with('{'));
         if let Some(attributes) = attributes {
-            for (attribute, v) in object(attributes.get())? {
+            for (attribute, v) in object(attributes)? {
                 out.push(Cow::Owned(format!("{name}_{attribute}")), v, None)?;
             }
         }
         unread_are_shallow(&inner, |k, _| k == "#text")?;
     }
-    if member(&event, "UserData").is_some_and(|d| d.get() != "null") {
+    if member(&event, "UserData").is_some_and(|d| d != "null") {
         return None;
     }
-    if let Some(data) = member(&event, "EventData").filter(|d| d.get() != "null") {
-        let data = object(data.get())?;
+    if let Some(data) = member(&event, "EventData").filter(|d| *d != "null") {
+        let data = object(data)?;
         for (key, value) in &data {
             if key == "Data" {
                 return None;
@@ -247,9 +245,9 @@ pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
             if name != *key && data.iter().any(|(k, _)| *k == name) {
                 return None;
             }
-            let text = match value.get().starts_with('{') {
+            let text = match value.starts_with('{') {
                 true => {
-                    let inner = object(value.get())?;
+                    let inner = object(value)?;
                     let text = member(&inner, "#text");
                     unread_are_shallow(&inner, |k, _| text.is_some() && k == "#text")?;
                     text.unwrap_or(value)
@@ -270,17 +268,28 @@ pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
             continue;
         }
         match out.contains(&key) {
-            true => json::is_shallow(value.get()).then_some(())?,
+            true => json::is_shallow(value).then_some(())?,
             false => out.push(key, value, None)?,
         }
     }
     Some(out.finish())
 }
 
-/// An object's members, when it is one with no key twice (a tree keeps
-/// the last of two; the lazy flattening leaves such objects to it).
+/// A line's members, validated, when it is an object with no key twice
+/// (a tree keeps the last of two; the lazy flattening leaves such objects
+/// to it).
+fn line_object(line: &str) -> Option<json::FoundMembers<'_>> {
+    once_each(json::members(line, &[]).ok()?)
+}
+
+/// The members of an object in a line [`line_object`] validated: split
+/// without validating the text a second time (see
+/// [`json::members_of_validated`]), with no key twice.
 fn object(text: &str) -> Option<json::FoundMembers<'_>> {
-    let members = json::members(text, &[]).ok()?;
+    once_each(json::members_of_validated(text)?)
+}
+
+fn once_each(members: json::FoundMembers<'_>) -> Option<json::FoundMembers<'_>> {
     let twice = members
         .iter()
         .enumerate()
@@ -289,7 +298,7 @@ fn object(text: &str) -> Option<json::FoundMembers<'_>> {
 }
 
 /// The value of member `key`.
-fn member<'a>(members: &json::FoundMembers<'a>, key: &str) -> Option<&'a RawValue> {
+fn member<'a>(members: &json::FoundMembers<'a>, key: &str) -> Option<&'a str> {
     members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
@@ -297,19 +306,19 @@ fn member<'a>(members: &json::FoundMembers<'a>, key: &str) -> Option<&'a RawValu
 /// [`json::is_shallow`]): a tree parse would refuse the line for a deep one.
 fn unread_are_shallow(
     members: &json::FoundMembers<'_>,
-    read: impl Fn(&str, &RawValue) -> bool,
+    read: impl Fn(&str, &str) -> bool,
 ) -> Option<()> {
     members
         .iter()
-        .all(|(k, v)| read(k, v) || json::is_shallow(v.get()))
+        .all(|(k, v)| read(k, v) || json::is_shallow(v))
         .then_some(())
 }
 
 /// An `EventID` given as a numeric string, as the number
 /// [`normalize_scalar`] makes of it.
-fn event_id_number(name: &str, raw: &RawValue) -> Option<Value> {
+fn event_id_number(name: &str, raw: &str) -> Option<Value> {
     let text: String = (name == "EventID")
-        .then(|| serde_json::from_str(raw.get()).ok())
+        .then(|| serde_json::from_str(raw).ok())
         .flatten()?;
     numeric_event_id(name, &text)
 }
