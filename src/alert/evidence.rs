@@ -26,6 +26,11 @@ impl Evidence {
             .map(|raw| Evidence(Arc::from(raw)))
     }
 
+    /// The evidence from JSON text validated already, shared.
+    pub fn from_raw(raw: Arc<RawValue>) -> Evidence {
+        Evidence(raw)
+    }
+
     /// The evidence from anything serialisable (a measured anomaly, a
     /// correlation's summary, a map of fields).
     pub fn of<T: Serialize + ?Sized>(value: &T) -> Evidence {

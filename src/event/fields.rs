@@ -21,10 +21,11 @@
 //! the `parse_auto` fuzz target hold the lazy form to the tree's fields).
 
 use serde::ser::{Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Most members an object keeps in the lazy form; a wider one is a tree.
 pub(crate) const MAX_LAZY_MEMBERS: usize = 64;
@@ -43,7 +44,9 @@ enum Repr {
 
 #[derive(Clone)]
 struct LazyObject {
-    text: Box<str>,
+    /// Validated once, when the line was read: alerts carry it as their
+    /// evidence as it is, shared, without validating it again.
+    text: Arc<RawValue>,
     members: Vec<Member>,
 }
 
@@ -83,9 +86,9 @@ pub(crate) enum Key {
 impl Fields {
     /// The lazy form of a JSON line `text`, whose fields `json.rs`
     /// validated and found (positions are into `text`).
-    pub(crate) fn lazy(text: &str, members: Vec<Member>) -> Fields {
+    pub(crate) fn lazy(text: &RawValue, members: Vec<Member>) -> Fields {
         Fields(Repr::Lazy(LazyObject {
-            text: text.into(),
+            text: Arc::from(text.to_owned()),
             members,
         }))
     }
@@ -187,6 +190,11 @@ impl Fields {
 
     /// The JSON text the fields are read from, in the lazy form.
     pub(crate) fn json_text(&self) -> Option<&str> {
+        self.json_raw().map(|raw| raw.get())
+    }
+
+    /// [`Fields::json_text`], validated, to share.
+    pub fn json_raw(&self) -> Option<&Arc<RawValue>> {
         match &self.0 {
             Repr::Tree(_) => None,
             Repr::Lazy(object) => Some(&object.text),
@@ -222,7 +230,7 @@ impl LazyObject {
 
     fn key<'a>(&'a self, member: &'a Member) -> &'a str {
         match &member.key {
-            Key::At(range) => self.text.get(range.clone()).unwrap_or_default(),
+            Key::At(range) => self.text.get().get(range.clone()).unwrap_or_default(),
             Key::Sigma(key) => key,
             Key::Decoded(key) => key,
         }
@@ -231,7 +239,7 @@ impl LazyObject {
     /// A member's string as JSON text while it is not decoded, else its value.
     fn text_of<'a>(&'a self, member: &'a Member) -> FieldText<'a> {
         if member.value.get().is_none() {
-            let raw = self.text.get(member.raw.clone()).unwrap_or_default();
+            let raw = self.text.get().get(member.raw.clone()).unwrap_or_default();
             if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
                 return FieldText::Json(JsonString(inner));
             }
@@ -242,7 +250,7 @@ impl LazyObject {
     /// A member's value, decoded on first use.
     fn value<'a>(&'a self, member: &'a Member) -> &'a Value {
         member.value.get_or_init(|| {
-            let raw = self.text.get(member.raw.clone()).unwrap_or_default();
+            let raw = self.text.get().get(member.raw.clone()).unwrap_or_default();
             decode(raw)
         })
     }

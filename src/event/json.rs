@@ -1,12 +1,9 @@
 //! JSON lines: one object per line.
 
 use super::fields::{key_hash, Fields, Key, Member, MAX_LAZY_MEMBERS};
-use serde::de::{Deserialize, DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt;
 use std::ops::Range;
 
 /// Keys that may make an object a Windows event to reshape (evtx_dump's
@@ -28,12 +25,30 @@ pub(crate) fn is_shallow(text: &str) -> bool {
         || text.bytes().filter(|b| matches!(b, b'{' | b'[')).count() < MAX_LAZY_BRACKETS
 }
 
+/// A JSON line validated once, as a whole, and its top-level members.
+pub(crate) struct Validated<'a> {
+    /// The object's text (the line without surrounding whitespace).
+    pub(crate) raw: &'a RawValue,
+    /// Its members, split from that text (see [`members_of_validated`]).
+    pub(crate) members: FoundMembers<'a>,
+}
+
+/// The line validated in full (serde_json, as strictly as a tree parse,
+/// but for the nesting limit: see [`is_shallow`]) and split into its
+/// members; None when it is no valid object, or one the lazy form does
+/// not take (more than [`MAX_LAZY_MEMBERS`] members): it is read as a tree.
+pub(crate) fn validated(line: &str) -> Option<Validated<'_>> {
+    let raw: &RawValue = serde_json::from_str(line).ok()?;
+    let members = members_of_validated(raw.get())?;
+    Some(Validated { raw, members })
+}
+
 /// What [`index_object`] made of a line.
-pub(crate) enum Indexed {
+pub(crate) enum Indexed<'a> {
     /// A flat object, in the lazy form.
     Flat(Fields),
-    /// An object with this key of a Windows shape (it was not read further).
-    Reshape(&'static str),
+    /// An object with a key of a Windows shape: `windows.rs` judges it.
+    Reshape(Validated<'a>),
     /// Anything else: parse it as a tree ([`parse_object`]), which also
     /// gives the reason a line is invalid.
     Tree,
@@ -43,14 +58,19 @@ pub(crate) enum Indexed {
 /// the line is one that form reads exactly as a tree would: an object, not
 /// a Windows shape to reshape, at most [`MAX_LAZY_MEMBERS`] members, no
 /// duplicate keys, no deep containers.
-pub(crate) fn index_object(line: &str) -> Indexed {
-    let found = match members(line, RESHAPED_KEYS) {
-        Ok(found) => found,
-        Err(Some(key)) => return Indexed::Reshape(key),
-        Err(None) => return Indexed::Tree,
+pub(crate) fn index_object(line: &str) -> Indexed<'_> {
+    let Some(line) = validated(line) else {
+        return Indexed::Tree;
     };
-    let mut fields = LazyBuilder::new(line);
-    for (key, raw) in found {
+    if line
+        .members
+        .iter()
+        .any(|(key, _)| RESHAPED_KEYS.contains(&key.as_ref()))
+    {
+        return Indexed::Reshape(line);
+    }
+    let mut fields = LazyBuilder::new(line.raw);
+    for (key, raw) in line.members {
         if fields.push(key, raw, None).is_none() {
             return Indexed::Tree;
         }
@@ -62,26 +82,8 @@ pub(crate) fn index_object(line: &str) -> Indexed {
 /// value texts.
 pub(crate) type FoundMembers<'a> = Vec<(Cow<'a, str>, &'a str)>;
 
-/// An object's members, validated. Err(Some(key)) when a key in `stop`
-/// came (read no further); Err(None) when the text is not a valid object
-/// or has more than [`MAX_LAZY_MEMBERS`] members.
-pub(crate) fn members<'a>(
-    text: &'a str,
-    stop: &'static [&'static str],
-) -> Result<FoundMembers<'a>, Option<&'static str>> {
-    let stopped = Cell::new(None);
-    let mut de = serde_json::Deserializer::from_str(text);
-    let found = MembersSeed {
-        stop,
-        stopped: &stopped,
-    }
-    .deserialize(&mut de)
-    .and_then(|found| de.end().map(|()| found));
-    found.map_err(|_| stopped.get())
-}
-
 /// The members of an object whose text serde_json has validated already,
-/// as part of a line [`members`] read: split, not validated again. A
+/// as a line or part of one ([`validated`]): split, not validated again. A
 /// Windows event's `EventData` sits three objects deep; validating each
 /// object again on the way down made a Windows line cost twice a flat one.
 ///
@@ -180,6 +182,8 @@ fn value_end(bytes: &[u8], at: usize) -> Option<usize> {
 
 /// Builds the lazy form of fields found in `line`, member by member.
 pub(crate) struct LazyBuilder<'a> {
+    /// The validated line (positions are into its text).
+    raw: &'a RawValue,
     line: &'a str,
     /// Most lines have no `\u` escape at all: one search spares one per value.
     has_unicode_escapes: bool,
@@ -187,8 +191,10 @@ pub(crate) struct LazyBuilder<'a> {
 }
 
 impl<'a> LazyBuilder<'a> {
-    pub(crate) fn new(line: &'a str) -> Self {
+    pub(crate) fn new(raw: &'a RawValue) -> Self {
+        let line = raw.get();
         LazyBuilder {
+            raw,
             line,
             has_unicode_escapes: line.contains("\\u"),
             members: Vec::new(),
@@ -261,7 +267,7 @@ impl<'a> LazyBuilder<'a> {
     }
 
     pub(crate) fn finish(self) -> Fields {
-        Fields::lazy(self.line, self.members)
+        Fields::lazy(self.raw, self.members)
     }
 
     /// Where `part` is in the line, if it is a slice of it.
@@ -309,71 +315,6 @@ pub(crate) fn compact(text: &str) -> String {
     }
     // Whole strings and ASCII bytes outside them were copied: still UTF-8.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// Reads an object's members; see [`members`].
-struct MembersSeed<'s> {
-    stop: &'static [&'static str],
-    stopped: &'s Cell<Option<&'static str>>,
-}
-
-impl<'de> DeserializeSeed<'de> for MembersSeed<'_> {
-    type Value = FoundMembers<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for MembersSeed<'_> {
-    type Value = FoundMembers<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::new();
-        while let Some(KeyText(key)) = map.next_key()? {
-            if members.len() == MAX_LAZY_MEMBERS {
-                return Err(A::Error::custom("more members than the lazy form keeps"));
-            }
-            if let Some(stop) = self.stop.iter().find(|s| **s == key) {
-                // Stop at once: whatever reads the line next validates the rest.
-                self.stopped.set(Some(stop));
-                return Err(A::Error::custom("a key to stop at"));
-            }
-            members.push((key, map.next_value::<&RawValue>()?.get()));
-        }
-        Ok(members)
-    }
-}
-
-/// An object key: borrowed from the line unless it had escapes.
-struct KeyText<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for KeyText<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-struct KeyVisitor;
-
-impl<'de> Visitor<'de> for KeyVisitor {
-    type Value = KeyText<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_borrowed_str<E>(self, key: &'de str) -> Result<KeyText<'de>, E> {
-        Ok(KeyText(Cow::Borrowed(key)))
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<KeyText<'de>, E> {
-        Ok(KeyText(Cow::Owned(key.to_string())))
-    }
 }
 
 /// Parses one JSON object. Anything else is an error with a reason.
@@ -561,8 +502,25 @@ mod tests {
                 true => serde_json::to_string_pretty(&object).unwrap(),
                 false => serde_json::to_string(&object).unwrap(),
             };
-            let split = members_of_validated(&text);
-            prop_assert_eq!(split, members(&text, &[]).ok());
+            let split = members_of_validated(&text).expect("an object");
+            for (_, raw) in &split {
+                prop_assert_eq!(raw.trim(), *raw);
+                prop_assert!(serde_json::from_str::<Value>(raw).is_ok(), "{}", raw);
+            }
+            let read: Vec<(String, Value)> = split
+                .iter()
+                .map(|(k, raw)| (k.to_string(), serde_json::from_str(raw).unwrap_or_default()))
+                .collect();
+            // What a tree parse of the same text reads (floats are read
+            // back inexactly, alike).
+            let tree: Value = serde_json::from_str(&text).unwrap_or_default();
+            let expected: Vec<(String, Value)> = tree
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            prop_assert_eq!(read, expected);
         }
 
         #[test]

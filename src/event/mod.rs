@@ -82,6 +82,10 @@ pub enum Original {
     /// its text as it arrived. Kept as text because only alerts need it
     /// again; a parsed copy would cost every event a deep clone and a drop.
     JsonText(String),
+    /// A JSON object that parsing reshaped into the lazy form, whose text
+    /// ([`Fields::json_text`]) is the object as it arrived: held once, not
+    /// again beside the fields.
+    InFields,
     /// A raw text line.
     Text(String),
 }
@@ -127,6 +131,11 @@ impl Event {
             Original::JsonText(t) => {
                 serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.clone()))
             }
+            Original::InFields => self
+                .fields
+                .json_text()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_else(|| Value::Object(self.fields.to_map())),
             Original::Text(t) => serde_json::json!({
                 "raw": t,
                 "fields": Value::Object(self.fields.to_map()),
@@ -141,7 +150,7 @@ impl Event {
         match &self.original {
             Original::Text(t) => t.clone(),
             Original::JsonText(t) => json::compact(t),
-            Original::SameAsFields => match self.fields.json_text() {
+            Original::SameAsFields | Original::InFields => match self.fields.json_text() {
                 Some(t) => json::compact(t),
                 None => serde_json::to_string(&self.fields).unwrap_or_default(),
             },

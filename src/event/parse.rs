@@ -151,20 +151,20 @@ impl Parser {
         // evtx_dump and Winlogbeat events are flattened from the index when
         // they can be.
         let indexed = match require_evtx {
-            true => json::Indexed::Reshape("Event"),
+            true => json::validated(line).map_or(json::Indexed::Tree, json::Indexed::Reshape),
             false => json::index_object(line),
         };
-        let text = || Original::JsonText(line.to_string());
         let lazy = match indexed {
             json::Indexed::Flat(fields) => {
                 Some((fields, InputFormat::Json, Original::SameAsFields))
             }
-            json::Indexed::Reshape("Event") => {
-                windows::flatten_lazy(line).map(|f| (f, InputFormat::EvtxJson, text()))
+            json::Indexed::Reshape(line)
+                if require_evtx || line.members.iter().any(|(k, _)| k == "Event") =>
+            {
+                windows::flatten_lazy(line).map(|f| (f, InputFormat::EvtxJson, Original::InFields))
             }
-            json::Indexed::Reshape(_) => {
-                windows::flatten_winlogbeat_lazy(line).map(|f| (f, InputFormat::Json, text()))
-            }
+            json::Indexed::Reshape(line) => windows::flatten_winlogbeat_lazy(line)
+                .map(|f| (f, InputFormat::Json, Original::InFields)),
             json::Indexed::Tree => None,
         };
         if let Some((fields, format, original)) = lazy {

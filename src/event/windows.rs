@@ -79,8 +79,8 @@ pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Val
 /// [`flatten_winlogbeat`] without a tree, as [`flatten_lazy`] is for
 /// evtx_dump: None when the line is not a Winlogbeat event (or is an
 /// evtx_dump one), or has a part the lazy form cannot hold.
-pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
-    let top = line_object(line)?;
+pub(crate) fn flatten_winlogbeat_lazy(line: json::Validated<'_>) -> Option<Fields> {
+    let top = once_each(line.members)?;
     let is_object = |v: &str| v.starts_with('{');
     if member(&top, "Event").is_some_and(is_object) {
         return None;
@@ -94,7 +94,7 @@ pub(crate) fn flatten_winlogbeat_lazy(line: &str) -> Option<Fields> {
     if !((has("log_name") || has("channel")) && has("event_id")) {
         return None;
     }
-    let mut out = LazyBuilder::new(line);
+    let mut out = LazyBuilder::new(line.raw);
     for (from, to) in WINLOGBEAT_FIELDS {
         if let Some(v) = member(winlog, from) {
             if !out.contains(to) {
@@ -200,10 +200,10 @@ pub(crate) fn flatten(mut obj: Map<String, Value>) -> Result<Map<String, Value>,
 /// (`UserData`, `Data` elements, `EventData` that is not an object, a
 /// data field named twice) or that the lazy form cannot hold: [`flatten`]
 /// reads those from a tree.
-pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
-    let top = line_object(line)?;
+pub(crate) fn flatten_lazy(line: json::Validated<'_>) -> Option<Fields> {
+    let top = once_each(line.members)?;
     let event = object(member(&top, "Event")?)?;
-    let mut out = LazyBuilder::new(line);
+    let mut out = LazyBuilder::new(line.raw);
     for (name, value) in object(member(&event, "System")?)? {
         if value == "null" {
             continue;
@@ -275,20 +275,15 @@ pub(crate) fn flatten_lazy(line: &str) -> Option<Fields> {
     Some(out.finish())
 }
 
-/// A line's members, validated, when it is an object with no key twice
-/// (a tree keeps the last of two; the lazy flattening leaves such objects
-/// to it).
-fn line_object(line: &str) -> Option<json::FoundMembers<'_>> {
-    once_each(json::members(line, &[]).ok()?)
-}
-
-/// The members of an object in a line [`line_object`] validated: split
-/// without validating the text a second time (see
+/// The members of an object in a line [`json::validated`] validated:
+/// split without validating the text a second time (see
 /// [`json::members_of_validated`]), with no key twice.
 fn object(text: &str) -> Option<json::FoundMembers<'_>> {
     once_each(json::members_of_validated(text)?)
 }
 
+/// The members when no key is there twice (a tree keeps the last of two;
+/// the lazy flattening leaves such objects to it).
 fn once_each(members: json::FoundMembers<'_>) -> Option<json::FoundMembers<'_>> {
     let twice = members
         .iter()
@@ -423,6 +418,16 @@ fn text_of(v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`flatten_lazy`] of a line, validated as the parser validates it.
+    fn evtx_lazy(line: &str) -> Option<Fields> {
+        flatten_lazy(json::validated(line)?)
+    }
+
+    /// [`flatten_winlogbeat_lazy`] of a line, validated as the parser validates it.
+    fn winlogbeat_lazy(line: &str) -> Option<Fields> {
+        flatten_winlogbeat_lazy(json::validated(line)?)
+    }
     use serde_json::json;
 
     /// The tree flattening of `v`; the lazy one must give the same fields
@@ -430,7 +435,7 @@ mod tests {
     fn flat(v: Value) -> Value {
         let tree = flatten(v.as_object().unwrap().clone()).unwrap();
         let line = v.to_string();
-        if let Some(lazy) = flatten_lazy(&line) {
+        if let Some(lazy) = evtx_lazy(&line) {
             assert_eq!(lazy, Fields::from(tree.clone()), "{line}");
         }
         Value::Object(tree)
@@ -438,7 +443,7 @@ mod tests {
 
     fn lazy_is_tree(line: &str) -> bool {
         let tree = flatten(crate::event::json::parse_object(line).unwrap()).unwrap();
-        match flatten_lazy(line) {
+        match evtx_lazy(line) {
             Some(lazy) => {
                 assert_eq!(lazy, Fields::from(tree), "{line}");
                 true
@@ -474,7 +479,7 @@ mod tests {
             "[".repeat(200),
             "]".repeat(200)
         );
-        assert!(flatten_lazy(&deep).is_none(), "a tree parse refuses it");
+        assert!(evtx_lazy(&deep).is_none(), "a tree parse refuses it");
     }
 
     use proptest::prelude::*;
@@ -533,11 +538,11 @@ mod tests {
             let line = event.to_string();
             let object = event.as_object().unwrap().clone();
             if is_evtx_shape(&object) {
-                if let Some(lazy) = flatten_lazy(&line) {
+                if let Some(lazy) = evtx_lazy(&line) {
                     prop_assert_eq!(lazy, Fields::from(flatten(object).unwrap()));
                 }
             } else if is_winlogbeat_shape(&object) {
-                if let Some(lazy) = flatten_winlogbeat_lazy(&line) {
+                if let Some(lazy) = winlogbeat_lazy(&line) {
                     prop_assert_eq!(lazy, Fields::from(flatten_winlogbeat(object)));
                 }
             }
@@ -563,7 +568,7 @@ mod tests {
                 continue;
             }
             winlogbeat += 1;
-            let lazy = flatten_winlogbeat_lazy(&line).expect("the lazy form");
+            let lazy = winlogbeat_lazy(&line).expect("the lazy form");
             assert_eq!(lazy, Fields::from(flatten_winlogbeat(object)), "{line}");
         }
         assert!(
@@ -660,7 +665,7 @@ mod tests {
         let fields = event.as_object().expect("an object");
         assert!(is_winlogbeat_shape(fields), "{event}");
         let tree = flatten_winlogbeat(fields.clone());
-        let lazy = flatten_winlogbeat_lazy(&event.to_string()).expect("the lazy form");
+        let lazy = winlogbeat_lazy(&event.to_string()).expect("the lazy form");
         assert_eq!(lazy, Fields::from(tree.clone()), "{event}");
         Value::Object(tree)
     }
@@ -672,7 +677,7 @@ mod tests {
             r#"{"winlog": {"channel": "Security", "event_id": 4624, "api": {"x": [1]}, "event_data": null, "user_data": {"U": "u"}}, "event_data": {"ignored": 1}, "message": "m"}"#,
         ] {
             let tree = flatten_winlogbeat(crate::event::json::parse_object(line).unwrap());
-            let lazy = flatten_winlogbeat_lazy(line).expect("the lazy form");
+            let lazy = winlogbeat_lazy(line).expect("the lazy form");
             assert_eq!(lazy, Fields::from(tree), "{line}");
         }
         for line in [
@@ -681,17 +686,14 @@ mod tests {
             r#"{"log_name": "Security", "event_id": 1, "event_id": 2}"#,
             r#"{"log_name": "Security"}"#,
         ] {
-            assert!(flatten_winlogbeat_lazy(line).is_none(), "{line}");
+            assert!(winlogbeat_lazy(line).is_none(), "{line}");
         }
         let deep = format!(
             r#"{{"winlog": {{"channel": "S", "event_id": 1, "process": {}1{}}}}}"#,
             "[".repeat(200),
             "]".repeat(200)
         );
-        assert!(
-            flatten_winlogbeat_lazy(&deep).is_none(),
-            "a tree parse refuses it"
-        );
+        assert!(winlogbeat_lazy(&deep).is_none(), "a tree parse refuses it");
     }
 
     #[test]

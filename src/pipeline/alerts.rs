@@ -63,7 +63,11 @@ impl RuleRefs {
 /// its fields (with the raw line, for text formats).
 pub(crate) fn evidence_of(event: &Event, line: &str) -> Evidence {
     let as_arrived = match &event.original {
-        Original::SameAsFields => Evidence::from_json_text(line),
+        // The lazy form's text was validated when the line was read.
+        Original::SameAsFields | Original::InFields => match event.fields.json_raw() {
+            Some(raw) => Some(Evidence::from_raw(raw.clone())),
+            None => Evidence::from_json_text(line),
+        },
         Original::JsonText(text) => Evidence::from_json_text(text),
         Original::Text(_) => None,
     };
