@@ -96,7 +96,7 @@ pub(crate) fn members_of_validated(text: &str) -> Option<FoundMembers<'_>> {
     let mut at = skip_whitespace(bytes, 0);
     (bytes.get(at) == Some(&b'{')).then_some(())?;
     at = skip_whitespace(bytes, at + 1);
-    let mut found = Vec::new();
+    let mut found = Vec::with_capacity(16);
     if bytes.get(at) == Some(&b'}') {
         return Some(found);
     }
@@ -197,7 +197,7 @@ impl<'a> LazyBuilder<'a> {
             raw,
             line,
             has_unicode_escapes: line.contains("\\u"),
-            members: Vec::new(),
+            members: Vec::with_capacity(32),
         }
     }
 
