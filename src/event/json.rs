@@ -70,8 +70,8 @@ pub(crate) fn index_object(line: &str) -> Indexed<'_> {
         return Indexed::Reshape(line);
     }
     let mut fields = LazyBuilder::new(line.raw);
-    for (key, raw) in line.members {
-        if fields.push(key, raw, None).is_none() {
+    for (key, value) in line.members {
+        if fields.push(key, value.text, None).is_none() {
             return Indexed::Tree;
         }
     }
@@ -79,13 +79,32 @@ pub(crate) fn index_object(line: &str) -> Indexed<'_> {
 }
 
 /// An object's members: keys (borrowed from the text unless escaped) and
-/// value texts.
-pub(crate) type FoundMembers<'a> = Vec<(Cow<'a, str>, &'a str)>;
+/// values.
+pub(crate) type FoundMembers<'a> = Vec<(Cow<'a, str>, Found<'a>)>;
 
-/// The members of an object whose text serde_json has validated already,
-/// as a line or part of one ([`validated`]): split, not validated again. A
-/// Windows event's `EventData` sits three objects deep; validating each
-/// object again on the way down made a Windows line cost twice a flat one.
+/// A member's value: its text and, for an object the split descended into
+/// (a Windows event's parts, see [`DESCENDED_KEYS`]), its members.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Found<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) members: Option<FoundMembers<'a>>,
+}
+
+/// Top-level keys whose objects are split on the way, with the objects in
+/// them down to [`DESCENT_DEPTH`]: a Windows event's `Event.System` and
+/// `Event.EventData` (evtx_dump) or `winlog.event_data` (Winlogbeat) and
+/// the elements in them. Splitting them in the same pass, rather than
+/// each again on the way down, reads every byte once.
+const DESCENDED_KEYS: &[&str] = &["Event", "winlog", "event_data", "user_data"];
+
+/// The deepest object that is split (the line's object is at 0):
+/// `Event.System.Provider.#attributes` is at 4.
+const DESCENT_DEPTH: usize = 4;
+
+/// The members of an object whose text serde_json has validated already
+/// ([`validated`]): split, not validated again. A Windows event's
+/// `EventData` sits three objects deep; validating each object again on
+/// the way down made a Windows line cost twice a flat one.
 ///
 /// The text is trusted to be valid JSON, but nothing here can panic or run
 /// away on text that is not: what does not look as expected is None (the
@@ -93,12 +112,18 @@ pub(crate) type FoundMembers<'a> = Vec<(Cow<'a, str>, &'a str)>;
 /// [`MAX_LAZY_MEMBERS`] members.
 pub(crate) fn members_of_validated(text: &str) -> Option<FoundMembers<'_>> {
     let bytes = text.as_bytes();
-    let mut at = skip_whitespace(bytes, 0);
+    let (found, end) = split_object(text, skip_whitespace(bytes, 0), 0)?;
+    (skip_whitespace(bytes, end) == bytes.len()).then_some(found)
+}
+
+/// The members of the object at `at`, `depth` objects deep, and where it ends.
+fn split_object(text: &str, mut at: usize, depth: usize) -> Option<(FoundMembers<'_>, usize)> {
+    let bytes = text.as_bytes();
     (bytes.get(at) == Some(&b'{')).then_some(())?;
     at = skip_whitespace(bytes, at + 1);
     let mut found = Vec::with_capacity(16);
     if bytes.get(at) == Some(&b'}') {
-        return Some(found);
+        return Some((found, at + 1));
     }
     loop {
         let key_end = string_end(bytes, at)?;
@@ -110,15 +135,27 @@ pub(crate) fn members_of_validated(text: &str) -> Option<FoundMembers<'_>> {
         at = skip_whitespace(bytes, key_end);
         (bytes.get(at) == Some(&b':')).then_some(())?;
         at = skip_whitespace(bytes, at + 1);
-        let value_end = value_end(bytes, at)?;
+        let descend = bytes.get(at) == Some(&b'{')
+            && match depth {
+                0 => DESCENDED_KEYS.contains(&key.as_ref()),
+                _ => depth < DESCENT_DEPTH,
+            };
+        let (members, value_end) = match descend {
+            true => {
+                let (members, end) = split_object(text, at, depth + 1)?;
+                (Some(members), end)
+            }
+            false => (None, value_end(bytes, at)?),
+        };
         if found.len() == MAX_LAZY_MEMBERS {
             return None;
         }
-        found.push((key, text.get(at..value_end)?));
+        let text = text.get(at..value_end)?;
+        found.push((key, Found { text, members }));
         at = skip_whitespace(bytes, value_end);
         match bytes.get(at) {
             Some(b',') => at = skip_whitespace(bytes, at + 1),
-            Some(b'}') => return Some(found),
+            Some(b'}') => return Some((found, at + 1)),
             _ => return None,
         }
     }
@@ -503,24 +540,15 @@ mod tests {
                 false => serde_json::to_string(&object).unwrap(),
             };
             let split = members_of_validated(&text).expect("an object");
-            for (_, raw) in &split {
-                prop_assert_eq!(raw.trim(), *raw);
-                prop_assert!(serde_json::from_str::<Value>(raw).is_ok(), "{}", raw);
-            }
-            let read: Vec<(String, Value)> = split
-                .iter()
-                .map(|(k, raw)| (k.to_string(), serde_json::from_str(raw).unwrap_or_default()))
-                .collect();
             // What a tree parse of the same text reads (floats are read
             // back inexactly, alike).
             let tree: Value = serde_json::from_str(&text).unwrap_or_default();
-            let expected: Vec<(String, Value)> = tree
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            prop_assert_eq!(read, expected);
+            assert_split_reads_as_tree(&split, &tree, 0);
+            // The same object where the split descends into it.
+            let windows = format!(r#"{{"Event": {{"System": {text}}}, "other": {text}}}"#);
+            let split = members_of_validated(&windows).expect("an object");
+            let tree: Value = serde_json::from_str(&windows).unwrap_or_default();
+            assert_split_reads_as_tree(&split, &tree, 0);
         }
 
         #[test]
@@ -529,16 +557,43 @@ mod tests {
         }
     }
 
+    /// Each member of `split` reads as the tree's member of the same
+    /// name, in the same order, its text trimmed; the objects the split
+    /// descended into, at the depths it descends to, likewise.
+    fn assert_split_reads_as_tree(split: &FoundMembers<'_>, tree: &Value, depth: usize) {
+        let members: Vec<(&String, &Value)> = tree.as_object().into_iter().flatten().collect();
+        assert_eq!(split.len(), members.len());
+        for ((key, found), (tree_key, tree_value)) in split.iter().zip(members) {
+            assert_eq!(key, tree_key);
+            assert_eq!(found.text.trim(), found.text);
+            let read: Value = serde_json::from_str(found.text).expect("a value's text");
+            assert_eq!(&read, tree_value);
+            let descends = tree_value.is_object()
+                && match depth {
+                    0 => DESCENDED_KEYS.contains(&key.as_ref()),
+                    _ => depth < DESCENT_DEPTH,
+                };
+            match &found.members {
+                Some(inner) => {
+                    assert!(descends, "{key} at {depth}");
+                    assert_split_reads_as_tree(inner, tree_value, depth + 1);
+                }
+                None => assert!(!descends, "{key} at {depth}"),
+            }
+        }
+    }
+
     #[test]
     fn splitting_reads_keys_with_escapes_and_leaves_broken_text() {
         let text = " { \"a\\\"b\" : [1, {\"x\": \"]}\"}] ,\"c\":-1.5e3 , \"d\":{}}\n";
         let split = members_of_validated(text).expect("an object");
+        let texts: Vec<(&str, &str)> = split.iter().map(|(k, v)| (k.as_ref(), v.text)).collect();
         assert_eq!(
-            split,
+            texts,
             [
-                (Cow::Borrowed("a\"b"), r#"[1, {"x": "]}"}]"#),
-                (Cow::Borrowed("c"), "-1.5e3"),
-                (Cow::Borrowed("d"), "{}"),
+                ("a\"b", r#"[1, {"x": "]}"}]"#),
+                ("c", "-1.5e3"),
+                ("d", "{}")
             ]
         );
         for broken in [
@@ -561,5 +616,29 @@ mod tests {
                 .join(",")
         );
         assert_eq!(members_of_validated(&wide), None);
+    }
+
+    #[test]
+    fn a_windows_events_parts_are_split_in_the_same_pass_down_to_the_descent_depth() {
+        let text = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"x","Deep":{"a":1}}}}},"other":{"b":{"c":2}}}"##;
+        let split = members_of_validated(text).expect("an object");
+        let tree: Value = serde_json::from_str(text).expect("JSON");
+        assert_split_reads_as_tree(&split, &tree, 0);
+        let attributes = split[0].1.members.as_ref().unwrap()[0]
+            .1
+            .members
+            .as_ref()
+            .unwrap()[0]
+            .1
+            .members
+            .as_ref()
+            .unwrap()[0]
+            .1
+            .members
+            .as_ref()
+            .expect("#attributes is split");
+        assert_eq!(attributes[1].1.text, r#"{"a":1}"#);
+        assert!(attributes[1].1.members.is_none(), "below the descent depth");
+        assert!(split[1].1.members.is_none(), "not a Windows part");
     }
 }

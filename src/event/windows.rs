@@ -7,7 +7,7 @@
 //! specification names Windows fields.
 
 use super::fields::Fields;
-use super::json::{self, LazyBuilder};
+use super::json::{self, Found, FoundMembers, LazyBuilder};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -80,16 +80,16 @@ pub(crate) fn flatten_winlogbeat(mut obj: Map<String, Value>) -> Map<String, Val
 /// evtx_dump: None when the line is not a Winlogbeat event (or is an
 /// evtx_dump one), or has a part the lazy form cannot hold.
 pub(crate) fn flatten_winlogbeat_lazy(line: json::Validated<'_>) -> Option<Fields> {
-    let top = once_each(line.members)?;
-    let is_object = |v: &str| v.starts_with('{');
-    if member(&top, "Event").is_some_and(is_object) {
+    let top = once_each(&line.members)?;
+    let is_object = |v: &Found<'_>| v.text.starts_with('{');
+    if member(top, "Event").is_some_and(is_object) {
         return None;
     }
-    let nested = match member(&top, "winlog").filter(|w| is_object(w)) {
+    let nested = match member(top, "winlog").filter(|w| is_object(w)) {
         Some(winlog) => Some(object(winlog)?),
         None => None,
     };
-    let winlog = nested.as_ref().unwrap_or(&top);
+    let winlog = nested.unwrap_or(top);
     let has = |k: &str| member(winlog, k).is_some();
     if !((has("log_name") || has("channel")) && has("event_id")) {
         return None;
@@ -98,7 +98,7 @@ pub(crate) fn flatten_winlogbeat_lazy(line: json::Validated<'_>) -> Option<Field
     for (from, to) in WINLOGBEAT_FIELDS {
         if let Some(v) = member(winlog, from) {
             if !out.contains(to) {
-                out.push_sigma(to, v, event_id_number(to, v))?;
+                out.push_sigma(to, v.text, event_id_number(to, v.text))?;
             }
         }
     }
@@ -107,14 +107,14 @@ pub(crate) fn flatten_winlogbeat_lazy(line: json::Validated<'_>) -> Option<Field
             continue;
         };
         for (key, value) in object(data)? {
-            match out.contains(&key) {
-                true => json::is_shallow(value).then_some(())?,
-                false => out.push(key, value, None)?,
+            match out.contains(key) {
+                true => json::is_shallow(value.text).then_some(())?,
+                false => out.push(key.clone(), value.text, None)?,
             }
         }
     }
-    if let Some(winlog) = &nested {
-        let read = |k: &str, v: &str| {
+    if let Some(winlog) = nested {
+        let read = |k: &str, v: &Found<'_>| {
             WINLOGBEAT_FIELDS.iter().any(|(from, _)| *from == k)
                 || ((k == "event_data" || k == "user_data") && is_object(v))
         };
@@ -122,12 +122,12 @@ pub(crate) fn flatten_winlogbeat_lazy(line: json::Validated<'_>) -> Option<Field
     }
     for (key, value) in top {
         let data = key == "event_data" || key == "user_data";
-        match key == "winlog" || data || out.contains(&key) {
+        match key == "winlog" || data || out.contains(key) {
             true => {
                 let descended = (data && nested.is_none()) || key == "winlog";
-                (descended && is_object(value) || json::is_shallow(value)).then_some(())?
+                (descended && is_object(value) || json::is_shallow(value.text)).then_some(())?
             }
-            false => out.push(key, value, None)?,
+            false => out.push(key.clone(), value.text, None)?,
         }
     }
     Some(out.finish())
@@ -201,36 +201,36 @@ pub(crate) fn flatten(mut obj: Map<String, Value>) -> Result<Map<String, Value>,
 /// data field named twice) or that the lazy form cannot hold: [`flatten`]
 /// reads those from a tree.
 pub(crate) fn flatten_lazy(line: json::Validated<'_>) -> Option<Fields> {
-    let top = once_each(line.members)?;
-    let event = object(member(&top, "Event")?)?;
+    let top = once_each(&line.members)?;
+    let event = object(member(top, "Event")?)?;
     let mut out = LazyBuilder::new(line.raw);
-    for (name, value) in object(member(&event, "System")?)? {
-        if value == "null" {
+    for (name, value) in object(member(event, "System")?)? {
+        if value.text == "null" {
             continue;
         }
-        if !value.starts_with('{') {
-            let number = event_id_number(&name, value);
-            out.push(name, value, number)?;
+        if !value.text.starts_with('{') {
+            let number = event_id_number(name, value.text);
+            out.push(name.clone(), value.text, number)?;
             continue;
         }
         let inner = object(value)?;
-        if let Some(text) = member(&inner, "#text") {
-            out.push(name.clone(), text, event_id_number(&name, text))?;
+        if let Some(text) = member(inner, "#text") {
+            out.push(name.clone(), text.text, event_id_number(name, text.text))?;
         }
-        let attributes = member(&inner, "#attributes").filter(|a| a.starts_with('{'));
+        let attributes = member(inner, "#attributes").filter(|a| a.text.starts_with('{'));
         if let Some(attributes) = attributes {
             for (attribute, v) in object(attributes)? {
-                out.push(Cow::Owned(format!("{name}_{attribute}")), v, None)?;
+                out.push(Cow::Owned(format!("{name}_{attribute}")), v.text, None)?;
             }
         }
-        unread_are_shallow(&inner, |k, _| k == "#text")?;
+        unread_are_shallow(inner, |k, _| k == "#text")?;
     }
-    if member(&event, "UserData").is_some_and(|d| d != "null") {
+    if member(event, "UserData").is_some_and(|d| d.text != "null") {
         return None;
     }
-    if let Some(data) = member(&event, "EventData").filter(|d| *d != "null") {
+    if let Some(data) = member(event, "EventData").filter(|d| d.text != "null") {
         let data = object(data)?;
-        for (key, value) in &data {
+        for (key, value) in data {
             if key == "Data" {
                 return None;
             }
@@ -245,14 +245,14 @@ pub(crate) fn flatten_lazy(line: json::Validated<'_>) -> Option<Fields> {
             if name != *key && data.iter().any(|(k, _)| *k == name) {
                 return None;
             }
-            let text = match value.starts_with('{') {
+            let text = match value.text.starts_with('{') {
                 true => {
                     let inner = object(value)?;
-                    let text = member(&inner, "#text");
-                    unread_are_shallow(&inner, |k, _| text.is_some() && k == "#text")?;
-                    text.unwrap_or(value)
+                    let text = member(inner, "#text");
+                    unread_are_shallow(inner, |k, _| text.is_some() && k == "#text")?;
+                    text.unwrap_or(value).text
                 }
-                false => value,
+                false => value.text,
             };
             // Data fields must not replace System ones (see `flatten`).
             match out.contains(&name) {
@@ -260,31 +260,31 @@ pub(crate) fn flatten_lazy(line: json::Validated<'_>) -> Option<Fields> {
                 false => out.push(name, text, None)?,
             }
         }
-        unread_are_shallow(&data, |k, _| k != "#attributes")?;
+        unread_are_shallow(data, |k, _| k != "#attributes")?;
     }
-    unread_are_shallow(&event, |k, _| k == "System" || k == "EventData")?;
+    unread_are_shallow(event, |k, _| k == "System" || k == "EventData")?;
     for (key, value) in top {
         if key == "Event" {
             continue;
         }
-        match out.contains(&key) {
-            true => json::is_shallow(value).then_some(())?,
-            false => out.push(key, value, None)?,
+        match out.contains(key) {
+            true => json::is_shallow(value.text).then_some(())?,
+            false => out.push(key.clone(), value.text, None)?,
         }
     }
     Some(out.finish())
 }
 
-/// The members of an object in a line [`json::validated`] validated:
-/// split without validating the text a second time (see
-/// [`json::members_of_validated`]), with no key twice.
-fn object(text: &str) -> Option<json::FoundMembers<'_>> {
-    once_each(json::members_of_validated(text)?)
+/// The members of an object the split of a validated line descended into
+/// ([`json::members_of_validated`]), when no key is there twice; None for
+/// any other value.
+fn object<'b, 'a>(value: &'b Found<'a>) -> Option<&'b FoundMembers<'a>> {
+    once_each(value.members.as_ref()?)
 }
 
 /// The members when no key is there twice (a tree keeps the last of two;
 /// the lazy flattening leaves such objects to it).
-fn once_each(members: json::FoundMembers<'_>) -> Option<json::FoundMembers<'_>> {
+fn once_each<'b, 'a>(members: &'b FoundMembers<'a>) -> Option<&'b FoundMembers<'a>> {
     let twice = members
         .iter()
         .enumerate()
@@ -293,19 +293,19 @@ fn once_each(members: json::FoundMembers<'_>) -> Option<json::FoundMembers<'_>> 
 }
 
 /// The value of member `key`.
-fn member<'a>(members: &json::FoundMembers<'a>, key: &str) -> Option<&'a str> {
-    members.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+fn member<'b, 'a>(members: &'b FoundMembers<'a>, key: &str) -> Option<&'b Found<'a>> {
+    members.iter().find(|(k, _)| k == key).map(|(_, v)| v)
 }
 
 /// Some when every member `read` does not take is shallow (see
 /// [`json::is_shallow`]): a tree parse would refuse the line for a deep one.
 fn unread_are_shallow(
-    members: &json::FoundMembers<'_>,
-    read: impl Fn(&str, &str) -> bool,
+    members: &FoundMembers<'_>,
+    read: impl Fn(&str, &Found<'_>) -> bool,
 ) -> Option<()> {
     members
         .iter()
-        .all(|(k, v)| read(k, v) || json::is_shallow(v))
+        .all(|(k, v)| read(k, v) || json::is_shallow(v.text))
         .then_some(())
 }
 
