@@ -10,7 +10,7 @@
 #   cargo install rsigma --version 0.23.0 --locked --features daachorse-index
 # TOCSIN_COMPARE_DIR keeps the generated data between runs (default: a
 # temporary folder, removed at exit). TOCSIN_COMPARE_SHAPES picks shapes
-# (default: "mordor regression zeek syslog web").
+# (default: "mordor regression evtx zeek syslog web").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-3}"
@@ -38,6 +38,8 @@ repeat() { # repeat N FILE... : the files' lines, N times over
 }
 [[ -s "$data/mordor.jsonl" ]] || zcat "$shared/datasets/mordor_windows.jsonl.gz" > "$data/mordor.jsonl"
 [[ -s "$data/regression.jsonl" ]] || repeat 100 "$shared/sigma/regression_events.flat.jsonl" > "$data/regression.jsonl"
+# The same events as evtx_dump writes them (nested `Event.System`/`Event.EventData`).
+[[ -s "$data/evtx.jsonl" ]] || repeat 100 "$shared/sigma/regression_events.jsonl" > "$data/evtx.jsonl"
 [[ -s "$data/zeek.jsonl" ]] || for _ in 1 2 3 4 5; do zcat "$shared/datasets/zeek_apt29.jsonl.gz"; done > "$data/zeek.jsonl"
 [[ -s "$data/syslog.log" ]] || repeat 25 "$shared/datasets/raw/linux_syslog.log" "$shared/datasets/raw/openssh.log" > "$data/syslog.log"
 [[ -s "$data/web.log" ]] || for _ in 1 2; do zcat "$shared/datasets/raw/apache_access_honeynet.log.gz"; done > "$data/web.log"
@@ -63,7 +65,7 @@ measure() {
 
 shape_args() { # the input format and rsigma's best mode for each shape
     case "$1" in
-        one|mordor|regression) echo "json|-p sysmon --logsource-routing --event-logsource product=windows" ;;
+        one|mordor|regression|evtx) echo "json|-p sysmon --logsource-routing --event-logsource product=windows" ;;
         zeek) echo "json|--logsource-routing --event-logsource product=zeek" ;;
         syslog) echo "syslog|--input-format syslog --logsource-routing --event-logsource product=linux" ;;
         web) echo "access-log|--input-format plain" ;;
@@ -76,7 +78,7 @@ echo "Median of $runs runs; wall time and peak RSS from /usr/bin/time; alerts = 
 echo
 echo "| data | events | tocsin, 1 worker | tocsin, 2 workers | rsigma 0.23 | rsigma / tocsin (1 worker) |"
 echo "|---|---:|---|---|---|---:|"
-for shape in one ${TOCSIN_COMPARE_SHAPES:-mordor regression zeek syslog web}; do
+for shape in one ${TOCSIN_COMPARE_SHAPES:-mordor regression evtx zeek syslog web}; do
     IFS='|' read -r format rsigma_mode <<< "$(shape_args "$shape")"
     file="$(file_of "$shape")"
     events=$(wc -l < "$file")
@@ -91,8 +93,8 @@ echo
 echo "JSON parse floors (one thread, lines in memory, median of 5):"
 echo
 json_files=()
-for shape in ${TOCSIN_COMPARE_SHAPES:-mordor regression zeek syslog web}; do
-    case "$shape" in mordor|regression|zeek) json_files+=("$(file_of "$shape")") ;; esac
+for shape in ${TOCSIN_COMPARE_SHAPES:-mordor regression evtx zeek syslog web}; do
+    case "$shape" in mordor|regression|evtx|zeek) json_files+=("$(file_of "$shape")") ;; esac
 done
 if (( ${#json_files[@]} > 0 )); then
     cargo bench --quiet --bench parse_floor -- "${json_files[@]}" 2>/dev/null | grep '^|'
