@@ -73,7 +73,7 @@ shape_args() { # the input format and rsigma's best mode for each shape
 }
 file_of() { case "$1" in syslog) echo "$data/syslog.log" ;; web) echo "$data/web.log" ;; *) echo "$data/$1.jsonl" ;; esac; }
 
-echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(rustc --version); rsigma $(rsigma --version 2>/dev/null | awk '{print $2}')"
+echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(rustc --version); rsigma $(rsigma --version 2>/dev/null | head -1 | awk '{print $2}')"
 echo "Median of $runs runs; wall time and peak RSS from /usr/bin/time; alerts = output lines."
 echo
 echo "| data | events | tocsin, 1 worker | tocsin, 2 workers | rsigma 0.23 | rsigma / tocsin (1 worker) |"
