@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Most members an object keeps in the lazy form; a wider one is a tree.
 pub(crate) const MAX_LAZY_MEMBERS: usize = 64;
@@ -45,8 +45,10 @@ enum Repr {
 #[derive(Clone)]
 struct LazyObject {
     /// Validated once, when the line was read: alerts carry it as their
-    /// evidence as it is, shared, without validating it again.
-    text: Arc<RawValue>,
+    /// evidence as it is, without validating it again. A `Box`, not an
+    /// `Arc`: most events raise no alert, and making the shared copy only
+    /// for those that do saves a copy of every line.
+    text: Box<RawValue>,
     members: Vec<Member>,
 }
 
@@ -88,7 +90,7 @@ impl Fields {
     /// validated and found (positions are into `text`).
     pub(crate) fn lazy(text: &RawValue, members: Vec<Member>) -> Fields {
         Fields(Repr::Lazy(LazyObject {
-            text: Arc::from(text.to_owned()),
+            text: text.to_owned(),
             members,
         }))
     }
@@ -193,8 +195,8 @@ impl Fields {
         self.json_raw().map(|raw| raw.get())
     }
 
-    /// [`Fields::json_text`], validated, to share.
-    pub fn json_raw(&self) -> Option<&Arc<RawValue>> {
+    /// [`Fields::json_text`], validated.
+    pub(crate) fn json_raw(&self) -> Option<&RawValue> {
         match &self.0 {
             Repr::Tree(_) => None,
             Repr::Lazy(object) => Some(&object.text),

@@ -63,9 +63,10 @@ impl RuleRefs {
 /// its fields (with the raw line, for text formats).
 pub(crate) fn evidence_of(event: &Event, line: &str) -> Evidence {
     let as_arrived = match &event.original {
-        // The lazy form's text was validated when the line was read.
+        // The lazy form's text was validated when the line was read; its
+        // alerts share one copy of it.
         Original::SameAsFields | Original::InFields => match event.fields.json_raw() {
-            Some(raw) => Some(Evidence::from_raw(raw.clone())),
+            Some(raw) => Some(Evidence::from_raw(Arc::from(raw.to_owned()))),
             None => Evidence::from_json_text(line),
         },
         Original::JsonText(text) => Evidence::from_json_text(text),
