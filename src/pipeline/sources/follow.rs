@@ -467,7 +467,7 @@ impl Follower {
             t.position.offset = before.saturating_add(consumed);
             t.position.line = t.position.line.saturating_add(1);
             lines += 1;
-            let payload = std::mem::replace(buf, Vec::with_capacity(256));
+            let payload = super::take_line(buf);
             let mut record = Record::line(source, payload, &t.shown, t.position.line);
             record.fault = fault;
             record.mark = checkpoint.then(|| FileMark {

@@ -88,6 +88,13 @@ pub type Batch = Vec<Record>;
 /// Most records in one batch.
 pub const BATCH_SIZE: usize = 256;
 
+/// Payload bytes at which a batch is sent before it is full. The queue
+/// between the readers and the workers is counted in batches, so this is
+/// what bounds the memory its records hold whatever the lines' size: 256
+/// Windows events of 10-40 KB (seen in Mordor) would otherwise hold megabytes
+/// per batch, tens of megabytes in the queue.
+pub(crate) const BATCH_BYTES: usize = 1 << 19;
+
 /// What a source sends down the pipeline.
 #[derive(Debug)]
 pub enum Feed {
@@ -191,6 +198,8 @@ pub(crate) struct Batcher {
     source: usize,
     tx: mpsc::Sender<Feed>,
     batch: Batch,
+    /// Payload bytes in `batch`.
+    bytes: usize,
 }
 
 impl Batcher {
@@ -199,14 +208,17 @@ impl Batcher {
             source,
             tx,
             batch: Vec::with_capacity(BATCH_SIZE),
+            bytes: 0,
         }
     }
 
-    /// Queues a record; sends the batch when it is full or `flush` says so.
-    /// False once the pipeline has stopped taking records.
+    /// Queues a record; sends the batch when it is full (in records or in
+    /// bytes) or `flush` says so. False once the pipeline has stopped
+    /// taking records.
     fn push(&mut self, record: Record, flush: bool) -> bool {
+        self.bytes = self.bytes.saturating_add(record.payload.len());
         self.batch.push(record);
-        if self.batch.len() < BATCH_SIZE && !flush {
+        if self.batch.len() < BATCH_SIZE && self.bytes < BATCH_BYTES && !flush {
             return true;
         }
         self.send()
@@ -217,6 +229,7 @@ impl Batcher {
             return true;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
+        self.bytes = 0;
         self.tx.blocking_send(Feed::Records(batch)).is_ok()
     }
 }
@@ -229,6 +242,22 @@ pub(crate) enum StreamEnd {
     Stopped,
     /// A read failed; the lines before it were sent.
     Failed(std::io::Error),
+}
+
+/// Bytes a line buffer keeps between lines: a rare long line does not hold
+/// its room for good.
+const KEPT_LINE_CAPACITY: usize = 1 << 16;
+
+/// The line read into `buf`, in a vector of exactly its size; `buf` is
+/// emptied for the next line and keeps its room. Growing a fresh vector
+/// per line instead reallocates it several times for a typical event
+/// (256 bytes, doubled up to a few KiB) and leaves up to half of it
+/// unused while the record waits in the queue.
+pub(crate) fn take_line(buf: &mut Vec<u8>) -> Vec<u8> {
+    let line = buf.as_slice().to_vec();
+    buf.clear();
+    buf.shrink_to(KEPT_LINE_CAPACITY);
+    line
 }
 
 /// Reads `reader` line by line into `out`, each line at most `max` bytes
@@ -271,7 +300,7 @@ pub(crate) fn read_stream<R: Read>(
             return StreamEnd::Failed(e);
         }
         line_no += 1;
-        let payload = std::mem::replace(&mut buf, Vec::with_capacity(256));
+        let payload = take_line(&mut buf);
         let mut record = Record::line(out.source, payload, name, line_no);
         record.fault = fault;
         let idle = flush_when_idle && reader.buffer().is_empty();
@@ -293,6 +322,37 @@ mod tests {
             out.extend(batch);
         }
         out
+    }
+
+    #[test]
+    fn a_batch_is_sent_when_its_records_reach_the_byte_bound() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let mut out = Batcher::new(0, tx);
+        let line = vec![b'x'; BATCH_BYTES / 4];
+        for n in 1..=10 {
+            assert!(out.push(Record::line(0, line.clone(), "big", n), false));
+        }
+        out.send();
+        let mut sizes = Vec::new();
+        while let Ok(Feed::Records(batch)) = rx.try_recv() {
+            sizes.push(batch.len());
+        }
+        assert_eq!(sizes, [4, 4, 2], "sent as soon as it holds BATCH_BYTES");
+    }
+
+    #[test]
+    fn a_taken_line_is_exactly_its_size_and_the_buffer_keeps_bounded_room() {
+        let mut buf = Vec::with_capacity(16);
+        buf.extend_from_slice(&[b'x'; 3000]);
+        let line = take_line(&mut buf);
+        assert_eq!((line.len(), line.capacity()), (3000, 3000));
+        assert!(buf.is_empty() && buf.capacity() >= 3000, "room kept");
+        buf.extend(std::iter::repeat_n(b'y', 4 * KEPT_LINE_CAPACITY));
+        assert_eq!(take_line(&mut buf).len(), 4 * KEPT_LINE_CAPACITY);
+        assert!(
+            buf.capacity() <= KEPT_LINE_CAPACITY,
+            "a long line's room is let go"
+        );
     }
 
     #[test]
