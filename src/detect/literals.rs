@@ -24,15 +24,23 @@ const SHORT_TEXT: usize = 32;
 /// How an unanchored automaton trades memory for speed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Speed {
-    /// A DFA when its patterns add up to at most 60,000 bytes: for scans
-    /// of every event.
+    /// A DFA when its patterns add up to at most [`DFA_MAX_PATTERN_BYTES`]:
+    /// for scans of every event.
     Scan,
     /// Always the compact NFA: for checks of the few events that get there.
     Compact,
 }
 
 /// Automata whose patterns add up to at most this many bytes are built as DFAs.
-const DFA_MAX_PATTERN_BYTES: usize = 60000;
+///
+/// A DFA costs about 370 bytes per pattern byte (a full row of transitions
+/// per trie node). Past a few thousand pattern bytes it no longer fits the
+/// cache, and its walk misses as often as the NFA's does: on Mordor the two
+/// largest (16 KB and 10 KB of patterns, `CommandLine`-like fields) were
+/// 10 MB together and scanned no faster as DFAs, while the small ones that
+/// every event passes through stay several times faster as DFAs. The
+/// measurements are in BENCHMARKS.md.
+const DFA_MAX_PATTERN_BYTES: usize = 8192;
 
 /// Distinct literals with their anchors; a search reports literal `i` as hit `i`.
 ///
