@@ -114,6 +114,89 @@ impl ValuePred {
     }
 }
 
+/// The spec's regex flavour is PCRE, where `\d`, `\w`, `\s` and `\b` are
+/// ASCII (PCRE leaves them so unless asked for Unicode properties); in Rust
+/// they are Unicode. Rewrites each as its ASCII class (`[[:word:]]` and so
+/// on, which stay ASCII in a Unicode pattern). Besides matching as PCRE
+/// does, this keeps compiling cheap: `\w{1,64}` over Unicode's word class
+/// is an NFA of tens of thousands of states, which took a third of the
+/// SigmaHQ corpus's regex compile time on its own. Patterns that do not
+/// parse are returned as they are, for the regex compiler to report.
+pub(super) fn pcre_ascii_classes(pattern: &str) -> String {
+    use regex_syntax::ast::{self, AssertionKind, Ast, ClassPerl, ClassPerlKind, ClassSetItem};
+    /// Where each class is in the pattern, and what replaces it.
+    struct Classes(Vec<(ast::Span, &'static str)>);
+    fn name(class: &ClassPerl) -> (&'static str, bool) {
+        let name = match class.kind {
+            ClassPerlKind::Digit => "digit",
+            ClassPerlKind::Space => "space",
+            ClassPerlKind::Word => "word",
+        };
+        (name, class.negated)
+    }
+    impl ast::Visitor for Classes {
+        type Output = Vec<(ast::Span, &'static str)>;
+        type Err = ();
+        fn finish(self) -> Result<Self::Output, ()> {
+            Ok(self.0)
+        }
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+            let replacement = match ast {
+                Ast::ClassPerl(class) => match name(class) {
+                    ("digit", false) => "[[:digit:]]",
+                    ("digit", true) => "[^[:digit:]]",
+                    ("space", false) => "[[:space:]]",
+                    ("space", true) => "[^[:space:]]",
+                    (_, false) => "[[:word:]]",
+                    (_, true) => "[^[:word:]]",
+                },
+                Ast::Assertion(a) if a.kind == AssertionKind::WordBoundary => "(?-u:\\b)",
+                Ast::Assertion(a) if a.kind == AssertionKind::NotWordBoundary => "(?-u:\\B)",
+                _ => return Ok(()),
+            };
+            self.0.push((*ast.span(), replacement));
+            Ok(())
+        }
+        fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
+            if let ClassSetItem::Perl(class) = item {
+                let replacement = match name(class) {
+                    ("digit", false) => "[:digit:]",
+                    ("digit", true) => "[:^digit:]",
+                    ("space", false) => "[:space:]",
+                    ("space", true) => "[:^space:]",
+                    (_, false) => "[:word:]",
+                    (_, true) => "[:^word:]",
+                };
+                self.0.push((class.span, replacement));
+            }
+            Ok(())
+        }
+    }
+    if !pattern.contains('\\') {
+        return pattern.to_string();
+    }
+    let Ok(parsed) = ast::parse::Parser::new().parse(pattern) else {
+        return pattern.to_string();
+    };
+    let Ok(mut classes) = ast::visit(&parsed, Classes(Vec::new())) else {
+        return pattern.to_string();
+    };
+    classes.sort_by_key(|(span, _)| span.start.offset);
+    let mut out = String::with_capacity(pattern.len() + 16 * classes.len());
+    let mut at = 0;
+    for (span, replacement) in classes {
+        let (Some(before), true) = (pattern.get(at..span.start.offset), span.start.offset >= at)
+        else {
+            return pattern.to_string();
+        };
+        out.push_str(before);
+        out.push_str(replacement);
+        at = span.end.offset;
+    }
+    out.push_str(pattern.get(at..).unwrap_or_default());
+    out
+}
+
 /// The spec's regex flavour is PCRE, where `$` (without `m`) matches at the
 /// end of the text or before a newline that ends it; Rust's `$` matches only
 /// at the very end. Rewrites each such `$` as `\n?\z`. Patterns that do not

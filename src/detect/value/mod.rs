@@ -14,8 +14,8 @@ use super::pattern::Anchor;
 use super::EventView;
 use crate::sigma::{Modifier, RuleValue, SearchItem};
 use compare::{
-    compare_op, last_line, number_of, only, parse_network, pcre_end_anchors, time_part, CmpOp,
-    RefShape, ValuePred,
+    compare_op, last_line, number_of, only, parse_network, pcre_ascii_classes, pcre_end_anchors,
+    time_part, CmpOp, RefShape, ValuePred,
 };
 use encode::string_preds;
 use serde_json::Value;
@@ -131,7 +131,7 @@ impl ItemMatcher {
                     } else {
                         format!("(?{flags}){text}")
                     };
-                    regex::RegexBuilder::new(&pcre_end_anchors(&pattern))
+                    regex::RegexBuilder::new(&pcre_end_anchors(&pcre_ascii_classes(&pattern)))
                         .size_limit(1 << 22)
                         .build()
                         .map(|re| ValuePred::Regex {

@@ -294,6 +294,60 @@ fn regexes_are_case_sensitive_unless_i() {
 }
 
 #[test]
+fn regex_perl_classes_and_word_boundaries_are_ascii_as_in_pcre() {
+    let re = |pattern: &str, text: &str| check("f|re", vec![s(pattern)], json!({ "f": text }));
+    assert!(re("^\\w+$", "abc_19"));
+    assert!(!re("^\\w+$", "über"), "PCRE's \\w is ASCII");
+    assert!(re("^\\W$", "ü"), "so a non-ASCII letter is \\W");
+    assert!(!re("\\d", "٣"), "Arabic-Indic digits are not \\d");
+    assert!(re("^\\D$", "٣"));
+    assert!(!re("\\s", "a\u{a0}b"), "no-break space is not \\s");
+    assert!(
+        re("a\\sb", "a\u{b}b"),
+        "vertical tab is \\s, as since PCRE 8.34"
+    );
+    assert!(re("^[\\w.-]+$", "a-b.c"), "inside a class too");
+    assert!(!re("^[\\w.-]+$", "a-é"));
+    assert!(re("^[^\\W]+$", "abc") && !re("^[^\\W]+$", "aé"));
+    assert!(
+        re("\\bcmd\\b", "écmd."),
+        "é is not a word character for \\b"
+    );
+    assert!(!re("\\Bcmd", "écmd"));
+    assert!(
+        re("C:\\\\windows", "C:\\windows"),
+        "an escaped backslash stays one"
+    );
+    assert!(re("(?i)^\\w\\s\\d$", "A 1"), "with flags");
+    assert!(re("^\\d{3}$", "123") && !re("^\\d{3}$", "12"));
+}
+
+proptest::proptest! {
+    /// On ASCII text, the ASCII classes match exactly as Unicode ones do:
+    /// the rewrite changes what non-ASCII text matches, nothing else.
+    #[test]
+    fn ascii_classes_agree_with_unicode_ones_on_ascii_text(
+        pieces in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "\\w", "\\W", "\\d", "\\D", "\\s", "\\S", "\\b", "\\B",
+                "[\\w-]", "[^\\d\\s]", "a", "1", " ", ".", "+", "*", "?", "(x|\\w)",
+                "\\\\w", "{1,3}",
+            ]),
+            1..8,
+        ),
+        text in "[a-c1-2 _.\\\\w-]{0,12}",
+    ) {
+        let pattern: String = pieces.concat();
+        let unicode = regex::Regex::new(&pattern);
+        let ascii = regex::Regex::new(&compare::pcre_ascii_classes(&pattern));
+        match (unicode, ascii) {
+            (Ok(u), Ok(a)) => proptest::prop_assert_eq!(u.is_match(&text), a.is_match(&text), "{}", pattern),
+            (u, a) => proptest::prop_assert_eq!(u.is_ok(), a.is_ok(), "{}", pattern),
+        }
+    }
+}
+
+#[test]
 fn cidr_matches_ipv4_and_ipv6() {
     let cidr = |network: &str, ip: &str| check("ip|cidr", vec![s(network)], json!({ "ip": ip }));
     assert!(cidr("10.0.0.0/8", "10.1.2.3"));
