@@ -125,33 +125,29 @@ impl ValuePred {
 pub(super) fn pcre_ascii_classes(pattern: &str) -> String {
     use regex_syntax::ast::{self, AssertionKind, Ast, ClassPerl, ClassPerlKind, ClassSetItem};
     /// Where each class is in the pattern, and what replaces it.
-    struct Classes(Vec<(ast::Span, &'static str)>);
-    fn name(class: &ClassPerl) -> (&'static str, bool) {
+    struct Classes(Vec<(ast::Span, String)>);
+    /// The ASCII class for a Perl class, as an item of a bracketed class
+    /// (`[:word:]`, `[:^word:]`).
+    fn ascii_item(class: &ClassPerl) -> String {
         let name = match class.kind {
             ClassPerlKind::Digit => "digit",
             ClassPerlKind::Space => "space",
             ClassPerlKind::Word => "word",
         };
-        (name, class.negated)
+        let not = if class.negated { "^" } else { "" };
+        format!("[:{not}{name}:]")
     }
     impl ast::Visitor for Classes {
-        type Output = Vec<(ast::Span, &'static str)>;
+        type Output = Vec<(ast::Span, String)>;
         type Err = ();
         fn finish(self) -> Result<Self::Output, ()> {
             Ok(self.0)
         }
         fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
             let replacement = match ast {
-                Ast::ClassPerl(class) => match name(class) {
-                    ("digit", false) => "[[:digit:]]",
-                    ("digit", true) => "[^[:digit:]]",
-                    ("space", false) => "[[:space:]]",
-                    ("space", true) => "[^[:space:]]",
-                    (_, false) => "[[:word:]]",
-                    (_, true) => "[^[:word:]]",
-                },
-                Ast::Assertion(a) if a.kind == AssertionKind::WordBoundary => "(?-u:\\b)",
-                Ast::Assertion(a) if a.kind == AssertionKind::NotWordBoundary => "(?-u:\\B)",
+                Ast::ClassPerl(class) => format!("[{}]", ascii_item(class)),
+                Ast::Assertion(a) if a.kind == AssertionKind::WordBoundary => "(?-u:\\b)".into(),
+                Ast::Assertion(a) if a.kind == AssertionKind::NotWordBoundary => "(?-u:\\B)".into(),
                 _ => return Ok(()),
             };
             self.0.push((*ast.span(), replacement));
@@ -159,15 +155,7 @@ pub(super) fn pcre_ascii_classes(pattern: &str) -> String {
         }
         fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
             if let ClassSetItem::Perl(class) = item {
-                let replacement = match name(class) {
-                    ("digit", false) => "[:digit:]",
-                    ("digit", true) => "[:^digit:]",
-                    ("space", false) => "[:space:]",
-                    ("space", true) => "[:^space:]",
-                    (_, false) => "[:word:]",
-                    (_, true) => "[:^word:]",
-                };
-                self.0.push((class.span, replacement));
+                self.0.push((class.span, ascii_item(class)));
             }
             Ok(())
         }
@@ -190,7 +178,7 @@ pub(super) fn pcre_ascii_classes(pattern: &str) -> String {
             return pattern.to_string();
         };
         out.push_str(before);
-        out.push_str(replacement);
+        out.push_str(&replacement);
         at = span.end.offset;
     }
     out.push_str(pattern.get(at..).unwrap_or_default());
