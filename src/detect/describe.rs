@@ -11,23 +11,30 @@ use serde_json::Value;
 
 /// The summary of `rule` matching `event`.
 pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
-    let mut names: Vec<&str> = Vec::new();
+    // Each name is looked up once; its value is kept for the text.
+    let mut picked: Vec<(&str, &Value)> = Vec::new();
     // A shipper's nested `host` object names the collector, not the
     // endpoint (Winlogbeat-forwarded Windows events: `Computer` does).
-    let entities = ENTITY_FIELDS.iter().copied().filter(|name| {
+    let entities = ENTITY_FIELDS.iter().copied().filter_map(|name| {
         event
             .get(name)
-            .is_some_and(|v| !v.is_object() && !v.is_array())
+            .filter(|v| !v.is_object() && !v.is_array())
+            .map(|v| (name, v))
     });
-    let candidates = entities
-        .chain(rule.rule.meta.fields.iter().map(String::as_str))
-        .chain(rule.detection_fields());
-    for name in candidates {
-        if names.len() >= MAX_SUMMARY_FIELDS {
+    let named = rule
+        .rule
+        .meta
+        .fields
+        .iter()
+        .map(String::as_str)
+        .chain(rule.detection_fields())
+        .filter_map(|name| event.get(name).map(|v| (name, v)));
+    for (name, value) in entities.chain(named) {
+        if picked.len() >= MAX_SUMMARY_FIELDS {
             break;
         }
-        if !names.contains(&name) && event.get(name).is_some_and(|v| !v.is_null()) {
-            names.push(name);
+        if !value.is_null() && !picked.iter().any(|(n, _)| *n == name) {
+            picked.push((name, value));
         }
     }
     let mut out = String::new();
@@ -38,20 +45,17 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
         );
     }
     // Keyword rules read no field: show the message, or the raw line.
-    if names.len() <= 1 && out.is_empty() {
-        if let Some(name) = ["message", "CommandLine", "cs-uri-stem"]
+    if picked.len() <= 1 && out.is_empty() {
+        let shown = ["message", "CommandLine", "cs-uri-stem"]
             .into_iter()
-            .find(|n| event.get(n).is_some())
-        {
-            if !names.contains(&name) {
-                names.push(name);
+            .find_map(|name| event.get(name).map(|v| (name, v)));
+        if let Some((name, value)) = shown {
+            if !picked.iter().any(|(n, _)| *n == name) {
+                picked.push((name, value));
             }
         }
     }
-    for name in names {
-        let Some(value) = event.get(name) else {
-            continue;
-        };
+    for (name, value) in picked {
         let text = match scalar_text(value) {
             Some(t) => t.into_owned(),
             None => value.to_string(),

@@ -65,6 +65,10 @@ fn is_invisible(c: char) -> bool {
 
 /// Shortens to at most `max` characters, marking the cut with `...`.
 pub(crate) fn shorten(text: &str, max: usize) -> Cow<'_, str> {
+    // No more bytes than `max`, so no more characters: nothing to count.
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
     match text.char_indices().nth(max) {
         None => Cow::Borrowed(text),
         Some((cut, _)) => {
