@@ -176,11 +176,7 @@ impl AlertBuilder {
 
     /// The alert: the draft with its link, text line and SLA.
     pub fn build(&self, draft: Draft) -> Alert {
-        let link = self
-            .config
-            .link_template
-            .replace("{id}", &draft.id)
-            .replace("{rule_id}", &draft.rule.id);
+        let link = fill_link(&self.config.link_template, &draft.id, &draft.rule.id);
         Alert {
             sla: self
                 .sla
@@ -247,6 +243,30 @@ impl AlertBuilder {
     }
 }
 
+/// `template` with each `{id}` and `{rule_id}` filled in, in one pass: two
+/// `str::replace`s would build the link twice per alert, and the second
+/// would look for `{rule_id}` inside the id just put in.
+fn fill_link(template: &str, id: &str, rule_id: &str) -> String {
+    let mut link = String::with_capacity(template.len() + id.len() + rule_id.len());
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        let (before, from_brace) = rest.split_at(at);
+        link.push_str(before);
+        rest = if let Some(after) = from_brace.strip_prefix("{id}") {
+            link.push_str(id);
+            after
+        } else if let Some(after) = from_brace.strip_prefix("{rule_id}") {
+            link.push_str(rule_id);
+            after
+        } else {
+            link.push('{');
+            from_brace.get(1..).unwrap_or_default()
+        };
+    }
+    link.push_str(rest);
+    link
+}
+
 /// What a suppressed detection rule's alerts are grouped by when the
 /// configuration names no `by` fields: who or what the event is about.
 /// These come after [`crate::event::ENTITY_FIELDS`]: the subject fields of
@@ -275,6 +295,22 @@ pub fn attack_ids(tags: &[String]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// For ids without braces (UUIDs, rule ids), the one pass gives
+        /// what the two replacements gave.
+        #[test]
+        fn links_fill_as_replacing_each_placeholder_does(
+            template in "[a-z/:{}_]{0,12}(\\{id\\}|\\{rule_id\\})?[a-z/{}_]{0,12}(\\{rule_id\\}|\\{id\\})?[{}a-z]{0,4}",
+            id in "[a-f0-9-]{0,12}",
+            rule_id in "[a-z0-9-]{0,12}",
+        ) {
+            proptest::prop_assert_eq!(
+                super::fill_link(&template, &id, &rule_id),
+                template.replace("{id}", &id).replace("{rule_id}", &rule_id)
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
