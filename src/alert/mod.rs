@@ -273,11 +273,27 @@ fn fill_link(template: &str, id: &str, rule_id: &str) -> String {
 /// parsed sshd lines and the endpoint of collector-shipped Windows events.
 pub const SUPPRESSION_DEFAULT_FIELDS: &[&str] = &["user", "src_ip", "Hostname"];
 
-/// UUID v5 over rule id and event content (`fingerprint`, from
-/// [`Event::fingerprint_text`], taken once per event however many rules
-/// match it).
-pub fn alert_id(rule_id: &str, fingerprint: &str) -> String {
-    crate::vocab::id::stable_id_of(&[rule_id.as_bytes(), b"\n", fingerprint.as_bytes()])
+/// The event's part of its alerts' ids: its content (from
+/// [`Event::fingerprint_into`]) hashed once, however many rules match it.
+#[derive(Clone)]
+pub struct EventKey(crate::vocab::id::StableKey);
+
+impl EventKey {
+    /// The key of an event whose fingerprint is `fingerprint`.
+    pub fn of(fingerprint: &[u8]) -> EventKey {
+        let mut key = crate::vocab::id::StableKey::new();
+        key.push(fingerprint);
+        key.push(b"\n");
+        EventKey(key)
+    }
+
+    /// The id of rule `rule_id`'s alert on the event: UUID v5 over the
+    /// event's content and the rule id.
+    pub fn alert_id(&self, rule_id: &str) -> String {
+        let mut key = self.0.clone();
+        key.push(rule_id.as_bytes());
+        key.id()
+    }
 }
 
 /// ATT&CK technique ids from Sigma tags (`attack.t1110.001` -> `T1110.001`).
@@ -312,6 +328,24 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn alert_ids_depend_on_the_event_and_the_rule() {
+        let key = EventKey::of(br#"{"a":1}"#);
+        let id = key.alert_id("rule-1");
+        assert_eq!(id, EventKey::of(br#"{"a":1}"#).alert_id("rule-1"));
+        assert_eq!(
+            id,
+            crate::vocab::id::stable_id(&format!("{}\nrule-1", r#"{"a":1}"#))
+        );
+        assert_ne!(id, key.alert_id("rule-2"));
+        assert_ne!(id, EventKey::of(br#"{"a":2}"#).alert_id("rule-1"));
+        // The separator keeps event and rule id apart.
+        assert_ne!(
+            EventKey::of(b"ab").alert_id("c"),
+            EventKey::of(b"a").alert_id("bc")
+        );
+    }
 
     #[test]
     fn attack_ids_are_taken_from_technique_tags_only() {

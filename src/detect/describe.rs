@@ -8,11 +8,29 @@ use crate::event::{scalar_text, Event, ENTITY_FIELDS};
 use crate::sigma::RuleValue;
 use crate::vocab::text::{shorten, MAX_SUMMARY_FIELDS, MAX_VALUE_CHARS};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
-/// The summary of `rule` matching `event`.
-pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
+/// The text of an alert of `rule` on `event`: the rule's title, then what
+/// the event shows (`Title: key=value, ...`), or the title alone.
+pub(crate) fn alert_text(rule: &CompiledRule, event: &Event) -> String {
+    let title = &rule.rule.meta.title;
+    // Room for the title and a typical summary: the text is built once.
+    let mut out = String::with_capacity(title.len() + 256);
+    out.push_str(title);
+    out.push_str(": ");
+    let summary_at = out.len();
+    write_summary(rule, event, &mut out);
+    if out.len() == summary_at {
+        out.truncate(title.len());
+    }
+    out
+}
+
+/// Appends the summary of `rule` matching `event` to `out`.
+fn write_summary(rule: &CompiledRule, event: &Event, out: &mut String) {
     // Each name is looked up once; its value is kept for the text.
-    let mut picked: Vec<(&str, &Value)> = Vec::new();
+    let mut picked: Vec<(&str, &Value)> = Vec::with_capacity(MAX_SUMMARY_FIELDS + 1);
     // A shipper's nested `host` object names the collector, not the
     // endpoint (Winlogbeat-forwarded Windows events: `Computer` does).
     let entities = ENTITY_FIELDS.iter().copied().filter_map(|name| {
@@ -37,15 +55,16 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
             picked.push((name, value));
         }
     }
-    let mut out = String::new();
+    let start = out.len();
     if let Some((keyword, field)) = keyword_hit(rule, event) {
-        out = format!(
+        let _ = write!(
+            out,
             "keyword {:?} in {field}",
             shorten(&keyword, MAX_VALUE_CHARS)
         );
     }
     // Keyword rules read no field: show the message, or the raw line.
-    if picked.len() <= 1 && out.is_empty() {
+    if picked.len() <= 1 && out.len() == start {
         let shown = ["message", "CommandLine", "cs-uri-stem"]
             .into_iter()
             .find_map(|name| event.get(name).map(|v| (name, v)));
@@ -56,18 +75,14 @@ pub(crate) fn summary(rule: &CompiledRule, event: &Event) -> String {
         }
     }
     for (name, value) in picked {
-        let text = match scalar_text(value) {
-            Some(t) => t.into_owned(),
-            None => value.to_string(),
-        };
-        if !out.is_empty() {
+        let text = scalar_text(value).unwrap_or_else(|| Cow::Owned(value.to_string()));
+        if out.len() > start {
             out.push_str(", ");
         }
         out.push_str(name);
         out.push('=');
         out.push_str(&shorten(text.trim(), MAX_VALUE_CHARS));
     }
-    out
 }
 
 /// For a rule with keyword items: the first of its keywords found in the
@@ -145,7 +160,25 @@ mod tests {
     fn summary_of(rule: &str, event: Value) -> String {
         let (engine, problems, _) = compile_text(rule);
         assert!(problems.is_empty(), "{problems:?}");
-        summary(&engine.rules()[0], &test_event(event, InputFormat::Json))
+        let mut out = String::new();
+        write_summary(
+            &engine.rules()[0],
+            &test_event(event, InputFormat::Json),
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn the_alert_text_is_the_title_then_the_summary_or_the_title_alone() {
+        let rule = "title: Root login\nlogsource: {product: linux}\ndetection:\n  s: {user: root}\n  condition: s\n";
+        let (engine, _, _) = compile_text(rule);
+        let text = |event| alert_text(&engine.rules()[0], &test_event(event, InputFormat::Json));
+        assert_eq!(
+            text(json!({"host": "web1", "user": "root"})),
+            "Root login: host=web1, user=root"
+        );
+        assert_eq!(text(json!({"other": 1})), "Root login");
     }
 
     const KEYWORDS: &str = "title: Mimikatz\nlogsource: {product: windows}\ndetection:\n  keywords: ['*sekurlsa::*', 'gentilkiwi.com']\n  condition: keywords\n";

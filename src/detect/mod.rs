@@ -135,21 +135,16 @@ impl CompiledRule {
         self.detection.matches(view) && !self.filters.iter().any(|f| f.matches(view))
     }
 
-    /// Fields the detection reads, in rule order, without duplicates.
-    pub fn detection_fields(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for search in &self.rule.detection.searches {
-            for group in &search.any_of {
-                for item in group {
-                    if let Some(f) = item.field.as_deref() {
-                        if !out.contains(&f) {
-                            out.push(f);
-                        }
-                    }
-                }
-            }
-        }
-        out
+    /// Fields the detection reads, in rule order: once per item that reads
+    /// one, so a field read by several items comes several times.
+    pub fn detection_fields(&self) -> impl Iterator<Item = &str> {
+        self.rule
+            .detection
+            .searches
+            .iter()
+            .flat_map(|search| &search.any_of)
+            .flatten()
+            .filter_map(|item| item.field.as_deref())
     }
 }
 

@@ -316,13 +316,13 @@ impl<'a> LazyBuilder<'a> {
     }
 }
 
-/// Valid JSON text without the whitespace between its tokens: what alert
-/// ids hash, so they do not depend on how a sender spaced its JSON. For
-/// text a serde_json encoder wrote, this is exactly serde_json's compact
-/// form, at a fraction of a parse and a serialisation.
-pub(crate) fn compact(text: &str) -> String {
+/// Appends valid JSON `text` to `out` without the whitespace between its
+/// tokens: what alert ids hash, so they do not depend on how a sender
+/// spaced its JSON. For text a serde_json encoder wrote, this is exactly
+/// serde_json's compact form, at a fraction of a parse and a serialisation.
+pub(crate) fn compact_into(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    out.reserve(bytes.len());
     let mut at = 0;
     while let Some(&b) = bytes.get(at) {
         match b {
@@ -350,8 +350,6 @@ pub(crate) fn compact(text: &str) -> String {
             }
         }
     }
-    // Whole strings and ASCII bytes outside them were copied: still UTF-8.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Parses one JSON object. Anything else is an error with a reason.
@@ -375,6 +373,14 @@ pub(crate) fn parse_object(line: &str) -> Result<Map<String, Value>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `compact_into` as a string: whole strings and ASCII bytes outside
+    /// them are copied, so the result is still UTF-8.
+    fn compact(text: &str) -> String {
+        let mut out = Vec::new();
+        compact_into(text, &mut out);
+        String::from_utf8(out).expect("compact text stays UTF-8")
+    }
 
     #[test]
     fn objects_parse_and_other_values_are_rejected_with_a_reason() {

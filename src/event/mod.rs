@@ -143,16 +143,18 @@ impl Event {
         }
     }
 
-    /// The bytes that identify this event's content, for stable alert ids:
-    /// a text line as it is, JSON without the whitespace between tokens (so
-    /// the id does not depend on the sender's spacing).
-    pub fn fingerprint_text(&self) -> String {
+    /// Writes into `out` the bytes that identify this event's content, for
+    /// stable alert ids: a text line as it is, JSON without the whitespace
+    /// between tokens (so the id does not depend on the sender's spacing).
+    /// `out` is the caller's, reused from event to event.
+    pub fn fingerprint_into(&self, out: &mut Vec<u8>) {
         match &self.original {
-            Original::Text(t) => t.clone(),
-            Original::JsonText(t) => json::compact(t),
+            Original::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Original::JsonText(t) => json::compact_into(t, out),
             Original::SameAsFields | Original::InFields => match self.fields.json_text() {
-                Some(t) => json::compact(t),
-                None => serde_json::to_string(&self.fields).unwrap_or_default(),
+                Some(t) => json::compact_into(t, out),
+                // Writing a map of JSON values into a vector cannot fail.
+                None => serde_json::to_writer(out, &self.fields).unwrap_or_default(),
             },
         }
     }

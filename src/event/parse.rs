@@ -354,9 +354,11 @@ mod tests {
         let e = auto(line).unwrap();
         assert_eq!(e.fields.get("Channel"), Some(&"Security".into()));
         assert_eq!(e.original_json()["winlog"]["event_id"], 4624);
+        let mut fingerprint = Vec::new();
+        e.fingerprint_into(&mut fingerprint);
         assert_eq!(
-            e.fingerprint_text(),
-            r#"{"winlog":{"channel":"Security","event_id":4624},"message":"m"}"#
+            fingerprint,
+            br#"{"winlog":{"channel":"Security","event_id":4624},"message":"m"}"#
         );
     }
 

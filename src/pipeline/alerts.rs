@@ -90,26 +90,19 @@ pub(crate) fn rule_match(
 ) -> Option<Alert> {
     let meta = &rule.rule.meta;
     let rule_ref = || refs.of(index, meta);
-    at_rule_level(builder, meta, rule_ref, |severity, rule_ref| {
-        let summary = crate::detect::describe::summary(rule, event);
-        Draft {
-            alert_type: AlertType::StaticRule,
-            severity,
-            score: None,
-            rule: rule_ref,
-            id,
-            text: if summary.is_empty() {
-                meta.title.clone()
-            } else {
-                format!("{}: {summary}", meta.title)
-            },
-            event_time: event.time,
-            detected_at,
-            event: evidence,
-            source: event.origin.clone(),
-            group: builder.group_of(meta, event),
-            resolves: None,
-        }
+    at_rule_level(builder, meta, rule_ref, |severity, rule_ref| Draft {
+        alert_type: AlertType::StaticRule,
+        severity,
+        score: None,
+        rule: rule_ref,
+        id,
+        text: crate::detect::describe::alert_text(rule, event),
+        event_time: event.time,
+        detected_at,
+        event: evidence,
+        source: event.origin.clone(),
+        group: builder.group_of(meta, event),
+        resolves: None,
     })
 }
 

@@ -101,6 +101,9 @@ impl std::ops::AddAssign for ProcessStats {
 /// The counts per input (file path, `stdin`, or topic).
 pub(crate) type StatsByInput = std::collections::HashMap<String, ProcessStats>;
 
+/// The fingerprint buffer keeps at most this much room between events.
+const KEPT_FINGERPRINT_CAPACITY: usize = 1 << 16;
+
 /// Parses, detects and builds alerts.
 pub struct Processor {
     engine: Arc<Engine>,
@@ -113,6 +116,8 @@ pub struct Processor {
     rule_refs: super::alerts::RuleRefs,
     matched: Vec<usize>,
     observations: Vec<Observation>,
+    /// The current event's fingerprint, in a buffer kept from event to event.
+    fingerprint: Vec<u8>,
     clock: crate::vocab::clock::Clock,
     /// Since the last [`Processor::take_notes`]: the latest event time per
     /// silence watch, and overall.
@@ -151,6 +156,7 @@ impl Processor {
             sources,
             metrics,
             scratch: Scratch::default(),
+            fingerprint: Vec::new(),
             rule_refs: Default::default(),
             matched: Vec::new(),
             observations: Vec::new(),
@@ -356,7 +362,7 @@ impl Processor {
         let detected_at = self.clock.detected_at(event.time);
         // Alert ids hash the event's content, and alerts carry it as it
         // arrived: both taken once, for all its matches.
-        let mut fingerprint = None;
+        let mut event_key = None;
         let mut evidence = None;
         for &i in &self.matched {
             // An anomaly job's detection feeds the job, never an alert.
@@ -378,8 +384,16 @@ impl Processor {
                     ])
                     .inc();
             }
-            let fingerprint = fingerprint.get_or_insert_with(|| event.fingerprint_text());
-            let id = crate::alert::alert_id(&rule.rule.meta.id, fingerprint);
+            let id = event_key
+                .get_or_insert_with(|| {
+                    self.fingerprint.clear();
+                    event.fingerprint_into(&mut self.fingerprint);
+                    let key = crate::alert::EventKey::of(&self.fingerprint);
+                    // An outsized event's room is not kept for the next.
+                    self.fingerprint.shrink_to(KEPT_FINGERPRINT_CAPACITY);
+                    key
+                })
+                .alert_id(&rule.rule.meta.id);
             self.correlations
                 .observations(i, &event, &id, &mut self.observations);
             out.extend(

@@ -12,24 +12,46 @@ pub(crate) fn stable_id(key: &str) -> String {
 }
 
 /// The UUID v5 of the concatenated `parts` in tocsin's namespace.
+pub(crate) fn stable_id_of(parts: &[&[u8]]) -> String {
+    let mut key = StableKey::new();
+    for part in parts {
+        key.push(part);
+    }
+    key.id()
+}
+
+/// A stable id's key, hashed as it is given. Ids whose keys share a
+/// beginning hash it once: the key is cloned after it, and each clone is
+/// given its own end (an event's alerts: the event once, then each rule id).
 ///
 /// The same UUID as `uuid::Uuid::new_v5`, hashed with the `sha1` crate:
 /// uuid's own SHA-1 is portable code, while `sha1` uses the CPU's SHA
-/// instructions where it has them, and every alert hashes its event (a
-/// kilobyte or more): several times faster on the alert path.
-pub(crate) fn stable_id_of(parts: &[&[u8]]) -> String {
-    use sha1::Digest;
-    let mut hasher = sha1::Sha1::new();
-    hasher.update(NAMESPACE.as_bytes());
-    for part in parts {
-        hasher.update(part);
+/// instructions where it has them, and an alert's key holds its event (a
+/// kilobyte or more).
+#[derive(Clone)]
+pub(crate) struct StableKey(sha1::Sha1);
+
+impl StableKey {
+    /// An empty key, in tocsin's namespace.
+    pub(crate) fn new() -> StableKey {
+        use sha1::Digest;
+        StableKey(sha1::Sha1::new_with_prefix(NAMESPACE.as_bytes()))
     }
-    let digest: [u8; 20] = hasher.finalize().into();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_sha1_bytes(bytes)
-        .into_uuid()
-        .to_string()
+
+    /// Appends `part` to the key.
+    pub(crate) fn push(&mut self, part: &[u8]) {
+        sha1::Digest::update(&mut self.0, part);
+    }
+
+    /// The UUID v5 of the key.
+    pub(crate) fn id(self) -> String {
+        let digest: [u8; 20] = sha1::Digest::finalize(self.0).into();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_sha1_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
 }
 
 #[cfg(test)]
@@ -45,5 +67,12 @@ mod tests {
             );
         }
         assert_eq!(stable_id_of(&[b"ru", b"le"]), stable_id("rule"));
+        let mut shared = StableKey::new();
+        shared.push(b"event\n");
+        let mut one = shared.clone();
+        one.push(b"rule a");
+        assert_eq!(one.id(), stable_id("event\nrule a"));
+        shared.push(b"rule b");
+        assert_eq!(shared.id(), stable_id("event\nrule b"));
     }
 }
