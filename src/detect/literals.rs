@@ -8,15 +8,16 @@
 //! continues, and stays in the hot states near the root. Only literals that
 //! may occur anywhere go into an unanchored automaton.
 //!
-//! Every comparison folds ASCII case. The automata hold the literals in
-//! ASCII lower case and are searched over ASCII-lowercased text, rather than
-//! built case-insensitive: aho-corasick's case-insensitive build adds a
-//! transition per letter case and tracks visited states in a `BTreeSet`,
-//! which made the first search of a Windows event (the automata are built
-//! then) take 3-4 times as long for the largest sets (5,700 literals: 78 ms
-//! against 21 ms), and their automata a quarter larger. Lowercasing costs a
-//! pass over the bytes actually searched: a prefilter's regions, or a short
-//! value.
+//! Every comparison folds ASCII case. The anchored tries and the large
+//! unanchored automata hold the literals in ASCII lower case and are given
+//! lowercased bytes, rather than built case-insensitive: aho-corasick's
+//! case-insensitive build adds a transition per letter case and tracks
+//! visited states in a `BTreeSet`, which made the first search of a Windows
+//! event (the automata are built then) take 3-4 times as long for the
+//! largest sets (5,700 literals: 78 ms against 21 ms), and their automata a
+//! quarter larger. The small unanchored DFAs, which every value passes
+//! through, fold case themselves at no cost and are cheap to build: they
+//! are spared the copy of lowercased text.
 
 use super::pattern::Anchor;
 use super::prefilter::CaselessPrefilter;
@@ -48,16 +49,16 @@ fn with_folded<R>(text: &[u8], search: impl FnOnce(&[u8]) -> R) -> R {
     if text.len() <= FOLD_ON_STACK {
         let mut buf = [0u8; FOLD_ON_STACK];
         let folded = &mut buf[..text.len()];
-        for (to, from) in folded.iter_mut().zip(text) {
-            *to = from.to_ascii_lowercase();
-        }
+        folded.copy_from_slice(text);
+        folded.make_ascii_lowercase();
         return search(folded);
     }
     // Taken out of the cell while in use: a search that nests another
     // (none does today) gets a fresh buffer instead of a borrow error.
     let mut buf = FOLDED.take();
     buf.clear();
-    buf.extend(text.iter().map(u8::to_ascii_lowercase));
+    buf.extend_from_slice(text);
+    buf.make_ascii_lowercase();
     let found = search(&buf);
     if buf.capacity() <= FOLD_KEPT {
         FOLDED.set(buf);
@@ -229,6 +230,9 @@ impl Automata {
 #[derive(Debug, Clone)]
 struct Unanchored {
     ac: AhoCorasick,
+    /// Whether the automaton holds its literals in lower case only, and
+    /// is given lowercased text; else it folds case itself.
+    lowercase_only: bool,
     prefilter: Option<CaselessPrefilter>,
     /// Whether `is_match` is worth asking first: only aho-corasick's own
     /// prefilter makes it cheaper than the search itself, and it has one
@@ -251,7 +255,13 @@ impl Unanchored {
             Speed::Scan if total <= DFA_MAX_PATTERN_BYTES => AhoCorasickKind::DFA,
             _ => AhoCorasickKind::ContiguousNFA,
         };
+        // A DFA folds case for free as it searches (case-insensitive
+        // literals share byte classes), and is small by the bound above:
+        // it is built case-insensitive, and searched without copies. The
+        // larger NFAs, slow to build case-insensitive, hold lower case only.
+        let lowercase_only = kind == AhoCorasickKind::ContiguousNFA;
         let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(!lowercase_only)
             .match_kind(MatchKind::Standard)
             .kind(Some(kind))
             .build(patterns.iter().map(|p| p.to_ascii_lowercase()))
@@ -260,6 +270,7 @@ impl Unanchored {
         let precheck = patterns.len() <= PRECHECK_MAX_PATTERNS;
         Some(Unanchored {
             ac,
+            lowercase_only,
             prefilter,
             precheck,
             ids,
@@ -276,25 +287,29 @@ impl Unanchored {
             return;
         }
         let mut report = |m: aho_corasick::Match| hit(self.ids[m.pattern().as_usize()] as usize);
-        let mut search = |part: &[u8]| {
-            with_folded(part, |folded| {
-                self.ac.find_overlapping_iter(folded).for_each(&mut report)
-            })
-        };
         if text.len() <= SHORT_TEXT {
-            return search(text);
+            return self.search(text, false, &mut report);
         }
         match &self.prefilter {
             Some(p) => {
                 for region in p.regions(text) {
-                    search(text.get(region).unwrap_or_default());
+                    self.search(text.get(region).unwrap_or_default(), false, &mut report);
                 }
             }
-            None => with_folded(text, |folded| {
-                if !self.precheck || self.ac.is_match(folded) {
-                    self.ac.find_overlapping_iter(folded).for_each(&mut report);
-                }
-            }),
+            None => self.search(text, self.precheck, &mut report),
+        }
+    }
+
+    /// Reports every literal in `part`, asking `is_match` first with `precheck`.
+    fn search(&self, part: &[u8], precheck: bool, report: &mut dyn FnMut(aho_corasick::Match)) {
+        let run = |text: &[u8]| {
+            if !precheck || self.ac.is_match(text) {
+                self.ac.find_overlapping_iter(text).for_each(report);
+            }
+        };
+        match self.lowercase_only {
+            true => with_folded(part, run),
+            false => run(part),
         }
     }
 }
