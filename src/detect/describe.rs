@@ -92,10 +92,7 @@ fn keyword_hit(rule: &CompiledRule, event: &Event) -> Option<(String, String)> {
     let keywords = rule
         .rule
         .detection
-        .searches
-        .iter()
-        .flat_map(|s| &s.any_of)
-        .flatten()
+        .items()
         .filter(|item| item.field.is_none())
         .flat_map(|item| &item.values);
     for keyword in keywords {

@@ -140,10 +140,7 @@ impl CompiledRule {
     pub fn detection_fields(&self) -> impl Iterator<Item = &str> {
         self.rule
             .detection
-            .searches
-            .iter()
-            .flat_map(|search| &search.any_of)
-            .flatten()
+            .items()
             .filter_map(|item| item.field.as_deref())
     }
 }

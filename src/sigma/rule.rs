@@ -151,14 +151,14 @@ impl Detection {
                 .all(|((_, a), (_, b))| a == b)
     }
 
+    /// Every item of every search, in document order.
+    pub fn items(&self) -> impl Iterator<Item = &SearchItem> {
+        self.searches.iter().flat_map(|s| &s.any_of).flatten()
+    }
+
     /// How many values the searches hold in all.
     pub fn value_count(&self) -> usize {
-        self.searches
-            .iter()
-            .flat_map(|s| &s.any_of)
-            .flatten()
-            .map(|item| item.values.len())
-            .sum()
+        self.items().map(|item| item.values.len()).sum()
     }
 }
 
