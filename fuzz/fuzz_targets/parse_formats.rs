@@ -29,6 +29,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let parser = Parser::new(format, Default::default());
     if let Ok(event) = parser.parse(line, origin, reference) {
-        std::hint::black_box(event.fingerprint_text());
+        let mut fingerprint = Vec::new();
+        event.fingerprint_into(&mut fingerprint);
+        std::hint::black_box(fingerprint);
     }
 });
