@@ -8,16 +8,9 @@ const NAMESPACE: uuid::Uuid = uuid::Uuid::from_bytes([
 
 /// The UUID v5 of `key` in tocsin's namespace.
 pub(crate) fn stable_id(key: &str) -> String {
-    stable_id_of(&[key.as_bytes()])
-}
-
-/// The UUID v5 of the concatenated `parts` in tocsin's namespace.
-pub(crate) fn stable_id_of(parts: &[&[u8]]) -> String {
-    let mut key = StableKey::new();
-    for part in parts {
-        key.push(part);
-    }
-    key.id()
+    let mut stable = StableKey::new();
+    stable.push(key.as_bytes());
+    stable.id()
 }
 
 /// A stable id's key, hashed as it is given. Ids whose keys share a
@@ -66,7 +59,6 @@ mod tests {
                 uuid::Uuid::new_v5(&NAMESPACE, key.as_bytes()).to_string()
             );
         }
-        assert_eq!(stable_id_of(&[b"ru", b"le"]), stable_id("rule"));
         let mut shared = StableKey::new();
         shared.push(b"event\n");
         let mut one = shared.clone();
