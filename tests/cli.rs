@@ -237,6 +237,53 @@ fn rules_test_runs_the_rule_pack_cases() {
 }
 
 /// The lines of `output` that contain `text`, sorted.
+#[test]
+fn scan_caches_parsed_rules_and_a_cached_start_sees_edits_and_alerts_the_same() {
+    let rules = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let input = b"Nov 20 08:14:02 bastion1 sshd[4121]: Invalid user admin from 203.0.113.9\n";
+    let scan = |extra: &[(&str, &str)]| {
+        let mut cmd = tocsin();
+        cmd.env("XDG_CACHE_HOME", cache.path())
+            .args(["scan", "--rules"])
+            .arg(rules.path())
+            .arg("-");
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = with_stdin(&mut cmd, input);
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let summary: Vec<&str> = stderr.lines().filter(|l| !l.contains("events/s")).collect();
+        (String::from_utf8(out.stdout).unwrap(), summary.join("\n"))
+    };
+    std::fs::write(rules.path().join("r.yml"), RULE).unwrap();
+    std::fs::write(rules.path().join("broken.yml"), "title: [unclosed\n").unwrap();
+    let uncached = scan(&[("TOCSIN_ENGINE__RULE_CACHE", "false")]);
+    assert!(
+        !cache.path().join("tocsin").exists(),
+        "rule_cache = false wrote a cache"
+    );
+    let first = scan(&[]);
+    let cached = scan(&[]);
+    let stored: Vec<_> = std::fs::read_dir(cache.path().join("tocsin"))
+        .unwrap()
+        .collect();
+    assert_eq!(stored.len(), 1, "one cache file for one set of rule paths");
+    assert_eq!(first, uncached);
+    assert_eq!(cached, uncached);
+    assert_eq!(uncached.0.lines().count(), 1, "{uncached:?}");
+    assert!(uncached.1.contains("broken.yml:2:1"), "{uncached:?}");
+    // An edited rule alerts as edited on the next (cached) start.
+    std::fs::write(
+        rules.path().join("r.yml"),
+        RULE.replace("Invalid SSH user", "Edited SSH rule"),
+    )
+    .unwrap();
+    let edited = scan(&[]);
+    assert!(edited.0.contains("Edited SSH rule"), "{edited:?}");
+}
+
 /// Scans `input` from stdin with `rules`: the sorted alert lines holding
 /// `text`, and the summary (stderr).
 fn scan_stdin(rules: &str, input: &str, text: &str) -> (Vec<String>, String) {

@@ -93,6 +93,7 @@ impl RuleSet {
         let options = CompileOptions {
             placeholders: cfg.placeholders.clone(),
             limits: cfg.rule_limits,
+            rule_cache: cfg.engine.rule_cache_folder(),
         };
         RuleSet::load(
             &cfg.engine.rules,

@@ -159,6 +159,9 @@ pub struct CompileOptions {
     pub placeholders: Placeholders,
     /// Limits on rule files (size, nesting, values).
     pub limits: crate::sigma::RuleLimits,
+    /// Where parsed rule files are cached between loads (see
+    /// `sigma::cache`); `None` parses every file.
+    pub rule_cache: Option<std::path::PathBuf>,
 }
 
 /// All loaded rules, compiled, with the logsource router.
@@ -418,7 +421,8 @@ pub fn load_engine<P: AsRef<std::path::Path>>(
         Some(path) => LogsourceRouter::from_file(path)?,
         None => LogsourceRouter::builtin()?,
     };
-    let mut report = crate::sigma::load_paths(paths, &options.limits);
+    let mut report =
+        crate::sigma::load_paths_cached(paths, &options.limits, options.rule_cache.as_deref());
     let mapping_name = mapping.map_or("built-in".to_string(), |p| p.display().to_string());
     let filters = report.filters.len();
     // Anomaly jobs select their events with ordinary detections, compiled

@@ -31,6 +31,12 @@ pub struct EngineConfig {
     /// `tocsin run` reloads the rules when a file under `rules` (or the
     /// logsource mapping) changes; SIGHUP and `POST /reload` always do.
     pub watch_rules: bool,
+    /// Whether parsed rule files are cached between loads, so a start-up
+    /// or a reload parses only the files that changed (see `sigma::cache`).
+    pub rule_cache: bool,
+    /// Where the rule cache is kept; unset: `$XDG_CACHE_HOME/tocsin`, else
+    /// `~/.cache/tocsin`.
+    pub rule_cache_dir: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -40,6 +46,28 @@ impl EngineConfig {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// The folder of the rule cache, or `None` when it is off or there is
+    /// no place for it (no cache folder and no home).
+    pub fn rule_cache_folder(&self) -> Option<PathBuf> {
+        if !self.rule_cache {
+            return None;
+        }
+        if let Some(dir) = &self.rule_cache_dir {
+            return Some(dir.clone());
+        }
+        // The XDG base directory rule: only an absolute XDG_CACHE_HOME counts.
+        let xdg = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        let home = || {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .map(|h| h.join(".cache"))
+        };
+        Some(xdg.or_else(home)?.join("tocsin"))
     }
 }
 
@@ -53,6 +81,8 @@ impl Default for EngineConfig {
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
             data_dir: PathBuf::from("tocsin-data"),
             watch_rules: true,
+            rule_cache: true,
+            rule_cache_dir: None,
         }
     }
 }

@@ -144,7 +144,7 @@ impl Default for AnomalyRule {
 }
 
 /// The `anomaly:` section.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct JobSpec {
     /// What is measured per entity and bucket, from `function`.
     pub function: Function,
@@ -195,7 +195,7 @@ impl JobSpec {
 }
 
 /// A parsed job: the detection rule that selects its events, and the analysis.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AnomalyJob {
     /// The detection rule whose matches feed the job, with the job's metadata.
     pub rule: SigmaRule,

@@ -5,7 +5,7 @@
 use std::fmt;
 
 /// A parsed condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     /// A search identifier.
     Search(String),
@@ -20,7 +20,7 @@ pub enum Condition {
 }
 
 /// How many of the searches an `x of` condition needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Quantifier {
     /// `1 of`: at least one.
     Any,
@@ -29,7 +29,7 @@ pub enum Quantifier {
 }
 
 /// What `x of` ranges over.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Selector {
     /// Every search identifier not starting with `_`.
     Them,

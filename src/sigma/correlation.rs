@@ -5,7 +5,7 @@ use super::yaml::{Node, Pos, Value};
 use crate::vocab::Span;
 
 /// The correlation types of the specification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CorrelationType {
     EventCount,
     ValueCount,
@@ -55,7 +55,7 @@ impl CorrelationType {
 }
 
 /// A comparison of the condition.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Bound {
     Gt(f64),
     Gte(f64),
@@ -79,7 +79,7 @@ impl Bound {
 }
 
 /// The condition: a conjunction of bounds (a range), on a field for value types.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CorrelationCondition {
     pub field: Option<String>,
     pub bounds: Vec<Bound>,
@@ -104,7 +104,7 @@ impl CorrelationCondition {
 }
 
 /// A correlation rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SigmaCorrelation {
     /// Title, id, level and the rest, as for a detection rule.
     pub meta: SigmaRuleMeta,

@@ -40,7 +40,7 @@ impl Default for RuleLimits {
 }
 
 /// Which limit a rule broke, for the `tocsin_limit_exceeded_total` metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RuleLimit {
     /// The file is larger than `max_rule_file_bytes`.
     FileBytes,

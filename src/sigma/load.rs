@@ -1,5 +1,6 @@
 //! Reading rule files: one or many YAML documents per file, directories recursively.
 
+use super::cache::{text_hash, RuleCache, TextHash};
 use super::limits::{RuleLimit, RuleLimits};
 use super::rule::{parse_document, Diagnostic, Document, SigmaFilter, SigmaRule};
 use super::yaml::{parse_documents, Pos};
@@ -44,7 +45,7 @@ pub struct LoadedAnomalyJob {
 }
 
 /// A problem with a rule file, printed as `file:line:col: message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RuleProblem {
     /// The file, or the folder that could not be read.
     pub file: PathBuf,
@@ -119,6 +120,17 @@ pub struct LoadReport {
 /// problems listed as a one-by-one load would (folders that cannot be read
 /// are listed first).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P], limits: &RuleLimits) -> LoadReport {
+    load_paths_cached(paths, limits, None)
+}
+
+/// [`load_paths`], with the parse results of unchanged files taken from the
+/// rule cache in `cache_dir` (see `cache`), which is brought up to date.
+/// The report is the same as without a cache.
+pub fn load_paths_cached<P: AsRef<Path>>(
+    paths: &[P],
+    limits: &RuleLimits,
+    cache_dir: Option<&Path>,
+) -> LoadReport {
     use rayon::prelude::*;
     let mut report = LoadReport::default();
     let mut files = Vec::new();
@@ -128,14 +140,25 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P], limits: &RuleLimits) -> LoadRepor
         found.sort();
         files.extend(found);
     }
-    let parsed: Vec<Result<ParsedFile, RuleProblem>> = files
+    let roots: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
+    let cache = cache_dir.and_then(|dir| RuleCache::open(dir, &roots, limits));
+    let parsed: Vec<Result<(ParsedFile, Option<Cached>), RuleProblem>> = files
         .par_iter()
-        .map(|file| read_rule_file(file, limits).map(|text| parse_file(&text, file, limits)))
+        .map(|file| {
+            let text = read_rule_file(file, limits)?;
+            Ok(match &cache {
+                None => (parse_file(&text, file, limits), None),
+                Some(cache) => parse_cached(cache, &text, file, limits),
+            })
+        })
         .collect();
+    if let Some(cache) = &cache {
+        update_cache(cache, &files, &parsed);
+    }
     for file in parsed {
         report.files += 1;
         match file {
-            Ok(parsed) => report.add(parsed),
+            Ok((parsed, _)) => report.add(parsed),
             Err(problem) => {
                 report.problems.push(problem);
                 report.rejected_documents += 1;
@@ -143,6 +166,69 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P], limits: &RuleLimits) -> LoadRepor
         }
     }
     report
+}
+
+/// A file's entry in the rule cache: its text hash, and its encoded parse
+/// result when it was parsed now (`None`: decoded from the cache as stored).
+struct Cached {
+    text: TextHash,
+    encoded: Option<Vec<u8>>,
+}
+
+/// The file's parse result from the cache, or parsed and encoded for it.
+fn parse_cached(
+    cache: &RuleCache,
+    text: &str,
+    file: &Path,
+    limits: &RuleLimits,
+) -> (ParsedFile, Option<Cached>) {
+    let hash = text_hash(text);
+    let decoded = cache
+        .entry(file, hash)
+        .and_then(|entry| postcard::from_bytes::<ParsedFile>(entry).ok())
+        .filter(|parsed| parsed.file == file);
+    if let Some(parsed) = decoded {
+        let cached = Cached {
+            text: hash,
+            encoded: None,
+        };
+        return (parsed, Some(cached));
+    }
+    let parsed = parse_file(text, file, limits);
+    // A result that cannot be encoded (a path that is not UTF-8) is not cached.
+    let encoded = postcard::to_stdvec(&parsed).ok();
+    let cached = encoded.map(|e| Cached {
+        text: hash,
+        encoded: Some(e),
+    });
+    (parsed, cached)
+}
+
+/// Rewrites the cache when a file is new, changed or gone. A cache that
+/// cannot be written only costs the next load its speed.
+fn update_cache(
+    cache: &RuleCache,
+    files: &[PathBuf],
+    parsed: &[Result<(ParsedFile, Option<Cached>), RuleProblem>],
+) {
+    let entries: Vec<(&Path, &Cached)> = files
+        .iter()
+        .zip(parsed)
+        .filter_map(|(file, p)| Some((file.as_path(), p.as_ref().ok()?.1.as_ref()?)))
+        .collect();
+    if !cache.is_stale(entries.iter().map(|(file, c)| (*file, c.text))) {
+        return;
+    }
+    let stored = entries.iter().filter_map(|(file, c)| {
+        let entry = match &c.encoded {
+            Some(encoded) => encoded.as_slice(),
+            None => cache.entry(file, c.text)?,
+        };
+        Some((*file, c.text, entry))
+    });
+    if let Err(e) = cache.store(stored) {
+        tracing::debug!(file = %cache.path().display(), error = %e, "rule cache not written");
+    }
 }
 
 /// A rule file's text, within the size limit.
@@ -168,6 +254,7 @@ fn read_rule_file(file: &Path, limits: &RuleLimits) -> Result<String, RuleProble
 }
 
 /// One file's documents, parsed but not yet merged into a report.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ParsedFile {
     file: PathBuf,
     /// The YAML did not parse: the file's only problem.
@@ -175,6 +262,7 @@ struct ParsedFile {
     documents: Vec<ParsedDocument>,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct ParsedDocument {
     warnings: Vec<RuleProblem>,
     document: Result<Document, Vec<Diagnostic>>,
@@ -538,5 +626,94 @@ mod tests {
                 report.problems
             );
         }
+    }
+
+    /// Everything a load reports, in order, as text.
+    fn summary(report: &LoadReport) -> String {
+        format!(
+            "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{} files, {} rejected",
+            report.rules,
+            report.filters,
+            report.correlations,
+            report.anomaly_jobs,
+            report.problems,
+            report.warnings,
+            report.files,
+            report.rejected_documents
+        )
+    }
+
+    #[test]
+    fn a_cached_load_reports_what_a_parse_does_and_follows_edits() {
+        let rules = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(rules.path().join(name), text).unwrap();
+        write("a.yml", RULE);
+        // A duplicate id, a broken file and a rule with a lint warning.
+        write("b.yml", &RULE.replace("title: t", "title: other"));
+        write("broken.yml", "title: [unclosed\n");
+        write(
+            "c.yml",
+            &RULE
+                .replace("0001", "0002")
+                .replace("title: t", "title: c\nunknownkey: 1"),
+        );
+        let limits = RuleLimits::default();
+        let check = |what: &str| {
+            let parsed = load_paths(&[rules.path()], &limits);
+            let first = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
+            let cached = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
+            assert_eq!(
+                summary(&first),
+                summary(&parsed),
+                "{what}: filling the cache"
+            );
+            assert_eq!(summary(&cached), summary(&parsed), "{what}: from the cache");
+            parsed
+        };
+        let before = check("first load");
+        assert_eq!(before.rules.len(), 2);
+        assert_eq!(before.problems.len(), 2, "{:?}", before.problems);
+        assert!(!before.warnings.is_empty());
+        // An edit, a new file and a removed one are seen on the next load.
+        write(
+            "c.yml",
+            &RULE
+                .replace("0001", "0002")
+                .replace("title: t", "title: edited"),
+        );
+        write("d.yml", &RULE.replace("0001", "0004"));
+        std::fs::remove_file(rules.path().join("broken.yml")).unwrap();
+        let after = check("after edits");
+        assert_eq!(after.rules.len(), 3);
+        assert!(after.rules.iter().any(|r| r.rule.meta.title == "edited"));
+        assert_eq!(after.problems.len(), 1);
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_cache_falls_back_to_parsing() {
+        let rules = tempfile::tempdir().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        std::fs::write(rules.path().join("a.yml"), RULE).unwrap();
+        let limits = RuleLimits::default();
+        let parsed = summary(&load_paths(&[rules.path()], &limits));
+        load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
+        let files: Vec<_> = std::fs::read_dir(cache.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let stored = std::fs::read(&files[0]).unwrap();
+        // Flip bytes through the whole file: the entry's content included.
+        for at in (0..stored.len()).step_by(7) {
+            let mut damaged = stored.clone();
+            damaged[at] ^= 0x20;
+            std::fs::write(&files[0], &damaged).unwrap();
+            let report = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
+            assert_eq!(summary(&report), parsed, "byte {at} flipped");
+        }
+        std::fs::write(&files[0], b"not a cache").unwrap();
+        let report = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
+        assert_eq!(summary(&report), parsed);
     }
 }

@@ -4,6 +4,7 @@
 //! runs is `detect`'s job.
 
 pub(crate) mod anomaly;
+pub(crate) mod cache;
 pub(crate) mod condition;
 pub(crate) mod correlation;
 pub(crate) mod limits;
@@ -20,8 +21,8 @@ pub use correlation::SigmaCorrelation;
 pub use limits::{RuleLimit, RuleLimits};
 pub(crate) use lint::did_you_mean;
 pub use load::{
-    load_paths, load_text, LoadReport, LoadedAnomalyJob, LoadedCorrelation, LoadedFilter,
-    LoadedRule, RuleProblem,
+    load_paths, load_paths_cached, load_text, LoadReport, LoadedAnomalyJob, LoadedCorrelation,
+    LoadedFilter, LoadedRule, RuleProblem,
 };
 pub use modifier::Modifier;
 pub use rule::{Detection, Logsource, RuleValue, Search, SearchItem, SigmaFilter, SigmaRule};

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// One value modifier. Transformations apply in the order written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Modifier {
     /// `contains`: the value may appear anywhere in the field.
     Contains,

@@ -12,7 +12,7 @@ use crate::vocab::text::shorten;
 use crate::vocab::Severity;
 
 /// A problem in one rule document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// Where in the file the problem is.
     pub pos: Pos,
@@ -43,7 +43,7 @@ impl Diagnostic {
 }
 
 /// A Sigma detection rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SigmaRule {
     /// Title, id, level, tags and the rest every rule kind shares.
     pub meta: SigmaRuleMeta,
@@ -58,7 +58,18 @@ pub struct SigmaRule {
 }
 
 /// The rule's `logsource`, lowercased.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Logsource {
     /// `logsource.product`, e.g. `windows`.
     pub product: Option<String>,
@@ -111,7 +122,7 @@ impl Logsource {
 }
 
 /// The `detection` section.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Detection {
     /// Search identifiers in document order.
     pub searches: Vec<Search>,
@@ -163,7 +174,7 @@ impl Detection {
 }
 
 /// A named search identifier: an `or` of `and`-groups of items.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Search {
     /// The search identifier the condition names it by.
     pub name: String,
@@ -175,7 +186,7 @@ pub struct Search {
 }
 
 /// `field|modifiers: values`, or a keyword item when `field` is `None`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SearchItem {
     /// The field name before any `|`; None for a keyword.
     pub field: Option<String>,
@@ -188,7 +199,7 @@ pub struct SearchItem {
 }
 
 /// A value as written in the rule.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RuleValue {
     /// A string, with Sigma escapes and wildcards still unresolved.
     Str(String),
@@ -234,7 +245,7 @@ impl RuleValue {
 /// A Sigma filter: exclusions added to other rules without editing them
 /// (sigma-filters-specification). A rule it names matches only when the
 /// filter's condition does not.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SigmaFilter {
     /// The filter's `id`, if it has one.
     pub id: Option<String>,
@@ -251,7 +262,7 @@ pub struct SigmaFilter {
 }
 
 /// What one YAML document of a rule file holds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Document {
     /// A detection rule.
     Rule(Box<SigmaRule>),
@@ -329,7 +340,7 @@ pub(crate) fn parse_document(doc: &Node, limits: &RuleLimits) -> Result<Document
 }
 
 /// The metadata every rule kind shares.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SigmaRuleMeta {
     /// The `id`; when absent, a stable id derived from the title.
     pub id: String,

@@ -168,8 +168,13 @@ impl fmt::Display for Span {
 }
 
 impl serde::Serialize for Span {
+    /// As text (`"5m"`) for people; as seconds and nanoseconds in binary
+    /// formats (the rule cache), which cannot ask what a value looks like.
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match s.is_human_readable() {
+            true => s.collect_str(self),
+            false => serde::Serialize::serialize(&(self.0.as_secs(), self.0.subsec_nanos()), s),
+        }
     }
 }
 
@@ -194,6 +199,15 @@ impl<'de> serde::Deserialize<'de> for Span {
                     Err(_) => Err(E::custom(format!("`{v}` is negative"))),
                 }
             }
+        }
+        if !d.is_human_readable() {
+            let (secs, nanos): (u64, u32) = serde::Deserialize::deserialize(d)?;
+            if nanos >= 1_000_000_000 {
+                return Err(serde::de::Error::custom(format!(
+                    "{nanos} nanoseconds is not below a second"
+                )));
+            }
+            return Ok(Span::from_std(Duration::new(secs, nanos)));
         }
         d.deserialize_any(Visitor)
     }
