@@ -132,16 +132,23 @@ pub fn load_paths_cached<P: AsRef<Path>>(
     cache_dir: Option<&Path>,
 ) -> LoadReport {
     use rayon::prelude::*;
-    let mut report = LoadReport::default();
-    let mut files = Vec::new();
-    for path in paths {
-        let mut found = Vec::new();
-        collect_files(path.as_ref(), &mut found, &mut report);
-        found.sort();
-        files.extend(found);
-    }
     let roots: Vec<&Path> = paths.iter().map(AsRef::as_ref).collect();
-    let cache = cache_dir.and_then(|dir| RuleCache::open(dir, &roots, limits));
+    // Walking the folders and reading the cache are both mostly waiting on
+    // the file system: side by side.
+    let ((mut report, files), cache) = rayon::join(
+        || {
+            let mut report = LoadReport::default();
+            let mut files = Vec::new();
+            for root in &roots {
+                let mut found = Vec::new();
+                collect_files(root, &mut found, &mut report);
+                found.sort();
+                files.extend(found);
+            }
+            (report, files)
+        },
+        || cache_dir.and_then(|dir| RuleCache::open(dir, &roots, limits)),
+    );
     let parsed: Vec<Result<(ParsedFile, Option<Cached>), RuleProblem>> = files
         .par_iter()
         .map(|file| {
