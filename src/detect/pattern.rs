@@ -227,13 +227,26 @@ impl StrPattern {
             Shape::Contains(n, _) => (Anchor::Anywhere, n.text.clone()),
             Shape::Glob(toks) => glob_literal(toks),
         };
-        // Characters without case (digits, punctuation, emoji, format marks)
-        // are safe at any code point; other non-ASCII letters are not. Nor is
-        // an ASCII letter beside them: such a needle is compared with the
-        // haystack fully lowercased, where the Kelvin sign becomes `k`.
-        let caseless = |c: char| c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]);
-        let safe = text.is_ascii() || text.chars().all(caseless);
-        (!text.is_empty() && safe).then_some((anchor, text))
+        // Characters without case (digits, punctuation, dashes, emoji,
+        // format marks) are safe at any code point; other non-ASCII letters
+        // are not. A needle with one is compared with the haystack fully
+        // lowercased, where only two characters become ASCII: the Kelvin
+        // sign (`k`) and `İ` (`i` and a combining dot). So every match holds
+        // each run of the needle's caseless characters and ASCII other than
+        // `k` and `i`, ASCII-case-insensitively: the longest run is the
+        // literal (a `windash` variant such as ` –accepteula` keeps all of it).
+        // The combining dot is caseless but comes out of `İ` too: not safe.
+        let caseless =
+            |c: char| c != '\u{307}' && c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]);
+        if text.is_empty() || text.is_ascii() || text.chars().all(caseless) {
+            return (!text.is_empty()).then_some((anchor, text));
+        }
+        let in_run = |c: char| match c.is_ascii() {
+            true => !matches!(c.to_ascii_lowercase(), 'k' | 'i'),
+            false => caseless(c),
+        };
+        let run = text.split(|c| !in_run(c)).max_by_key(|run| run.len())?;
+        (!run.is_empty()).then(|| (Anchor::Anywhere, run.to_string()))
     }
 
     /// The literal and anchor that decide this pattern exactly, when ASCII
@@ -489,16 +502,36 @@ mod tests {
         assert_eq!(lit("?:\\\\*\\\\evil.exe"), at(Anchor::End, "\\evil.exe"));
         assert_eq!(lit("*"), None);
         assert_eq!(lit(""), None);
-        assert_eq!(lit("*ärger*"), None);
+        assert_eq!(lit("*ä*"), None);
+        assert_eq!(
+            lit("*ärger*"),
+            at(Anchor::Anywhere, "rger"),
+            "the longest run without a cased non-ASCII letter"
+        );
+        assert_eq!(
+            lit(" \u{2013}accepteula"),
+            at(Anchor::Anywhere, " \u{2013}accepteula"),
+            "a windash variant keeps its dash and letters"
+        );
         assert_eq!(
             lit("*\u{202e}*"),
             at(Anchor::Anywhere, "\u{202e}"),
             "caseless characters are fine"
         );
         assert_eq!(
-            lit("*\u{202e}k*"),
+            lit("*\u{307}*"),
             None,
-            "the Kelvin sign lowercases to k beside a non-ASCII needle"
+            "the combining dot may be the lowercase of `İ`"
+        );
+        assert_eq!(
+            lit("*\u{202e}k*"),
+            at(Anchor::Anywhere, "\u{202e}"),
+            "the Kelvin sign lowercases to k beside a non-ASCII needle: a run stops at k"
+        );
+        assert_eq!(
+            lit("*ä-kelvin*"),
+            at(Anchor::Anywhere, "elv"),
+            "nor is `k` or `i` in a run"
         );
     }
 
@@ -515,6 +548,45 @@ mod tests {
                     Anchor::Whole => hay == lit,
                 };
                 proptest::prop_assert!(holds, "{pat:?} matched {hay:?} without {anchor:?} {lit:?}");
+            }
+        }
+
+        /// Haystacks with the characters that lowercase to ASCII (Kelvin
+        /// sign, `İ`), dashes and cased non-ASCII letters.
+        #[test]
+        fn required_literals_hold_in_every_match_beyond_ascii(
+            hay in "[akiAKI\u{212a}\u{130}\u{307}\u{2013}äÄ -]{0,10}",
+            pat in "[aki\u{2013}\u{307}ä -?*]{0,7}",
+        ) {
+            let p = StrPattern::from_sigma(&pat, false);
+            if let (true, Some((anchor, lit))) = (p.is_match(&hay), p.required_literal()) {
+                let hay = hay.to_ascii_lowercase();
+                let holds = match anchor {
+                    Anchor::Anywhere => hay.contains(&lit),
+                    Anchor::Start => hay.starts_with(&lit),
+                    Anchor::End => hay.ends_with(&lit),
+                    Anchor::Whole => hay == lit,
+                };
+                proptest::prop_assert!(holds, "{pat:?} matched {hay:?} without {anchor:?} {lit:?}");
+            }
+        }
+
+        /// The needle is cut from the haystack, so most cases match.
+        #[test]
+        fn required_literals_hold_for_needles_cut_from_the_text(
+            hay in "[akiAKI\u{212a}\u{130}\u{2013}äÄ-]{1,10}",
+            from in 0..10usize,
+            len in 1..6usize,
+        ) {
+            let chars: Vec<char> = hay.chars().collect();
+            let from = from.min(chars.len() - 1);
+            let to = (from + len).min(chars.len());
+            let needle: String = chars[from..to].iter().collect();
+            let pat = format!("*{needle}*");
+            let p = StrPattern::from_sigma(&pat, false);
+            if let (true, Some((_, lit))) = (p.is_match(&hay), p.required_literal()) {
+                let folded = hay.to_ascii_lowercase();
+                proptest::prop_assert!(folded.contains(&lit), "{pat:?} matched {hay:?} without {lit:?}");
             }
         }
     }
