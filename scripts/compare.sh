@@ -65,25 +65,28 @@ measure() {
 
 shape_args() { # the input format and rsigma's best mode for each shape
     case "$1" in
-        one|mordor|regression|evtx) echo "json|-p sysmon --logsource-routing --event-logsource product=windows" ;;
+        one|one-uncached|mordor|regression|evtx) echo "json|-p sysmon --logsource-routing --event-logsource product=windows" ;;
         zeek) echo "json|--logsource-routing --event-logsource product=zeek" ;;
         syslog) echo "syslog|--input-format syslog --logsource-routing --event-logsource product=linux" ;;
         web) echo "access-log|--input-format plain" ;;
     esac
 }
-file_of() { case "$1" in syslog) echo "$data/syslog.log" ;; web) echo "$data/web.log" ;; *) echo "$data/$1.jsonl" ;; esac; }
+file_of() { case "$1" in syslog) echo "$data/syslog.log" ;; web) echo "$data/web.log" ;; one-uncached) echo "$data/one.jsonl" ;; *) echo "$data/$1.jsonl" ;; esac; }
 
 echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(rustc --version); rsigma $(rsigma --version 2>/dev/null | head -1 | awk '{print $2}')"
 echo "Median of $runs runs; wall time and peak RSS from /usr/bin/time; alerts = output lines."
+echo "tocsin runs with its rule cache (engine.rule_cache) filled by the first run; one-uncached has it off."
 echo
 echo "| data | events | tocsin, 1 worker | tocsin, 2 workers | rsigma 0.23 | rsigma / tocsin (1 worker) |"
 echo "|---|---:|---|---|---|---:|"
-for shape in one ${TOCSIN_COMPARE_SHAPES:-mordor regression evtx zeek syslog web}; do
+for shape in one one-uncached ${TOCSIN_COMPARE_SHAPES:-mordor regression evtx zeek syslog web}; do
     IFS='|' read -r format rsigma_mode <<< "$(shape_args "$shape")"
     file="$(file_of "$shape")"
     events=$(wc -l < "$file")
-    t1=$(measure "$tocsin" scan --workers 1 "${rules[@]}" --input-format "$format" "$file")
-    t2=$(measure "$tocsin" scan --workers 2 "${rules[@]}" --input-format "$format" "$file")
+    cache=true
+    [[ "$shape" == one-uncached ]] && cache=false
+    t1=$(measure env TOCSIN_ENGINE__RULE_CACHE=$cache "$tocsin" scan --workers 1 "${rules[@]}" --input-format "$format" "$file")
+    t2=$(measure env TOCSIN_ENGINE__RULE_CACHE=$cache "$tocsin" scan --workers 2 "${rules[@]}" --input-format "$format" "$file")
     # shellcheck disable=SC2086 # the mode is several flags
     r=$(measure rsigma engine eval -r "$data/corpus" $rsigma_mode -e "@$file")
     ratio=$(awk -v r="${r%% s*}" -v t="${t1%% s*}" 'BEGIN { if (t > 0) printf "%.1fx", r / t }')

@@ -11,9 +11,11 @@
 //!
 //! A cache belongs to one build of tocsin (its version and the size and
 //! modification time of its executable) and one set of rule limits, which
-//! shape parse results; another build or other limits use another file. A
-//! missing, unreadable, corrupt or stale cache, or entry, is a miss: the
-//! file is parsed. Nothing in it is trusted beyond what a parse would give.
+//! shape parse results. There is one cache file per set of rule paths and
+//! limits; another build finds it stale and replaces it, so upgrades do not
+//! pile up caches. A missing, unreadable, corrupt or stale cache, or entry,
+//! is a miss: the file is parsed. Nothing in it is trusted beyond what a
+//! parse would give.
 //!
 //! The framing is written by hand (length-prefixed fields), so that each
 //! entry decodes on its own, in parallel, and a damaged entry only misses
@@ -69,7 +71,9 @@ impl RuleCache {
     /// identified (its executable is unknown), so no cache is safe to use.
     pub(crate) fn open(dir: &Path, roots: &[&Path], limits: &RuleLimits) -> Option<RuleCache> {
         let header = header(limits)?;
-        let mut key = header.clone();
+        // Named by what it is for (rule paths and limits), not by the build:
+        // a new build replaces its predecessor's cache instead of adding one.
+        let mut key = postcard::to_stdvec(limits).ok()?;
         for root in roots {
             key.extend_from_slice(root.as_os_str().as_encoded_bytes());
             key.push(0);
