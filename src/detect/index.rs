@@ -44,6 +44,10 @@ type Requirement = Vec<Conjunct>;
 /// Sets kept per conjunct: the most selective ones (each set is a bit).
 const MAX_SETS: usize = 3;
 
+/// A field set whose shortest literal is shorter than this (`GET`, an
+/// event id) is weak: a keyword set beside it is kept (see `trim`).
+const WEAK_FIELD_LITERAL: usize = 4;
+
 /// An `and` of requirements multiplies their conjuncts; past this many the
 /// most selective side alone is kept.
 const MAX_CONJUNCTS: usize = 16;
@@ -582,17 +586,21 @@ fn requirement_selectivity(r: &Requirement) -> (bool, usize, std::cmp::Reverse<u
 }
 
 /// Keeps a conjunct cheap to track: its most selective sets, at most
-/// `MAX_SETS`; no keyword set beside field sets (keyword sets scan the whole
-/// event) and no set of very short literals (event ids) beside longer ones.
+/// `MAX_SETS`; no set of very short literals (event ids) beside longer
+/// ones, and no keyword set beside field sets (keyword sets scan the whole
+/// event) unless those are weak: `cs-method: GET` beside SQL injection
+/// keywords would otherwise make every GET request a candidate.
 /// Dropping sets only weakens the requirement, which stays necessary.
 fn trim(mut c: Conjunct) -> Conjunct {
     c.sort_by_key(|set| std::cmp::Reverse(selectivity(set)));
     c.dedup();
     let best = c.first().map(selectivity);
     if let Some((fields_only, shortest, _)) = best {
+        let weak_fields = fields_only && shortest < WEAK_FIELD_LITERAL;
         c.retain(|set| {
             let (f, s, _) = selectivity(set);
-            (f || !fields_only) && (s >= 3 || shortest < 3)
+            let keyword_kept = weak_fields && s >= WEAK_FIELD_LITERAL;
+            (f || !fields_only || keyword_kept) && (s >= 3 || shortest < 3)
         });
     }
     c.truncate(MAX_SETS);

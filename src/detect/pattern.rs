@@ -227,9 +227,14 @@ impl StrPattern {
             Shape::Contains(n, _) => (Anchor::Anywhere, n.text.clone()),
             Shape::Glob(toks) => glob_literal(toks),
         };
+        // A cased pattern compares the text as it is, and an ASCII one folds
+        // ASCII only, as the index does: its literal is required as it is.
+        if text.is_empty() || self.cased || !self.needs_non_ascii() {
+            return (!text.is_empty()).then_some((anchor, text));
+        }
         // Characters without case (digits, punctuation, dashes, emoji,
         // format marks) are safe at any code point; other non-ASCII letters
-        // are not. A needle with one is compared with the haystack fully
+        // are not. A pattern with one is compared with the haystack fully
         // lowercased, where only two characters become ASCII: the Kelvin
         // sign (`k`) and `İ` (`i` and a combining dot). So every match holds
         // each run of the needle's caseless characters and ASCII other than
@@ -238,13 +243,15 @@ impl StrPattern {
         // The combining dot is caseless but comes out of `İ` too: not safe.
         let caseless =
             |c: char| c != '\u{307}' && c.to_lowercase().eq([c]) && c.to_uppercase().eq([c]);
-        if text.is_empty() || text.is_ascii() || text.chars().all(caseless) {
-            return (!text.is_empty()).then_some((anchor, text));
-        }
         let in_run = |c: char| match c.is_ascii() {
             true => !matches!(c.to_ascii_lowercase(), 'k' | 'i'),
             false => caseless(c),
         };
+        // Every character safe: each comes from itself (or its ASCII other
+        // case), one for one, so the anchor holds too.
+        if text.chars().all(in_run) {
+            return Some((anchor, text));
+        }
         let run = text.split(|c| !in_run(c)).max_by_key(|run| run.len())?;
         (!run.is_empty()).then(|| (Anchor::Anywhere, run.to_string()))
     }
@@ -302,6 +309,11 @@ impl StrPattern {
                         toks,
                         hay.bytes().map(|b| char::from(b.to_ascii_lowercase())),
                     )
+                } else if !self.needs_non_ascii() {
+                    // An ASCII pattern folds ASCII only, as an ASCII needle
+                    // does: the Kelvin sign is not `k`, and `?` is one
+                    // character of the text, not of its lowercase (`İ` is two).
+                    glob_match(toks, hay.chars().map(|c| c.to_ascii_lowercase()))
                 } else {
                     glob_match(toks, hay.chars().flat_map(char::to_lowercase))
                 }
@@ -509,10 +521,20 @@ mod tests {
             "the longest run without a cased non-ASCII letter"
         );
         assert_eq!(
-            lit(" \u{2013}accepteula"),
+            lit("* \u{2013}accepteula*"),
             at(Anchor::Anywhere, " \u{2013}accepteula"),
             "a windash variant keeps its dash and letters"
         );
+        assert_eq!(
+            lit("\u{2013}s cmd"),
+            at(Anchor::Whole, "\u{2013}s cmd"),
+            "and its anchor, when every character is safe"
+        );
+        assert!(
+            !StrPattern::from_sigma("?k", false).is_match("k\u{212a}"),
+            "an ASCII glob folds ASCII only: the Kelvin sign is not k"
+        );
+        assert!(StrPattern::from_sigma("a?b", false).is_match("a\u{130}b"));
         assert_eq!(
             lit("*\u{202e}*"),
             at(Anchor::Anywhere, "\u{202e}"),
