@@ -557,20 +557,25 @@ mod tests {
         );
     }
 
+    /// When `pat` matches `hay` but `hay`, ASCII-folded as the index sees
+    /// it, lacks the pattern's required literal where it says: the literal.
+    fn literal_missed(pat: &str, hay: &str) -> Option<(Anchor, String)> {
+        let p = StrPattern::from_sigma(pat, false);
+        let (anchor, lit) = p.required_literal().filter(|_| p.is_match(hay))?;
+        let hay = hay.to_ascii_lowercase();
+        let holds = match anchor {
+            Anchor::Anywhere => hay.contains(&lit),
+            Anchor::Start => hay.starts_with(&lit),
+            Anchor::End => hay.ends_with(&lit),
+            Anchor::Whole => hay == lit,
+        };
+        (!holds).then_some((anchor, lit))
+    }
+
     proptest::proptest! {
         #[test]
         fn required_literals_hold_in_every_match(hay in "[a-cA-C?*]{0,10}", pat in "[ab?*]{0,7}") {
-            let p = StrPattern::from_sigma(&pat, false);
-            if let (true, Some((anchor, lit))) = (p.is_match(&hay), p.required_literal()) {
-                let hay = hay.to_ascii_lowercase();
-                let holds = match anchor {
-                    Anchor::Anywhere => hay.contains(&lit),
-                    Anchor::Start => hay.starts_with(&lit),
-                    Anchor::End => hay.ends_with(&lit),
-                    Anchor::Whole => hay == lit,
-                };
-                proptest::prop_assert!(holds, "{pat:?} matched {hay:?} without {anchor:?} {lit:?}");
-            }
+            proptest::prop_assert_eq!(literal_missed(&pat, &hay), None);
         }
 
         /// Haystacks with the characters that lowercase to ASCII (Kelvin
@@ -580,17 +585,7 @@ mod tests {
             hay in "[akiAKI\u{212a}\u{130}\u{307}\u{2013}äÄ -]{0,10}",
             pat in "[aki\u{2013}\u{307}ä -?*]{0,7}",
         ) {
-            let p = StrPattern::from_sigma(&pat, false);
-            if let (true, Some((anchor, lit))) = (p.is_match(&hay), p.required_literal()) {
-                let hay = hay.to_ascii_lowercase();
-                let holds = match anchor {
-                    Anchor::Anywhere => hay.contains(&lit),
-                    Anchor::Start => hay.starts_with(&lit),
-                    Anchor::End => hay.ends_with(&lit),
-                    Anchor::Whole => hay == lit,
-                };
-                proptest::prop_assert!(holds, "{pat:?} matched {hay:?} without {anchor:?} {lit:?}");
-            }
+            proptest::prop_assert_eq!(literal_missed(&pat, &hay), None);
         }
 
         /// The needle is cut from the haystack, so most cases match.
@@ -604,12 +599,7 @@ mod tests {
             let from = from.min(chars.len() - 1);
             let to = (from + len).min(chars.len());
             let needle: String = chars[from..to].iter().collect();
-            let pat = format!("*{needle}*");
-            let p = StrPattern::from_sigma(&pat, false);
-            if let (true, Some((_, lit))) = (p.is_match(&hay), p.required_literal()) {
-                let folded = hay.to_ascii_lowercase();
-                proptest::prop_assert!(folded.contains(&lit), "{pat:?} matched {hay:?} without {lit:?}");
-            }
+            proptest::prop_assert_eq!(literal_missed(&format!("*{needle}*"), &hay), None);
         }
     }
 
