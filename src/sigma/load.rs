@@ -211,8 +211,9 @@ fn parse_cached(
     (parsed, cached)
 }
 
-/// Rewrites the cache when a file is new, changed or gone. A cache that
-/// cannot be written only costs the next load its speed.
+/// Rewrites the cache when a file was parsed now (new, changed, or its
+/// entry damaged) or is gone. A cache that cannot be written only costs the
+/// next load its speed.
 fn update_cache(
     cache: &RuleCache,
     files: &[PathBuf],
@@ -223,7 +224,8 @@ fn update_cache(
         .zip(parsed)
         .filter_map(|(file, p)| Some((file.as_path(), p.as_ref().ok()?.1.as_ref()?)))
         .collect();
-    if !cache.is_stale(entries.iter().map(|(file, c)| (*file, c.text))) {
+    let all_decoded = entries.iter().all(|(_, c)| c.encoded.is_none());
+    if all_decoded && entries.len() == cache.len() {
         return;
     }
     let stored = entries.iter().filter_map(|(file, c)| {
@@ -718,6 +720,11 @@ mod tests {
             std::fs::write(&files[0], &damaged).unwrap();
             let report = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
             assert_eq!(summary(&report), parsed, "byte {at} flipped");
+            let repaired = std::fs::read(&files[0]).unwrap();
+            assert!(
+                repaired == stored,
+                "byte {at} flipped: the cache is not repaired"
+            );
         }
         std::fs::write(&files[0], b"not a cache").unwrap();
         let report = load_paths_cached(&[rules.path()], &limits, Some(cache.path()));
