@@ -515,46 +515,56 @@ mod tests {
         assert_eq!(lit("*"), None);
         assert_eq!(lit(""), None);
         assert_eq!(lit("*ä*"), None);
-        assert_eq!(
-            lit("*ärger*"),
-            at(Anchor::Anywhere, "rger"),
-            "the longest run without a cased non-ASCII letter"
-        );
-        assert_eq!(
-            lit("* \u{2013}accepteula*"),
-            at(Anchor::Anywhere, " \u{2013}accepteula"),
-            "a windash variant keeps its dash and letters"
-        );
-        assert_eq!(
-            lit("\u{2013}s cmd"),
-            at(Anchor::Whole, "\u{2013}s cmd"),
-            "and its anchor, when every character is safe"
-        );
+        // Beyond ASCII: (pattern, literal, why).
+        let cases = [
+            (
+                "*ärger*",
+                at(Anchor::Anywhere, "rger"),
+                "the longest run without a cased non-ASCII letter",
+            ),
+            (
+                "* \u{2013}accepteula*",
+                at(Anchor::Anywhere, " \u{2013}accepteula"),
+                "a windash variant keeps its dash and letters",
+            ),
+            (
+                "\u{2013}s cmd",
+                at(Anchor::Whole, "\u{2013}s cmd"),
+                "and its anchor, when every character is safe",
+            ),
+            (
+                "*\u{202e}*",
+                at(Anchor::Anywhere, "\u{202e}"),
+                "caseless characters are fine",
+            ),
+            (
+                "*\u{307}*",
+                None,
+                "the combining dot may be the lowercase of `İ`",
+            ),
+            (
+                "*\u{202e}k*",
+                at(Anchor::Anywhere, "\u{202e}"),
+                "the Kelvin sign lowercases to k beside a non-ASCII needle: a run stops at k",
+            ),
+            (
+                "*ä-kelvin*",
+                at(Anchor::Anywhere, "elv"),
+                "nor is `k` or `i` in a run",
+            ),
+        ];
+        for (pattern, literal, why) in cases {
+            assert_eq!(lit(pattern), literal, "{pattern:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn an_ascii_glob_folds_ascii_only_and_counts_characters_of_the_text() {
         assert!(
             !StrPattern::from_sigma("?k", false).is_match("k\u{212a}"),
-            "an ASCII glob folds ASCII only: the Kelvin sign is not k"
+            "the Kelvin sign is not k"
         );
         assert!(StrPattern::from_sigma("a?b", false).is_match("a\u{130}b"));
-        assert_eq!(
-            lit("*\u{202e}*"),
-            at(Anchor::Anywhere, "\u{202e}"),
-            "caseless characters are fine"
-        );
-        assert_eq!(
-            lit("*\u{307}*"),
-            None,
-            "the combining dot may be the lowercase of `İ`"
-        );
-        assert_eq!(
-            lit("*\u{202e}k*"),
-            at(Anchor::Anywhere, "\u{202e}"),
-            "the Kelvin sign lowercases to k beside a non-ASCII needle: a run stops at k"
-        );
-        assert_eq!(
-            lit("*ä-kelvin*"),
-            at(Anchor::Anywhere, "elv"),
-            "nor is `k` or `i` in a run"
-        );
     }
 
     /// When `pat` matches `hay` but `hay`, ASCII-folded as the index sees
