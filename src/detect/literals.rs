@@ -21,6 +21,7 @@
 
 use super::pattern::Anchor;
 use super::prefilter::CaselessPrefilter;
+use super::windowed::WindowSet;
 use aho_corasick::automaton::Automaton as _;
 use aho_corasick::nfa::contiguous;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Anchored, MatchKind};
@@ -87,6 +88,12 @@ pub(super) enum Speed {
 /// measurements are in BENCHMARKS.md.
 const DFA_MAX_PATTERN_BYTES: usize = 8192;
 
+/// A set of literals that may occur anywhere, too many for the vectorised
+/// prefilter, has those of at least 8 (then 4) bytes found by their
+/// windows (`windowed.rs`) when there are at least this many of them: an
+/// automaton of that many literals without a prefilter walks each byte.
+const WINDOWED_MIN_LITERALS: usize = 16;
+
 /// Distinct literals with their anchors; a search reports literal `i` as hit `i`.
 ///
 /// The automata are built on the first search, not when the rules are
@@ -115,6 +122,8 @@ enum Searchers {
 struct Automata {
     /// Literals that may occur anywhere.
     anywhere: Option<Unanchored>,
+    /// More literals that may occur anywhere, of large sets, by their windows.
+    windowed: Vec<WindowSet>,
     /// Prefix and whole-value literals, walked from the first byte.
     starts: Option<AnchoredTrie>,
     /// Suffix literals, reversed, walked from the last byte backwards.
@@ -201,12 +210,14 @@ impl Automata {
                 }
             }
         }
+        let (windowed, anywhere, anywhere_ids) = split_windowed(anywhere, anywhere_ids);
         let anywhere = match anywhere.is_empty() {
             true => None,
             false => Some(Unanchored::build(&anywhere, anywhere_ids, speed)?),
         };
         Some(Automata {
             anywhere,
+            windowed,
             starts: AnchoredTrie::build(starts)?,
             ends: AnchoredTrie::build(ends)?,
         })
@@ -216,6 +227,11 @@ impl Automata {
         if let Some(u) = &self.anywhere {
             u.scan(text, hit);
         }
+        if !self.windowed.is_empty() {
+            with_folded(text.as_bytes(), |folded| {
+                self.windowed.iter().for_each(|w| w.scan(folded, hit))
+            });
+        }
         let bytes = text.as_bytes();
         if let Some(t) = &self.starts {
             t.walk(bytes.iter().copied(), bytes.len(), hit);
@@ -224,6 +240,37 @@ impl Automata {
             t.walk(bytes.iter().rev().copied(), bytes.len(), hit);
         }
     }
+}
+
+/// Takes out of `patterns` (with their hit `ids`) the literals found by
+/// windows: see [`WINDOWED_MIN_LITERALS`]. Returns those sets and the rest.
+fn split_windowed(
+    mut patterns: Vec<&str>,
+    mut ids: Vec<u32>,
+) -> (Vec<WindowSet>, Vec<&str>, Vec<u32>) {
+    let mut sets = Vec::new();
+    for width in [8, 4] {
+        if patterns.len() < WINDOWED_MIN_LITERALS || CaselessPrefilter::new(&patterns).is_some() {
+            break;
+        }
+        let long: Vec<(&[u8], u32)> = patterns
+            .iter()
+            .zip(&ids)
+            .filter(|(p, _)| p.len() >= width)
+            .map(|(p, id)| (p.as_bytes(), *id))
+            .collect();
+        if long.len() < WINDOWED_MIN_LITERALS {
+            continue;
+        }
+        sets.push(WindowSet::build(&long, width));
+        (patterns, ids) = patterns
+            .iter()
+            .zip(&ids)
+            .filter(|(p, _)| p.len() < width)
+            .map(|(p, id)| (*p, *id))
+            .unzip();
+    }
+    (sets, patterns, ids)
 }
 
 /// An unanchored automaton, with a vectorised first pass when its patterns allow one.
@@ -392,6 +439,50 @@ mod tests {
         found
     }
 
+    /// The literals `text` holds where their anchors say, by plain string search.
+    fn anchored_occurrences(literals: &[(Anchor, String)], text: &str) -> Vec<usize> {
+        let lower = text.to_ascii_lowercase();
+        let lower = lower.as_str();
+        (0..literals.len())
+            .filter(|&i| match &literals[i] {
+                (Anywhere, l) => lower.contains(l.as_str()),
+                (Start, l) => lower.starts_with(l.as_str()),
+                (End, l) => lower.ends_with(l.as_str()),
+                (Whole, l) => lower == l,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_set_finds_its_long_literals_by_window_and_its_short_ones_by_automaton() {
+        // 80 hashes (no prefilter takes that many), a name and a short word.
+        let mut literals: Vec<(Anchor, String)> = (0..80)
+            .map(|i| {
+                (
+                    Anywhere,
+                    format!("{:016x}", 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i + 1)),
+                )
+            })
+            .collect();
+        literals.push((Anywhere, "mimi".to_string()));
+        literals.push((Anywhere, "ab".to_string()));
+        literals.push((End, "\\evil.exe".to_string()));
+        let set = Literals::new(&literals, Speed::Scan).built();
+        let Searchers::Automata(automata) = set.searchers() else {
+            panic!("automata");
+        };
+        assert_eq!(automata.windowed.len(), 1);
+        let text = format!(
+            "MD5=00,SHA256={},SHA1=Mimikatz",
+            literals[7].1.to_ascii_uppercase()
+        );
+        assert_eq!(hits(&set, &text), vec![7, 80]);
+        assert_eq!(hits(&set, "C:\\Tools\\evil.exe ab"), vec![81]);
+        assert_eq!(hits(&set, "C:\\Tools\\EVIL.EXE"), vec![82]);
+        let prefix = literals[3].1[..15].to_string();
+        assert_eq!(hits(&set, &prefix), Vec::<usize>::new());
+    }
+
     #[test]
     fn anchored_literals_hit_only_at_their_end_of_the_value() {
         let set = Literals::new(
@@ -433,21 +524,41 @@ mod tests {
             unique.sort();
             unique.dedup();
             let set = Literals::new(&unique, Speed::Scan);
-            let lower = text.to_ascii_lowercase();
-            let expected: Vec<usize> = unique
-                .iter()
-                .enumerate()
-                .filter(|(_, (a, l))| match a {
-                    Anywhere => lower.contains(l.as_str()),
-                    Start => lower.starts_with(l.as_str()),
-                    End => lower.ends_with(l.as_str()),
-                    Whole => lower == *l,
-                })
-                .map(|(i, _)| i)
-                .collect();
+            let expected = anchored_occurrences(&unique, &text);
             proptest::prop_assert_eq!(&hits(&set, &text), &expected);
             let one_by_one = Literals::new(&unique, Speed::Scan).one_by_one();
             proptest::prop_assert_eq!(hits(&one_by_one, &text), expected);
+        }
+
+        /// Sets too large for the vectorised prefilter, whose longer
+        /// literals are found by their windows (`windowed.rs`), the rest by
+        /// the automata.
+        #[test]
+        fn large_literal_sets_find_exactly_the_anchored_occurrences(
+            literals in proptest::collection::vec((0..8u8, "[a-hA-H.\\\\]{2,12}"), 40..120),
+            pieces in proptest::collection::vec(("[a-hA-H.\\\\]{0,6}", 0..120usize, 0..13usize, proptest::bool::ANY), 0..6),
+            speed in proptest::sample::select(vec![Speed::Scan, Speed::Compact]),
+        ) {
+            // Most may occur anywhere: those are the ones found by windows.
+            let anchors = [Anywhere, Start, End, Whole, Anywhere, Anywhere, Anywhere, Anywhere];
+            let mut unique: Vec<(Anchor, String)> = literals
+                .into_iter()
+                .map(|(a, l)| (anchors[a as usize], l.to_ascii_lowercase()))
+                .collect();
+            unique.sort();
+            unique.dedup();
+            // Filler, literals and cut literals, in either case.
+            let mut text = String::new();
+            for (filler, pick, cut, upper) in pieces {
+                text.push_str(&filler);
+                if let Some((_, l)) = unique.get(pick) {
+                    let part = &l[..cut.min(l.len())];
+                    text.push_str(&if upper { part.to_ascii_uppercase() } else { part.to_string() });
+                }
+            }
+            let set = Literals::new(&unique, speed).built();
+            let expected = anchored_occurrences(&unique, &text);
+            proptest::prop_assert_eq!(hits(&set, &text), expected);
         }
 
         /// Long texts are searched in lowercased copies (of a prefilter's

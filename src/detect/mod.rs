@@ -12,6 +12,7 @@ pub(crate) mod pattern;
 mod prefilter;
 pub(crate) mod regex_literals;
 pub(crate) mod value;
+mod windowed;
 
 use crate::event::Event;
 use crate::sigma::{Condition, Detection, LoadedFilter, LoadedRule, Quantifier, RuleProblem};
