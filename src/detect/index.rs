@@ -180,56 +180,106 @@ pub(crate) struct IndexScratch {
 /// hashes and registry keys come back event after event. Walking them
 /// through a multi-megabyte automaton again costs a cache miss per byte or
 /// so; looking up what the last walk found costs one hash and one compare.
+/// A JSON string with escapes (any Windows path) is remembered by its
+/// escaped text, so a repeat is not even decoded.
 #[derive(Debug, Default)]
 struct ScanMemo {
     index: u64,
     hasher: foldhash::fast::FixedState,
-    /// By hash of (literal set, text); a colliding entry is simply replaced.
+    /// By hash of (literal set, escaped or not, text); a colliding entry is
+    /// simply replaced.
     entries: FastMap<u64, MemoEntry>,
+    /// What the entries hold, in bytes (see [`MEMO_BYTES`]).
+    bytes: usize,
 }
 
 #[derive(Debug)]
 struct MemoEntry {
     set: u32,
+    /// Whether `text` is a JSON string's escaped text, not the text itself.
+    escaped: bool,
     text: Box<str>,
     patterns: Box<[u32]>,
 }
 
-/// Texts shorter than this are cheaper to scan than to look up; longer ones
-/// (script blocks, messages) rarely repeat.
-const MEMO_TEXTS: std::ops::RangeInclusive<usize> = 16..=512;
+impl MemoEntry {
+    /// About what it holds: its texts and its share of the table.
+    fn bytes(&self) -> usize {
+        self.text.len() + 4 * self.patterns.len() + 64
+    }
+}
 
-/// Entries per worker; past it the memo starts over, bounding its memory
-/// (about 1.5 MiB at the longest texts).
-const MEMO_ENTRIES: usize = 4096;
+/// Texts shorter than this are cheaper to scan than to look up; longer ones
+/// (script blocks, messages) rarely repeat. Call traces (300 bytes to 2 KB)
+/// repeat a great deal and cost a cache miss per byte or two to scan.
+const MEMO_TEXTS: std::ops::RangeInclusive<usize> = 16..=4096;
+
+/// Bytes held per worker; past it the memo starts over, bounding its memory.
+const MEMO_BYTES: usize = 3 << 20;
 
 impl ScanMemo {
     /// Reports the patterns of `text`, from memory or by scanning it.
     fn scan(&mut self, a: &LiteralSet, text: &str, hit: &mut dyn FnMut(usize)) {
+        self.recall(a, text, false, hit, |hit| {
+            a.literals.for_each_hit(text, hit)
+        });
+    }
+
+    /// [`ScanMemo::scan`] of a JSON string that has escapes: remembered by
+    /// its escaped text, decoded into `decoded` only to be scanned.
+    fn scan_escaped(
+        &mut self,
+        a: &LiteralSet,
+        s: JsonString<'_>,
+        decoded: &mut String,
+        hit: &mut dyn FnMut(usize),
+    ) {
+        self.recall(a, s.escaped(), true, hit, |hit| {
+            decoded.clear();
+            s.push_to(decoded);
+            a.literals.for_each_hit(decoded, hit)
+        });
+    }
+
+    /// Reports the patterns remembered for `text` (escaped or not), else
+    /// those `search` reports, and remembers them.
+    fn recall(
+        &mut self,
+        a: &LiteralSet,
+        text: &str,
+        escaped: bool,
+        hit: &mut dyn FnMut(usize),
+        search: impl FnOnce(&mut dyn FnMut(usize)),
+    ) {
         if !MEMO_TEXTS.contains(&text.len()) {
-            return a.literals.for_each_hit(text, hit);
+            return search(hit);
         }
-        let key = self.hasher.hash_one((a.id, text));
+        let key = self.hasher.hash_one((a.id, escaped, text));
         if let Some(e) = self.entries.get(&key) {
-            if e.set == a.id && *e.text == *text {
+            if e.set == a.id && e.escaped == escaped && *e.text == *text {
                 e.patterns.iter().for_each(|&p| hit(p as usize));
                 return;
             }
         }
         let mut patterns = Vec::new();
-        a.literals.for_each_hit(text, &mut |p| {
+        search(&mut |p| {
             patterns.push(p as u32);
             hit(p);
         });
-        if self.entries.len() >= MEMO_ENTRIES {
-            self.entries.clear();
-        }
         let entry = MemoEntry {
             set: a.id,
+            escaped,
             text: text.into(),
             patterns: patterns.into(),
         };
-        self.entries.insert(key, entry);
+        if self.bytes.saturating_add(entry.bytes()) > MEMO_BYTES {
+            self.entries.clear();
+            self.bytes = 0;
+        }
+        self.bytes = self.bytes.saturating_add(entry.bytes());
+        if let Some(replaced) = self.entries.insert(key, entry) {
+            self.bytes = self.bytes.saturating_sub(replaced.bytes());
+        }
     }
 }
 
@@ -348,6 +398,7 @@ impl RuleIndex {
         scratch.touched.clear();
         if scratch.memo.index != self.id {
             scratch.memo.entries.clear();
+            scratch.memo.bytes = 0;
             scratch.memo.index = self.id;
         }
         let IndexScratch {
@@ -460,11 +511,7 @@ fn scan(
         Scan::Value(v) => scan_value(a, v, decoded_text, memo, hit),
         Scan::Json(s) => match s.plain() {
             Some(text) => memo.scan(a, text, hit),
-            None => {
-                decoded_text.clear();
-                s.push_to(decoded_text);
-                memo.scan(a, decoded_text, hit);
-            }
+            None => memo.scan_escaped(a, s, decoded_text, hit),
         },
         Scan::Text(t) => a.literals.for_each_hit(t, hit),
     }
@@ -738,5 +785,48 @@ mod tests {
         let short = "who";
         assert_eq!(patterns(&mut memo, &images, short).len(), 1);
         assert_eq!(memo.entries.len(), 2, "short texts are not remembered");
+    }
+
+    #[test]
+    fn an_escaped_json_string_is_remembered_apart_from_the_same_text_unescaped() {
+        let paths = literal_set(1, &[(Anywhere, "\\temp\\"), (Anywhere, "\\\\temp")]);
+        // `c:\\users\\temp\\a.exe` between the quotes; `c:\users\temp\a.exe` decoded.
+        let json = "c:\\\\users\\\\temp\\\\a.exe";
+        let mut memo = ScanMemo::default();
+        let mut decoded = String::new();
+        let mut found = Vec::new();
+        for _ in 0..2 {
+            found.clear();
+            let escaped = crate::event::JsonString::new_for_tests(json);
+            memo.scan_escaped(&paths, escaped, &mut decoded, &mut |p| {
+                found.push(paths.slots[p][0].conjunct)
+            });
+            found.sort();
+            assert_eq!(found, vec![0], "one backslash before temp, decoded");
+        }
+        assert_eq!(memo.entries.len(), 1);
+        // The escaped text read as a text holds both: not the entry's answer.
+        assert_eq!(patterns(&mut memo, &paths, json), vec![0, 1]);
+        assert_eq!(memo.entries.len(), 2);
+    }
+
+    #[test]
+    fn the_memo_starts_over_when_it_holds_its_bytes() {
+        let set = literal_set(1, &[(Anywhere, "x")]);
+        let mut memo = ScanMemo::default();
+        let text = "a".repeat(*MEMO_TEXTS.end());
+        let mut most = 0;
+        for i in 0..2 * MEMO_BYTES / text.len() {
+            let text = format!("{i:08}{text}");
+            let text = &text[..*MEMO_TEXTS.end()];
+            assert!(patterns(&mut memo, &set, text).is_empty());
+            assert!(memo.bytes <= MEMO_BYTES);
+            most = most.max(memo.entries.len());
+        }
+        assert!(
+            most >= MEMO_BYTES / (2 * text.len()),
+            "it filled up before starting over"
+        );
+        assert!(memo.entries.len() < most, "it started over");
     }
 }

@@ -296,6 +296,18 @@ impl<'a> JsonString<'a> {
         (!self.0.contains('\\')).then_some(self.0)
     }
 
+    /// A string from the text between its quotes, which must be valid JSON
+    /// string content without `\u` escapes.
+    #[cfg(test)]
+    pub(crate) fn new_for_tests(escaped: &'a str) -> Self {
+        JsonString(escaped)
+    }
+
+    /// The string's text as it is in the JSON, escapes and all.
+    pub fn escaped(&self) -> &'a str {
+        self.0
+    }
+
     /// Appends the string's decoded text to `out`.
     ///
     /// Hand-written rather than serde_json's because serde_json decodes
