@@ -6,7 +6,8 @@
 //! megabytes, missing the cache as it goes; an anchored walk from the
 //! value's first or last byte stops after a few bytes, as soon as no literal
 //! continues, and stays in the hot states near the root. Only literals that
-//! may occur anywhere go into an unanchored automaton.
+//! may occur anywhere go into an unanchored automaton; of a set too large
+//! for its prefilter, only the short ones (the rest: `windowed.rs`).
 //!
 //! Every comparison folds ASCII case. The anchored tries and the large
 //! unanchored automata hold the literals in ASCII lower case and are given
