@@ -440,6 +440,20 @@ mod tests {
         found
     }
 
+    /// Generated literals, lowercase and distinct, each with `anchors[a]`.
+    fn distinct_lowercase(
+        literals: Vec<(u8, String)>,
+        anchors: &[Anchor],
+    ) -> Vec<(Anchor, String)> {
+        let mut unique: Vec<(Anchor, String)> = literals
+            .into_iter()
+            .map(|(a, l)| (anchors[a as usize], l.to_ascii_lowercase()))
+            .collect();
+        unique.sort();
+        unique.dedup();
+        unique
+    }
+
     /// The literals `text` holds where their anchors say, by plain string search.
     fn anchored_occurrences(literals: &[(Anchor, String)], text: &str) -> Vec<usize> {
         let lower = text.to_ascii_lowercase();
@@ -517,13 +531,7 @@ mod tests {
             literals in proptest::collection::vec((0..4u8, "[abAB.]{1,4}"), 1..8),
             text in "[abAB.]{0,12}",
         ) {
-            let anchors = [Anywhere, Start, End, Whole];
-            let mut unique: Vec<(Anchor, String)> = literals
-                .into_iter()
-                .map(|(a, l)| (anchors[a as usize], l.to_ascii_lowercase()))
-                .collect();
-            unique.sort();
-            unique.dedup();
+            let unique = distinct_lowercase(literals, &[Anywhere, Start, End, Whole]);
             let set = Literals::new(&unique, Speed::Scan);
             let expected = anchored_occurrences(&unique, &text);
             proptest::prop_assert_eq!(&hits(&set, &text), &expected);
@@ -542,12 +550,7 @@ mod tests {
         ) {
             // Most may occur anywhere: those are the ones found by windows.
             let anchors = [Anywhere, Start, End, Whole, Anywhere, Anywhere, Anywhere, Anywhere];
-            let mut unique: Vec<(Anchor, String)> = literals
-                .into_iter()
-                .map(|(a, l)| (anchors[a as usize], l.to_ascii_lowercase()))
-                .collect();
-            unique.sort();
-            unique.dedup();
+            let unique = distinct_lowercase(literals, &anchors);
             // Filler, literals and cut literals, in either case.
             let mut text = String::new();
             for (filler, pick, cut, upper) in pieces {
