@@ -304,7 +304,7 @@ impl<'a> JsonString<'a> {
     }
 
     /// The string's text as it is in the JSON, escapes and all.
-    pub fn escaped(&self) -> &'a str {
+    pub(crate) fn escaped(&self) -> &'a str {
         self.0
     }
 
